@@ -1,0 +1,170 @@
+//! The command line, as clap derive structs. The help text lives in the doc comments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Declarative promotion of Bamboo builds through manual stages.
+///
+/// Manifests say which builds should have reached which manual stages; `plan` shows what it
+/// would take, `apply` does it with only the calls needed, and never re-runs a stage.
+#[derive(Debug, Parser)]
+#[command(name = "bamboo-promote", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check manifests offline: syntax, fields, ids, `after` references, cycles, conflicts.
+    Validate(ValidateArgs),
+    /// Print the JSON Schema of the manifest format.
+    Schema(SchemaArgs),
+    /// Show what apply would do, without changing anything.
+    Plan(PlanArgs),
+    /// Show where each target's build stands now.
+    Status(StatusArgs),
+    /// Queue the promotions the manifests (or a saved plan) call for.
+    Apply(ApplyArgs),
+    /// Serve a simulated Bamboo described by a world file.
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Manifest files or folders (every *.yaml / *.yml below, in path order).
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Human)]
+    pub format: DiagnosticFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagnosticFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Write the schema to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Where Bamboo is and how to talk to it.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Bamboo's base URL (with its context path, if any), or `sim:WORLD.yaml` to start the
+    /// simulator inside this process.
+    #[arg(long, env = "BAMBOO_URL")]
+    pub server: String,
+    /// Read the personal access token from this file (else BAMBOO_TOKEN).
+    #[arg(long, env = "BAMBOO_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Requests in flight at once, at most.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+    /// Time allowed for one HTTP request.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Manifest files or folders.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+    /// Save the plan as JSON, for `apply plan.json`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when there are changes to apply (0 when none), like Terraform.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Manifest files or folders.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Manifest files or folders, or one plan saved by `plan --out`.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Do not ask for confirmation (needed without a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Wait until every queued stage has finished, and go on in `after` order.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long `--wait` waits in all.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// How often `--wait` re-reads builds.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// `human`, or `json` for one event per line.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
+    /// Append every write, as JSON lines, to this file.
+    #[arg(long)]
+    pub audit_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// The world file: plans, stages, builds, tokens, faults.
+    #[arg(long)]
+    pub world: PathBuf,
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:8085")]
+    pub listen: SocketAddr,
+}
+
+/// `250ms`, `30s`, `5m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 30s or 5m"))?;
+    let ms = match unit {
+        "ms" => number,
+        "s" | "" => number * 1000,
+        "m" => number * 60_000,
+        "h" => number * 3_600_000,
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}` in `{text}`: use ms, s, m or h"
+            ));
+        }
+    };
+    Ok(Duration::from_millis(ms))
+}

@@ -1,0 +1,53 @@
+//! `validate`: the offline check of manifests, for editors, pre-commit hooks and CI.
+
+use crate::cli::{DiagnosticFormat, ValidateArgs};
+use crate::exit;
+use crate::manifest::{self, ManifestError};
+
+pub fn run(args: &ValidateArgs) -> u8 {
+    match manifest::load(&args.paths) {
+        Ok(desired) => {
+            if args.format == DiagnosticFormat::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "valid": true, "targets": desired.targets.len(), "diagnostics": [] })
+                );
+            } else {
+                eprintln!(
+                    "{} targets in {} files: valid",
+                    desired.targets.len(),
+                    desired.files.len()
+                );
+            }
+            exit::SUCCESS
+        }
+        Err(errors) => {
+            report(&errors, args.format);
+            exit::ERROR
+        }
+    }
+}
+
+/// Prints manifest errors: rendered reports on stderr, or one JSON document on stdout.
+pub fn report(errors: &[ManifestError], format: DiagnosticFormat) {
+    match format {
+        DiagnosticFormat::Json => {
+            let diagnostics: Vec<_> = errors.iter().map(ManifestError::to_json).collect();
+            println!(
+                "{}",
+                serde_json::json!({ "valid": false, "diagnostics": diagnostics })
+            );
+        }
+        DiagnosticFormat::Human => {
+            for error in errors {
+                eprintln!("{:?}", miette::Report::new(error.clone()));
+            }
+            let files: std::collections::BTreeSet<_> = errors.iter().map(|e| &e.path).collect();
+            eprintln!(
+                "{} errors in {} files; nothing was contacted",
+                errors.len(),
+                files.len()
+            );
+        }
+    }
+}

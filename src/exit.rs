@@ -1,0 +1,17 @@
+//! Exit codes, as documented in the README. They follow Terraform's `-detailed-exitcode` and
+//! Argo CD: 0 nothing to do or success, 1 error, 2 changes pending; the rest are ours.
+
+pub const SUCCESS: u8 = 0;
+pub const ERROR: u8 = 1;
+/// `plan --detailed-exitcode`: there are promotions to apply.
+pub const CHANGES_PENDING: u8 = 2;
+/// At least one target is blocked (failed, stopped, missing build, disabled plan).
+pub const BLOCKED: u8 = 3;
+/// `apply --wait` gave up before every promoted stage finished.
+pub const TIMED_OUT: u8 = 4;
+/// `apply plan.json`: the saved plan no longer matches Bamboo; nothing stale was queued.
+pub const STALE_PLAN: u8 = 5;
+/// `apply --wait`: a stage that was promoted failed.
+pub const STAGE_FAILED: u8 = 6;
+/// Interrupted (Ctrl-C) while waiting.
+pub const INTERRUPTED: u8 = 130;

@@ -1,0 +1,27 @@
+//! bamboo-promote: declarative promotion of Bamboo builds through manual stages.
+//!
+//! The flow: `manifest` (desired) and `observe` (what Bamboo has) feed the pure
+//! `reconcile::plan`; `render` shows the plan and `apply` carries it out. `bamboo` is the only
+//! module that speaks HTTP; `sim` is an independent simulated Bamboo for tests and demos.
+
+pub mod cli;
+mod cmd;
+pub mod exit;
+pub mod manifest;
+pub mod sim;
+mod suggest;
+
+use cli::{Cli, Command};
+
+/// Runs one command line and returns the process exit code.
+pub async fn run(cli: Cli) -> u8 {
+    match &cli.command {
+        Command::Validate(args) => cmd::validate::run(args),
+        Command::Schema(args) => cmd::schema::run(args),
+        Command::Sim(args) => cmd::sim::run(args).await,
+        Command::Plan(_) | Command::Status(_) | Command::Apply(_) => {
+            eprintln!("error: not built yet");
+            exit::ERROR
+        }
+    }
+}

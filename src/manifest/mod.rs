@@ -1,0 +1,110 @@
+//! The desired state: manifest files read, checked and resolved into targets.
+//!
+//! `types` is the format, `load` reads files, `validate` checks what types cannot, and
+//! `diagnostic` says what is wrong and where. Everything is checked before anything else runs:
+//! one invalid manifest anywhere means no target at all.
+
+mod diagnostic;
+mod load;
+pub mod types;
+mod validate;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+pub use diagnostic::{JsonDiagnostic, ManifestError, Place, SourceFile};
+pub use types::BuildSelector;
+pub use validate::is_plan_key;
+
+/// One promotion, resolved: defaults applied, locations kept for later diagnostics.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub id: String,
+    pub plan: String,
+    pub branch: Option<String>,
+    pub build: BuildSelector,
+    pub stage: String,
+    pub after: Vec<String>,
+    pub execute_all_stages: bool,
+    pub places: TargetPlaces,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetPlaces {
+    pub id: Place,
+    pub plan: Place,
+    pub branch: Option<Place>,
+    pub build: Option<Place>,
+    pub stage: Place,
+    pub after: Vec<Place>,
+}
+
+/// Everything the manifests ask for.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub targets: Vec<Target>,
+    /// SHA-256 over the files' paths and contents: a saved plan records it.
+    pub digest: String,
+    pub files: Vec<Arc<SourceFile>>,
+}
+
+/// Loads every manifest below `paths`; all errors of all files, or the desired state.
+pub fn load(paths: &[PathBuf]) -> Result<Desired, Vec<ManifestError>> {
+    let (files, mut errors) = load::manifest_files(paths);
+    if files.is_empty() && errors.is_empty() {
+        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        let path = paths.first().cloned().unwrap_or_default();
+        errors.push(ManifestError::file(
+            "manifest::none",
+            &path,
+            format!("no *.yaml or *.yml manifest found in {}", shown.join(", ")),
+        ));
+    }
+    let mut targets = Vec::new();
+    let mut sources = Vec::new();
+    for path in &files {
+        match load::load_file(path) {
+            Ok(loaded) => {
+                for doc in loaded.documents {
+                    targets.extend(validate::document(&loaded.file, doc, &mut errors));
+                }
+                sources.push(loaded.file);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    validate::across(&targets, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Desired {
+        targets,
+        digest: digest(&sources),
+        files: sources,
+    })
+}
+
+fn digest(files: &[Arc<SourceFile>]) -> String {
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(file.path.display().to_string().as_bytes());
+        hasher.update([0]);
+        hasher.update(file.text.as_bytes());
+        hasher.update([0]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The JSON Schema of the v1 format, as committed in `schemas/promotion.v1.schema.json`.
+pub fn schema() -> String {
+    let schema = schemars::schema_for!(types::Document);
+    let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
+    text.push('\n');
+    text
+}

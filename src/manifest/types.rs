@@ -1,0 +1,228 @@
+//! The v1 manifest format as Rust types: what serde reads and schemars describes.
+//!
+//! Fields that a later error must point at are `Spanned`, so a message such as "no stage
+//! `Deploy Prd` in plan SHOP-APP" lands on the line that says it. No `flatten` and no untagged
+//! enums: both lose locations in serde-saphyr.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+pub const API_VERSION: &str = "bamboo-promote/v1";
+pub const KIND: &str = "Promotion";
+
+/// One YAML document: a named set of promotion targets.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "bamboo-promote Promotion (v1)")]
+pub struct Document {
+    /// Always `bamboo-promote/v1`.
+    #[schemars(with = "String", extend("const" = "bamboo-promote/v1"))]
+    pub api_version: Spanned<String>,
+    /// Always `Promotion`.
+    #[schemars(with = "String", extend("const" = "Promotion"))]
+    pub kind: Spanned<String>,
+    pub metadata: Metadata,
+    pub spec: Spec,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    /// A name for this set of promotions, shown in plans and audit logs.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// Free-form labels, for people and tooling.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Spec {
+    /// Values every target of this document inherits unless it sets its own.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// The promotions: which build must have reached which manual stage.
+    pub targets: Vec<TargetSpec>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Defaults {
+    /// Plan key, such as `SHOP-APP`.
+    #[serde(default)]
+    #[schemars(
+        with = "Option<String>",
+        regex(pattern = r"^[A-Z][A-Z0-9]*-[A-Z][A-Z0-9]*$")
+    )]
+    pub plan: Option<Spanned<String>>,
+    /// Plan branch name, as Bamboo shows it (`release/2.4`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub branch: Option<Spanned<String>>,
+    /// Which build of the plan (or branch): `latest` unless set.
+    #[serde(default)]
+    #[schemars(with = "Option<BuildSelector>")]
+    pub build: Option<Spanned<BuildSelector>>,
+    /// Run every stage after the target too (Bamboo's `executeAllStages`). Default false.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub execute_all_stages: Option<Spanned<bool>>,
+}
+
+/// One promotion.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TargetSpec {
+    /// Unique across everything loaded; other targets name it in `after`.
+    #[schemars(with = "String", regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"))]
+    pub id: Spanned<String>,
+    /// Plan key, such as `SHOP-APP`; falls back to `spec.defaults.plan`.
+    #[serde(default)]
+    #[schemars(
+        with = "Option<String>",
+        regex(pattern = r"^[A-Z][A-Z0-9]*-[A-Z][A-Z0-9]*$")
+    )]
+    pub plan: Option<Spanned<String>>,
+    /// Plan branch name; the plan's default branch when absent.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub branch: Option<Spanned<String>>,
+    /// Which build: `latest`, a build number, `{revision: <sha>}` or `{label: <label>}`.
+    #[serde(default)]
+    #[schemars(with = "Option<BuildSelector>")]
+    pub build: Option<Spanned<BuildSelector>>,
+    /// The manual stage this build must have run (exact name, as in Bamboo).
+    #[schemars(with = "String")]
+    pub stage: Spanned<String>,
+    /// Ids of targets that must be in sync first.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub after: Vec<Spanned<String>>,
+    /// Run every stage after the target too. Default false.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub execute_all_stages: Option<Spanned<bool>>,
+}
+
+/// Which build of a plan a target means.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BuildSelector {
+    /// The newest build.
+    Latest,
+    /// Build number N.
+    Number(u32),
+    /// The newest build of this VCS revision.
+    Revision(String),
+    /// The newest build carrying this label.
+    Label(String),
+}
+
+impl fmt::Display for BuildSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildSelector::Latest => f.write_str("latest"),
+            BuildSelector::Number(n) => write!(f, "#{n}"),
+            BuildSelector::Revision(r) => write!(f, "revision {r}"),
+            BuildSelector::Label(l) => write!(f, "label {l}"),
+        }
+    }
+}
+
+/// Hand-written so that `latest`, `42` and `{revision: abc}` can share one field without an
+/// untagged enum, which would lose the location of a bad value.
+impl<'de> Deserialize<'de> for BuildSelector {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SelectorVisitor)
+    }
+}
+
+struct SelectorVisitor;
+
+const SELECTOR_EXPECTED: &str =
+    "`latest`, a build number, `{revision: <sha>}` or `{label: <name>}`";
+
+impl<'de> Visitor<'de> for SelectorVisitor {
+    type Value = BuildSelector;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(SELECTOR_EXPECTED)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<BuildSelector, E> {
+        match v {
+            "latest" => Ok(BuildSelector::Latest),
+            other => other
+                .parse::<u32>()
+                .map(BuildSelector::Number)
+                .map_err(|_| {
+                    E::custom(format!(
+                        "unknown build selector `{other}`: expected {SELECTOR_EXPECTED}"
+                    ))
+                }),
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<BuildSelector, E> {
+        match u32::try_from(v) {
+            Ok(n) if n > 0 => Ok(BuildSelector::Number(n)),
+            _ => Err(E::custom(format!(
+                "build number {v} is out of range (1 to {})",
+                u32::MAX
+            ))),
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<BuildSelector, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => Err(E::custom(format!(
+                "build number {v} is out of range (1 to {})",
+                u32::MAX
+            ))),
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BuildSelector, A::Error> {
+        let Some(key) = map.next_key::<String>()? else {
+            return Err(de::Error::custom(format!(
+                "empty build selector: expected {SELECTOR_EXPECTED}"
+            )));
+        };
+        let selector = match key.as_str() {
+            "revision" => BuildSelector::Revision(map.next_value()?),
+            "label" => BuildSelector::Label(map.next_value()?),
+            other => return Err(de::Error::unknown_field(other, &["revision", "label"])),
+        };
+        if let Some(extra) = map.next_key::<String>()? {
+            return Err(de::Error::custom(format!(
+                "a build selector has one key, `revision` or `label`; found also `{extra}`"
+            )));
+        }
+        Ok(selector)
+    }
+}
+
+impl JsonSchema for BuildSelector {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "BuildSelector".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Which build: `latest`, a build number, `{revision: <sha>}` or `{label: <name>}`.",
+            "oneOf": [
+                { "const": "latest" },
+                { "type": "integer", "minimum": 1, "maximum": u32::MAX },
+                { "type": "object", "properties": { "revision": { "type": "string", "minLength": 1 } }, "required": ["revision"], "additionalProperties": false },
+                { "type": "object", "properties": { "label": { "type": "string", "minLength": 1 } }, "required": ["label"], "additionalProperties": false }
+            ]
+        })
+    }
+}

@@ -1,0 +1,325 @@
+//! Offline checks of the loaded documents: what the YAML types cannot say. Every error of every
+//! file is collected, so one run shows them all.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::diagnostic::{ManifestError, SourceFile};
+use super::load::place;
+use super::types::{API_VERSION, BuildSelector, Document, KIND, TargetSpec};
+use super::{Target, TargetPlaces};
+use crate::suggest;
+
+/// Checks one document and turns its targets into resolved `Target`s.
+pub fn document(
+    file: &Arc<SourceFile>,
+    doc: Document,
+    errors: &mut Vec<ManifestError>,
+) -> Vec<Target> {
+    if doc.api_version.value != API_VERSION {
+        errors.push(
+            ManifestError::at(
+                "manifest::api_version",
+                place(file, &doc.api_version.referenced),
+                "unsupported",
+                format!("unsupported apiVersion `{}`", doc.api_version.value),
+            )
+            .with_help(format!(
+                "this version of bamboo-promote reads `{API_VERSION}`"
+            )),
+        );
+    }
+    if doc.kind.value != KIND {
+        errors.push(
+            ManifestError::at(
+                "manifest::kind",
+                place(file, &doc.kind.referenced),
+                "unknown kind",
+                format!("unknown kind `{}`", doc.kind.value),
+            )
+            .with_help(format!("the only kind is `{KIND}`")),
+        );
+    }
+    let defaults = &doc.spec.defaults;
+    let mut targets = Vec::new();
+    for spec in doc.spec.targets {
+        let Some(plan) = spec.plan.as_ref().or(defaults.plan.as_ref()) else {
+            errors.push(
+                ManifestError::at(
+                    "manifest::missing_plan",
+                    place(file, &spec.id.referenced),
+                    "no plan",
+                    format!("target `{}` names no plan", spec.id.value),
+                )
+                .with_help("add `plan: PROJ-PLAN` to the target or to `spec.defaults`"),
+            );
+            continue;
+        };
+        let branch = spec.branch.as_ref().or(defaults.branch.as_ref());
+        let build = spec.build.as_ref().or(defaults.build.as_ref());
+        let execute_all = spec
+            .execute_all_stages
+            .as_ref()
+            .or(defaults.execute_all_stages.as_ref());
+        let target = Target {
+            id: spec.id.value.clone(),
+            plan: plan.value.clone(),
+            branch: branch.map(|b| b.value.clone()),
+            build: build.map_or(BuildSelector::Latest, |b| b.value.clone()),
+            stage: spec.stage.value.clone(),
+            after: spec.after.iter().map(|a| a.value.clone()).collect(),
+            execute_all_stages: execute_all.is_some_and(|e| e.value),
+            places: TargetPlaces {
+                id: place(file, &spec.id.referenced),
+                plan: place(file, &plan.referenced),
+                branch: branch.map(|b| place(file, &b.referenced)),
+                build: build.map(|b| place(file, &b.referenced)),
+                stage: place(file, &spec.stage.referenced),
+                after: spec
+                    .after
+                    .iter()
+                    .map(|a| place(file, &a.referenced))
+                    .collect(),
+            },
+        };
+        check_syntax(&target, &spec, errors);
+        targets.push(target);
+    }
+    targets
+}
+
+fn check_syntax(target: &Target, spec: &TargetSpec, errors: &mut Vec<ManifestError>) {
+    let p = &target.places;
+    if !is_id(&target.id) {
+        errors.push(
+            ManifestError::at(
+                "manifest::id",
+                p.id.clone(),
+                "invalid id",
+                format!("invalid target id `{}`", target.id),
+            )
+            .with_help(
+                "ids use letters, digits, `.`, `_` and `-`, and start with a letter or digit",
+            ),
+        );
+    }
+    if !is_plan_key(&target.plan) {
+        let upper = target.plan.to_uppercase();
+        let help = if is_plan_key(&upper) {
+            format!("plan keys are upper case: did you mean `{upper}`?")
+        } else {
+            "a plan key is PROJECT-PLAN, upper-case letters and digits, such as `SHOP-APP`"
+                .to_string()
+        };
+        errors.push(
+            ManifestError::at(
+                "manifest::plan_key",
+                p.plan.clone(),
+                "not a plan key",
+                format!("invalid plan key `{}`", target.plan),
+            )
+            .with_help(help),
+        );
+    }
+    if let (Some(branch), Some(place)) = (&target.branch, &p.branch) {
+        if branch.trim().is_empty() {
+            errors.push(ManifestError::at(
+                "manifest::branch",
+                place.clone(),
+                "empty",
+                "branch name is empty",
+            ));
+        }
+    }
+    if let Some(problem) = stage_name_problem(&target.stage) {
+        errors.push(ManifestError::at(
+            "manifest::stage_name",
+            p.stage.clone(),
+            problem,
+            format!("invalid stage name `{}`", spec.stage.value.escape_debug()),
+        ));
+    }
+    let empty_selector = match &target.build {
+        BuildSelector::Revision(r) | BuildSelector::Label(r) => r.trim().is_empty(),
+        _ => false,
+    };
+    if let (true, Some(place)) = (empty_selector, &p.build) {
+        errors.push(ManifestError::at(
+            "manifest::build",
+            place.clone(),
+            "empty",
+            "build selector names an empty revision or label",
+        ));
+    }
+}
+
+fn is_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// `PROJ-PLAN`: two parts of upper-case letters and digits, each starting with a letter.
+pub fn is_plan_key(key: &str) -> bool {
+    let part = |p: &str| {
+        let mut chars = p.chars();
+        chars.next().is_some_and(|c| c.is_ascii_uppercase())
+            && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    };
+    matches!(key.split_once('-'), Some((project, plan)) if part(project) && part(plan))
+}
+
+fn stage_name_problem(name: &str) -> Option<&'static str> {
+    if name.trim().is_empty() {
+        Some("empty")
+    } else if name.trim() != name {
+        Some("leading or trailing space")
+    } else if name.chars().any(char::is_control) {
+        Some("control character")
+    } else if name.len() > 255 {
+        Some("longer than 255 bytes")
+    } else {
+        None
+    }
+}
+
+/// Checks across all targets: unique ids, known `after` ids, no cycles, no two targets
+/// demanding different stages of one build.
+pub fn across(targets: &[Target], errors: &mut Vec<ManifestError>) {
+    let mut first: HashMap<&str, &Target> = HashMap::new();
+    for target in targets {
+        if let Some(original) = first.get(target.id.as_str()) {
+            errors.push(
+                ManifestError::at(
+                    "manifest::duplicate_id",
+                    target.places.id.clone(),
+                    "defined again here",
+                    format!("duplicate target id `{}`", target.id),
+                )
+                .with_related(original.places.id.clone(), "first defined here")
+                .with_help("target ids must be unique across all manifests"),
+            );
+        } else {
+            first.insert(&target.id, target);
+        }
+    }
+    let ids: Vec<&str> = first.keys().copied().collect();
+    for target in targets {
+        for (after, place) in target.after.iter().zip(&target.places.after) {
+            if !first.contains_key(after.as_str()) {
+                errors.push(
+                    ManifestError::at(
+                        "manifest::unknown_after",
+                        place.clone(),
+                        "no such target",
+                        format!("`after` names unknown target `{after}`"),
+                    )
+                    .with_help(suggest::help(
+                        after,
+                        "target id",
+                        &sorted(&ids),
+                    )),
+                );
+            }
+        }
+    }
+    cycles(targets, &first, errors);
+    conflicts(targets, errors);
+}
+
+fn sorted<'a>(ids: &[&'a str]) -> Vec<&'a str> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids
+}
+
+/// Depth-first search over `after`; each cycle is reported once, at the edge that closes it.
+fn cycles(targets: &[Target], by_id: &HashMap<&str, &Target>, errors: &mut Vec<ManifestError>) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Unvisited,
+        OnStack,
+        Done,
+    }
+    let mut marks: HashMap<&str, Mark> = by_id.keys().map(|id| (*id, Mark::Unvisited)).collect();
+    for start in targets {
+        if marks[start.id.as_str()] != Mark::Unvisited {
+            continue;
+        }
+        // Iterative DFS: (target, index of the next `after` edge to follow).
+        let mut stack: Vec<(&Target, usize)> = vec![(by_id[start.id.as_str()], 0)];
+        marks.insert(&start.id, Mark::OnStack);
+        while let Some((node, edge)) = stack.last_mut() {
+            let node = *node;
+            let Some(next_id) = node.after.get(*edge) else {
+                marks.insert(&node.id, Mark::Done);
+                stack.pop();
+                continue;
+            };
+            let place = node.places.after[*edge].clone();
+            *edge += 1;
+            let Some(next) = by_id.get(next_id.as_str()) else {
+                continue;
+            };
+            match marks[next_id.as_str()] {
+                Mark::Unvisited => {
+                    marks.insert(&next.id, Mark::OnStack);
+                    stack.push((next, 0));
+                }
+                Mark::OnStack => {
+                    let from = stack
+                        .iter()
+                        .position(|(t, _)| t.id == *next_id)
+                        .unwrap_or(0);
+                    let mut path: Vec<&str> =
+                        stack[from..].iter().map(|(t, _)| t.id.as_str()).collect();
+                    path.push(next_id);
+                    errors.push(
+                        ManifestError::at(
+                            "manifest::cycle",
+                            place,
+                            "closes the cycle",
+                            format!("`after` forms a cycle: {}", path.join(" → ")),
+                        )
+                        .with_help("remove one of these `after` entries"),
+                    );
+                }
+                Mark::Done => {}
+            }
+        }
+    }
+}
+
+fn conflicts(targets: &[Target], errors: &mut Vec<ManifestError>) {
+    let mut by_build: BTreeMap<(&str, Option<&str>, &BuildSelector), &Target> = BTreeMap::new();
+    for target in targets {
+        let key = (
+            target.plan.as_str(),
+            target.branch.as_deref(),
+            &target.build,
+        );
+        match by_build.get(&key) {
+            Some(other) if other.stage != target.stage => errors.push(
+                ManifestError::at(
+                    "manifest::conflict",
+                    target.places.stage.clone(),
+                    format!("target `{}` wants `{}`", target.id, target.stage),
+                    format!("targets `{}` and `{}` demand different stages of the same build ({} {}{})", other.id, target.id, target.plan, branch_text(target), target.build),
+                )
+                .with_related(other.places.stage.clone(), format!("target `{}` wants `{}`", other.id, other.stage))
+                .with_help("a build reaches one stage; keep the target for the furthest stage and remove the other"),
+            ),
+            Some(_) => {}
+            None => {
+                by_build.insert(key, target);
+            }
+        }
+    }
+}
+
+fn branch_text(target: &Target) -> String {
+    target
+        .branch
+        .as_ref()
+        .map_or(String::new(), |b| format!("branch {b}, "))
+}

@@ -1,0 +1,63 @@
+//! Deciding which request misbehaves: scripted faults first (used up in order), then the
+//! configured shares, drawn from a seeded generator so that a run can be repeated.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::world::{Fault, Faults};
+
+#[derive(Debug)]
+pub struct FaultPlan {
+    pub config: Faults,
+    rng: StdRng,
+}
+
+impl FaultPlan {
+    pub fn new(config: Faults) -> FaultPlan {
+        let rng = StdRng::seed_from_u64(config.seed);
+        FaultPlan { config, rng }
+    }
+
+    /// The fault for this request, if any.
+    pub fn pick(&mut self, method: &str, path: &str) -> Option<Fault> {
+        if let Some(fault) = self.take_scripted(method, path) {
+            return Some(fault);
+        }
+        let is_write = method != "GET";
+        if is_write && !self.config.include_writes {
+            return None;
+        }
+        let shares = [
+            (self.config.error_rate, Fault::ServerError),
+            (self.config.rate_limit_rate, Fault::RateLimit),
+            (self.config.drop_rate, Fault::Drop),
+        ];
+        let roll: f64 = self.rng.random();
+        let mut edge = 0.0;
+        for (share, fault) in shares {
+            edge += share;
+            if roll < edge {
+                return Some(fault);
+            }
+        }
+        None
+    }
+
+    fn take_scripted(&mut self, method: &str, path: &str) -> Option<Fault> {
+        let index = self.config.script.iter().position(|rule| {
+            rule.times > 0
+                && rule
+                    .method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && rule.path.as_deref().is_none_or(|p| path.contains(p))
+        })?;
+        let rule = &mut self.config.script[index];
+        rule.times -= 1;
+        let fault = rule.fault;
+        if rule.times == 0 {
+            self.config.script.remove(index);
+        }
+        Some(fault)
+    }
+}

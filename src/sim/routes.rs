@@ -1,0 +1,463 @@
+//! The REST endpoints of `/rest/api/latest` that bamboo-promote and common clients use, mapped
+//! onto the engine. Paths are split and percent-decoded here, so a branch named
+//! `feature/login` arrives as one segment (`feature%2Flogin`).
+
+use percent_encoding::percent_decode_str;
+use serde_json::{Value, json};
+
+use super::engine::{Build, Engine, PlanState, QueueRequest, Refused, not_found_build};
+use super::view::{self, ResultView};
+
+/// One request to the REST API, parsed.
+pub struct ApiRequest {
+    pub method: String,
+    pub segments: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl ApiRequest {
+    pub fn new(method: &str, path: &str, raw_query: &str, body: Vec<u8>) -> ApiRequest {
+        let segments = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect();
+        let query = form_urlencoded::parse(raw_query.as_bytes())
+            .into_owned()
+            .collect();
+        ApiRequest {
+            method: method.to_string(),
+            segments,
+            query,
+            body,
+        }
+    }
+
+    fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn params(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.query
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.param(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    fn expands(&self, what: &str) -> bool {
+        self.params("expand")
+            .flat_map(|e| e.split(','))
+            .any(|e| e.trim().starts_with(what))
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    /// The XML root element name, for clients that did not ask for JSON.
+    pub root: &'static str,
+    pub body: Option<Value>,
+}
+
+fn ok(root: &'static str, body: Value) -> Reply {
+    Reply {
+        status: 200,
+        root,
+        body: Some(body),
+    }
+}
+
+fn no_content() -> Reply {
+    Reply {
+        status: 204,
+        root: "empty",
+        body: None,
+    }
+}
+
+impl From<Refused> for Reply {
+    fn from(r: Refused) -> Reply {
+        Reply {
+            status: r.status,
+            root: "status",
+            body: Some(view::error(r.status, &r.message)),
+        }
+    }
+}
+
+pub struct Paging {
+    pub default_size: usize,
+    pub cap: Option<usize>,
+}
+
+pub struct Context<'a> {
+    pub base: &'a str,
+    pub now: u64,
+    pub paging: &'a Paging,
+}
+
+pub fn route(engine: &mut Engine, req: &ApiRequest, ctx: &Context<'_>) -> Reply {
+    let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    let result = match (req.method.as_str(), segs.as_slice()) {
+        ("GET", ["info"]) => Ok(info()),
+        ("GET", ["result"]) => Ok(latest_listing(engine, req, ctx, None)),
+        ("GET", ["result", key]) => result_for_key(engine, req, ctx, key),
+        ("GET", ["result", plan, "branch", name]) => {
+            branch_key(engine, plan, name).and_then(|key| history(engine.plan(&key)?, req, ctx))
+        }
+        ("GET", ["result", plan, "branch", name, number]) => branch_key(engine, plan, name)
+            .and_then(|key| one_result(engine, req, ctx, &key, number)),
+        ("GET", ["result", key, "label"]) => labels(engine, key),
+        ("POST", ["result", key, "label"]) => add_label(engine, key, &req.body),
+        ("DELETE", ["result", key, "label", name]) => remove_label(engine, key, name),
+        ("GET", ["plan", key]) => engine
+            .plan(key)
+            .map(|p| ok("plan", view::plan(ctx.base, p, req.expands("stages")))),
+        ("GET", ["plan", key, "branch"]) => branches(engine, ctx, key),
+        ("GET", ["plan", key, "branch", name]) => branch_key(engine, key, name)
+            .and_then(|k| Ok(ok("branch", view::branch(ctx.base, engine.plan(&k)?)))),
+        ("GET", ["queue"]) => Ok(queue(engine, ctx)),
+        ("POST", ["queue", plan]) => queue_new(engine, req, ctx, plan),
+        ("PUT", ["queue", build]) => continue_build(engine, req, ctx, build),
+        ("DELETE", ["queue", build]) => split_build_key(build)
+            .and_then(|(plan, n)| n.ok_or_else(|| not_found(build)).map(|n| (plan, n)))
+            .and_then(|(plan, n)| engine.stop(plan, n, ctx.now).map(|()| no_content())),
+        _ => Err(Refused {
+            status: 404,
+            message: "HTTP 404 Not Found".into(),
+        }),
+    };
+    result.unwrap_or_else(Reply::from)
+}
+
+fn not_found(what: &str) -> Refused {
+    Refused {
+        status: 404,
+        message: format!("{what} not found"),
+    }
+}
+
+fn info() -> Reply {
+    ok(
+        "info",
+        json!({
+            "version": "12.1.8",
+            "edition": "",
+            "buildDate": "2026-06-01T11:23:19.000Z",
+            "buildNumber": "120109",
+            "specsVersion": "12.1.8",
+            "state": "RUNNING",
+        }),
+    )
+}
+
+/// `PROJ-PLAN-12` → (`PROJ-PLAN`, Some(12)); `PROJ-PLAN-latest` → (`PROJ-PLAN`, None).
+fn split_build_key(key: &str) -> Result<(&str, Option<u32>), Refused> {
+    let (plan, last) = key.rsplit_once('-').ok_or_else(|| not_found(key))?;
+    if !plan.contains('-') {
+        return Err(not_found(key));
+    }
+    match last {
+        "latest" => Ok((plan, None)),
+        n => n
+            .parse()
+            .map(|n| (plan, Some(n)))
+            .map_err(|_| not_found(key)),
+    }
+}
+
+fn result_for_key(
+    engine: &Engine,
+    req: &ApiRequest,
+    ctx: &Context<'_>,
+    key: &str,
+) -> Result<Reply, Refused> {
+    match key.matches('-').count() {
+        0 => Ok(latest_listing(engine, req, ctx, Some(key))),
+        1 => history(engine.plan(key)?, req, ctx),
+        _ => {
+            let (plan, number) = key.rsplit_once('-').ok_or_else(|| not_found(key))?;
+            one_result(engine, req, ctx, plan, number)
+        }
+    }
+}
+
+fn one_result(
+    engine: &Engine,
+    req: &ApiRequest,
+    ctx: &Context<'_>,
+    plan_key: &str,
+    number: &str,
+) -> Result<Reply, Refused> {
+    let plan = engine.plan(plan_key)?;
+    let build = if number == "latest" {
+        plan.latest()
+            .ok_or_else(|| not_found(&format!("{plan_key}-latest")))?
+    } else {
+        let n: u32 = number
+            .parse()
+            .map_err(|_| not_found(&format!("{plan_key}-{number}")))?;
+        plan.builds
+            .get(&n)
+            .ok_or_else(|| not_found_build(plan_key, n))?
+    };
+    Ok(ok("result", result_json(ctx, req, plan, build)))
+}
+
+fn result_json(ctx: &Context<'_>, req: &ApiRequest, plan: &PlanState, build: &Build) -> Value {
+    // `expand=stages` is the top level; `results.result.stages` the same inside a listing.
+    let stages = req.expands("stages") || req.expands("results.result.stages");
+    let jobs =
+        req.expands("stages.stage.results") || req.expands("results.result.stages.stage.results");
+    view::result(&ResultView {
+        base: ctx.base,
+        plan,
+        build,
+        stages,
+        jobs,
+    })
+}
+
+/// Which builds a listing shows: without `includeAllStates=true`, queued and running builds
+/// are left out, as on older servers.
+fn listed(req: &ApiRequest, build: &Build) -> bool {
+    if build.execution.is_some() && !req.flag("includeAllStates") {
+        return false;
+    }
+    if req.param("continuable").is_some() && req.flag("continuable") != view::is_continuable(build)
+    {
+        return false;
+    }
+    if let Some(state) = req.param("buildstate") {
+        if !view::build_state(build).eq_ignore_ascii_case(state) {
+            return false;
+        }
+    }
+    if let Some(life) = req.param("lifeCycleState") {
+        if !view::life_cycle_state(build).eq_ignore_ascii_case(life) {
+            return false;
+        }
+    }
+    req.params("label")
+        .all(|label| build.labels.iter().any(|l| l == label))
+}
+
+fn page(req: &ApiRequest, paging: &Paging) -> (usize, usize) {
+    let start = req
+        .param("start-index")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let asked = req
+        .param("max-results")
+        .or_else(|| req.param("max-result"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(paging.default_size);
+    (start, paging.cap.map_or(asked, |cap| asked.min(cap)))
+}
+
+fn paged(items: Vec<Value>, start: usize, max: usize, ctx: &Context<'_>, path: &str) -> Value {
+    let size = items.len();
+    let shown: Vec<Value> = items.into_iter().skip(start).take(max).collect();
+    let count = shown.len();
+    json!({
+        "expand": "results",
+        "link": view::link(ctx.base, path),
+        "results": view::collection("result", shown, size, start, count),
+    })
+}
+
+fn history(plan: &PlanState, req: &ApiRequest, ctx: &Context<'_>) -> Result<Reply, Refused> {
+    let (start, max) = page(req, ctx.paging);
+    let items = plan
+        .builds
+        .values()
+        .rev()
+        .filter(|b| listed(req, b))
+        .map(|b| result_json(ctx, req, plan, b))
+        .collect();
+    Ok(ok(
+        "results",
+        paged(items, start, max, ctx, &format!("result/{}", plan.key)),
+    ))
+}
+
+/// `GET result` and `GET result/PROJ`: the latest build of every default-branch plan.
+fn latest_listing(
+    engine: &Engine,
+    req: &ApiRequest,
+    ctx: &Context<'_>,
+    project: Option<&str>,
+) -> Reply {
+    let (start, max) = page(req, ctx.paging);
+    let items = engine
+        .plans
+        .values()
+        .filter(|p| p.branch_of.is_none() && project.is_none_or(|k| p.project_key == k))
+        .filter_map(|p| {
+            p.builds
+                .values()
+                .rev()
+                .find(|b| listed(req, b))
+                .map(|b| (p, b))
+        })
+        .map(|(p, b)| result_json(ctx, req, p, b))
+        .collect();
+    ok(
+        "results",
+        paged(
+            items,
+            start,
+            max,
+            ctx,
+            project
+                .map_or("result".into(), |k| format!("result/{k}"))
+                .as_str(),
+        ),
+    )
+}
+
+fn branch_key(engine: &Engine, plan_key: &str, name: &str) -> Result<String, Refused> {
+    let plan = engine.plan(plan_key)?;
+    plan.branches
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, key)| key.clone())
+        .ok_or_else(|| Refused {
+            status: 404,
+            message: format!("Branch {name} of plan {plan_key} not found"),
+        })
+}
+
+fn branches(engine: &Engine, ctx: &Context<'_>, plan_key: &str) -> Result<Reply, Refused> {
+    let plan = engine.plan(plan_key)?;
+    let items: Vec<Value> = plan
+        .branches
+        .iter()
+        .filter_map(|(_, key)| engine.plans.get(key))
+        .map(|b| view::branch(ctx.base, b))
+        .collect();
+    let count = items.len();
+    Ok(ok(
+        "branches",
+        json!({
+            "expand": "branches",
+            "link": view::link(ctx.base, &format!("plan/{plan_key}/branch")),
+            "branches": view::collection("branch", items, count, 0, count),
+        }),
+    ))
+}
+
+fn queue(engine: &Engine, ctx: &Context<'_>) -> Reply {
+    let items: Vec<Value> = engine
+        .plans
+        .values()
+        .flat_map(|p| {
+            p.builds
+                .values()
+                .filter(|b| b.execution.as_ref().is_some_and(|e| e.started_at.is_none()))
+                .map(move |b| (p, b))
+        })
+        .map(|(p, b)| view::queued(ctx.base, &p.key, b.number, &b.trigger_reason))
+        .collect();
+    let count = items.len();
+    ok(
+        "queue",
+        json!({
+            "expand": "queuedBuilds",
+            "link": view::link(ctx.base, "queue"),
+            "queuedBuilds": view::collection("queuedBuild", items, count, 0, count),
+        }),
+    )
+}
+
+fn queue_request(req: &ApiRequest) -> QueueRequest {
+    QueueRequest {
+        stage: req
+            .param("stage")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        execute_all_stages: req.flag("executeAllStages"),
+        custom_revision: req.param("customRevision").map(str::to_string),
+    }
+}
+
+fn queue_new(
+    engine: &mut Engine,
+    req: &ApiRequest,
+    ctx: &Context<'_>,
+    plan: &str,
+) -> Result<Reply, Refused> {
+    let request = queue_request(req);
+    let number = engine.queue_new(plan, &request, ctx.now)?;
+    let reason = if request.custom_revision.is_some() {
+        "Custom revision build"
+    } else {
+        "Manual build"
+    };
+    Ok(ok(
+        "restQueuedBuild",
+        view::queued(ctx.base, plan, number, reason),
+    ))
+}
+
+fn continue_build(
+    engine: &mut Engine,
+    req: &ApiRequest,
+    ctx: &Context<'_>,
+    key: &str,
+) -> Result<Reply, Refused> {
+    let (plan, number) = split_build_key(key)?;
+    let number = number.ok_or_else(|| not_found(key))?;
+    engine.continue_build(plan, number, &queue_request(req), ctx.now)?;
+    Ok(ok(
+        "restQueuedBuild",
+        view::queued(ctx.base, plan, number, "Manual build"),
+    ))
+}
+
+fn build_mut<'a>(engine: &'a mut Engine, key: &str) -> Result<&'a mut Build, Refused> {
+    let (plan, number) = split_build_key(key)?;
+    let number = number.ok_or_else(|| not_found(key))?;
+    let plan = engine.plans.get_mut(plan).ok_or_else(|| not_found(plan))?;
+    plan.builds.get_mut(&number).ok_or_else(|| not_found(key))
+}
+
+fn labels(engine: &mut Engine, key: &str) -> Result<Reply, Refused> {
+    let build = build_mut(engine, key)?;
+    let items: Vec<Value> = build.labels.iter().map(|l| json!({ "name": l })).collect();
+    let count = items.len();
+    Ok(ok(
+        "labels",
+        json!({ "expand": "labels", "labels": view::collection("label", items, count, 0, count) }),
+    ))
+}
+
+fn add_label(engine: &mut Engine, key: &str, body: &[u8]) -> Result<Reply, Refused> {
+    let name = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("name").and_then(Value::as_str).map(str::to_string))
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| Refused {
+            status: 400,
+            message: "Label name is required".into(),
+        })?;
+    let build = build_mut(engine, key)?;
+    if !build.labels.contains(&name) {
+        build.labels.push(name);
+    }
+    Ok(no_content())
+}
+
+fn remove_label(engine: &mut Engine, key: &str, name: &str) -> Result<Reply, Refused> {
+    let build = build_mut(engine, key)?;
+    build.labels.retain(|l| l != name);
+    Ok(no_content())
+}

@@ -1,0 +1,469 @@
+//! The HTTP face of the simulator (axum): authentication, the XSRF rule, JSON or XML, injected
+//! faults and the request log around the REST routes, and the `/_sim` control endpoints that
+//! tests use to move the clock, read the log and set faults.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use super::clock::Clock;
+use super::engine::Engine;
+use super::faults::FaultPlan;
+use super::log::LoggedRequest;
+use super::routes::{self, ApiRequest, Context, Paging};
+use super::world::{Fault, Faults, Permission, World};
+use super::{view, xml};
+
+struct Shared {
+    world: World,
+    clock: Clock,
+    base: String,
+    paging: Paging,
+    inner: Mutex<Inner>,
+    in_flight: AtomicUsize,
+    seq: AtomicU64,
+}
+
+struct Inner {
+    engine: Engine,
+    faults: FaultPlan,
+    log: Vec<LoggedRequest>,
+}
+
+/// A running simulator.
+pub struct SimServer {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl SimServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Serves `world` on `listener` until the returned handle is dropped.
+pub fn spawn(world: World, listener: TcpListener) -> Result<SimServer, String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let clock = Clock::new(world.settings.clock);
+    let engine = Engine::new(&world, clock.now())?;
+    let base = format!(
+        "http://{addr}{}",
+        world.settings.context_path.trim_end_matches('/')
+    );
+    let shared = Arc::new(Shared {
+        paging: Paging {
+            default_size: world.settings.default_page_size,
+            cap: world.settings.page_cap,
+        },
+        inner: Mutex::new(Inner {
+            engine,
+            faults: FaultPlan::new(world.faults.clone()),
+            log: Vec::new(),
+        }),
+        world,
+        clock,
+        base,
+        in_flight: AtomicUsize::new(0),
+        seq: AtomicU64::new(0),
+    });
+    let app = axum::Router::new().fallback(handle).with_state(shared);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(SimServer {
+        addr,
+        shutdown: Some(tx),
+    })
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    if let Some(control) = path.strip_prefix("/_sim/") {
+        return control_endpoint(&shared, &method, control, uri.query().unwrap_or(""), &body);
+    }
+    let prefix = format!(
+        "{}/rest/api/latest/",
+        shared.world.settings.context_path.trim_end_matches('/')
+    );
+    let Some(api_path) = path.strip_prefix(&prefix) else {
+        return json_response(404, &view::error(404, "HTTP 404 Not Found"));
+    };
+    let _guard = InFlight::enter(&shared.in_flight);
+    let in_flight = shared.in_flight.load(Ordering::SeqCst);
+    let latency = shared
+        .inner
+        .lock()
+        .expect("sim lock")
+        .faults
+        .config
+        .latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let wants_json = api_path.ends_with(".json") || accepts_json(&headers);
+    let api_path = api_path
+        .strip_suffix(".json")
+        .unwrap_or(api_path)
+        .to_string();
+    let query = uri.query().unwrap_or("").to_string();
+    let mut entry = LoggedRequest {
+        seq: shared.seq.fetch_add(1, Ordering::SeqCst),
+        method: method.to_string(),
+        path: api_path.clone(),
+        query: query.clone(),
+        status: 0,
+        in_flight,
+        at_ms: shared.clock.now(),
+    };
+    let (response, delivery) = answer(
+        &shared, &method, &api_path, &query, &headers, body, wants_json,
+    );
+    entry.status = if delivery == Delivery::Answer {
+        response.status().as_u16()
+    } else {
+        0
+    };
+    shared.inner.lock().expect("sim lock").log.push(entry);
+    if delivery == Delivery::Withhold {
+        // The server acted, but its answer never reaches the client, which times out.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    response
+}
+
+/// How an answer reaches the client.
+#[derive(Debug, PartialEq, Eq)]
+enum Delivery {
+    Answer,
+    /// The connection breaks before the answer arrives.
+    Drop,
+    /// The server acted but the answer never comes.
+    Withhold,
+}
+
+/// Answers one REST request, and says how the answer is to be delivered.
+fn answer(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+    wants_json: bool,
+) -> (Response, Delivery) {
+    let mut inner = shared.inner.lock().expect("sim lock");
+    let fault = inner.faults.pick(method.as_str(), path);
+    match fault {
+        Some(Fault::ServerError) => {
+            return (
+                json_response(503, &view::error(503, "Service Unavailable")),
+                Delivery::Answer,
+            );
+        }
+        Some(Fault::RateLimit) => {
+            return (
+                rate_limited(inner.faults.config.retry_after_secs),
+                Delivery::Answer,
+            );
+        }
+        Some(Fault::Drop) => return (dropped_connection(), Delivery::Drop),
+        _ => {}
+    }
+    let is_write = method != Method::GET;
+    let needed = if is_write {
+        Permission::Trigger
+    } else {
+        Permission::Read
+    };
+    if let Err(status) = authorize(&shared.world, headers, query, needed) {
+        let message = if status == 401 {
+            "You must be logged in to access this resource"
+        } else {
+            "You do not have permission to do this"
+        };
+        return (
+            json_response(status, &view::error(status, message)),
+            Delivery::Answer,
+        );
+    }
+    if is_write && fails_xsrf(headers) {
+        return (
+            json_response(403, &view::error(403, "XSRF check failed")),
+            Delivery::Answer,
+        );
+    }
+    let now = shared.clock.now();
+    inner.engine.advance(now);
+    let request = ApiRequest::new(method.as_str(), path, query, body.to_vec());
+    let ctx = Context {
+        base: &shared.base,
+        now,
+        paging: &shared.paging,
+    };
+    let reply = routes::route(&mut inner.engine, &request, &ctx);
+    let response = match (&reply.body, wants_json) {
+        (None, _) => empty_response(reply.status),
+        (Some(body), true) => json_response(reply.status, body),
+        (Some(body), false) => xml_response(reply.status, &xml::render(reply.root, body)),
+    };
+    let delivery = if fault == Some(Fault::LoseResponse) {
+        Delivery::Withhold
+    } else {
+        Delivery::Answer
+    };
+    (response, delivery)
+}
+
+fn accepts_json(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/json"))
+}
+
+/// Bamboo refuses form and plain-text bodies on writes unless the client says it is not a
+/// browser; JSON bodies and empty bodies pass.
+fn fails_xsrf(headers: &HeaderMap) -> bool {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let form = [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "text/plain",
+    ]
+    .iter()
+    .any(|t| content_type.starts_with(t));
+    let no_check = headers
+        .get("X-Atlassian-Token")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("no-check") || v.eq_ignore_ascii_case("nocheck"));
+    form && !no_check
+}
+
+fn authorize(
+    world: &World,
+    headers: &HeaderMap,
+    query: &str,
+    needed: Permission,
+) -> Result<(), u16> {
+    let auth = &world.auth;
+    let open = auth.tokens.is_empty() && auth.users.is_empty();
+    let credentials = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let granted: &[Permission] = match credentials {
+        Some(value) if value.starts_with("Bearer ") => {
+            let token = &value["Bearer ".len()..];
+            auth.tokens
+                .iter()
+                .find(|t| t.token == token)
+                .map(|t| t.permissions.as_slice())
+                .ok_or(401u16)?
+        }
+        Some(value) if value.starts_with("Basic ") && query.contains("os_authType=basic") => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(&value["Basic ".len()..])
+                .map_err(|_| 401u16)?;
+            let decoded = String::from_utf8(decoded).map_err(|_| 401u16)?;
+            let (user, password) = decoded.split_once(':').ok_or(401u16)?;
+            auth.users
+                .iter()
+                .find(|u| u.username == user && u.password == password)
+                .map(|u| u.permissions.as_slice())
+                .ok_or(401u16)?
+        }
+        _ => match &auth.anonymous {
+            Some(perms) => perms.as_slice(),
+            None if open => &[Permission::Read, Permission::Trigger],
+            None => &[],
+        },
+    };
+    if granted.contains(&needed) {
+        Ok(())
+    } else if granted.is_empty() {
+        Err(401)
+    } else {
+        Err(403)
+    }
+}
+
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> InFlight<'a> {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn json_response(status: u16, body: &Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json;charset=UTF-8")
+        .body(Body::from(body.to_string()))
+        .expect("valid response")
+}
+
+fn xml_response(status: u16, body: &str) -> Response {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/xml;charset=UTF-8")
+        .body(Body::from(body.to_string()))
+        .expect("valid response")
+}
+
+fn empty_response(status: u16) -> Response {
+    Response::builder()
+        .status(status)
+        .body(Body::empty())
+        .expect("valid response")
+}
+
+fn rate_limited(retry_after: u64) -> Response {
+    Response::builder()
+        .status(StatusCode::TOO_MANY_REQUESTS)
+        .header(header::RETRY_AFTER, retry_after.to_string())
+        .header("X-RateLimit-Limit", "10")
+        .header("X-RateLimit-Remaining", "0")
+        .header(header::CONTENT_TYPE, "application/json;charset=UTF-8")
+        .body(Body::from(
+            view::error(429, "Too Many Requests").to_string(),
+        ))
+        .expect("valid response")
+}
+
+/// Promises a body and then fails it: the server closes the connection mid-answer, which the
+/// client sees as a dropped connection.
+fn dropped_connection() -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "dropped by the simulator",
+        ))
+    });
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_LENGTH, "1024")
+        .body(Body::from_stream(failing))
+        .expect("valid response")
+}
+
+fn control_endpoint(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &[u8],
+) -> Response {
+    let param = |name: &str| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let mut inner = shared.inner.lock().expect("sim lock");
+    match (method.as_str(), path.trim_end_matches('/')) {
+        ("GET", "requests") => json_response(
+            200,
+            &serde_json::to_value(&inner.log).expect("log serializes"),
+        ),
+        ("DELETE", "requests") => {
+            inner.log.clear();
+            empty_response(204)
+        }
+        ("POST", "reset") => {
+            shared.clock.reset();
+            match Engine::new(&shared.world, shared.clock.now()) {
+                Ok(engine) => inner.engine = engine,
+                Err(e) => return json_response(500, &json!({ "message": e })),
+            }
+            inner.faults = FaultPlan::new(shared.world.faults.clone());
+            inner.log.clear();
+            empty_response(204)
+        }
+        ("GET", "clock") => json_response(200, &json!({ "nowMs": shared.clock.now() })),
+        ("POST", "clock/advance") => {
+            let ms = param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+            shared.clock.advance(ms);
+            let now = shared.clock.now();
+            inner.engine.advance(now);
+            json_response(200, &json!({ "nowMs": now }))
+        }
+        ("GET", "faults") => json_response(
+            200,
+            &serde_json::to_value(&inner.faults.config).expect("faults serialize"),
+        ),
+        ("PUT" | "POST", "faults") => match serde_json::from_slice::<Faults>(body) {
+            Ok(faults) => {
+                inner.faults = FaultPlan::new(faults);
+                empty_response(204)
+            }
+            Err(e) => json_response(400, &json!({ "message": format!("invalid faults: {e}") })),
+        },
+        ("GET", "runs") => {
+            inner.engine.advance(shared.clock.now());
+            json_response(200, &stage_runs(&inner.engine))
+        }
+        _ => json_response(
+            404,
+            &json!({ "message": format!("no control endpoint {method} /_sim/{path}") }),
+        ),
+    }
+}
+
+/// `{"SHOP-APP-12": {"Build": 1, "Deploy Staging": 0, ...}}`: how often each stage started.
+fn stage_runs(engine: &Engine) -> Value {
+    let mut out = serde_json::Map::new();
+    for plan in engine.plans.values() {
+        for build in plan.builds.values() {
+            let runs: serde_json::Map<String, Value> = plan
+                .stages
+                .iter()
+                .zip(&build.stages)
+                .map(|(d, r)| (d.name.clone(), json!(r.runs)))
+                .collect();
+            out.insert(
+                format!("{}-{}", plan.key, build.number),
+                Value::Object(runs),
+            );
+        }
+    }
+    Value::Object(out)
+}

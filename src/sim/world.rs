@@ -1,0 +1,307 @@
+//! The world file: what the simulated Bamboo holds when it starts.
+//!
+//! A world is written by hand (tests, the quick start, `examples/sim/world.yaml`) or generated
+//! (benchmarks), so it is plain YAML with defaults for everything but the plans themselves. The
+//! `behaviour` switches select, for each behaviour that `shared/bamboo/README.md` marks
+//! [assumed], which way the simulated server goes, so the tool can be tested under each.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the simulator serves.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct World {
+    #[serde(default)]
+    pub settings: Settings,
+    #[serde(default)]
+    pub auth: Auth,
+    #[serde(default)]
+    pub faults: Faults,
+    #[serde(default)]
+    pub projects: Vec<Project>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Settings {
+    /// `real`: time passes on its own (demos, the quick start). `manual`: time moves only when
+    /// `POST /_sim/clock/advance` says so (tests), so nothing depends on timing luck.
+    pub clock: ClockMode,
+    /// How long a queued build waits for an agent before its first stage starts (ms).
+    pub queue_delay_ms: u64,
+    /// Served before `/rest/api/latest`, like a Bamboo installed under `/bamboo`.
+    pub context_path: String,
+    /// Page size when the request names none (Bamboo: 25).
+    pub default_page_size: usize,
+    /// Largest page served whatever `max-results` asks (older servers: 25).
+    pub page_cap: Option<usize>,
+    /// Builds that may execute at once before a queue call answers 400.
+    pub max_concurrent_builds: Option<usize>,
+    pub behaviour: Behaviour,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            clock: ClockMode::Real,
+            queue_delay_ms: 0,
+            context_path: String::new(),
+            default_page_size: 25,
+            page_cap: None,
+            max_concurrent_builds: None,
+            behaviour: Behaviour::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ClockMode {
+    Real,
+    Manual,
+}
+
+/// One switch per [assumed] behaviour; each default is the documented or reported one.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Behaviour {
+    /// A continue naming a stage that already ran.
+    pub continue_ran_stage: ContinueRanStage,
+    /// Whether a continue obeys `stage` as an upper bound, like a queue call.
+    pub continue_stage_bound: ContinueStageBound,
+    /// A continue on a build that is queued or running.
+    pub continue_busy: Refusal,
+    /// A continue on a build with nothing left to run.
+    pub continue_complete: Refusal,
+    /// A continue without `stage` on a failed or stopped build.
+    pub continue_failed: ContinueFailed,
+    /// How `stage` names are compared with the plan's stage names.
+    pub stage_names: StageNames,
+    /// Queueing a build of a disabled plan.
+    pub disabled_plan: Refusal,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ContinueRanStage {
+    /// The reported trap: the build's next runnable stage runs anyway.
+    #[default]
+    RunNext,
+    /// 400, nothing runs.
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ContinueStageBound {
+    /// Every stage up to and including `stage` runs, as with `POST queue`.
+    #[default]
+    UpperBound,
+    /// Only the runnable stage (and the automatic stages after it) runs; `stage` is ignored.
+    NextOnly,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Refusal {
+    /// 400 with a JSON message.
+    #[default]
+    Reject,
+    /// 200 and nothing happens.
+    Ignore,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ContinueFailed {
+    /// Re-run the failed stage's jobs, then go on under the usual rules.
+    #[default]
+    Rerun,
+    /// 400, nothing runs.
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StageNames {
+    #[default]
+    Exact,
+    CaseInsensitive,
+}
+
+/// Who may do what. With no tokens and no users the server is open to anonymous readers and
+/// triggerers, which suits the quick start.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Auth {
+    pub tokens: Vec<TokenGrant>,
+    pub users: Vec<UserGrant>,
+    /// What a request without credentials may do; `None`: everything when no token or user is
+    /// configured, nothing otherwise.
+    pub anonymous: Option<Vec<Permission>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenGrant {
+    pub token: String,
+    pub permissions: Vec<Permission>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserGrant {
+    pub username: String,
+    pub password: String,
+    pub permissions: Vec<Permission>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Permission {
+    Read,
+    Trigger,
+}
+
+/// Misbehaviour on purpose, to test how the client copes. Shares are between 0 and 1 and are
+/// drawn from a seeded generator, so a run is repeatable for the same order of requests.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Faults {
+    /// Added to every `/rest` request before it is answered (real time, not the sim clock).
+    pub latency_ms: u64,
+    /// Share of requests answered 503.
+    pub error_rate: f64,
+    /// Share of requests answered 429 with `Retry-After: retry_after_secs`.
+    pub rate_limit_rate: f64,
+    pub retry_after_secs: u64,
+    /// Share of requests whose connection is dropped before an answer.
+    pub drop_rate: f64,
+    /// Shares apply to reads only unless this is set: writes are left alone by default so that
+    /// a test of read retries does not also test write recovery.
+    pub include_writes: bool,
+    pub seed: u64,
+    /// Faults for the next matching requests, in order, each used up once.
+    pub script: Vec<ScriptedFault>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScriptedFault {
+    /// `GET`, `POST`, `PUT`, `DELETE`, or absent for any.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// A substring of the path after `/rest/api/latest/`, or absent for any.
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default = "one")]
+    pub times: u32,
+    pub fault: Fault,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Fault {
+    /// Answer 503 without doing anything.
+    ServerError,
+    /// Answer 429 with `Retry-After`.
+    RateLimit,
+    /// Close the connection without doing anything.
+    Drop,
+    /// Do the request, then never answer: the client times out although the server acted.
+    LoseResponse,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Project {
+    pub key: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub plans: Vec<Plan>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Plan {
+    /// The plan's short key: `APP` in `SHOP-APP`.
+    pub key: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub stages: Vec<StageDef>,
+    #[serde(default)]
+    pub branches: Vec<Branch>,
+    #[serde(default)]
+    pub builds: Vec<BuildSpec>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StageDef {
+    pub name: String,
+    #[serde(default)]
+    pub manual: bool,
+    /// How long the stage runs, in ms of the sim clock.
+    #[serde(default = "default_duration")]
+    pub duration_ms: u64,
+    /// The first this-many runs of the stage fail (in any build of the plan).
+    #[serde(default)]
+    pub failures: u32,
+}
+
+fn default_duration() -> u64 {
+    1000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Branch {
+    /// The branch name as Bamboo shows it (often the VCS branch, `feature/login`).
+    pub name: String,
+    /// The branch plan's short key: `APP1` for `SHOP-APP1`.
+    pub key: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub builds: Vec<BuildSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuildSpec {
+    pub number: u32,
+    #[serde(default)]
+    pub revision: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    pub state: BuildState,
+}
+
+/// Where an existing build stands when the world starts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BuildState {
+    /// Every stage ran and passed.
+    Complete,
+    /// Waiting for someone to run this manual stage; all before it passed.
+    PausedBefore(String),
+    /// This stage failed; all before it passed.
+    FailedAt(String),
+    /// Someone stopped the build while this stage ran.
+    StoppedAt(String),
+    /// This stage is running now; it and the automatic stages after it will run.
+    RunningAt(String),
+    /// Waiting for an agent; the automatic stages from the start will run.
+    Queued,
+}
