@@ -4,10 +4,13 @@
 //! `reconcile::plan`; `render` shows the plan and `apply` carries it out. `bamboo` is the only
 //! module that speaks HTTP; `sim` is an independent simulated Bamboo for tests and demos.
 
+pub mod bamboo;
 pub mod cli;
 mod cmd;
 pub mod exit;
 pub mod manifest;
+pub mod observe;
+pub mod reconcile;
 pub mod sim;
 mod suggest;
 

@@ -82,6 +82,11 @@ pub fn load_file(path: &Path) -> Result<LoadedFile, ManifestError> {
             format!("cannot read file: {e}"),
         )
     })?;
+    load_bytes(path, bytes)
+}
+
+/// Parses one file's bytes, named `path` in diagnostics.
+pub fn load_bytes(path: &Path, bytes: Vec<u8>) -> Result<LoadedFile, ManifestError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(ManifestError::file(
             "manifest::too_large",

@@ -9,7 +9,7 @@ mod load;
 pub mod types;
 mod validate;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -62,10 +62,23 @@ pub fn load(paths: &[PathBuf]) -> Result<Desired, Vec<ManifestError>> {
             format!("no *.yaml or *.yml manifest found in {}", shown.join(", ")),
         ));
     }
+    let loaded = files.iter().map(|path| load::load_file(path)).collect();
+    resolve(loaded, errors)
+}
+
+/// Checks one in-memory file as if it were the only manifest (tests and the fuzz target).
+pub fn load_text(path: &Path, bytes: Vec<u8>) -> Result<Desired, Vec<ManifestError>> {
+    resolve(vec![load::load_bytes(path, bytes)], Vec::new())
+}
+
+fn resolve(
+    loaded: Vec<Result<load::LoadedFile, ManifestError>>,
+    mut errors: Vec<ManifestError>,
+) -> Result<Desired, Vec<ManifestError>> {
     let mut targets = Vec::new();
     let mut sources = Vec::new();
-    for path in &files {
-        match load::load_file(path) {
+    for file in loaded {
+        match file {
             Ok(loaded) => {
                 for doc in loaded.documents {
                     targets.extend(validate::document(&loaded.file, doc, &mut errors));

@@ -1,0 +1,452 @@
+//! `BambooClient`: every HTTP request bamboo-promote makes goes through here.
+//!
+//! Reads are retried with backoff and jitter on 5xx, 429 and connection errors; a 429's
+//! `Retry-After` pauses every task of the run, not only the one that was told. Writes that
+//! queue builds are sent once: their errors go back to `apply`, which re-reads before deciding.
+//! `parallelism` bounds the requests in flight, so a large repository cannot flood a server.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+
+use super::auth::Credentials;
+use super::retry::{self, RetryPolicy};
+use super::types::{BranchInfo, BuildResult, ErrorBody, LabelList, PlanInfo, Queued, ResultList};
+
+/// Characters left as they are in a path segment; everything else, `/` included, is encoded.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+pub fn encode_segment(segment: &str) -> String {
+    utf8_percent_encode(segment, SEGMENT).to_string()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BambooError {
+    #[error("{what}: Bamboo answered {status}: {message}")]
+    Status {
+        what: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{what}: {detail} (after {retries} retries in {elapsed:.1?})")]
+    Transport {
+        what: String,
+        detail: String,
+        retries: u32,
+        elapsed: Duration,
+    },
+    #[error("{what}: unexpected answer from Bamboo: {detail}")]
+    Decode { what: String, detail: String },
+    #[error("cannot set up the HTTP client: {0}")]
+    Setup(String),
+}
+
+/// How a queue call ended when it did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Bamboo answered and refused: nothing was done.
+    #[error("Bamboo refused with {status}: {message}")]
+    Refused { status: u16, message: String },
+    /// No answer (timeout, dropped connection, 5xx): the server may or may not have acted.
+    #[error("no clear answer: {0}")]
+    Unknown(String),
+}
+
+/// Settings for a client.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The server's base URL, context path included (`https://ci.example.com/bamboo`).
+    pub server: String,
+    pub credentials: Credentials,
+    pub parallelism: usize,
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+pub struct BambooClient {
+    http: reqwest::Client,
+    api: String,
+    credentials: Credentials,
+    retry: RetryPolicy,
+    slots: Semaphore,
+    /// Set by a 429: no request starts before then.
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl BambooClient {
+    pub fn new(config: ClientConfig) -> Result<BambooClient, BambooError> {
+        // reqwest is built without a default TLS provider; ring is the one we ship.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("bamboo-promote/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BambooError::Setup(e.to_string()))?;
+        Ok(BambooClient {
+            http,
+            api: format!("{}/rest/api/latest", config.server.trim_end_matches('/')),
+            credentials: config.credentials,
+            retry: config.retry,
+            slots: Semaphore::new(config.parallelism.max(1)),
+            paused_until: Mutex::new(None),
+        })
+    }
+
+    /// `GET plan/{key}?expand=stages.stage`; `None` when there is no such plan.
+    pub async fn plan(&self, key: &str) -> Result<Option<PlanInfo>, BambooError> {
+        self.get(
+            &format!("read plan {key}"),
+            &format!("plan/{}", encode_segment(key)),
+            &[("expand", "stages.stage")],
+        )
+        .await
+    }
+
+    /// `GET plan/{key}/branch/{name}`; `None` when the plan has no such branch.
+    pub async fn branch(&self, plan: &str, name: &str) -> Result<Option<BranchInfo>, BambooError> {
+        let path = format!(
+            "plan/{}/branch/{}",
+            encode_segment(plan),
+            encode_segment(name)
+        );
+        self.get(&format!("read branch {name:?} of {plan}"), &path, &[])
+            .await
+    }
+
+    /// `GET result/{plan}-{number}` (or `-latest`) with its stages.
+    pub async fn build(
+        &self,
+        plan: &str,
+        number: Option<u32>,
+    ) -> Result<Option<BuildResult>, BambooError> {
+        let which = number.map_or("latest".to_string(), |n| n.to_string());
+        let key = format!("{plan}-{which}");
+        let query = [
+            ("expand", "stages.stage,labels"),
+            ("includeAllStates", "true"),
+        ];
+        self.get(
+            &format!("read build {key}"),
+            &format!("result/{}", encode_segment(&key)),
+            &query,
+        )
+        .await
+    }
+
+    /// `GET result/{plan}`: up to `max` builds, newest first, of every state, with stages.
+    pub async fn history(
+        &self,
+        plan: &str,
+        max: usize,
+        filter: &[(&str, &str)],
+    ) -> Result<Vec<BuildResult>, BambooError> {
+        let max_text = max.to_string();
+        let mut query = vec![
+            (
+                "expand",
+                "results.result.stages.stage,results.result.labels",
+            ),
+            ("includeAllStates", "true"),
+            ("max-results", max_text.as_str()),
+            ("max-result", max_text.as_str()),
+        ];
+        query.extend_from_slice(filter);
+        let list: Option<ResultList> = self
+            .get(
+                &format!("read history of {plan}"),
+                &format!("result/{}", encode_segment(plan)),
+                &query,
+            )
+            .await?;
+        Ok(list.map(|l| l.results.items).unwrap_or_default())
+    }
+
+    /// `GET result/{build}/label`: the build's labels.
+    pub async fn labels(&self, build_key: &str) -> Result<Vec<String>, BambooError> {
+        let list: Option<LabelList> = self
+            .get(
+                &format!("read labels of {build_key}"),
+                &format!("result/{}/label", encode_segment(build_key)),
+                &[],
+            )
+            .await?;
+        Ok(list
+            .map(|l| l.labels.items.into_iter().map(|l| l.name).collect())
+            .unwrap_or_default())
+    }
+
+    /// `POST result/{build}/label`. Adding a label twice leaves one, so retrying is safe.
+    pub async fn add_label(&self, build_key: &str, label: &str) -> Result<(), BambooError> {
+        let body = serde_json::json!({ "name": label });
+        let path = format!("result/{}/label", encode_segment(build_key));
+        self.send_idempotent(
+            Method::POST,
+            &format!("label {build_key}"),
+            &path,
+            Some(body),
+        )
+        .await
+    }
+
+    /// `DELETE result/{build}/label/{name}`. Idempotent, so retrying is safe.
+    pub async fn remove_label(&self, build_key: &str, label: &str) -> Result<(), BambooError> {
+        let path = format!(
+            "result/{}/label/{}",
+            encode_segment(build_key),
+            encode_segment(label)
+        );
+        self.send_idempotent(Method::DELETE, &format!("unlabel {build_key}"), &path, None)
+            .await
+    }
+
+    /// `PUT queue/{build}?stage=…&executeAllStages=…`: continue a build. Sent exactly once.
+    pub async fn continue_build(
+        &self,
+        build_key: &str,
+        stage: &str,
+        execute_all_stages: bool,
+    ) -> Result<Queued, WriteError> {
+        let path = format!("queue/{}", encode_segment(build_key));
+        let query = [
+            ("stage", stage),
+            (
+                "executeAllStages",
+                if execute_all_stages { "true" } else { "false" },
+            ),
+        ];
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| WriteError::Unknown(e.to_string()))?;
+        self.wait_if_paused().await;
+        let request = self
+            .request(Method::PUT, &path, &query)
+            .header("X-Atlassian-Token", "no-check");
+        let response = request
+            .send()
+            .await
+            .map_err(|e| WriteError::Unknown(describe(&e)))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| WriteError::Unknown(describe(&e)))?;
+        if status.is_success() {
+            return serde_json::from_str(&text)
+                .map_err(|e| WriteError::Unknown(format!("unreadable answer: {e}")));
+        }
+        if status.is_server_error() {
+            return Err(WriteError::Unknown(format!("Bamboo answered {status}")));
+        }
+        Err(WriteError::Refused {
+            status: status.as_u16(),
+            message: error_message(&text),
+        })
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .request(method, format!("{}/{path}", self.api))
+            .header("Accept", "application/json")
+            .query(query);
+        match &self.credentials {
+            Credentials::Anonymous => {}
+            Credentials::Token(token) => request = request.bearer_auth(token.expose()),
+            Credentials::Basic { username, password } => {
+                request = request
+                    .basic_auth(username, Some(password.expose()))
+                    .query(&[("os_authType", "basic")]);
+            }
+        }
+        request
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Option<T>, BambooError> {
+        let text = self
+            .with_retries(what, || self.request(Method::GET, path, query))
+            .await?;
+        match text {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| BambooError::Decode {
+                    what: what.to_string(),
+                    detail: e.to_string(),
+                }),
+        }
+    }
+
+    async fn send_idempotent(
+        &self,
+        method: Method,
+        what: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(), BambooError> {
+        let build = || {
+            let request = self
+                .request(method.clone(), path, &[])
+                .header("X-Atlassian-Token", "no-check");
+            match &body {
+                Some(body) => request.json(body),
+                None => request,
+            }
+        };
+        self.with_retries(what, build).await.map(|_| ())
+    }
+
+    /// Sends until a final answer: the body of a success, `None` for 404, or an error.
+    async fn with_retries(
+        &self,
+        what: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Option<String>, BambooError> {
+        let started = Instant::now();
+        let mut retries = 0;
+        loop {
+            let outcome = {
+                let _slot = self
+                    .slots
+                    .acquire()
+                    .await
+                    .map_err(|e| BambooError::Setup(e.to_string()))?;
+                self.wait_if_paused().await;
+                attempt(build()).await
+            };
+            let wait = match outcome {
+                Attempt::Done(body) => return Ok(body),
+                Attempt::Refused(status, message) => {
+                    return Err(BambooError::Status {
+                        what: what.into(),
+                        status,
+                        message,
+                    });
+                }
+                Attempt::Transient(detail, retry_after) => {
+                    if retries >= self.retry.max_retries {
+                        return Err(BambooError::Transport {
+                            what: what.into(),
+                            detail,
+                            retries,
+                            elapsed: started.elapsed(),
+                        });
+                    }
+                    match retry_after {
+                        Some(delay) => {
+                            self.pause_all(delay);
+                            Duration::ZERO
+                        }
+                        None => self.retry.delay(retries),
+                    }
+                }
+            };
+            retries += 1;
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn pause_all(&self, delay: Duration) {
+        let until = Instant::now() + delay;
+        let mut paused = self.paused_until.lock().expect("pause lock");
+        if paused.is_none_or(|current| current < until) {
+            *paused = Some(until);
+        }
+    }
+
+    async fn wait_if_paused(&self) {
+        let until = *self.paused_until.lock().expect("pause lock");
+        if let Some(until) = until {
+            let now = Instant::now();
+            if until > now {
+                tokio::time::sleep(until - now).await;
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Done(Option<String>),
+    Refused(u16, String),
+    Transient(String, Option<Duration>),
+}
+
+async fn attempt(request: reqwest::RequestBuilder) -> Attempt {
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => return Attempt::Transient(describe(&e), None),
+    };
+    let status = response.status();
+    let retry_after = retry::retry_after(
+        response
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok()),
+    );
+    let text = match response.text().await {
+        Ok(text) => text,
+        Err(e) => return Attempt::Transient(describe(&e), None),
+    };
+    if status.is_success() {
+        Attempt::Done(Some(text))
+    } else if status == StatusCode::NOT_FOUND {
+        Attempt::Done(None)
+    } else if retry::is_transient(status.as_u16()) {
+        let retry_after = if status == StatusCode::TOO_MANY_REQUESTS {
+            retry_after.or(Some(Duration::from_secs(1)))
+        } else {
+            None
+        };
+        Attempt::Transient(format!("Bamboo answered {status}"), retry_after)
+    } else {
+        Attempt::Refused(status.as_u16(), error_message(&text))
+    }
+}
+
+/// Bamboo's `message`, or the start of whatever came instead.
+fn error_message(text: &str) -> String {
+    match serde_json::from_str::<ErrorBody>(text) {
+        Ok(body) => body.message,
+        Err(_) => text.chars().take(200).collect(),
+    }
+}
+
+/// A transport error in words, without the URL (which could carry a query with a user name).
+fn describe(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_decode() {
+        "connection dropped while reading the answer"
+    } else {
+        "connection failed"
+    };
+    let mut detail = kind.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        detail = format!("{kind}: {inner}");
+        source = inner.source();
+    }
+    detail
+}

@@ -1,0 +1,11 @@
+//! Everything HTTP: the client, the JSON types of Bamboo's API, credentials and retry policy.
+//! Only this module imports reqwest.
+
+mod auth;
+mod client;
+mod retry;
+pub mod types;
+
+pub use auth::{Credentials, Secret};
+pub use client::{BambooClient, BambooError, ClientConfig, WriteError, encode_segment};
+pub use retry::RetryPolicy;

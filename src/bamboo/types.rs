@@ -1,0 +1,195 @@
+//! The JSON of Bamboo's REST API, as far as bamboo-promote reads it. Every field that a real
+//! server may leave out has a default, and unknown fields are ignored: servers differ by version.
+
+use serde::Deserialize;
+
+/// A wrapped collection: `{"size", "start-index", "max-result", "<item>": [...]}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(bound = "T: Deserialize<'de>")]
+pub struct Collection<T> {
+    #[serde(default)]
+    pub size: usize,
+    #[serde(default, rename = "start-index")]
+    pub start_index: usize,
+    #[serde(default, rename = "max-result")]
+    pub max_result: usize,
+    #[serde(
+        default = "Vec::new",
+        alias = "result",
+        alias = "stage",
+        alias = "branch",
+        alias = "label"
+    )]
+    pub items: Vec<T>,
+}
+
+impl<T> Default for Collection<T> {
+    fn default() -> Self {
+        Collection {
+            size: 0,
+            start_index: 0,
+            max_result: 0,
+            items: Vec::new(),
+        }
+    }
+}
+
+/// `GET result/{key}`: one build.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildResult {
+    pub key: String,
+    /// `number`: every recorded result has it; `buildNumber` is missing on older servers.
+    pub number: u32,
+    pub life_cycle_state: String,
+    pub state: String,
+    #[serde(default)]
+    pub continuable: bool,
+    #[serde(default)]
+    pub restartable: bool,
+    #[serde(default)]
+    pub vcs_revision_key: Option<String>,
+    #[serde(default)]
+    pub stages: Collection<StageResult>,
+    #[serde(default)]
+    pub labels: Collection<Label>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageResult {
+    pub name: String,
+    pub life_cycle_state: String,
+    pub state: String,
+    #[serde(default)]
+    pub manual: bool,
+    #[serde(default)]
+    pub runnable: bool,
+    #[serde(default)]
+    pub restartable: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Label {
+    pub name: String,
+}
+
+/// `GET result/{plan}`: history, newest first.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResultList {
+    #[serde(default)]
+    pub results: Collection<BuildResult>,
+}
+
+/// `GET result/{plan}-{n}/label`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LabelList {
+    #[serde(default)]
+    pub labels: Collection<Label>,
+}
+
+/// `GET plan/{plan}?expand=stages.stage`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanInfo {
+    pub key: String,
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub stages: Collection<PlanStage>,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlanStage {
+    pub name: String,
+}
+
+/// `GET plan/{plan}/branch/{name}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BranchInfo {
+    pub key: String,
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+/// The answer to an accepted queue call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Queued {
+    pub build_result_key: String,
+    pub build_number: u32,
+}
+
+/// Bamboo's error body: `{"message", "status-code", "sub-code"}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorBody {
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every recorded fixture must parse into these types.
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/bamboo/fixtures")
+            .join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn results_from_real_servers_parse() {
+        let paused: BuildResult =
+            serde_json::from_str(&fixture("bamboo6-result-paused-at-manual-stage.json")).unwrap();
+        assert!(paused.continuable);
+        assert_eq!(paused.stages.items.len(), 10);
+        let runnable: Vec<_> = paused
+            .stages
+            .items
+            .iter()
+            .filter(|s| s.runnable)
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(runnable, ["initiate-deploy-prod-canary"]);
+
+        let failed: BuildResult =
+            serde_json::from_str(&fixture("bamboo12-result_detail.json")).unwrap();
+        assert_eq!(
+            (failed.life_cycle_state.as_str(), failed.state.as_str()),
+            ("Finished", "Failed")
+        );
+        assert_eq!(failed.stages.items[1].state, "Failed");
+
+        let stopped: BuildResult =
+            serde_json::from_str(&fixture("bamboo12-result_stopped.json")).unwrap();
+        assert_eq!(stopped.life_cycle_state, "NotBuilt");
+        assert!(stopped.restartable);
+
+        let old: BuildResult =
+            serde_json::from_str(&fixture("bamboo5-result_with_changes.json")).unwrap();
+        assert!(old.number > 0);
+    }
+
+    #[test]
+    fn plans_queue_answers_and_errors_parse() {
+        let plan: PlanInfo = serde_json::from_str(&fixture("bamboo12-plan.json")).unwrap();
+        assert_eq!(plan.key, "LAB-PROV");
+        let old_plan: PlanInfo = serde_json::from_str(&fixture("bamboo5-plan.json")).unwrap();
+        assert!(old_plan.enabled);
+        let queued: Queued = serde_json::from_str(&fixture("bamboo12-queue.json")).unwrap();
+        assert_eq!(queued.build_result_key, "LAB-PROV-11");
+        let error: ErrorBody = serde_json::from_str(&fixture("bamboo12-404-body.json")).unwrap();
+        assert_eq!(error.message, "HTTP 404 Not Found");
+        let branches: serde_json::Value =
+            serde_json::from_str(&fixture("bamboo12-branches.json")).unwrap();
+        let list: Collection<BranchInfo> =
+            serde_json::from_value(branches["branches"].clone()).unwrap();
+        assert_eq!(list.size, 0);
+    }
+}

@@ -1,0 +1,101 @@
+//! Pure planning: `plan(&Desired, &Observed) → Plan`, no I/O. `stages` holds the stage
+//! arithmetic for one build, `model` the plan's types, `check` the online validation that
+//! turns unknown plans, branches and stages into diagnostics at the manifest's line.
+
+mod check;
+mod model;
+mod stages;
+
+use std::collections::HashMap;
+
+pub use check::check;
+pub use model::{Action, BlockReason, FORMAT_VERSION, Plan, PlanItem, Status, Summary, TargetRef};
+pub use stages::assess;
+
+use crate::manifest::{Desired, Target};
+use crate::observe::{Observed, ObservedBuild, build_plan_key};
+
+/// One status per target; `after` turns a promotion into waiting while upstream is unsettled.
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    let mut items: Vec<PlanItem> = desired.targets.iter().map(|t| item(t, observed)).collect();
+    let settled: HashMap<String, bool> = items
+        .iter()
+        .map(|i| (i.target.id.clone(), i.status.is_settled()))
+        .collect();
+    for item in &mut items {
+        if !matches!(item.status, Status::Queue { .. }) {
+            continue;
+        }
+        let on: Vec<String> = item
+            .target
+            .after
+            .iter()
+            .filter(|id| !settled.get(*id).copied().unwrap_or(false))
+            .cloned()
+            .collect();
+        if !on.is_empty() {
+            item.status = Status::Waiting { on };
+        }
+    }
+    Plan { items }
+}
+
+/// The status of one target, ignoring `after`.
+pub fn item(target: &Target, observed: &Observed) -> PlanItem {
+    let build = build_for(target, observed);
+    let status = status_for(target, observed, build.as_ref());
+    PlanItem {
+        target: target_ref(target),
+        build,
+        status,
+    }
+}
+
+pub fn target_ref(target: &Target) -> TargetRef {
+    TargetRef {
+        id: target.id.clone(),
+        plan: target.plan.clone(),
+        branch: target.branch.clone(),
+        build: target.build.clone(),
+        stage: target.stage.clone(),
+        after: target.after.clone(),
+    }
+}
+
+fn build_for(target: &Target, observed: &Observed) -> Option<ObservedBuild> {
+    let key = build_plan_key(target, observed)?;
+    observed
+        .builds
+        .get(&(key, target.build.clone()))
+        .cloned()
+        .flatten()
+}
+
+fn status_for(target: &Target, observed: &Observed, build: Option<&ObservedBuild>) -> Status {
+    let blocked = |reason| Status::Blocked { reason };
+    let Some(Some(plan)) = observed.plans.get(&target.plan) else {
+        return blocked(BlockReason::PlanMissing);
+    };
+    let mut enabled = plan.enabled;
+    if let Some(name) = &target.branch {
+        match observed.branches.get(&(target.plan.clone(), name.clone())) {
+            Some(Some(branch)) if !branch.enabled => enabled = false,
+            Some(Some(_)) => {}
+            _ => return blocked(BlockReason::BranchMissing),
+        }
+    }
+    let Some(build) = build else {
+        return blocked(BlockReason::NoBuild);
+    };
+    match assess(build, &target.stage, target.execute_all_stages) {
+        Status::Queue { .. } if !enabled => blocked(if target.branch.is_some() && plan.enabled {
+            BlockReason::BranchDisabled
+        } else {
+            BlockReason::PlanDisabled
+        }),
+        status => status,
+    }
+}
+
+#[cfg(test)]
+mod tests;

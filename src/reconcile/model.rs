@@ -1,0 +1,161 @@
+//! The plan: one item per target, each with the status the planner gave it and, for a
+//! promotion, the exact call and every stage it will run. Serialized as the versioned JSON
+//! that `plan --out` saves and `apply plan.json` executes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::BuildSelector;
+use crate::observe::ObservedBuild;
+
+/// The JSON contract's version: additive changes within a major version.
+pub const FORMAT_VERSION: &str = "1.0";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub items: Vec<PlanItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanItem {
+    pub target: TargetRef,
+    /// The build the target resolved to, as observed.
+    pub build: Option<ObservedBuild>,
+    pub status: Status,
+}
+
+/// What an item is about, as the manifest said it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRef {
+    pub id: String,
+    pub plan: String,
+    pub branch: Option<String>,
+    pub build: BuildSelector,
+    pub stage: String,
+    pub after: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum Status {
+    /// The target stage ran and passed; no manual stage after it has run.
+    InSync,
+    /// The build went further: these manual stages after the target ran too.
+    Ahead { beyond: Vec<String> },
+    /// One call will bring the build to its target.
+    Queue { action: Action },
+    /// The build is queued or running; nothing to do until it stops.
+    Running { stage: Option<String> },
+    /// Targets named in `after` are not in sync yet.
+    Waiting { on: Vec<String> },
+    /// Nothing can be done without a person.
+    Blocked { reason: BlockReason },
+}
+
+impl Status {
+    pub fn is_settled(&self) -> bool {
+        matches!(self, Status::InSync | Status::Ahead { .. })
+    }
+}
+
+/// The exact call a promotion makes, and what it will run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Action {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub build_key: String,
+    pub stage: String,
+    pub execute_all_stages: bool,
+    /// Every stage the call will run, in order: from the build's runnable stage to the target,
+    /// then the automatic stages Bamboo runs after it (or all, with `executeAllStages`).
+    pub runs: Vec<String>,
+    /// The build as observed when planned; `apply` refuses the call if it changed.
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum BlockReason {
+    PlanMissing,
+    PlanDisabled,
+    BranchMissing,
+    BranchDisabled,
+    /// No build matches the selector.
+    NoBuild,
+    /// The build has no stage of that name.
+    StageMissing,
+    /// The stage is automatic: it runs by itself or not at all.
+    NotManual,
+    /// A stage before the target failed.
+    FailedBefore {
+        stage: String,
+    },
+    /// The target stage itself failed.
+    FailedAt {
+        stage: String,
+    },
+    /// Someone stopped the build.
+    Stopped {
+        stage: Option<String>,
+    },
+    /// A state the planner does not know how to move on from.
+    Unexpected {
+        detail: String,
+    },
+}
+
+impl std::fmt::Display for BlockReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlockReason::PlanMissing => f.write_str("plan not found"),
+            BlockReason::PlanDisabled => f.write_str("plan is disabled"),
+            BlockReason::BranchMissing => f.write_str("branch not found"),
+            BlockReason::BranchDisabled => f.write_str("branch is disabled"),
+            BlockReason::NoBuild => f.write_str("no build matches the selector"),
+            BlockReason::StageMissing => f.write_str("the build has no such stage"),
+            BlockReason::NotManual => f.write_str("the stage is not manual"),
+            BlockReason::FailedBefore { stage } => {
+                write!(f, "stage {stage} failed before the target")
+            }
+            BlockReason::FailedAt { stage } => write!(f, "stage {stage} failed"),
+            BlockReason::Stopped { stage: Some(stage) } => {
+                write!(f, "build was stopped at {stage}")
+            }
+            BlockReason::Stopped { stage: None } => f.write_str("build was stopped"),
+            BlockReason::Unexpected { detail } => write!(f, "unexpected state: {detail}"),
+        }
+    }
+}
+
+/// Counts for the summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub to_promote: usize,
+    pub in_sync: usize,
+    pub ahead: usize,
+    pub running: usize,
+    pub waiting: usize,
+    pub blocked: usize,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for item in &self.items {
+            match item.status {
+                Status::InSync => s.in_sync += 1,
+                Status::Ahead { .. } => s.ahead += 1,
+                Status::Queue { .. } => s.to_promote += 1,
+                Status::Running { .. } => s.running += 1,
+                Status::Waiting { .. } => s.waiting += 1,
+                Status::Blocked { .. } => s.blocked += 1,
+            }
+        }
+        s
+    }
+}

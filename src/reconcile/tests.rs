@@ -1,0 +1,424 @@
+//! Table tests for the pure planner. Builds are made from Bamboo JSON — the recorded fixtures,
+//! or compact stage lists turned into the same JSON shape — never hand-built `Observed` values.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::*;
+use crate::bamboo::types::BuildResult;
+use crate::manifest::{self, BuildSelector};
+use crate::observe::{ObservedBranch, ObservedPlan};
+
+/// `"Build=done Staging*=next Prod*"`: name, `*` for manual, `=` phase (default not run).
+/// Phases: done, failed, running, pending, next (not run and runnable), stopped.
+fn build(key: &str, life: &str, continuable: bool, spec: &str) -> ObservedBuild {
+    let stages: Vec<_> = spec
+        .split_whitespace()
+        .map(|s| {
+            let (name, phase) = s.split_once('=').unwrap_or((s, "notrun"));
+            let (name, manual) = name.strip_suffix('*').map_or((name, false), |n| (n, true));
+            let (lc, state) = match phase {
+                "done" => ("Finished", "Successful"),
+                "failed" => ("Finished", "Failed"),
+                "running" => ("InProgress", "Unknown"),
+                "pending" => ("Pending", "Unknown"),
+                _ => ("NotBuilt", "Unknown"),
+            };
+            json!({
+                "name": name.replace('_', " "), "lifeCycleState": lc, "state": state, "manual": manual,
+                "runnable": phase == "next", "restartable": phase == "stopped" || phase == "failed",
+            })
+        })
+        .collect();
+    let (life_cycle, state) = life.split_once('/').unwrap_or((life, "Unknown"));
+    let failed = state == "Failed";
+    let result = json!({
+        "key": key, "number": key.rsplit('-').next().unwrap().parse::<u32>().unwrap(),
+        "lifeCycleState": life_cycle, "state": state, "continuable": continuable,
+        "restartable": failed || life_cycle == "NotBuilt",
+        "stages": { "size": stages.len(), "stage": stages },
+    });
+    ObservedBuild::from_result(serde_json::from_value::<BuildResult>(result).unwrap())
+}
+
+fn fixture(name: &str) -> ObservedBuild {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/bamboo/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(path).unwrap();
+    ObservedBuild::from_result(serde_json::from_str(&text).unwrap())
+}
+
+fn queue(status: &Status) -> (&str, Vec<&str>) {
+    match status {
+        Status::Queue { action } => (
+            action.stage.as_str(),
+            action.runs.iter().map(String::as_str).collect(),
+        ),
+        other => panic!("expected a promotion, got {other:?}"),
+    }
+}
+
+const PAUSED_BEFORE_STAGING: &str = "Build=done Staging*=next Smoke Prod* Verify";
+
+#[test]
+fn every_stage_situation_gets_its_status() {
+    use BlockReason::*;
+    let cases: Vec<(&str, ObservedBuild, &str, Status)> = vec![
+        (
+            "in sync",
+            build(
+                "A-B-1",
+                "Finished/Successful",
+                true,
+                "Build=done Staging*=done Smoke=done Prod*=next Verify",
+            ),
+            "Staging",
+            Status::InSync,
+        ),
+        (
+            "complete build, last manual stage",
+            build(
+                "A-B-1",
+                "Finished/Successful",
+                false,
+                "Build=done Staging*=done Smoke=done Prod*=done Verify=done",
+            ),
+            "Prod",
+            Status::InSync,
+        ),
+        (
+            "ahead",
+            build(
+                "A-B-1",
+                "Finished/Successful",
+                false,
+                "Build=done Staging*=done Smoke=done Prod*=done Verify=done",
+            ),
+            "Staging",
+            Status::Ahead {
+                beyond: vec!["Prod".into()],
+            },
+        ),
+        (
+            "running at target",
+            build(
+                "A-B-1",
+                "InProgress",
+                false,
+                "Build=done Staging*=running Smoke=pending Prod* Verify",
+            ),
+            "Staging",
+            Status::Running {
+                stage: Some("Staging".into()),
+            },
+        ),
+        (
+            "running before target",
+            build(
+                "A-B-1",
+                "InProgress",
+                false,
+                "Build=running Staging* Smoke Prod* Verify",
+            ),
+            "Staging",
+            Status::Running {
+                stage: Some("Build".into()),
+            },
+        ),
+        (
+            "failed before",
+            build(
+                "A-B-1",
+                "Finished/Failed",
+                false,
+                "Build=failed Staging* Smoke Prod* Verify",
+            ),
+            "Staging",
+            Status::Blocked {
+                reason: FailedBefore {
+                    stage: "Build".into(),
+                },
+            },
+        ),
+        (
+            "failed at",
+            build(
+                "A-B-1",
+                "Finished/Failed",
+                false,
+                "Build=done Staging*=failed Smoke Prod* Verify",
+            ),
+            "Staging",
+            Status::Blocked {
+                reason: FailedAt {
+                    stage: "Staging".into(),
+                },
+            },
+        ),
+        (
+            "stopped",
+            build(
+                "A-B-1",
+                "NotBuilt",
+                false,
+                "Build=stopped Staging* Smoke Prod* Verify",
+            ),
+            "Staging",
+            Status::Blocked {
+                reason: Stopped {
+                    stage: Some("Build".into()),
+                },
+            },
+        ),
+        (
+            "target missing",
+            build("A-B-1", "Finished/Successful", true, PAUSED_BEFORE_STAGING),
+            "Stagin",
+            Status::Blocked {
+                reason: StageMissing,
+            },
+        ),
+        (
+            "not manual",
+            build("A-B-1", "Finished/Successful", true, PAUSED_BEFORE_STAGING),
+            "Smoke",
+            Status::Blocked { reason: NotManual },
+        ),
+    ];
+    for (name, build, stage, expected) in cases {
+        assert_eq!(assess(&build, stage, false), expected, "case {name}");
+    }
+}
+
+#[test]
+fn a_promotion_runs_from_the_runnable_stage_through_the_automatic_ones_after_the_target() {
+    let paused = build("A-B-7", "Finished/Successful", true, PAUSED_BEFORE_STAGING);
+    let cases: Vec<(&str, bool, Vec<&str>)> = vec![
+        ("Staging", false, vec!["Staging", "Smoke"]),
+        // Manual stages cannot be skipped: reaching Prod runs Staging on the way.
+        ("Prod", false, vec!["Staging", "Smoke", "Prod", "Verify"]),
+        ("Staging", true, vec!["Staging", "Smoke", "Prod", "Verify"]),
+    ];
+    for (stage, all, runs) in cases {
+        let status = assess(&paused, stage, all);
+        assert_eq!(
+            queue(&status),
+            (stage, runs.clone()),
+            "target {stage}, executeAllStages {all}"
+        );
+        let Status::Queue { action } = status else {
+            unreachable!()
+        };
+        assert_eq!(action.path, "queue/A-B-7");
+        assert_eq!(
+            action.query[1],
+            ("executeAllStages".to_string(), all.to_string())
+        );
+        assert_eq!(action.fingerprint, paused.fingerprint());
+    }
+}
+
+#[test]
+fn recorded_builds_from_real_servers() {
+    let paused = fixture("bamboo6-result-paused-at-manual-stage.json");
+    // Paused before a manual stage that is followed by another manual stage: one stage runs.
+    assert_eq!(
+        queue(&assess(&paused, "initiate-deploy-prod-canary", false)),
+        (
+            "initiate-deploy-prod-canary",
+            vec!["initiate-deploy-prod-canary"]
+        )
+    );
+    assert_eq!(
+        queue(&assess(&paused, "prod-canary-verify", false)).1,
+        vec!["initiate-deploy-prod-canary", "prod-canary-verify"]
+    );
+    // The trap: asking again for a manual stage that already ran must not queue anything.
+    assert_eq!(assess(&paused, "milan-verify", false), Status::InSync);
+    assert_eq!(
+        assess(&paused, "staging-verify", false),
+        Status::Ahead {
+            beyond: vec!["initiate-deploy-milan".into(), "milan-verify".into()]
+        }
+    );
+    assert_eq!(
+        assess(&paused, "Default Stage", false),
+        Status::Blocked {
+            reason: BlockReason::NotManual
+        }
+    );
+
+    let failed = fixture("bamboo12-result_detail.json");
+    assert_eq!(
+        assess(&failed, "Provision", false),
+        Status::Blocked {
+            reason: BlockReason::NotManual
+        }
+    );
+    let stopped = fixture("bamboo12-result_stopped.json");
+    assert!(matches!(
+        assess(&stopped, "Provision", false),
+        Status::Blocked { .. }
+    ));
+}
+
+const MANIFEST: &str = "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: {name: t}
+spec:
+  targets:
+    - {id: staging, plan: A-B, stage: Staging}
+    - {id: prod, plan: A-B, build: 6, stage: Prod, after: [staging]}
+    - {id: branch, plan: A-B, branch: feature/x, stage: Staging}
+    - {id: gone, plan: A-GONE, stage: Staging}
+";
+
+fn desired() -> manifest::Desired {
+    manifest::load_text(Path::new("t.yaml"), MANIFEST.as_bytes().to_vec())
+        .expect("test manifest is valid")
+}
+
+fn observed(
+    latest: Option<ObservedBuild>,
+    six: Option<ObservedBuild>,
+    branch: Option<ObservedBranch>,
+    enabled: bool,
+) -> Observed {
+    let mut observed = Observed::default();
+    observed.plans.insert(
+        "A-B".into(),
+        Some(ObservedPlan {
+            enabled,
+            stages: vec![],
+        }),
+    );
+    observed.plans.insert("A-GONE".into(), None);
+    observed
+        .branches
+        .insert(("A-B".into(), "feature/x".into()), branch.clone());
+    observed
+        .builds
+        .insert(("A-B".into(), BuildSelector::Latest), latest);
+    observed
+        .builds
+        .insert(("A-B".into(), BuildSelector::Number(6)), six);
+    if let Some(branch) = branch {
+        observed
+            .builds
+            .insert((branch.key, BuildSelector::Latest), None);
+    }
+    observed
+}
+
+fn statuses(plan: &Plan) -> Vec<(&str, &Status)> {
+    plan.items
+        .iter()
+        .map(|i| (i.target.id.as_str(), &i.status))
+        .collect()
+}
+
+#[test]
+fn plan_level_statuses_missing_things_and_after() {
+    let paused7 = build("A-B-7", "Finished/Successful", true, PAUSED_BEFORE_STAGING);
+    let paused6 = build(
+        "A-B-6",
+        "Finished/Successful",
+        true,
+        "Build=done Staging*=done Smoke=done Prod*=next Verify",
+    );
+    let branch = ObservedBranch {
+        key: "A-B1".into(),
+        enabled: true,
+    };
+    let plan = plan(
+        &desired(),
+        &observed(
+            Some(paused7.clone()),
+            Some(paused6.clone()),
+            Some(branch),
+            true,
+        ),
+    );
+    let s = statuses(&plan);
+    assert!(matches!(s[0].1, Status::Queue { .. }));
+    assert_eq!(
+        s[1].1,
+        &Status::Waiting {
+            on: vec!["staging".into()]
+        }
+    );
+    assert_eq!(
+        s[2].1,
+        &Status::Blocked {
+            reason: BlockReason::NoBuild
+        }
+    );
+    assert_eq!(
+        s[3].1,
+        &Status::Blocked {
+            reason: BlockReason::PlanMissing
+        }
+    );
+
+    // Upstream in sync: the downstream promotion is queued.
+    let synced7 = build(
+        "A-B-7",
+        "Finished/Successful",
+        true,
+        "Build=done Staging*=done Smoke=done Prod*=next Verify",
+    );
+    let plan2 = plan_fn(&observed(Some(synced7), Some(paused6.clone()), None, true));
+    assert_eq!(plan2.items[0].status, Status::InSync);
+    assert_eq!(queue(&plan2.items[1].status).1, vec!["Prod", "Verify"]);
+    assert_eq!(
+        plan2.items[2].status,
+        Status::Blocked {
+            reason: BlockReason::BranchMissing
+        }
+    );
+
+    // A disabled plan blocks promotions but still reports what is in sync.
+    let plan3 = plan_fn(&observed(Some(paused7), Some(paused6), None, false));
+    assert_eq!(
+        plan3.items[0].status,
+        Status::Blocked {
+            reason: BlockReason::PlanDisabled
+        }
+    );
+    assert_eq!(plan3.summary().blocked, 4);
+}
+
+fn plan_fn(observed: &Observed) -> Plan {
+    plan(&desired(), observed)
+}
+
+#[test]
+fn online_check_points_at_unknown_plans_and_stages() {
+    let paused = build("A-B-7", "Finished/Successful", true, PAUSED_BEFORE_STAGING);
+    let mut obs = observed(Some(paused), None, None, true);
+    obs.plans.insert(
+        "A-B".into(),
+        Some(ObservedPlan {
+            enabled: true,
+            stages: vec![
+                "Build".into(),
+                "Staging".into(),
+                "Smoke".into(),
+                "Prod".into(),
+                "Verify".into(),
+            ],
+        }),
+    );
+    let errors = check(&desired(), &obs);
+    let found: Vec<(&str, (usize, usize))> =
+        errors.iter().map(|e| (e.code, e.line_column())).collect();
+    assert_eq!(
+        found,
+        vec![
+            ("bamboo::unknown_branch", (8, 39)),
+            ("bamboo::unknown_plan", (9, 24))
+        ]
+    );
+}
