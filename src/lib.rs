@@ -7,10 +7,12 @@
 pub mod bamboo;
 pub mod cli;
 mod cmd;
+mod config;
 pub mod exit;
 pub mod manifest;
 pub mod observe;
 pub mod reconcile;
+pub mod render;
 pub mod sim;
 mod suggest;
 
@@ -22,7 +24,9 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Schema(args) => cmd::schema::run(args),
         Command::Sim(args) => cmd::sim::run(args).await,
-        Command::Plan(_) | Command::Status(_) | Command::Apply(_) => {
+        Command::Plan(args) => cmd::plan::run(args).await,
+        Command::Status(args) => cmd::status::run(args).await,
+        Command::Apply(_) => {
             eprintln!("error: not built yet");
             exit::ERROR
         }

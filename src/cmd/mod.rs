@@ -1,5 +1,8 @@
 //! One file per subcommand, each thin: load → observe → plan → render or apply.
 
+mod pipeline;
+pub mod plan;
 pub mod schema;
 pub mod sim;
+pub mod status;
 pub mod validate;

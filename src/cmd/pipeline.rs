@@ -1,0 +1,69 @@
+//! The steps `plan`, `status` and `apply` share: load and validate the manifests (nothing is
+//! contacted when one is invalid), connect, observe, validate online, plan.
+
+use std::path::PathBuf;
+
+use crate::cli::{DiagnosticFormat, ServerArgs};
+use crate::config::{self, Connection};
+use crate::manifest::{self, Desired};
+use crate::observe::{self, Observed};
+use crate::reconcile::{self, Plan};
+use crate::{exit, render};
+
+pub struct Planned {
+    pub connection: Connection,
+    pub desired: Desired,
+    pub plan: Plan,
+}
+
+/// Loads, observes and plans; on failure the error is already reported and the exit code is
+/// returned.
+pub async fn plan(paths: &[PathBuf], server: &ServerArgs) -> Result<Planned, u8> {
+    let desired = load(paths)?;
+    let connection = connect(server).await?;
+    let observed = observe_or_report(&connection, &desired).await?;
+    let online = reconcile::check(&desired, &observed);
+    if !online.is_empty() {
+        super::validate::report(&online, DiagnosticFormat::Human);
+        return Err(exit::ERROR);
+    }
+    let plan = reconcile::plan(&desired, &observed);
+    Ok(Planned {
+        connection,
+        desired,
+        plan,
+    })
+}
+
+pub fn load(paths: &[PathBuf]) -> Result<Desired, u8> {
+    manifest::load(paths).map_err(|errors| {
+        super::validate::report(&errors, DiagnosticFormat::Human);
+        exit::ERROR
+    })
+}
+
+pub async fn connect(server: &ServerArgs) -> Result<Connection, u8> {
+    config::connect(server).await.map_err(|e| {
+        eprintln!("error: {e}");
+        exit::ERROR
+    })
+}
+
+pub async fn observe_or_report(connection: &Connection, desired: &Desired) -> Result<Observed, u8> {
+    observe::observe(&connection.client, desired)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            exit::ERROR
+        })
+}
+
+/// The document for `--format json` and `--out`.
+pub fn document(kind: &str, planned: &Planned) -> render::PlanDocument {
+    render::PlanDocument::new(
+        kind,
+        &planned.connection.server,
+        &planned.desired.digest,
+        planned.plan.clone(),
+    )
+}
