@@ -12,8 +12,10 @@ use crate::sim::{self, SimServer};
 /// A client ready to use, and the simulator it talks to when `--server sim:…` started one.
 pub struct Connection {
     pub client: BambooClient,
-    /// The server as shown to people and saved in plans (never with credentials).
+    /// The server's URL, as shown to people (never with credentials).
     pub server: String,
+    /// The server as given on the command line: what a saved plan records and must match.
+    pub given: String,
     /// Kept alive for as long as the client needs it.
     pub _simulator: Option<SimServer>,
 }
@@ -58,6 +60,7 @@ pub async fn connect(args: &ServerArgs) -> Result<Connection, ConfigError> {
     Ok(Connection {
         client,
         server,
+        given: args.server.clone(),
         _simulator: embedded,
     })
 }

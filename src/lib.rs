@@ -4,6 +4,7 @@
 //! `reconcile::plan`; `render` shows the plan and `apply` carries it out. `bamboo` is the only
 //! module that speaks HTTP; `sim` is an independent simulated Bamboo for tests and demos.
 
+pub mod apply;
 pub mod bamboo;
 pub mod cli;
 mod cmd;
@@ -26,9 +27,6 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Sim(args) => cmd::sim::run(args).await,
         Command::Plan(args) => cmd::plan::run(args).await,
         Command::Status(args) => cmd::status::run(args).await,
-        Command::Apply(_) => {
-            eprintln!("error: not built yet");
-            exit::ERROR
-        }
+        Command::Apply(args) => cmd::apply::run(args).await,
     }
 }

@@ -1,5 +1,6 @@
 //! One file per subcommand, each thin: load → observe → plan → render or apply.
 
+pub mod apply;
 mod pipeline;
 pub mod plan;
 pub mod schema;

@@ -62,7 +62,7 @@ pub async fn observe_or_report(connection: &Connection, desired: &Desired) -> Re
 pub fn document(kind: &str, planned: &Planned) -> render::PlanDocument {
     render::PlanDocument::new(
         kind,
-        &planned.connection.server,
+        &planned.connection.given,
         &planned.desired.digest,
         planned.plan.clone(),
     )

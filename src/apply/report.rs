@@ -1,0 +1,105 @@
+//! What apply tells people and machines: progress and events (human lines on stderr, or one
+//! versioned JSON event per line on stdout), and the audit trail of every write (stderr, and
+//! `--audit-log FILE` as JSON lines). Nothing here ever sees a secret.
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::reconcile::FORMAT_VERSION;
+
+pub struct Reporter {
+    json: bool,
+    audit_file: Option<Mutex<File>>,
+}
+
+/// One write, for the audit trail.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord<'a> {
+    pub time: String,
+    pub target: &'a str,
+    pub build: &'a str,
+    pub call: String,
+    pub outcome: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Reporter {
+    pub fn new(json: bool, audit_path: Option<&std::path::Path>) -> std::io::Result<Reporter> {
+        let audit_file = match audit_path {
+            Some(path) => Some(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            )),
+            None => None,
+        };
+        Ok(Reporter { json, audit_file })
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// An event: `{"formatVersion", "event", "time", ...fields}` on stdout in JSON mode, a line
+    /// on stderr otherwise.
+    pub fn event(&self, event: &str, human: impl FnOnce() -> String, fields: Value) {
+        if self.json {
+            let mut line =
+                json!({ "formatVersion": FORMAT_VERSION, "event": event, "time": now() });
+            if let (Some(line), Value::Object(fields)) = (line.as_object_mut(), fields) {
+                line.extend(fields);
+            }
+            println!("{line}");
+        } else {
+            eprintln!("{}", human());
+        }
+    }
+
+    pub fn audit(
+        &self,
+        target: &str,
+        build: &str,
+        call: String,
+        outcome: &str,
+        detail: Option<String>,
+    ) {
+        let record = AuditRecord {
+            time: now(),
+            target,
+            build,
+            call,
+            outcome,
+            detail,
+        };
+        eprintln!(
+            "audit: {} {} {} {} → {}{}",
+            record.time,
+            record.target,
+            record.build,
+            record.call,
+            record.outcome,
+            record
+                .detail
+                .as_ref()
+                .map_or(String::new(), |d| format!(" ({d})"))
+        );
+        if let Some(file) = &self.audit_file {
+            let line = serde_json::to_string(&record).expect("audit record serializes");
+            let mut file = file.lock().expect("audit lock");
+            if let Err(e) = writeln!(file, "{line}").and_then(|()| file.flush()) {
+                eprintln!("warning: cannot write the audit log: {e}");
+            }
+        }
+    }
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}

@@ -1,0 +1,281 @@
+//! `apply`: plan (or read a saved plan), show it, ask on a terminal, then promote.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::json;
+
+use crate::apply::{self, Applied, Outcome, Reporter, Source};
+use crate::cli::{ApplyArgs, OutputFormat};
+use crate::exit;
+use crate::reconcile::{Plan, Status};
+use crate::render::{self, PlanDocument, human::Style};
+
+pub async fn run(args: &ApplyArgs) -> u8 {
+    let reporter = match Reporter::new(args.format == OutputFormat::Json, args.audit_log.as_deref())
+    {
+        Ok(reporter) => reporter,
+        Err(e) => {
+            eprintln!("error: cannot open the audit log: {e}");
+            return exit::ERROR;
+        }
+    };
+    match saved_plan_path(args) {
+        Some(path) => apply_saved(args, path, &reporter).await,
+        None => apply_manifests(args, &reporter).await,
+    }
+}
+
+/// `apply plan.json`: one argument naming a JSON file.
+fn saved_plan_path(args: &ApplyArgs) -> Option<&Path> {
+    match args.paths.as_slice() {
+        [path] if path.is_file() && path.extension().is_some_and(|e| e == "json") => Some(path),
+        _ => None,
+    }
+}
+
+async fn apply_manifests(args: &ApplyArgs, reporter: &Reporter) -> u8 {
+    let planned = match super::pipeline::plan(&args.paths, &args.server).await {
+        Ok(planned) => planned,
+        Err(code) => return code,
+    };
+    show_plan(args, reporter, &planned.plan, &planned.connection.server);
+    if let Err(code) = confirm(args, &planned.plan) {
+        return code;
+    }
+    let source = Source::Manifests(&planned.desired);
+    let applied = apply::run(
+        &planned.connection.client,
+        source,
+        planned.plan.clone(),
+        &options(args),
+        reporter,
+        interrupt_flag(),
+    )
+    .await;
+    finish(args, reporter, &applied)
+}
+
+async fn apply_saved(args: &ApplyArgs, path: &Path, reporter: &Reporter) -> u8 {
+    let document: PlanDocument = match std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+    {
+        Ok(document) => document,
+        Err(e) => {
+            eprintln!("error: cannot read the saved plan {}: {e}", path.display());
+            return exit::ERROR;
+        }
+    };
+    if !PlanDocument::is_compatible(&document.format_version) || document.kind != "plan" {
+        eprintln!(
+            "error: {} is a {} document of format {}; this version applies plans of format {}",
+            path.display(),
+            document.kind,
+            document.format_version,
+            crate::reconcile::FORMAT_VERSION
+        );
+        return exit::ERROR;
+    }
+    if document.server != args.server.server {
+        eprintln!(
+            "error: the saved plan was made for {}, not {}",
+            document.server, args.server.server
+        );
+        return exit::ERROR;
+    }
+    let connection = match super::pipeline::connect(&args.server).await {
+        Ok(connection) => connection,
+        Err(code) => return code,
+    };
+    show_plan(args, reporter, &document.plan, &connection.server);
+    if let Err(code) = confirm(args, &document.plan) {
+        return code;
+    }
+    let applied = apply::run(
+        &connection.client,
+        Source::Saved,
+        document.plan.clone(),
+        &options(args),
+        reporter,
+        interrupt_flag(),
+    )
+    .await;
+    finish(args, reporter, &applied)
+}
+
+fn options(args: &ApplyArgs) -> apply::Options {
+    apply::Options {
+        wait: args.wait,
+        timeout: args.timeout,
+        poll: args.poll_interval,
+    }
+}
+
+fn show_plan(args: &ApplyArgs, reporter: &Reporter, plan: &Plan, server: &str) {
+    if args.format == OutputFormat::Json {
+        for item in &plan.items {
+            reporter.event("planned", String::new, json!({ "target": item.target.id, "build": item.build.as_ref().map(|b| &b.key), "status": item.status }));
+        }
+    } else {
+        print!(
+            "{}",
+            render::human::render(plan, server, true, Style::for_stdout())
+        );
+    }
+}
+
+/// Asks on a terminal; refuses to go on without one unless `--auto-approve`.
+fn confirm(args: &ApplyArgs, plan: &Plan) -> Result<(), u8> {
+    let promotions = plan.summary().to_promote;
+    if args.auto_approve || promotions == 0 {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        eprintln!(
+            "error: no terminal to confirm on; run with --auto-approve to apply without asking"
+        );
+        return Err(exit::ERROR);
+    }
+    eprint!(
+        "\nDo you want to perform these {promotions} promotions? Only 'yes' will be accepted: "
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        eprintln!("apply cancelled; nothing was queued");
+        Err(exit::ERROR)
+    }
+}
+
+/// Ctrl-C sets the flag; apply stops waiting after the calls in flight, never in the middle of
+/// one.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: finishing the calls in flight, then stopping");
+            set.store(true, Ordering::SeqCst);
+        }
+    });
+    flag
+}
+
+#[derive(Default)]
+struct Tally {
+    promoted: usize,
+    in_sync: usize,
+    failed: Vec<String>,
+    blocked: usize,
+    waiting: usize,
+    stale: usize,
+    errors: usize,
+    unfinished: usize,
+}
+
+fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
+    let mut tally = Tally::default();
+    let mut lines = Vec::new();
+    for (id, build, outcome) in &applied.outcomes {
+        let build = build.as_deref().unwrap_or("-");
+        let text = match outcome {
+            Outcome::Promoted { runs, finished } => {
+                tally.promoted += 1;
+                if args.wait && !finished {
+                    tally.unfinished += 1;
+                }
+                let state = if *finished { "finished" } else { "queued" };
+                format!("promoted ({state}): {}", runs.join(", "))
+            }
+            Outcome::StageFailed { stage } => {
+                tally.failed.push(format!("{id}: {stage}"));
+                format!("promoted, but stage {stage} failed")
+            }
+            Outcome::Unchanged(status) => match status {
+                Status::InSync | Status::Ahead { .. } => {
+                    tally.in_sync += 1;
+                    "in sync".into()
+                }
+                Status::Blocked { reason } => {
+                    tally.blocked += 1;
+                    format!("blocked: {reason}")
+                }
+                Status::Waiting { on } => {
+                    tally.waiting += 1;
+                    format!("waiting on {}", on.join(", "))
+                }
+                Status::Running { .. } => "running (not ours)".into(),
+                Status::Queue { .. } => "not promoted".into(),
+            },
+            Outcome::Stale { planned, found } => {
+                tally.stale += 1;
+                format!("not queued: saved plan is stale (planned {planned}, now {found})")
+            }
+            Outcome::MovedByOther(message) => {
+                tally.in_sync += 1;
+                format!("moved by someone else meanwhile ({message})")
+            }
+            Outcome::Refused(message) | Outcome::Error(message) => {
+                tally.errors += 1;
+                format!("error: {message}")
+            }
+        };
+        lines.push(format!("  {id:<24} {build:<20} {text}"));
+    }
+    let summary = format!(
+        "Apply: {} promoted, {} in sync, {} failed{}, {} blocked, {} waiting, {} stale, {} errors{}{}.",
+        tally.promoted,
+        tally.in_sync,
+        tally.failed.len(),
+        if tally.failed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", tally.failed.join("; "))
+        },
+        tally.blocked,
+        tally.waiting,
+        tally.stale,
+        tally.errors,
+        if applied.timed_out {
+            format!(", timed out with {} still running", tally.unfinished)
+        } else {
+            String::new()
+        },
+        if applied.interrupted {
+            ", interrupted"
+        } else {
+            ""
+        },
+    );
+    if reporter.is_json() {
+        let outcomes: Vec<_> = applied.outcomes.iter().map(|(id, build, o)| json!({ "target": id, "build": build, "outcome": format!("{o:?}") })).collect();
+        reporter.event(
+            "summary",
+            String::new,
+            json!({ "summary": summary, "outcomes": outcomes, "timedOut": applied.timed_out }),
+        );
+    } else {
+        println!("\n{}\n{summary}", lines.join("\n"));
+    }
+    if tally.errors > 0 {
+        exit::ERROR
+    } else if !tally.failed.is_empty() {
+        exit::STAGE_FAILED
+    } else if applied.interrupted {
+        exit::INTERRUPTED
+    } else if applied.timed_out {
+        exit::TIMED_OUT
+    } else if tally.stale > 0 {
+        exit::STALE_PLAN
+    } else if tally.blocked > 0 {
+        exit::BLOCKED
+    } else {
+        exit::SUCCESS
+    }
+}
