@@ -4,6 +4,9 @@
 //! `reconcile::plan`; `render` shows the plan and `apply` carries it out. `bamboo` is the only
 //! module that speaks HTTP; `sim` is an independent simulated Bamboo for tests and demos.
 
+// The simulator's JSON views copy Bamboo's large recorded shapes in `json!`, which needs it.
+#![recursion_limit = "256"]
+
 pub mod apply;
 pub mod bamboo;
 pub mod cli;

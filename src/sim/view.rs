@@ -30,6 +30,11 @@ pub fn collection(item: &str, items: Vec<Value>, size: usize, start: usize, max:
     })
 }
 
+/// A collection the simulator keeps nothing in (artifacts, changes, comments, ...).
+fn empty_collection() -> Value {
+    json!({ "size": 0, "start-index": 0, "max-result": 0 })
+}
+
 /// What the lifecycle of a build looks like from outside.
 struct Outline {
     life_cycle: &'static str,
@@ -127,7 +132,7 @@ pub fn result(view: &ResultView<'_>) -> Value {
         "prettyBuildStartedTime": timestamp(build.started_at),
         "buildRelativeTime": "",
         "vcsRevisionKey": build.revision,
-        "vcsRevisions": collection("vcsRevision", vec![json!({ "vcsRevisionKey": build.revision, "repositoryName": plan.project_name })], 1, 0, 1),
+        "vcsRevisions": collection("vcsRevision", vec![json!({ "vcsRevisionKey": build.revision, "repositoryName": plan.project_name, "repositoryId": 5_000_000 })], 1, 0, 1),
         "buildTestSummary": "No tests found",
         "successfulTestCount": 0,
         "failedTestCount": 0,
@@ -142,6 +147,13 @@ pub fn result(view: &ResultView<'_>) -> Value {
         "buildReason": build.trigger_reason,
         "reasonSummary": build.trigger_reason,
         "labels": collection("label", labels, build.labels.len(), 0, build.labels.len()),
+        "artifacts": empty_collection(),
+        "changes": collection("change", Vec::new(), 0, 0, 0),
+        "comments": empty_collection(),
+        "jiraIssues": empty_collection(),
+        "metadata": empty_collection(),
+        "variables": empty_collection(),
+        "specsResult": false,
         "key": key,
         "planResultKey": { "key": key, "entityKey": { "key": plan.key }, "resultNumber": build.number },
         "state": o.state,
@@ -219,28 +231,85 @@ fn stage_list(view: &ResultView<'_>, o: &Outline) -> Vec<Value> {
         .collect()
 }
 
-/// One job per stage, keyed `PROJ-PLAN-JOBn-N` like Bamboo's.
+/// One job per stage, keyed `PROJ-PLAN-JOBn-N` like Bamboo's, with the fields of a recorded
+/// job result (`bamboo12-result_detail.json`).
 fn job_result(view: &ResultView<'_>, index: usize, life_cycle: &str, state: &str) -> Value {
     let ResultView {
         base, plan, build, ..
     } = view;
+    let stage = &plan.stages[index].name;
     let job_plan = format!("{}-JOB{index}", plan.key);
     let key = format!("{job_plan}-{}", build.number);
+    let started = timestamp(build.started_at);
+    let finished = build.completed_at.map_or(started.clone(), timestamp);
     json!({
         "key": key,
+        "id": 3_000_000 + u64::from(build.number),
+        "expand": "changes,testResults,metadata,plan,vcsRevisions,artifacts,comments,labels,jiraIssues,variables,logFiles",
+        "link": link(base, &format!("result/{key}")),
+        "parent": { "href": format!("{base}/rest/api/latest/result/{}-{}", plan.key, build.number), "rel": "parent" },
+        "plan": {
+            "key": job_plan, "id": 4_000_000 + index, "type": "job", "enabled": true, "name": format!("{} - {stage}", plan.name),
+            "shortName": stage, "shortKey": job_plan.split_once('-').map_or("", |(_, k)| k), "planKey": { "key": job_plan },
+            "link": link(base, &format!("plan/{job_plan}")),
+        },
+        "planName": stage,
+        "projectName": plan.project_name,
+        "planResultKey": { "key": key, "entityKey": { "key": job_plan }, "resultNumber": build.number },
         "buildResultKey": key,
         "buildNumber": build.number,
         "number": build.number,
+        "stage": stage,
         "lifeCycleState": life_cycle,
         "state": state,
         "buildState": state,
-        "stage": plan.stages[index].name,
-        "planName": plan.stages[index].name,
+        "onceOff": false,
+        "specsResult": false,
+        "buildReason": build.trigger_reason,
+        "reasonSummary": build.trigger_reason,
+        "buildStartedTime": started,
+        "prettyBuildStartedTime": started,
+        "buildCompletedTime": finished,
+        "buildCompletedDate": finished,
+        "prettyBuildCompletedTime": finished,
+        "buildDuration": plan.stages[index].duration_ms,
+        "buildDurationInSeconds": plan.stages[index].duration_ms / 1000,
+        "buildDurationDescription": format!("{} seconds", plan.stages[index].duration_ms / 1000),
+        "buildRelativeTime": "",
+        "queueStartedTime": started,
+        "prettyQueueStartedTime": started,
+        "queueDuration": 0,
+        "prettyQueueDuration": "< 1 sec",
+        "queueTimeInSeconds": 0,
+        "vcsUpdateStartedTime": started,
+        "prettyVcsUpdateStartedTime": started,
+        "vcsUpdateDuration": 0,
+        "prettyVcsUpdateDuration": "< 1 sec",
+        "vcsUpdateInSeconds": 0,
         "vcsRevisionKey": build.revision,
-        "link": link(base, &format!("result/{key}")),
-        "plan": { "key": job_plan, "type": "job", "shortName": plan.stages[index].name, "planKey": { "key": job_plan } },
-        "planResultKey": { "key": key, "entityKey": { "key": job_plan }, "resultNumber": build.number },
+        "vcsRevisions": empty_collection(),
+        "buildTestSummary": "No tests found",
+        "successfulTestCount": 0,
+        "failedTestCount": 0,
+        "quarantinedTestCount": 0,
+        "skippedTestCount": 0,
+        "testResults": { "all": 0, "successful": 0, "failed": 0, "newFailed": 0, "existingFailed": 0, "fixed": 0, "quarantined": 0, "skipped": 0 },
+        "logFiles": [format!("{base}/download/{job_plan}/build_logs/{key}.log")],
+        "artifacts": empty_collection(),
+        "changes": empty_collection(),
+        "comments": empty_collection(),
+        "jiraIssues": empty_collection(),
+        "labels": empty_collection(),
+        "metadata": empty_collection(),
+        "variables": empty_collection(),
     })
+}
+
+/// A stable numeric id for a plan key.
+fn plan_id(key: &str) -> u64 {
+    key.bytes().fold(700_000u64, |id, b| {
+        id.wrapping_mul(31).wrapping_add(u64::from(b))
+    }) % 1_000_000
 }
 
 pub fn plan_summary(base: &str, plan: &PlanState) -> Value {
@@ -254,6 +323,7 @@ pub fn plan_summary(base: &str, plan: &PlanState) -> Value {
         "type": "chain",
         "enabled": plan.enabled,
         "link": link(base, &format!("plan/{}", plan.key)),
+        "id": plan_id(&plan.key),
         "key": plan.key,
         "name": plan.name,
         "planKey": { "key": plan.key },
@@ -273,7 +343,7 @@ pub fn plan(base: &str, plan: &PlanState, expand_stages: bool) -> Value {
         "buildName": plan.short_name,
         "projectKey": plan.project_key,
         "projectName": plan.project_name,
-        "project": { "key": plan.project_key, "name": plan.project_name, "description": "", "link": link(base, &format!("project/{}", plan.project_key)) },
+        "project": { "id": plan_id(&plan.project_key), "key": plan.project_key, "name": plan.project_name, "description": "", "link": link(base, &format!("project/{}", plan.project_key)) },
         "isActive": plan.builds.values().any(|b| b.execution.is_some()),
         "isBuilding": plan.builds.values().any(|b| b.execution.is_some()),
         "isFavourite": false,

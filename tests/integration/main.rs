@@ -1,0 +1,5 @@
+//! One integration-test binary: the real `bamboo-promote` against its simulator on loopback.
+
+mod sim_http;
+mod sim_semantics;
+mod support;

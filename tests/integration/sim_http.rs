@@ -1,0 +1,424 @@
+//! The simulator as an HTTP server: the shapes of the recorded responses, authentication, the
+//! XSRF rule, XML for clients that do not ask for JSON, errors, listings and labels.
+
+use serde_json::Value;
+
+use crate::support::Sim;
+
+pub const WORLD: &str = "
+settings: { clock: manual, maxConcurrentBuilds: 3 }
+auth:
+  tokens:
+    - { token: reader, permissions: [read] }
+    - { token: trigger, permissions: [read, trigger] }
+  users:
+    - { username: bot, password: pw, permissions: [read, trigger] }
+projects:
+  - key: LAB
+    name: lab
+    plans:
+      - key: PROV
+        name: Provision Cluster
+        stages:
+          - { name: Validate }
+          - { name: Provision }
+          - { name: Deploy, manual: true }
+          - { name: Verify, manual: true }
+        branches:
+          - name: feature/login
+            key: PROV1
+            builds:
+              - { number: 2, state: { pausedBefore: Deploy } }
+        builds:
+          - { number: 4, state: { failedAt: Provision } }
+          - { number: 6, state: { stoppedAt: Provision } }
+          - { number: 7, labels: [rc], state: { pausedBefore: Deploy } }
+          - { number: 8, state: complete }
+          - { number: 9, state: { runningAt: Provision } }
+      - key: OFF
+        enabled: false
+        stages: [{ name: Build }]
+";
+
+const READER: (&str, &str) = ("Authorization", "Bearer reader");
+const TRIGGER: (&str, &str) = ("Authorization", "Bearer trigger");
+const JSON: (&str, &str) = ("Accept", "application/json");
+
+fn get(sim: &Sim, path: &str) -> Value {
+    let (status, body) = sim.request(
+        "GET",
+        &format!("/rest/api/latest/{path}"),
+        &[READER, JSON],
+        "",
+    );
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn fixture(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/bamboo/fixtures")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every field name of `recorded` appears at the same place in `served` (objects recursively,
+/// arrays through their first element).
+fn missing_fields(recorded: &Value, served: &Value, path: &str, out: &mut Vec<String>) {
+    match (recorded, served) {
+        (Value::Object(r), Value::Object(s)) => {
+            for (key, value) in r {
+                match s.get(key) {
+                    None => out.push(format!("{path}.{key}")),
+                    Some(other) => missing_fields(value, other, &format!("{path}.{key}"), out),
+                }
+            }
+        }
+        (Value::Array(r), Value::Array(s)) => {
+            if let (Some(r), Some(s)) = (r.first(), s.first()) {
+                missing_fields(r, s, &format!("{path}[0]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn assert_same_fields(fixture_name: &str, served: &Value) {
+    let mut missing = Vec::new();
+    missing_fields(&fixture(fixture_name), served, "", &mut missing);
+    assert!(
+        missing.is_empty(),
+        "{fixture_name}: the simulator leaves out {missing:?}"
+    );
+}
+
+#[test]
+fn served_shapes_carry_every_field_of_the_recorded_responses() {
+    let sim = Sim::start(WORLD);
+    assert_same_fields(
+        "bamboo6-result-paused-at-manual-stage.json",
+        &get(&sim, "result/LAB-PROV-7?expand=stages.stage"),
+    );
+    assert_same_fields(
+        "bamboo12-result_detail.json",
+        &get(&sim, "result/LAB-PROV-4?expand=stages.stage.results.result"),
+    );
+    assert_same_fields(
+        "bamboo12-result_stopped.json",
+        &get(&sim, "result/LAB-PROV-6?expand=stages.stage.results.result"),
+    );
+    assert_same_fields(
+        "bamboo5-result_with_changes.json",
+        &get(&sim, "result/LAB-PROV-8?expand=stages.stage"),
+    );
+    assert_same_fields("bamboo12-plan.json", &get(&sim, "plan/LAB-PROV"));
+    assert_same_fields("bamboo5-plan.json", &get(&sim, "plan/LAB-PROV"));
+    assert_same_fields("bamboo12-branches.json", &get(&sim, "plan/LAB-OFF/branch"));
+    assert_same_fields("bamboo12-info.json", &get(&sim, "info"));
+    let (status, body) = sim.request(
+        "POST",
+        "/rest/api/latest/queue/LAB-PROV",
+        &[TRIGGER, JSON],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_same_fields("bamboo12-queue.json", &serde_json::from_str(&body).unwrap());
+    assert_same_fields("bamboo5-queue_with_queued_builds.json", &get(&sim, "queue"));
+    let (status, body) = sim.request(
+        "GET",
+        "/rest/api/latest/result/LAB-NOPE-1",
+        &[READER, JSON],
+        "",
+    );
+    assert_eq!(status, 404);
+    assert_same_fields(
+        "bamboo12-404-body.json",
+        &serde_json::from_str(&body).unwrap(),
+    );
+}
+
+#[test]
+fn the_recorded_states_look_as_recorded() {
+    let sim = Sim::start(WORLD);
+    let state = |key: &str| {
+        let r = get(&sim, &format!("result/{key}?expand=stages.stage"));
+        (
+            r["lifeCycleState"].as_str().unwrap().to_string(),
+            r["state"].as_str().unwrap().to_string(),
+            r["continuable"] == true,
+            r["restartable"] == true,
+        )
+    };
+    assert_eq!(
+        state("LAB-PROV-7"),
+        ("Finished".into(), "Successful".into(), true, false),
+        "paused"
+    );
+    assert_eq!(
+        state("LAB-PROV-4"),
+        ("Finished".into(), "Failed".into(), false, true),
+        "failed"
+    );
+    assert_eq!(
+        state("LAB-PROV-6"),
+        ("NotBuilt".into(), "Unknown".into(), false, true),
+        "stopped"
+    );
+    assert_eq!(
+        state("LAB-PROV-8"),
+        ("Finished".into(), "Successful".into(), false, false),
+        "complete"
+    );
+    assert_eq!(state("LAB-PROV-9").0, "InProgress", "running");
+    assert_eq!(
+        state("LAB-PROV-latest").0,
+        "InProgress",
+        "latest is the newest build"
+    );
+}
+
+#[test]
+fn authentication_permissions_and_the_xsrf_rule() {
+    let sim = Sim::start(WORLD);
+    assert_eq!(
+        sim.request("GET", "/rest/api/latest/plan/LAB-PROV", &[JSON], "")
+            .0,
+        401,
+        "anonymous"
+    );
+    assert_eq!(
+        sim.request(
+            "GET",
+            "/rest/api/latest/plan/LAB-PROV",
+            &[("Authorization", "Bearer wrong"), JSON],
+            ""
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        sim.request(
+            "POST",
+            "/rest/api/latest/queue/LAB-PROV",
+            &[READER, JSON],
+            ""
+        )
+        .0,
+        403,
+        "READ-only token"
+    );
+    // Basic auth counts only with os_authType=basic.
+    let basic = ("Authorization", "Basic Ym90OnB3");
+    assert_eq!(
+        sim.request("GET", "/rest/api/latest/plan/LAB-PROV", &[basic, JSON], "")
+            .0,
+        401
+    );
+    assert_eq!(
+        sim.request(
+            "GET",
+            "/rest/api/latest/plan/LAB-PROV?os_authType=basic",
+            &[basic, JSON],
+            ""
+        )
+        .0,
+        200
+    );
+    // A form body without X-Atlassian-Token is refused; the header or a JSON body passes.
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    assert_eq!(
+        sim.request(
+            "POST",
+            "/rest/api/latest/queue/LAB-PROV",
+            &[TRIGGER, JSON, form],
+            "stage=Deploy"
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        sim.request(
+            "POST",
+            "/rest/api/latest/queue/LAB-PROV",
+            &[TRIGGER, JSON, form, ("X-Atlassian-Token", "no-check")],
+            ""
+        )
+        .0,
+        200
+    );
+}
+
+#[test]
+fn xml_unless_json_is_asked_for_and_bamboo_errors() {
+    let sim = Sim::start(WORLD);
+    let (status, body) = sim.request("GET", "/rest/api/latest/plan/LAB-PROV", &[READER], "");
+    assert_eq!(status, 200);
+    assert!(body.starts_with("<?xml"), "{body}");
+    let (_, body) = sim.request("GET", "/rest/api/latest/plan/LAB-PROV.json", &[READER], "");
+    assert!(body.starts_with('{'), ".json suffix gives JSON: {body}");
+    let (status, body) = sim.request(
+        "POST",
+        "/rest/api/latest/queue/LAB-OFF",
+        &[TRIGGER, JSON],
+        "",
+    );
+    assert_eq!(status, 400, "disabled plan");
+    assert!(body.contains("disabled"), "{body}");
+    assert_eq!(
+        sim.request(
+            "PUT",
+            "/rest/api/latest/queue/LAB-PROV-99",
+            &[TRIGGER, JSON],
+            ""
+        )
+        .0,
+        404
+    );
+    // The concurrent-build limit (3): build 9 runs already, two more fit, the next does not.
+    for _ in 0..2 {
+        assert_eq!(
+            sim.request(
+                "POST",
+                "/rest/api/latest/queue/LAB-PROV",
+                &[TRIGGER, JSON],
+                ""
+            )
+            .0,
+            200
+        );
+    }
+    let (status, body) = sim.request(
+        "POST",
+        "/rest/api/latest/queue/LAB-PROV",
+        &[TRIGGER, JSON],
+        "",
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("maximum number of concurrent builds"),
+        "{body}"
+    );
+}
+
+#[test]
+fn history_filters_paging_branches_and_labels() {
+    let sim = Sim::start(WORLD);
+    let numbers = |v: &Value| -> Vec<u64> {
+        v["results"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["number"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        numbers(&get(&sim, "result/LAB-PROV")),
+        [8, 7, 6, 4],
+        "running builds need includeAllStates"
+    );
+    assert_eq!(
+        numbers(&get(&sim, "result/LAB-PROV?includeAllStates=true")),
+        [9, 8, 7, 6, 4]
+    );
+    assert_eq!(numbers(&get(&sim, "result/LAB-PROV?continuable=true")), [7]);
+    assert_eq!(
+        numbers(&get(&sim, "result/LAB-PROV?buildstate=Failed")),
+        [4]
+    );
+    assert_eq!(numbers(&get(&sim, "result/LAB-PROV?label=rc")), [7]);
+    let page = get(
+        &sim,
+        "result/LAB-PROV?includeAllStates=true&max-results=2&start-index=2",
+    );
+    assert_eq!(numbers(&page), [7, 6]);
+    assert_eq!(
+        (
+            page["results"]["size"].as_u64(),
+            page["results"]["start-index"].as_u64()
+        ),
+        (Some(5), Some(2))
+    );
+    assert_eq!(
+        numbers(&get(&sim, "result/LAB-PROV/branch/feature%2Flogin")),
+        [2]
+    );
+    assert_eq!(
+        get(&sim, "plan/LAB-PROV/branch/feature%2Flogin")["key"],
+        "LAB-PROV1"
+    );
+    assert_eq!(get(&sim, "plan/LAB-PROV/branch")["branches"]["size"], 1);
+    assert_eq!(
+        sim.request(
+            "GET",
+            "/rest/api/latest/plan/LAB-PROV/branch/nope",
+            &[READER, JSON],
+            ""
+        )
+        .0,
+        404
+    );
+
+    let label = |method: &str, path: &str, body: &str| {
+        sim.request(
+            method,
+            &format!("/rest/api/latest/{path}"),
+            &[TRIGGER, JSON, ("Content-Type", "application/json")],
+            body,
+        )
+        .0
+    };
+    assert_eq!(
+        label("POST", "result/LAB-PROV-8/label", r#"{"name":"shipped"}"#),
+        204
+    );
+    assert_eq!(
+        get(&sim, "result/LAB-PROV-8/label")["labels"]["label"][0]["name"],
+        "shipped"
+    );
+    assert_eq!(label("DELETE", "result/LAB-PROV-8/label/shipped", ""), 204);
+    assert_eq!(get(&sim, "result/LAB-PROV-8/label")["labels"]["size"], 0);
+}
+
+#[test]
+fn the_request_log_and_reset() {
+    let sim = Sim::start(WORLD);
+    get(&sim, "info");
+    sim.request(
+        "POST",
+        "/rest/api/latest/queue/LAB-PROV?stage=Deploy",
+        &[TRIGGER, JSON],
+        "",
+    );
+    let log = sim.requests();
+    let seen: Vec<(&str, &str, &str, u64)> = log
+        .iter()
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap(),
+                r["path"].as_str().unwrap(),
+                r["query"].as_str().unwrap(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("GET", "info", "", 200),
+            ("POST", "queue/LAB-PROV", "stage=Deploy", 200)
+        ]
+    );
+    sim.reset();
+    assert!(sim.requests().is_empty());
+    assert_eq!(
+        sim.request(
+            "GET",
+            "/rest/api/latest/result/LAB-PROV-10",
+            &[READER, JSON],
+            ""
+        )
+        .0,
+        404,
+        "reset forgets queued builds"
+    );
+}

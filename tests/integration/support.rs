@@ -1,0 +1,335 @@
+//! The test harness: a simulator run as the real binary on a free loopback port, a tiny HTTP
+//! client for its `/_sim` endpoints, and a builder that runs the real binary against it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bamboo-promote");
+
+/// A fresh scratch folder per call, removed with the process's temp files by the OS.
+pub fn scratch(name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "bp-test-{}-{}-{name}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A simulated Bamboo served by `bamboo-promote sim` on 127.0.0.1:0.
+pub struct Sim {
+    child: Child,
+    pub url: String,
+    pub addr: String,
+    pub dir: PathBuf,
+}
+
+impl Sim {
+    pub fn start(world: &str) -> Sim {
+        let dir = scratch("sim");
+        let world_path = write(&dir, "world.yaml", world);
+        let mut child = Command::new(BIN)
+            .args(["sim", "--world"])
+            .arg(&world_path)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the simulator starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .expect("the simulator prints its address")
+            .to_string();
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "unexpected first line: {line}"
+        );
+        let addr = url.trim_start_matches("http://").to_string();
+        Sim {
+            child,
+            url,
+            addr,
+            dir,
+        }
+    }
+
+    /// A request to the simulator; returns the status and the body.
+    pub fn request(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String) {
+        http(&self.addr, method, path_and_query, headers, body)
+    }
+
+    /// A JSON read of the REST API, as a well-behaved client sends it.
+    pub fn get_json(&self, path_and_query: &str) -> Value {
+        let (status, body) = self.request(
+            "GET",
+            &format!("/rest/api/latest/{path_and_query}"),
+            &[("Accept", "application/json")],
+            "",
+        );
+        assert_eq!(status, 200, "GET {path_and_query}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// `POST`/`PUT`/`DELETE` on the REST API with query parameters and an empty body.
+    pub fn write(&self, method: &str, path_and_query: &str) -> (u16, String) {
+        self.request(
+            method,
+            &format!("/rest/api/latest/{path_and_query}"),
+            &[
+                ("Accept", "application/json"),
+                ("X-Atlassian-Token", "no-check"),
+            ],
+            "",
+        )
+    }
+
+    pub fn advance(&self, ms: u64) {
+        let (status, _) = self.request("POST", &format!("/_sim/clock/advance?ms={ms}"), &[], "");
+        assert_eq!(status, 200);
+    }
+
+    pub fn reset(&self) {
+        assert_eq!(self.request("POST", "/_sim/reset", &[], "").0, 204);
+    }
+
+    pub fn set_faults(&self, faults: &str) {
+        assert_eq!(
+            self.request(
+                "PUT",
+                "/_sim/faults",
+                &[("Content-Type", "application/json")],
+                faults
+            )
+            .0,
+            204
+        );
+    }
+
+    /// Every request received since the last reset: method, path, query, status.
+    pub fn requests(&self) -> Vec<Value> {
+        let (_, body) = self.request("GET", "/_sim/requests", &[], "");
+        serde_json::from_str::<Vec<Value>>(&body).unwrap()
+    }
+
+    pub fn clear_requests(&self) {
+        assert_eq!(self.request("DELETE", "/_sim/requests", &[], "").0, 204);
+    }
+
+    /// Queue calls (`PUT`/`POST queue/...`) received.
+    pub fn queue_writes(&self) -> Vec<Value> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r["path"].as_str().unwrap().starts_with("queue") && r["method"] != "GET")
+            .collect()
+    }
+
+    /// How often each stage of a build has started.
+    pub fn runs(&self, build: &str) -> Vec<(String, u64)> {
+        let (_, body) = self.request("GET", "/_sim/runs", &[], "");
+        let all: Value = serde_json::from_str(&body).unwrap();
+        let map = all[build]
+            .as_object()
+            .unwrap_or_else(|| panic!("no build {build} in {all}"));
+        map.iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+            .collect()
+    }
+
+    /// The stages of a build that have run at least once.
+    pub fn ran(&self, build: &str) -> Vec<String> {
+        self.runs(build)
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, _)| s)
+            .collect()
+    }
+
+    /// The real binary, pointed at this simulator.
+    pub fn cmd(&self, args: &[&str]) -> Run {
+        Run::new(args).server(&self.url)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 exchange over a fresh connection.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A run of the real binary.
+pub struct Run {
+    command: Command,
+}
+
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn new(args: &[&str]) -> Run {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env_remove("BAMBOO_URL")
+            .env_remove("BAMBOO_TOKEN")
+            .env_remove("BAMBOO_USERNAME")
+            .env_remove("BAMBOO_PASSWORD")
+            .env("NO_COLOR", "1");
+        command.stdin(Stdio::null());
+        Run { command }
+    }
+
+    pub fn server(mut self, url: &str) -> Run {
+        self.command.env("BAMBOO_URL", url);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Run {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Run {
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn run(mut self) -> Ran {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self.command.output().expect("the binary runs");
+        Ran {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into(),
+            stderr: String::from_utf8_lossy(&stderr).into(),
+        }
+    }
+
+    pub fn spawn(mut self) -> Child {
+        self.command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts")
+    }
+}
+
+/// Replaces what changes from run to run (ports, times, temp folders) for snapshots.
+pub fn redact(text: &str, sim: &Sim) -> String {
+    let mut out = text
+        .replace(&sim.url, "http://SIM")
+        .replace(&sim.dir.display().to_string(), "[DIR]");
+    let time = regex_lite_times(&out);
+    for t in time {
+        out = out.replace(&t, "[TIME]");
+    }
+    out
+}
+
+/// RFC 3339 timestamps in the text (`2026-11-27T10:42:14.021Z`), found without a regex crate.
+fn regex_lite_times(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i + 20 <= bytes.len() {
+        let looks = bytes[i..i + 4].iter().all(u8::is_ascii_digit)
+            && bytes[i + 4] == b'-'
+            && bytes[i + 10] == b'T';
+        if looks {
+            let end = text[i..]
+                .find(|c: char| c == '"' || c.is_whitespace() || c == ',')
+                .map_or(text.len(), |e| i + e);
+            found.push(text[i..end].to_string());
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    found
+}
