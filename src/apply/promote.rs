@@ -182,10 +182,10 @@ async fn under_lease(
 /// Holds the lease until Bamboo shows the write's effect (the build is no longer as before).
 async fn confirm(client: &BambooClient, before: &ObservedBuild) {
     for _ in 0..CONFIRM_READS {
-        if let Ok(now) = reread(client, &before.key).await {
-            if now.fingerprint() != before.fingerprint() {
-                return;
-            }
+        if let Ok(now) = reread(client, &before.key).await
+            && now.fingerprint() != before.fingerprint()
+        {
+            return;
         }
         tokio::time::sleep(CONFIRM_PAUSE).await;
     }

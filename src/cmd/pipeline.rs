@@ -24,7 +24,7 @@ pub async fn plan(paths: &[PathBuf], server: &ServerArgs) -> Result<Planned, u8>
     let observed = observe_or_report(&connection, &desired).await?;
     let online = reconcile::check(&desired, &observed);
     if !online.is_empty() {
-        super::validate::report(&online, DiagnosticFormat::Human);
+        super::validate::report(&online, DiagnosticFormat::Human, "nothing was queued");
         return Err(exit::ERROR);
     }
     let plan = reconcile::plan(&desired, &observed);
@@ -37,7 +37,7 @@ pub async fn plan(paths: &[PathBuf], server: &ServerArgs) -> Result<Planned, u8>
 
 pub fn load(paths: &[PathBuf]) -> Result<Desired, u8> {
     manifest::load(paths).map_err(|errors| {
-        super::validate::report(&errors, DiagnosticFormat::Human);
+        super::validate::report(&errors, DiagnosticFormat::Human, "nothing was contacted");
         exit::ERROR
     })
 }

@@ -22,14 +22,15 @@ pub fn run(args: &ValidateArgs) -> u8 {
             exit::SUCCESS
         }
         Err(errors) => {
-            report(&errors, args.format);
+            report(&errors, args.format, "nothing was contacted");
             exit::ERROR
         }
     }
 }
 
 /// Prints manifest errors: rendered reports on stderr, or one JSON document on stdout.
-pub fn report(errors: &[ManifestError], format: DiagnosticFormat) {
+/// `consequence` says what did not happen because of them.
+pub fn report(errors: &[ManifestError], format: DiagnosticFormat, consequence: &str) {
     match format {
         DiagnosticFormat::Json => {
             let diagnostics: Vec<_> = errors.iter().map(ManifestError::to_json).collect();
@@ -44,7 +45,7 @@ pub fn report(errors: &[ManifestError], format: DiagnosticFormat) {
             }
             let files: std::collections::BTreeSet<_> = errors.iter().map(|e| &e.path).collect();
             eprintln!(
-                "{} errors in {} files; nothing was contacted",
+                "{} errors in {} files; {consequence}",
                 errors.len(),
                 files.len()
             );

@@ -68,7 +68,7 @@ pub struct ManifestError {
     pub code: &'static str,
     pub message: String,
     /// Where it is, with the label to print there; `None` for a file that could not be read.
-    pub primary: Option<(Place, String)>,
+    pub primary: Option<Box<(Place, String)>>,
     /// Other places that explain it (the first definition of a duplicate id).
     pub related: Vec<(Place, String)>,
     pub help: Option<String>,
@@ -87,7 +87,7 @@ impl ManifestError {
             code,
             message: message.into(),
             path: place.file.path.clone(),
-            primary: Some((place, label.into())),
+            primary: Some(Box::new((place, label.into()))),
             related: Vec::new(),
             help: None,
         }
@@ -118,7 +118,7 @@ impl ManifestError {
     pub fn line_column(&self) -> (usize, usize) {
         self.primary
             .as_ref()
-            .map_or((0, 0), |(p, _)| p.line_column())
+            .map_or((0, 0), |primary| primary.0.line_column())
     }
 
     pub fn to_json(&self) -> JsonDiagnostic {
@@ -180,11 +180,11 @@ impl Diagnostic for ManifestError {
     fn source_code(&self) -> Option<&dyn SourceCode> {
         self.primary
             .as_ref()
-            .map(|(place, _)| place.file.as_ref() as &dyn SourceCode)
+            .map(|primary| primary.0.file.as_ref() as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let (place, label) = self.primary.as_ref()?;
+        let (place, label) = self.primary.as_deref()?;
         let primary = LabeledSpan::new_primary_with_span(Some(label.clone()), place.span);
         // Related places in the same file are labelled; those in another file are named in
         // the label text, since one report shows one source.

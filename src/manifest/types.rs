@@ -111,8 +111,7 @@ pub struct TargetSpec {
 }
 
 /// Which build of a plan a target means.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum BuildSelector {
     /// The newest build.
     Latest,
@@ -131,6 +130,27 @@ impl fmt::Display for BuildSelector {
             BuildSelector::Number(n) => write!(f, "#{n}"),
             BuildSelector::Revision(r) => write!(f, "revision {r}"),
             BuildSelector::Label(l) => write!(f, "label {l}"),
+        }
+    }
+}
+
+/// Written as it is read, so a saved plan reads back.
+impl Serialize for BuildSelector {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            BuildSelector::Latest => serializer.serialize_str("latest"),
+            BuildSelector::Number(n) => serializer.serialize_u32(*n),
+            BuildSelector::Revision(value) | BuildSelector::Label(value) => {
+                let key = if matches!(self, BuildSelector::Revision(_)) {
+                    "revision"
+                } else {
+                    "label"
+                };
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry(key, value)?;
+                map.end()
+            }
         }
     }
 }

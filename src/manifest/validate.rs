@@ -121,15 +121,15 @@ fn check_syntax(target: &Target, spec: &TargetSpec, errors: &mut Vec<ManifestErr
             .with_help(help),
         );
     }
-    if let (Some(branch), Some(place)) = (&target.branch, &p.branch) {
-        if branch.trim().is_empty() {
-            errors.push(ManifestError::at(
-                "manifest::branch",
-                place.clone(),
-                "empty",
-                "branch name is empty",
-            ));
-        }
+    if let (Some(branch), Some(place)) = (&target.branch, &p.branch)
+        && branch.trim().is_empty()
+    {
+        errors.push(ManifestError::at(
+            "manifest::branch",
+            place.clone(),
+            "empty",
+            "branch name is empty",
+        ));
     }
     if let Some(problem) = stage_name_problem(&target.stage) {
         errors.push(ManifestError::at(

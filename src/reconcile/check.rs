@@ -22,18 +22,18 @@ fn check_target(target: &Target, observed: &Observed) -> Option<ManifestError> {
                 .with_help("check the key in Bamboo's plan page (PROJECT-PLAN), and that the token may read it"),
         );
     };
-    if let (Some(name), Some(place)) = (&target.branch, &places.branch) {
-        if matches!(
+    if let (Some(name), Some(place)) = (&target.branch, &places.branch)
+        && matches!(
             observed.branches.get(&(target.plan.clone(), name.clone())),
             None | Some(None)
-        ) {
-            return Some(ManifestError::at(
-                "bamboo::unknown_branch",
-                place.clone(),
-                "no such branch",
-                format!("plan {} has no branch `{name}`", target.plan),
-            ));
-        }
+        )
+    {
+        return Some(ManifestError::at(
+            "bamboo::unknown_branch",
+            place.clone(),
+            "no such branch",
+            format!("plan {} has no branch `{name}`", target.plan),
+        ));
     }
     // Stage names from the plan when the server lists them, otherwise from the build.
     let build = build_plan_key(target, observed).and_then(|key| {

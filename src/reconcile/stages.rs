@@ -45,6 +45,14 @@ pub fn assess(build: &ObservedBuild, stage: &str, execute_all_stages: bool) -> S
         };
     }
     match phase(&stages[target]) {
+        // The target ran, but the automatic stages after it are still going: not settled
+        // until they finish (a target `after` this one waits for them).
+        Phase::Done if build_is_busy(build) => Status::Running {
+            stage: stages
+                .iter()
+                .find(|s| phase(s) == Phase::Active)
+                .map(|s| s.name.clone()),
+        },
         Phase::Done => {
             let beyond: Vec<String> = stages[target + 1..]
                 .iter()

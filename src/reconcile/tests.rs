@@ -115,6 +115,19 @@ fn every_stage_situation_gets_its_status() {
             },
         ),
         (
+            "target ran, automatic stages after it still running",
+            build(
+                "A-B-1",
+                "InProgress",
+                false,
+                "Build=done Staging*=done Smoke=running Prod* Verify",
+            ),
+            "Staging",
+            Status::Running {
+                stage: Some("Smoke".into()),
+            },
+        ),
+        (
             "running before target",
             build(
                 "A-B-1",

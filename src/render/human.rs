@@ -49,7 +49,7 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
         .max()
         .unwrap_or(0);
     for item in &plan.items {
-        let (mark, colour, words) = describe(&item.status);
+        let (mark, colour, words) = describe(&item.status, show_calls);
         let _ = writeln!(
             out,
             "  {} {:<id_width$}  {:<key_width$}  {}  {}",
@@ -90,11 +90,12 @@ fn build_label(item: &PlanItem) -> String {
     }
 }
 
-fn describe(status: &Status) -> (&'static str, &'static str, String) {
+fn describe(status: &Status, planning: bool) -> (&'static str, &'static str, String) {
     match status {
         Status::InSync => ("=", "32", "in sync".into()),
         Status::Ahead { beyond } => ("=", "32", format!("ahead: also ran {}", beyond.join(", "))),
-        Status::Queue { action } => ("+", "33", format!("promote to {}", action.stage)),
+        Status::Queue { action } if planning => ("+", "33", format!("promote to {}", action.stage)),
+        Status::Queue { action } => ("+", "33", format!("needs {}", action.stage)),
         Status::Running { stage: Some(stage) } => ("~", "36", format!("running {stage}")),
         Status::Running { stage: None } => ("~", "36", "running".into()),
         Status::Waiting { on } => ("…", "36", format!("waiting on {}", on.join(", "))),

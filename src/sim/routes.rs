@@ -236,15 +236,13 @@ fn listed(req: &ApiRequest, build: &Build) -> bool {
     {
         return false;
     }
-    if let Some(state) = req.param("buildstate") {
-        if !view::build_state(build).eq_ignore_ascii_case(state) {
-            return false;
-        }
-    }
-    if let Some(life) = req.param("lifeCycleState") {
-        if !view::life_cycle_state(build).eq_ignore_ascii_case(life) {
-            return false;
-        }
+    let differs = |wanted: Option<&str>, actual: &str| {
+        wanted.is_some_and(|w| !actual.eq_ignore_ascii_case(w))
+    };
+    if differs(req.param("buildstate"), view::build_state(build))
+        || differs(req.param("lifeCycleState"), view::life_cycle_state(build))
+    {
+        return false;
     }
     req.params("label")
         .all(|label| build.labels.iter().any(|l| l == label))

@@ -448,21 +448,19 @@ fn control_endpoint(
     }
 }
 
-/// `{"SHOP-APP-12": {"Build": 1, "Deploy Staging": 0, ...}}`: how often each stage started.
+/// `{"SHOP-APP-12": [{"stage": "Build", "runs": 1}, ...]}`: how often each stage started, in
+/// the plan's stage order.
 fn stage_runs(engine: &Engine) -> Value {
     let mut out = serde_json::Map::new();
     for plan in engine.plans.values() {
         for build in plan.builds.values() {
-            let runs: serde_json::Map<String, Value> = plan
+            let runs: Vec<Value> = plan
                 .stages
                 .iter()
                 .zip(&build.stages)
-                .map(|(d, r)| (d.name.clone(), json!(r.runs)))
+                .map(|(d, r)| json!({ "stage": d.name, "runs": r.runs }))
                 .collect();
-            out.insert(
-                format!("{}-{}", plan.key, build.number),
-                Value::Object(runs),
-            );
+            out.insert(format!("{}-{}", plan.key, build.number), Value::Array(runs));
         }
     }
     Value::Object(out)

@@ -1,5 +1,8 @@
 //! One integration-test binary: the real `bamboo-promote` against its simulator on loopback.
 
+mod apply;
+mod plan;
 mod sim_http;
 mod sim_semantics;
 mod support;
+mod worlds;

@@ -156,11 +156,17 @@ impl Sim {
     pub fn runs(&self, build: &str) -> Vec<(String, u64)> {
         let (_, body) = self.request("GET", "/_sim/runs", &[], "");
         let all: Value = serde_json::from_str(&body).unwrap();
-        let map = all[build]
-            .as_object()
+        let stages = all[build]
+            .as_array()
             .unwrap_or_else(|| panic!("no build {build} in {all}"));
-        map.iter()
-            .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        stages
+            .iter()
+            .map(|s| {
+                (
+                    s["stage"].as_str().unwrap().to_string(),
+                    s["runs"].as_u64().unwrap(),
+                )
+            })
             .collect()
     }
 
@@ -233,7 +239,7 @@ fn dechunk(mut body: &str) -> String {
             break;
         }
         out.push_str(&rest[..size]);
-        body = &rest[size..].trim_start_matches("\r\n");
+        body = rest[size..].trim_start_matches("\r\n");
     }
     out
 }
@@ -273,8 +279,8 @@ impl Run {
         self
     }
 
-    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Run {
-        self.command.arg(arg);
+    pub fn current_dir(mut self, dir: &Path) -> Run {
+        self.command.current_dir(dir);
         self
     }
 

@@ -1,0 +1,118 @@
+//! `plan` and `status` against the simulator: output, exit codes, and the requests made.
+
+use std::collections::HashSet;
+
+use crate::support::{Run, Sim, redact};
+use crate::worlds::{MANIFEST, SHOP, manifests, path_str};
+
+#[test]
+fn plan_shows_calls_and_stages_and_only_reads_each_thing_once() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(MANIFEST);
+    let ran = sim.cmd(&["plan", path_str(&dir)]).run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    insta::assert_snapshot!("plan_human", redact(&ran.stdout, &sim));
+
+    let log = sim.requests();
+    assert!(
+        log.iter().all(|r| r["method"] == "GET"),
+        "plan only reads: {log:?}"
+    );
+    let distinct: HashSet<String> = log
+        .iter()
+        .map(|r| format!("{} {}?{}", r["method"], r["path"], r["query"]))
+        .collect();
+    assert_eq!(distinct.len(), log.len(), "no request twice: {log:#?}");
+    // Two plans, one branch, three build reads (one per plan or branch plan).
+    assert_eq!(log.len(), 2 + 1 + 3, "{log:#?}");
+}
+
+#[test]
+fn detailed_exitcode_says_changes_are_pending_and_blocked_targets_have_their_own_code() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(MANIFEST);
+    assert_eq!(
+        sim.cmd(&["plan", "--detailed-exitcode", path_str(&dir)])
+            .run()
+            .code,
+        2
+    );
+    let blocked = manifests(&format!(
+        "{MANIFEST}    - {{ id: web-staging, plan: SHOP-WEB, stage: Deploy Staging }}\n"
+    ));
+    let ran = sim.cmd(&["plan", path_str(&blocked)]).run();
+    assert_eq!(ran.code, 3, "{}", ran.stdout);
+    assert!(
+        ran.stdout
+            .contains("blocked: stage Build failed before the target"),
+        "{}",
+        ran.stdout
+    );
+}
+
+#[test]
+fn json_and_markdown_plans() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(MANIFEST);
+    let ran = sim.cmd(&["plan", "--format", "json", path_str(&dir)]).run();
+    let doc: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(doc["formatVersion"], "1.0");
+    assert_eq!(doc["summary"]["toPromote"], 2);
+    let app = &doc["items"][0];
+    assert_eq!(app["status"]["status"], "queue");
+    assert_eq!(app["status"]["action"]["path"], "queue/SHOP-APP-42");
+    assert_eq!(
+        app["status"]["action"]["runs"],
+        serde_json::json!(["Deploy Staging", "Smoke"])
+    );
+    assert_eq!(
+        doc["items"][2]["status"]["status"], "inSync",
+        "the trap: staging already ran"
+    );
+
+    let ran = sim
+        .cmd(&["plan", "--format", "markdown", path_str(&dir)])
+        .run();
+    insta::assert_snapshot!("plan_markdown", redact(&ran.stdout, &sim));
+}
+
+#[test]
+fn status_shows_where_each_target_stands() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(MANIFEST);
+    let ran = sim.cmd(&["status", path_str(&dir)]).run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    insta::assert_snapshot!("status_human", redact(&ran.stdout, &sim));
+}
+
+#[test]
+fn unknown_plan_and_stage_point_at_the_manifest_line() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(
+        &MANIFEST
+            .replace(
+                "stage: Deploy Staging\n    - id: branch",
+                "stage: Deploy Stagin\n    - id: branch",
+            )
+            .replace("plan: SHOP-API", "plan: SHOP-APX"),
+    );
+    let ran = sim.cmd(&["plan", "."]).current_dir(&dir).run();
+    assert_eq!(ran.code, 1);
+    insta::assert_snapshot!("plan_online_diagnostics", ran.stderr);
+}
+
+#[test]
+fn credentials_come_from_the_environment_and_never_show() {
+    let world = SHOP.replace("settings: { clock: manual }", "settings: { clock: manual }\nauth:\n  tokens: [{ token: s3cret-token, permissions: [read] }]");
+    let sim = Sim::start(&world);
+    let dir = manifests(MANIFEST);
+    let denied = sim.cmd(&["plan", path_str(&dir)]).run();
+    assert_eq!(denied.code, 1);
+    assert!(denied.stderr.contains("401"), "{}", denied.stderr);
+    let ran = Run::new(&["plan", "--format", "json", path_str(&dir)])
+        .server(&sim.url)
+        .env("BAMBOO_TOKEN", "s3cret-token")
+        .run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(!ran.stdout.contains("s3cret") && !ran.stderr.contains("s3cret"));
+}
