@@ -116,6 +116,8 @@ pub fn route(engine: &mut Engine, req: &ApiRequest, ctx: &Context<'_>) -> Reply 
         ("GET", ["result", plan, "branch", name, number]) => branch_key(engine, plan, name)
             .and_then(|key| one_result(engine, req, ctx, &key, number)),
         ("GET", ["result", key, "label"]) => labels(engine, key),
+        // `result/PROJ-PLAN/latest` and `result/PROJ-PLAN/12`, as some clients spell them.
+        ("GET", ["result", plan, number]) => one_result(engine, req, ctx, plan, number),
         ("POST", ["result", key, "label"]) => add_label(engine, key, &req.body),
         ("DELETE", ["result", key, "label", name]) => remove_label(engine, key, name),
         ("GET", ["plan", key]) => engine

@@ -5,4 +5,5 @@ mod plan;
 mod sim_http;
 mod sim_semantics;
 mod support;
+mod third_party;
 mod worlds;

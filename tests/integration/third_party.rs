@@ -1,0 +1,48 @@
+//! A real third-party client works against the simulator: atlassian-python-api (pinned in
+//! `.ci/run`) reads results with stages, lists branches and queues a build.
+
+use std::process::Command;
+
+use crate::support::Sim;
+use crate::worlds::SHOP;
+
+#[test]
+fn atlassian_python_api_reads_lists_and_queues() {
+    let world = SHOP.replace("settings: { clock: manual }", "settings: { clock: manual }\nauth:\n  tokens: [{ token: py-token, permissions: [read, trigger] }]");
+    let sim = Sim::start(&world);
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/third_party_client.py");
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let output = Command::new(&python)
+        .arg(&script)
+        .arg(&sim.url)
+        .arg("py-token")
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "the Python client failed (is atlassian-python-api installed? `.ci/run` installs it):\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let methods: Vec<String> = sim
+        .requests()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                r["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        methods.contains(&"POST queue/SHOP-API".to_string()),
+        "{methods:?}"
+    );
+    assert!(
+        sim.requests().iter().all(|r| r["status"] == 200),
+        "every call succeeded: {:?}",
+        sim.requests()
+    );
+}
