@@ -157,23 +157,25 @@ fn syntax_error(file: &Arc<SourceFile>, err: &serde_saphyr::Error) -> ManifestEr
     }
 }
 
-/// serde-saphyr ends its messages with the location, which the diagnostic already shows.
+/// serde-saphyr ends its messages with the location, which the diagnostic already shows, and
+/// some with advice for the programmer (`set DuplicateKeyPolicy ...`), which a user cannot take.
 fn clean_message(message: &str) -> String {
     let first = message.lines().next().unwrap_or(message).trim();
-    let trimmed = match first.rfind(" at line ") {
-        Some(at) => &first[..at],
-        None => first,
-    };
+    let cut = [" at line ", ", set DuplicateKeyPolicy"]
+        .iter()
+        .filter_map(|marker| first.find(marker))
+        .min();
+    let trimmed = cut.map_or(first, |at| &first[..at]);
     trimmed.trim_end_matches(['.', ',']).to_string()
 }
 
 fn help_for(message: &str) -> Option<&'static str> {
     if message.contains("unknown field") {
         Some("see schemas/promotion.v1.schema.json for the fields of each section")
-    } else if message.contains("tab") {
-        Some("YAML indents with spaces, never tabs")
-    } else if message.contains("duplicate") {
+    } else if message.starts_with("duplicate") {
         Some("each key may appear once in a mapping")
+    } else if message.contains("tabs") {
+        Some("YAML indents with spaces, never tabs")
     } else {
         None
     }

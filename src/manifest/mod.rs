@@ -15,6 +15,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 pub use diagnostic::{JsonDiagnostic, ManifestError, Place, SourceFile};
+pub use load::MAX_FILE_BYTES;
 pub use types::BuildSelector;
 pub use validate::is_plan_key;
 

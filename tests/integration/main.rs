@@ -1,6 +1,7 @@
 //! One integration-test binary: the real `bamboo-promote` against its simulator on loopback.
 
 mod apply;
+mod manifests;
 mod plan;
 mod sim_http;
 mod sim_semantics;

@@ -1,0 +1,134 @@
+//! The manifest corpus: every file under `tests/manifests/invalid/` must fail validation with a
+//! located diagnostic (snapshot of the rendered report), every file under `valid/` and the
+//! examples must pass, and `validate` itself contacts nothing.
+
+use std::path::{Path, PathBuf};
+
+use bamboo_promote::manifest;
+
+use crate::support::{Run, scratch, write};
+
+fn corpus(folder: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/manifests")
+        .join(folder);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// The reports as `validate` prints them, without colour, at a fixed width.
+fn rendered(errors: &[manifest::ManifestError]) -> String {
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100);
+    let mut out = String::new();
+    for error in errors {
+        handler.render_report(&mut out, error).unwrap();
+        out.push('\n');
+    }
+    out
+}
+
+fn relative(path: &Path) -> PathBuf {
+    path.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .unwrap()
+        .to_path_buf()
+}
+
+#[test]
+fn every_invalid_manifest_has_a_located_diagnostic() {
+    let files = corpus("invalid");
+    assert!(files.len() >= 40, "the corpus has {} files", files.len());
+    for path in files {
+        let errors = manifest::load(&[relative(&path)])
+            .expect_err(&format!("{} must be invalid", path.display()));
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        for error in &errors {
+            let (line, column) = error.line_column();
+            let whole_file = matches!(
+                error.code,
+                "manifest::binary" | "manifest::encoding" | "manifest::too_large"
+            );
+            assert!(
+                whole_file || (line > 0 && column > 0),
+                "{name}: {error} has no location"
+            );
+        }
+        insta::assert_snapshot!(name, rendered(&errors));
+    }
+}
+
+#[test]
+fn a_huge_file_is_refused_before_parsing() {
+    let dir = scratch("huge");
+    let mut text = String::from(
+        "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: { name: huge }\nspec:\n  targets:\n",
+    );
+    while text.len() <= manifest::MAX_FILE_BYTES {
+        text.push_str("    - { id: padding, plan: SHOP-APP, stage: Deploy }\n");
+    }
+    let path = write(&dir, "huge.yaml", &text);
+    let errors = manifest::load(&[path]).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].code, "manifest::too_large");
+}
+
+#[test]
+fn all_errors_of_all_files_come_in_one_run_as_json_too() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests/invalid");
+    let ran = Run::new(&["validate", "--format", "json", dir.to_str().unwrap()]).run();
+    assert_eq!(ran.code, 1);
+    let report: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+    let diagnostics = report["diagnostics"].as_array().unwrap();
+    let files: std::collections::BTreeSet<&str> = diagnostics
+        .iter()
+        .map(|d| d["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files.len(),
+        corpus("invalid").len(),
+        "one or more diagnostics for every file"
+    );
+    let one = Run::new(&[
+        "validate",
+        "--format",
+        "json",
+        dir.join("39-after-cycle.yaml").to_str().unwrap(),
+    ])
+    .run();
+    let report: serde_json::Value = serde_json::from_str(&one.stdout).unwrap();
+    let cycle = &report["diagnostics"][0];
+    assert_eq!(cycle["code"], "manifest::cycle");
+    assert_eq!(
+        (cycle["line"].as_u64(), cycle["column"].as_u64()),
+        (Some(8), Some(53))
+    );
+    assert_eq!(cycle["message"], "`after` forms a cycle: a → c → b → a");
+}
+
+#[test]
+fn valid_manifests_and_the_examples_validate_offline() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/promotions");
+    for path in corpus("valid").into_iter().chain([examples]) {
+        // No server is configured: validate must not need one.
+        let ran = Run::new(&["validate", path.to_str().unwrap()]).run();
+        assert_eq!(ran.code, 0, "{}: {}", path.display(), ran.stderr);
+    }
+}
+
+#[test]
+fn the_committed_schema_is_the_generated_one() {
+    let committed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/promotion.v1.schema.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        committed,
+        manifest::schema(),
+        "run `cargo run -- schema --out schemas/promotion.v1.schema.json`"
+    );
+}
