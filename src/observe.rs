@@ -130,24 +130,15 @@ pub fn build_plan_key(target: &Target, observed: &Observed) -> Option<String> {
     }
 }
 
-/// Reads everything `desired` needs.
+/// Reads everything `desired` needs, with as few requests as Bamboo allows: branches once each,
+/// builds by the cheapest of per-plan reads and project listings, and a plan itself only when
+/// no build of it was found (a build already says whether its plan exists and is enabled).
 pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observed, BambooError> {
     let mut observed = Observed::default();
-
-    let plan_keys: BTreeSet<&str> = desired.targets.iter().map(|t| t.plan.as_str()).collect();
-    let plans = join_all(plan_keys.iter().map(|key| client.plan(key))).await;
-    for (key, plan) in plan_keys.iter().zip(plans) {
-        let plan = plan?.map(|p| ObservedPlan {
-            enabled: p.enabled,
-            stages: p.stages.items.into_iter().map(|s| s.name).collect(),
-        });
-        observed.plans.insert(key.to_string(), plan);
-    }
 
     let branch_keys: BTreeSet<(&str, &str)> = desired
         .targets
         .iter()
-        .filter(|t| matches!(observed.plans.get(&t.plan), Some(Some(_))))
         .filter_map(|t| t.branch.as_deref().map(|b| (t.plan.as_str(), b)))
         .collect();
     let branches = join_all(
@@ -168,27 +159,160 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
 
     let mut wanted: BTreeMap<String, BTreeSet<BuildSelector>> = BTreeMap::new();
     for target in &desired.targets {
-        let plan_exists = matches!(observed.plans.get(&target.plan), Some(Some(_)));
-        if let (true, Some(key)) = (plan_exists, build_plan_key(target, &observed)) {
+        if let Some(key) = build_plan_key(target, &observed) {
             wanted.entry(key).or_default().insert(target.build.clone());
         }
     }
+    let mut found: HashMap<(String, BuildSelector), Option<BuildResult>> = HashMap::new();
+    let listed = list_latest(client, &wanted).await?;
+    for (key, build) in &listed {
+        found.insert((key.clone(), BuildSelector::Latest), build.clone());
+    }
+    let rest: Vec<(&String, BTreeSet<BuildSelector>)> = wanted
+        .iter()
+        .map(|(key, selectors)| {
+            (
+                key,
+                selectors
+                    .iter()
+                    .filter(|s| !found.contains_key(&((*key).clone(), (*s).clone())))
+                    .cloned()
+                    .collect(),
+            )
+        })
+        .filter(|(_, selectors): &(&String, BTreeSet<BuildSelector>)| !selectors.is_empty())
+        .collect();
     let reads = join_all(
-        wanted
-            .iter()
+        rest.iter()
             .map(|(key, selectors)| read_builds(client, key, selectors)),
     )
     .await;
-    for ((key, selectors), found) in wanted.iter().zip(reads) {
-        let found = found?;
-        for selector in selectors {
-            observed.builds.insert(
-                (key.clone(), selector.clone()),
-                found.get(selector).cloned().flatten(),
+    for ((key, _), builds) in rest.iter().zip(reads) {
+        for (selector, build) in builds? {
+            found.insert(((*key).clone(), selector), build);
+        }
+    }
+
+    // What the builds say of their plans; the plans no build spoke for are read.
+    let mut plans: HashMap<String, ObservedPlan> = HashMap::new();
+    for build in found.values().flatten() {
+        if let Some(plan) = &build.plan {
+            plans.entry(plan.key.clone()).or_insert(ObservedPlan {
+                enabled: plan.enabled,
+                stages: Vec::new(),
+            });
+        }
+    }
+    let unread: BTreeSet<&str> = desired
+        .targets
+        .iter()
+        .map(|t| t.plan.as_str())
+        .filter(|p| !plans.contains_key(*p))
+        .collect();
+    let read = join_all(unread.iter().map(|key| client.plan(key))).await;
+    for (key, plan) in unread.iter().zip(read) {
+        if let Some(plan) = plan? {
+            plans.insert(
+                key.to_string(),
+                ObservedPlan {
+                    enabled: plan.enabled,
+                    stages: plan.stages.items.into_iter().map(|s| s.name).collect(),
+                },
             );
         }
     }
+    for target in &desired.targets {
+        observed
+            .plans
+            .insert(target.plan.clone(), plans.get(&target.plan).cloned());
+    }
+    observed.builds = found
+        .into_iter()
+        .map(|(key, build)| (key, build.map(ObservedBuild::from_result)))
+        .collect();
     Ok(observed)
+}
+
+/// The latest builds of default-branch plans wanted only as `latest`, read from project
+/// listings where that takes fewer requests than one read per plan. The first page tells the
+/// listing's size; the rest of the listing is read only if its pages are fewer than the
+/// plans still unseen. Plans not covered are left to per-plan reads.
+async fn list_latest(
+    client: &BambooClient,
+    wanted: &BTreeMap<String, BTreeSet<BuildSelector>>,
+) -> Result<HashMap<String, Option<BuildResult>>, BambooError> {
+    let mut by_project: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (key, selectors) in wanted {
+        let only_latest = selectors.len() == 1 && selectors.contains(&BuildSelector::Latest);
+        if let (true, Some((project, _))) = (only_latest, key.split_once('-')) {
+            by_project.entry(project).or_default().insert(key);
+        }
+    }
+    // A listing's first page costs what one per-plan read does: only worth it for two or more.
+    by_project.retain(|_, plans| plans.len() >= 2);
+    let listings = join_all(
+        by_project
+            .iter()
+            .map(|(project, plans)| list_project(client, project, plans)),
+    )
+    .await;
+    let mut found = HashMap::new();
+    for listing in listings {
+        found.extend(listing?);
+    }
+    Ok(found)
+}
+
+async fn list_project(
+    client: &BambooClient,
+    project: &str,
+    plans: &BTreeSet<&str>,
+) -> Result<HashMap<String, Option<BuildResult>>, BambooError> {
+    let (first, size) = client.project_latest(project, 0, LISTING_PAGE).await?;
+    let page = first.len().max(1);
+    let mut builds = first;
+    let remaining_pages = size.saturating_sub(builds.len()).div_ceil(page);
+    let unseen = plans
+        .iter()
+        .filter(|p| !builds.iter().any(|b| plan_of(b) == **p))
+        .count();
+    let complete = remaining_pages == 0 || remaining_pages < unseen;
+    if remaining_pages > 0 && remaining_pages < unseen {
+        let starts: Vec<usize> = (1..=remaining_pages).map(|i| i * page).collect();
+        let pages = join_all(
+            starts
+                .iter()
+                .map(|start| client.project_latest(project, *start, page)),
+        )
+        .await;
+        for result in pages {
+            builds.extend(result?.0);
+        }
+    }
+    let mut found: HashMap<String, Option<BuildResult>> = HashMap::new();
+    for build in builds {
+        let key = plan_of(&build).to_string();
+        if plans.contains(key.as_str()) {
+            found.insert(key, Some(build));
+        }
+    }
+    if complete {
+        // The whole listing was read: a wanted plan absent from it has no build.
+        for plan in plans {
+            found.entry(plan.to_string()).or_insert(None);
+        }
+    }
+    Ok(found)
+}
+
+/// Results asked for per project listing page; servers may cap it lower (older ones at 25).
+pub const LISTING_PAGE: usize = 100;
+
+fn plan_of(build: &BuildResult) -> &str {
+    build.plan.as_ref().map_or_else(
+        || build.key.rsplit_once('-').map_or("", |(plan, _)| plan),
+        |p| p.key.as_str(),
+    )
 }
 
 /// The builds one plan's selectors name: one direct read for a single `latest` or number,
@@ -197,8 +321,7 @@ async fn read_builds(
     client: &BambooClient,
     plan: &str,
     selectors: &BTreeSet<BuildSelector>,
-) -> Result<HashMap<BuildSelector, Option<ObservedBuild>>, BambooError> {
-    let mut found = HashMap::new();
+) -> Result<Vec<(BuildSelector, Option<BuildResult>)>, BambooError> {
     if let [single @ (BuildSelector::Latest | BuildSelector::Number(_))] =
         selectors.iter().collect::<Vec<_>>().as_slice()
     {
@@ -206,35 +329,23 @@ async fn read_builds(
             BuildSelector::Number(n) => Some(*n),
             _ => None,
         };
-        let build = client
-            .build(plan, number)
-            .await?
-            .map(ObservedBuild::from_result);
-        found.insert((*single).clone(), build);
-        return Ok(found);
+        return Ok(vec![((*single).clone(), client.build(plan, number).await?)]);
     }
-    let history: Vec<ObservedBuild> = client
-        .history(plan, HISTORY_DEPTH, &[])
-        .await?
-        .into_iter()
-        .map(ObservedBuild::from_result)
-        .collect();
+    let history = client.history(plan, HISTORY_DEPTH, &[]).await?;
+    let mut found = Vec::new();
     for selector in selectors {
         let pick = history.iter().find(|b| match selector {
             BuildSelector::Latest => true,
             BuildSelector::Number(n) => b.number == *n,
-            BuildSelector::Revision(r) => b.revision.as_deref() == Some(r.as_str()),
-            BuildSelector::Label(l) => b.labels.iter().any(|x| x == l),
+            BuildSelector::Revision(r) => b.vcs_revision_key.as_deref() == Some(r.as_str()),
+            BuildSelector::Label(l) => b.labels.items.iter().any(|x| &x.name == l),
         });
         let build = match (pick, selector) {
             (Some(build), _) => Some(build.clone()),
-            (None, BuildSelector::Number(n)) => client
-                .build(plan, Some(*n))
-                .await?
-                .map(ObservedBuild::from_result),
+            (None, BuildSelector::Number(n)) => client.build(plan, Some(*n)).await?,
             (None, _) => None,
         };
-        found.insert(selector.clone(), build);
+        found.push((selector.clone(), build));
     }
     Ok(found)
 }

@@ -170,6 +170,37 @@ impl BambooClient {
         Ok(list.map(|l| l.results.items).unwrap_or_default())
     }
 
+    /// One page of `GET result/{project}`: the latest build of each default-branch plan, with
+    /// stages, and the listing's total `size`.
+    pub async fn project_latest(
+        &self,
+        project: &str,
+        start: usize,
+        max: usize,
+    ) -> Result<(Vec<BuildResult>, usize), BambooError> {
+        let (start, max) = (start.to_string(), max.to_string());
+        let query = [
+            (
+                "expand",
+                "results.result.stages.stage,results.result.labels",
+            ),
+            ("includeAllStates", "true"),
+            ("start-index", start.as_str()),
+            ("max-results", max.as_str()),
+            ("max-result", max.as_str()),
+        ];
+        let list: Option<ResultList> = self
+            .get(
+                &format!("list latest builds of project {project}"),
+                &format!("result/{}", encode_segment(project)),
+                &query,
+            )
+            .await?;
+        Ok(list
+            .map(|l| (l.results.items, l.results.size))
+            .unwrap_or_default())
+    }
+
     /// `GET result/{build}/label`: the build's labels.
     pub async fn labels(&self, build_key: &str) -> Result<Vec<String>, BambooError> {
         let list: Option<LabelList> = self

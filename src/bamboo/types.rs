@@ -53,6 +53,18 @@ pub struct BuildResult {
     pub stages: Collection<StageResult>,
     #[serde(default)]
     pub labels: Collection<Label>,
+    /// The plan (or branch plan) the build belongs to; real servers always send it.
+    #[serde(default)]
+    pub plan: Option<PlanRef>,
+}
+
+/// The plan summary inside a result: enough to know the plan exists and whether it is enabled,
+/// without reading the plan itself.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlanRef {
+    pub key: String,
+    #[serde(default = "enabled")]
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,7 +86,8 @@ pub struct Label {
     pub name: String,
 }
 
-/// `GET result/{plan}`: history, newest first.
+/// `GET result/{plan}`: history, newest first; `GET result/{project}`: the latest build of
+/// each of the project's plans.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ResultList {
     #[serde(default)]

@@ -16,4 +16,6 @@ pub struct LoggedRequest {
     pub in_flight: usize,
     /// The sim clock when it arrived.
     pub at_ms: u64,
+    /// Real milliseconds since the simulator started when it arrived, for tests of pacing.
+    pub wall_ms: u64,
 }

@@ -31,6 +31,7 @@ struct Shared {
     inner: Mutex<Inner>,
     in_flight: AtomicUsize,
     seq: AtomicU64,
+    started: std::time::Instant,
 }
 
 struct Inner {
@@ -83,6 +84,7 @@ pub fn spawn(world: World, listener: TcpListener) -> Result<SimServer, String> {
         base,
         in_flight: AtomicUsize::new(0),
         seq: AtomicU64::new(0),
+        started: std::time::Instant::now(),
     });
     let app = axum::Router::new().fallback(handle).with_state(shared);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -143,6 +145,7 @@ async fn handle(
         status: 0,
         in_flight,
         at_ms: shared.clock.now(),
+        wall_ms: shared.started.elapsed().as_millis() as u64,
     };
     let (response, delivery) = answer(
         &shared, &method, &api_path, &query, &headers, body, wants_json,

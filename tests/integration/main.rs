@@ -2,6 +2,7 @@
 
 mod apply;
 mod manifests;
+mod observe;
 mod plan;
 mod sim_http;
 mod sim_semantics;

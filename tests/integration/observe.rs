@@ -1,0 +1,126 @@
+//! How `plan` observes at scale: the cheapest strategy per project, the parallelism bound on
+//! requests in flight, and a 429 that slows the whole run.
+
+use std::fmt::Write;
+
+use crate::support::Sim;
+use crate::worlds::{manifests, path_str};
+
+/// `plans` plans in project BIG, each with one build paused before `Deploy`.
+fn world(plans: usize, extra_settings: &str) -> String {
+    let mut world = format!(
+        "settings: {{ clock: manual{extra_settings} }}\nprojects:\n  - key: BIG\n    plans:\n"
+    );
+    for i in 0..plans {
+        let _ = write!(
+            world,
+            "      - key: P{i:03}\n        stages: [{{ name: Build }}, {{ name: Deploy, manual: true }}]\n        builds: [{{ number: 1, state: {{ pausedBefore: Deploy }} }}]\n"
+        );
+    }
+    world
+}
+
+fn manifest(plans: impl Iterator<Item = usize>, build: &str) -> String {
+    let mut text = String::from(
+        "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: { name: big }\nspec:\n  targets:\n",
+    );
+    for i in plans {
+        let _ = writeln!(
+            text,
+            "    - {{ id: t{i}, plan: BIG-P{i:03}, build: {build}, stage: Deploy }}"
+        );
+    }
+    text
+}
+
+fn paths(sim: &Sim) -> Vec<String> {
+    sim.requests()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}?{}",
+                r["path"].as_str().unwrap(),
+                r["query"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn latest_targets_are_read_from_project_listing_pages_when_that_is_cheaper() {
+    // Seven plans, pages capped at 2 like an old server: 4 listing pages instead of 7 reads.
+    let sim = Sim::start(&world(7, ", pageCap: 2"));
+    let dir = manifests(&manifest(0..7, "latest"));
+    let ran = sim.cmd(&["plan", path_str(&dir)]).run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.contains("7 to promote"), "{}", ran.stdout);
+    let log = paths(&sim);
+    assert_eq!(log.len(), 4, "{log:#?}");
+    assert!(log.iter().all(|p| p.starts_with("result/BIG?")), "{log:#?}");
+}
+
+#[test]
+fn few_latest_targets_in_a_large_project_are_read_one_by_one() {
+    // Three plans wanted out of twenty, pages of 2: reading the listing would take 10 pages.
+    let sim = Sim::start(&world(20, ", pageCap: 2"));
+    let dir = manifests(&manifest([3, 9, 17].into_iter(), "latest"));
+    let ran = sim.cmd(&["plan", path_str(&dir)]).run();
+    assert!(ran.stdout.contains("3 to promote"), "{}", ran.stdout);
+    let log = paths(&sim);
+    // The first listing page, then the wanted plans it did not show.
+    assert_eq!(log.len(), 1 + 3, "{log:#?}");
+}
+
+#[test]
+fn parallelism_bounds_the_requests_in_flight() {
+    let sim = Sim::start(&world(24, ""));
+    sim.set_faults(r#"{ "latencyMs": 40 }"#);
+    let dir = manifests(&manifest(0..24, "1"));
+    let ran = sim
+        .cmd(&["plan", "--parallelism", "3", path_str(&dir)])
+        .run();
+    assert!(ran.stdout.contains("24 to promote"), "{}", ran.stdout);
+    let most = sim
+        .requests()
+        .iter()
+        .map(|r| r["inFlight"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(
+        (2..=3).contains(&most),
+        "at most --parallelism requests at once, and more than one: {most}"
+    );
+}
+
+#[test]
+fn a_429_pauses_the_whole_run_not_only_the_task_that_got_it() {
+    let sim = Sim::start(&world(16, ""));
+    sim.set_faults(r#"{ "latencyMs": 5, "retryAfterSecs": 1, "script": [ { "method": "GET", "fault": "rateLimit" } ] }"#);
+    let dir = manifests(&manifest(0..16, "1"));
+    let ran = sim.cmd(&["plan", path_str(&dir)]).run();
+    assert!(ran.stdout.contains("16 to promote"), "{}", ran.stdout);
+    let log = sim.requests();
+    let limited = log
+        .iter()
+        .find(|r| r["status"] == 429)
+        .expect("one request was rate limited");
+    let at = limited["wallMs"].as_u64().unwrap();
+    // Requests already in flight when the 429 came are fine; none may start during the pause.
+    let in_flight_then = log
+        .iter()
+        .filter(|r| r["wallMs"].as_u64().unwrap() <= at + 100)
+        .count();
+    let during_pause = log.iter().filter(|r| {
+        let t = r["wallMs"].as_u64().unwrap();
+        t > at + 100 && t < at + 900
+    });
+    assert_eq!(
+        during_pause.count(),
+        0,
+        "requests started during the Retry-After pause: {log:#?}"
+    );
+    assert!(
+        log.len() > in_flight_then,
+        "the run went on after the pause"
+    );
+}
