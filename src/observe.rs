@@ -203,6 +203,16 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
             });
         }
     }
+    // A branch that was found proves its plan exists; the branch's own `enabled` governs its
+    // builds, so the master plan need not be read for it.
+    for ((plan, _), branch) in &observed.branches {
+        if branch.is_some() {
+            plans.entry(plan.clone()).or_insert(ObservedPlan {
+                enabled: true,
+                stages: Vec::new(),
+            });
+        }
+    }
     let unread: BTreeSet<&str> = desired
         .targets
         .iter()

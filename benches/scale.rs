@@ -1,0 +1,234 @@
+//! Observe and apply at scale, against the simulator, beside the fewest requests any client
+//! needs and a sequential peer (atlassian-python-api, what teams script by hand today).
+//!
+//! `cargo bench --bench scale` (all sizes) or `cargo bench --bench scale -- --quick`
+//! (N = 100 and 1 000). For each N (targets over 10 projects, half in sync, half needing one
+//! promotion, 2% on plan branches) and added latency L it runs `plan` and `apply` (no `--wait`)
+//! as the real binary, and prints wall time, requests, peak RSS and the limit
+//! `ceil(R_min / P) × L`. The table is also written as JSON to `target/scale-bench.json`.
+
+#[allow(dead_code)]
+#[path = "../tests/integration/support.rs"]
+mod support;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Sim, scratch, write};
+
+const PROJECTS: usize = 10;
+const PARALLELISM: usize = 8;
+const PAGE: usize = 100;
+
+struct Setup {
+    world: String,
+    manifest_dir: std::path::PathBuf,
+    targets_json: std::path::PathBuf,
+    /// Fewest reads any client needs for the same answer.
+    reads_min: usize,
+    promotions: usize,
+}
+
+fn setup(n: usize) -> Setup {
+    let per_project = n / PROJECTS;
+    let dir = scratch(&format!("bench-{n}"));
+    let mut world = String::from("settings: { clock: real }\nprojects:\n");
+    let mut targets = Vec::new();
+    let (mut reads_min, mut promotions) = (0, 0);
+    for p in 0..PROJECTS {
+        let project = format!("PRJ{}", (b'A' + p as u8) as char);
+        let _ = write!(world, "  - key: {project}\n    plans:\n");
+        let mut manifest = format!(
+            "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: {{ name: {project} }}\nspec:\n  targets:\n"
+        );
+        let mut listed = 0;
+        for i in 0..per_project {
+            let on_branch = i % 50 == 0;
+            let in_sync = i % 2 == 1;
+            let state = if in_sync {
+                "{ pausedBefore: Deploy Prod }"
+            } else {
+                "{ pausedBefore: Deploy Staging }"
+            };
+            let _ = write!(
+                world,
+                "      - key: P{i:05}\n        stages: [{{ name: Build }}, {{ name: Deploy Staging, manual: true }}, {{ name: Deploy Prod, manual: true }}]\n        builds: [{{ number: 1, state: {state} }}]\n"
+            );
+            let plan = format!("{project}-P{i:05}");
+            if on_branch {
+                let _ = writeln!(
+                    world,
+                    "        branches: [{{ name: release, key: P{i:05}R, builds: [{{ number: 1, state: {{ pausedBefore: Deploy Staging }} }}] }}]"
+                );
+                let _ = writeln!(
+                    manifest,
+                    "    - {{ id: t-{plan}, plan: {plan}, branch: release, stage: Deploy Staging }}"
+                );
+                targets
+                    .push(json!({ "plan": plan, "branch": "release", "stage": "Deploy Staging" }));
+                reads_min += 2;
+                promotions += 1;
+            } else {
+                let _ = writeln!(
+                    manifest,
+                    "    - {{ id: t-{plan}, plan: {plan}, stage: Deploy Staging }}"
+                );
+                targets.push(json!({ "plan": plan, "stage": "Deploy Staging" }));
+                listed += 1;
+                promotions += usize::from(!in_sync);
+            }
+        }
+        // Default-branch latest builds: the cheaper of one read each and the listing's pages.
+        reads_min += listed.min(per_project.div_ceil(PAGE));
+        write(&dir, &format!("manifests/{project}.yaml"), &manifest);
+    }
+    let targets_json = write(&dir, "targets.json", &Value::Array(targets).to_string());
+    Setup {
+        world,
+        manifest_dir: dir.join("manifests"),
+        targets_json,
+        reads_min,
+        promotions,
+    }
+}
+
+/// Runs the binary, polling its peak RSS (VmHWM) until it exits.
+fn measure(sim: &Sim, args: &[&str]) -> (Duration, u64, i32) {
+    let started = Instant::now();
+    let mut child = sim.cmd(args).spawn();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0;
+    let status = loop {
+        let status_text = std::fs::read_to_string(&status_path).unwrap_or_default();
+        let hwm = status_text.lines().find_map(|l| l.strip_prefix("VmHWM:"));
+        if let Some(kb) =
+            hwm.and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kb = peak_kb.max(kb);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let wall = started.elapsed();
+    let mut stderr = String::new();
+    use std::io::Read;
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    assert!(
+        status.code().is_some_and(|c| c == 0 || c == 2),
+        "{args:?} failed: {stderr}"
+    );
+    (wall, peak_kb, status.code().unwrap())
+}
+
+fn peer(sim: &Sim, targets: &Path, mode: &str) -> Option<(f64, u64)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peer.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(&sim.url)
+        .arg(targets)
+        .arg(mode)
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        eprintln!(
+            "peer failed (is atlassian-python-api installed?): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return None;
+    }
+    let report: Value = serde_json::from_slice(&output.stdout).ok()?;
+    Some((report["seconds"].as_f64()?, report["requests"].as_u64()?))
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes: &[usize] = if quick {
+        &[100, 1000]
+    } else {
+        &[100, 1000, 10_000]
+    };
+    let mut rows = Vec::new();
+    println!(
+        "{:>6} {:>4} {:>6} {:>9} {:>9} {:>7} {:>9} {:>8} {:>9} {:>12} {:>9} {:>8}",
+        "N",
+        "L ms",
+        "cmd",
+        "wall s",
+        "requests",
+        "R_min",
+        "limit s",
+        "÷limit",
+        "RSS MB",
+        "µs/target",
+        "peer s",
+        "speedup"
+    );
+    for &n in sizes {
+        let setup = setup(n);
+        let sim = Sim::start(&setup.world);
+        for latency in [0u64, 20] {
+            sim.set_faults(&format!(r#"{{ "latencyMs": {latency} }}"#));
+            for cmd in ["plan", "apply"] {
+                sim.reset();
+                sim.set_faults(&format!(r#"{{ "latencyMs": {latency} }}"#));
+                let dir = setup.manifest_dir.to_str().unwrap();
+                let args: Vec<&str> = if cmd == "plan" {
+                    vec!["plan", "--parallelism", "8", dir]
+                } else {
+                    vec!["apply", "--auto-approve", "--parallelism", "8", dir]
+                };
+                let (wall, rss_kb, _) = measure(&sim, &args);
+                let requests = sim.requests().len();
+                let r_min = setup.reads_min + if cmd == "apply" { setup.promotions } else { 0 };
+                let limit = (r_min.div_ceil(PARALLELISM) as f64) * latency as f64 / 1000.0;
+                // The sequential peer at the sizes where it finishes in reasonable time.
+                let peer = (n <= 1000).then(|| {
+                    sim.reset();
+                    sim.set_faults(&format!(r#"{{ "latencyMs": {latency} }}"#));
+                    peer(&sim, &setup.targets_json, cmd)
+                });
+                let peer = peer.flatten();
+                let row = json!({
+                    "n": n, "latencyMs": latency, "parallelism": PARALLELISM, "command": cmd,
+                    "wallSeconds": wall.as_secs_f64(), "requests": requests, "rMin": r_min,
+                    "limitSeconds": limit, "wallOverLimit": if limit > 0.0 { Some(wall.as_secs_f64() / limit) } else { None },
+                    "peakRssMb": rss_kb as f64 / 1024.0, "microsPerTarget": wall.as_micros() as f64 / n as f64,
+                    "peerSeconds": peer.map(|p| p.0), "peerRequests": peer.map(|p| p.1),
+                    "speedup": peer.map(|p| p.0 / wall.as_secs_f64()),
+                });
+                println!(
+                    "{:>6} {:>4} {:>6} {:>9.3} {:>9} {:>7} {:>9.3} {:>8} {:>9.1} {:>12.0} {:>9} {:>8}",
+                    n,
+                    latency,
+                    cmd,
+                    wall.as_secs_f64(),
+                    requests,
+                    r_min,
+                    limit,
+                    row["wallOverLimit"]
+                        .as_f64()
+                        .map_or("-".into(), |r| format!("{r:.2}")),
+                    rss_kb as f64 / 1024.0,
+                    wall.as_micros() as f64 / n as f64,
+                    peer.map_or("-".into(), |p| format!("{:.2}", p.0)),
+                    row["speedup"]
+                        .as_f64()
+                        .map_or("-".into(), |s| format!("{s:.1}×")),
+                );
+                rows.push(row);
+            }
+        }
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/scale-bench.json");
+    std::fs::write(
+        &out,
+        serde_json::to_string_pretty(&Value::Array(rows)).unwrap(),
+    )
+    .unwrap();
+    println!("written to {}", out.display());
+}
