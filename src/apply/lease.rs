@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rand::Rng;
 
 use crate::bamboo::{BambooClient, BambooError};
+use crate::observe::ObservedBuild;
 
 pub const PREFIX: &str = "bamboo-promote-lock-";
 
@@ -37,26 +38,41 @@ pub enum LeaseError {
     },
     #[error(transparent)]
     Bamboo(#[from] BambooError),
+    #[error("build {0} no longer exists")]
+    Gone(String),
+}
+
+/// The build with its stages and labels.
+async fn read_build(client: &BambooClient, build_key: &str) -> Result<ObservedBuild, LeaseError> {
+    let gone = || LeaseError::Gone(build_key.to_string());
+    let (plan, number) = build_key.rsplit_once('-').ok_or_else(gone)?;
+    let number = number.parse().map_err(|_| gone())?;
+    let result = client.build(plan, Some(number)).await?.ok_or_else(gone)?;
+    Ok(ObservedBuild::from_result(result))
 }
 
 impl Lease {
     /// Takes the lease on `build_key`, waiting up to `patience` for another holder to let go.
+    /// Also returns the build as read after our label was put on it: the re-read that the
+    /// write depends on, taken under the lease, at the cost of no extra request.
     pub async fn acquire(
         client: &BambooClient,
         build_key: &str,
         patience: Duration,
-    ) -> Result<Lease, LeaseError> {
+    ) -> Result<(Lease, ObservedBuild), LeaseError> {
         let started = std::time::Instant::now();
         let mut attempt: u32 = 0;
         loop {
             let label = new_label();
             client.add_label(build_key, &label).await?;
-            let holders = other_holders(client, build_key, &label).await?;
+            let build = read_build(client, build_key).await?;
+            let holders = other_holders(client, build_key, &build.labels, &label).await?;
             let Some(holder) = holders.first().cloned() else {
-                return Ok(Lease {
+                let lease = Lease {
                     build_key: build_key.to_string(),
                     label,
-                });
+                };
+                return Ok((lease, build));
             };
             client.remove_label(build_key, &label).await?;
             if started.elapsed() >= patience {
@@ -82,17 +98,18 @@ impl Lease {
 async fn other_holders(
     client: &BambooClient,
     build_key: &str,
+    labels: &[String],
     ours: &str,
 ) -> Result<Vec<String>, BambooError> {
     let mut holders = Vec::new();
-    for label in client.labels(build_key).await? {
+    for label in labels {
         if label == ours || !label.starts_with(PREFIX) {
             continue;
         }
-        if is_expired(&label, now_ms()) {
-            client.remove_label(build_key, &label).await?;
+        if is_expired(label, now_ms()) {
+            client.remove_label(build_key, label).await?;
         } else {
-            holders.push(label);
+            holders.push(label.clone());
         }
     }
     Ok(holders)

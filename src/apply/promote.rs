@@ -49,18 +49,17 @@ pub async fn promote(
     reporter: &Reporter,
     request: &Request<'_>,
 ) -> Promotion {
-    let lease = match Lease::acquire(client, &request.action.build_key, LEASE_PATIENCE).await {
-        Ok(lease) => lease,
-        Err(LeaseError::Busy { holder, waited, .. }) => {
-            return Promotion::Failed(format!(
-                "another apply holds the build (label {holder}) after waiting {waited:.0?}"
-            ));
-        }
-        Err(LeaseError::Bamboo(e)) => {
-            return Promotion::Failed(format!("cannot take the lease: {e}"));
-        }
-    };
-    let outcome = under_lease(client, reporter, request).await;
+    let (lease, before) =
+        match Lease::acquire(client, &request.action.build_key, LEASE_PATIENCE).await {
+            Ok(taken) => taken,
+            Err(LeaseError::Busy { holder, waited, .. }) => {
+                return Promotion::Failed(format!(
+                    "another apply holds the build (label {holder}) after waiting {waited:.0?}"
+                ));
+            }
+            Err(e) => return Promotion::Failed(format!("cannot take the lease: {e}")),
+        };
+    let outcome = under_lease(client, reporter, request, before).await;
     if let Err(e) = lease.release(client).await {
         eprintln!(
             "warning: cannot remove our lock label from {}: {e}; it expires by itself",
@@ -70,16 +69,14 @@ pub async fn promote(
     outcome
 }
 
+/// `before` is the build as read just now, under the lease.
 async fn under_lease(
     client: &BambooClient,
     reporter: &Reporter,
     request: &Request<'_>,
+    before: ObservedBuild,
 ) -> Promotion {
     let planned = request.action;
-    let before = match reread(client, &planned.build_key).await {
-        Ok(build) => build,
-        Err(e) => return Promotion::Failed(e),
-    };
     if request.require_fingerprint && before.fingerprint() != planned.fingerprint {
         return Promotion::Stale {
             planned: planned.fingerprint.clone(),

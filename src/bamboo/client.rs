@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 
 use super::auth::Credentials;
 use super::retry::{self, RetryPolicy};
-use super::types::{BranchInfo, BuildResult, ErrorBody, LabelList, PlanInfo, Queued, ResultList};
+use super::types::{BranchInfo, BuildResult, ErrorBody, PlanInfo, Queued, ResultList};
 
 /// Characters left as they are in a path segment; everything else, `/` included, is encoded.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -198,20 +198,6 @@ impl BambooClient {
             .await?;
         Ok(list
             .map(|l| (l.results.items, l.results.size))
-            .unwrap_or_default())
-    }
-
-    /// `GET result/{build}/label`: the build's labels.
-    pub async fn labels(&self, build_key: &str) -> Result<Vec<String>, BambooError> {
-        let list: Option<LabelList> = self
-            .get(
-                &format!("read labels of {build_key}"),
-                &format!("result/{}/label", encode_segment(build_key)),
-                &[],
-            )
-            .await?;
-        Ok(list
-            .map(|l| l.labels.items.into_iter().map(|l| l.name).collect())
             .unwrap_or_default())
     }
 

@@ -94,13 +94,6 @@ pub struct ResultList {
     pub results: Collection<BuildResult>,
 }
 
-/// `GET result/{plan}-{n}/label`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct LabelList {
-    #[serde(default)]
-    pub labels: Collection<Label>,
-}
-
 /// `GET plan/{plan}?expand=stages.stage`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
