@@ -128,6 +128,7 @@ fn measure(sim: &Sim, args: &[&str]) -> (Duration, u64, i32) {
 fn peer(sim: &Sim, targets: &Path, mode: &str) -> Option<(f64, u64)> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peer.py");
     let output = Command::new("python3")
+        .env("PYTHONPATH", support::python_deps())
         .arg(script)
         .arg(&sim.url)
         .arg(targets)
@@ -135,10 +136,7 @@ fn peer(sim: &Sim, targets: &Path, mode: &str) -> Option<(f64, u64)> {
         .output()
         .ok()?;
     if !output.status.success() {
-        eprintln!(
-            "peer failed (is atlassian-python-api installed?): {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        eprintln!("peer failed: {}", String::from_utf8_lossy(&output.stderr));
         return None;
     }
     let report: Value = serde_json::from_slice(&output.stdout).ok()?;

@@ -339,3 +339,36 @@ fn regex_lite_times(text: &str) -> Vec<String> {
     }
     found
 }
+
+/// The pinned third-party client, installed from PyPI into `target/python-deps` on first use,
+/// and the `PYTHONPATH` that finds it.
+pub const ATLASSIAN_PYTHON_API: &str = "atlassian-python-api==5.0.5";
+
+pub fn python_deps() -> PathBuf {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _once = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/python-deps");
+    let marker = dir.join(".installed");
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(ATLASSIAN_PYTHON_API) {
+        let status = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--upgrade",
+                "--target",
+            ])
+            .arg(&dir)
+            .arg(ATLASSIAN_PYTHON_API)
+            .status()
+            .expect("python3 -m pip runs");
+        assert!(
+            status.success(),
+            "installing {ATLASSIAN_PYTHON_API} from PyPI failed"
+        );
+        std::fs::write(&marker, ATLASSIAN_PYTHON_API).unwrap();
+    }
+    dir
+}
