@@ -164,7 +164,19 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
         }
     }
     let mut found: HashMap<(String, BuildSelector), Option<BuildResult>> = HashMap::new();
-    let listed = list_latest(client, &wanted).await?;
+    // Project listings show default branches only (Atlassian's BAM-21991): branch plans are
+    // read one by one.
+    let default_branch: BTreeMap<String, BTreeSet<BuildSelector>> = wanted
+        .iter()
+        .filter(|(key, _)| {
+            desired
+                .targets
+                .iter()
+                .any(|t| t.branch.is_none() && &t.plan == *key)
+        })
+        .map(|(key, selectors)| (key.clone(), selectors.clone()))
+        .collect();
+    let listed = list_latest(client, &default_branch).await?;
     for (key, build) in &listed {
         found.insert((key.clone(), BuildSelector::Latest), build.clone());
     }
@@ -243,7 +255,7 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
     Ok(observed)
 }
 
-/// The latest builds of default-branch plans wanted only as `latest`, read from project
+/// The latest builds of the default-branch plans wanted only as `latest`, read from project
 /// listings where that takes fewer requests than one read per plan. The first page tells the
 /// listing's size; the rest of the listing is read only if its pages are fewer than the
 /// plans still unseen. Plans not covered are left to per-plan reads.

@@ -49,14 +49,26 @@ fn paths(sim: &Sim) -> Vec<String> {
 #[test]
 fn latest_targets_are_read_from_project_listing_pages_when_that_is_cheaper() {
     // Seven plans, pages capped at 2 like an old server: 4 listing pages instead of 7 reads.
-    let sim = Sim::start(&world(7, ", pageCap: 2"));
-    let dir = manifests(&manifest(0..7, "latest"));
+    // A branch plan of the same project is not in listings: it is read on its own.
+    let world = world(7, ", pageCap: 2").replacen(
+        "builds: [{ number: 1, state: { pausedBefore: Deploy } }]\n",
+        "builds: [{ number: 1, state: { pausedBefore: Deploy } }]\n        branches: [{ name: rel, key: P000R, builds: [{ number: 1, state: { pausedBefore: Deploy } }] }]\n",
+        1,
+    );
+    let sim = Sim::start(&world);
+    let branch_target = "    - { id: on-branch, plan: BIG-P000, branch: rel, stage: Deploy }\n";
+    let dir = manifests(&(manifest(0..7, "latest") + branch_target));
     let ran = sim.cmd(&["plan", path_str(&dir)]).run();
     assert_eq!(ran.code, 0, "{}", ran.stderr);
-    assert!(ran.stdout.contains("7 to promote"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("8 to promote"), "{}", ran.stdout);
     let log = paths(&sim);
-    assert_eq!(log.len(), 4, "{log:#?}");
-    assert!(log.iter().all(|p| p.starts_with("result/BIG?")), "{log:#?}");
+    let listing = log.iter().filter(|p| p.starts_with("result/BIG?")).count();
+    assert_eq!(listing, 4, "{log:#?}");
+    assert_eq!(
+        log.len(),
+        4 + 2,
+        "plus the branch lookup and the branch plan's build: {log:#?}"
+    );
 }
 
 #[test]
