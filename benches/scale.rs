@@ -99,6 +99,12 @@ fn setup(n: usize) -> Setup {
 fn measure(sim: &Sim, args: &[&str]) -> (Duration, u64, i32) {
     let started = Instant::now();
     let mut child = sim.cmd(args).spawn();
+    // Drain both pipes while the child runs: a full pipe would stall it.
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let drain_out =
+        std::thread::spawn(move || std::io::copy(&mut { stdout }, &mut std::io::sink()));
+    let drain_err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
     let status_path = format!("/proc/{}/status", child.id());
     let mut peak_kb = 0;
     let status = loop {
@@ -115,9 +121,8 @@ fn measure(sim: &Sim, args: &[&str]) -> (Duration, u64, i32) {
         std::thread::sleep(Duration::from_millis(2));
     };
     let wall = started.elapsed();
-    let mut stderr = String::new();
-    use std::io::Read;
-    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    let _ = drain_out.join();
+    let stderr = drain_err.join().unwrap_or_default();
     assert!(
         status.code().is_some_and(|c| c == 0 || c == 2),
         "{args:?} failed: {stderr}"

@@ -136,73 +136,74 @@ pub fn build_plan_key(target: &Target, observed: &Observed) -> Option<String> {
 pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observed, BambooError> {
     let mut observed = Observed::default();
 
-    let branch_keys: BTreeSet<(&str, &str)> = desired
-        .targets
-        .iter()
-        .filter_map(|t| t.branch.as_deref().map(|b| (t.plan.as_str(), b)))
-        .collect();
-    let branches = join_all(
-        branch_keys
-            .iter()
-            .map(|(plan, name)| client.branch(plan, name)),
-    )
-    .await;
-    for ((plan, name), branch) in branch_keys.iter().zip(branches) {
-        let branch = branch?.map(|b| ObservedBranch {
-            key: b.key,
-            enabled: b.enabled,
+    // What to read: default-branch builds by plan, and branch builds by (plan, branch).
+    let mut on_default: BTreeMap<String, BTreeSet<BuildSelector>> = BTreeMap::new();
+    let mut on_branch: BTreeMap<(String, String), BTreeSet<BuildSelector>> = BTreeMap::new();
+    for target in &desired.targets {
+        let selectors = match &target.branch {
+            None => on_default.entry(target.plan.clone()).or_default(),
+            Some(branch) => on_branch
+                .entry((target.plan.clone(), branch.clone()))
+                .or_default(),
+        };
+        selectors.insert(target.build.clone());
+    }
+    // Project listings show default branches only (Atlassian's BAM-21991), so they serve
+    // default-branch `latest` targets; everything else is read per plan.
+    let (listable, direct): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        on_default.into_iter().partition(|(_, selectors)| {
+            selectors.len() == 1 && selectors.contains(&BuildSelector::Latest)
         });
+
+    // Three independent chains, run together so that the parallelism bound stays busy: the
+    // listings, the direct reads, and each branch's lookup followed by its builds.
+    let (listed, direct_reads, branch_reads) = tokio::join!(
+        list_latest(client, &listable),
+        join_all(
+            direct
+                .iter()
+                .map(|(key, selectors)| read_builds(client, key, selectors))
+        ),
+        join_all(
+            on_branch
+                .iter()
+                .map(|((plan, name), selectors)| branch_builds(client, plan, name, selectors))
+        ),
+    );
+    let mut found: HashMap<(String, BuildSelector), Option<BuildResult>> = HashMap::new();
+    let (listed, unlisted) = listed?;
+    for (key, build) in listed {
+        found.insert((key, BuildSelector::Latest), build);
+    }
+    for ((key, _), builds) in direct.iter().zip(direct_reads) {
+        found.extend(
+            builds?
+                .into_iter()
+                .map(|(selector, build)| ((key.clone(), selector), build)),
+        );
+    }
+    for ((plan, name), read) in on_branch.keys().zip(branch_reads) {
+        let (branch, builds) = read?;
+        if let Some(branch) = &branch {
+            found.extend(
+                builds
+                    .into_iter()
+                    .map(|(selector, build)| ((branch.key.clone(), selector), build)),
+            );
+        }
         observed
             .branches
-            .insert((plan.to_string(), name.to_string()), branch);
+            .insert((plan.clone(), name.clone()), branch);
     }
-
-    let mut wanted: BTreeMap<String, BTreeSet<BuildSelector>> = BTreeMap::new();
-    for target in &desired.targets {
-        if let Some(key) = build_plan_key(target, &observed) {
-            wanted.entry(key).or_default().insert(target.build.clone());
-        }
-    }
-    let mut found: HashMap<(String, BuildSelector), Option<BuildResult>> = HashMap::new();
-    // Project listings show default branches only (Atlassian's BAM-21991): branch plans are
-    // read one by one.
-    let default_branch: BTreeMap<String, BTreeSet<BuildSelector>> = wanted
-        .iter()
-        .filter(|(key, _)| {
-            desired
-                .targets
-                .iter()
-                .any(|t| t.branch.is_none() && &t.plan == *key)
-        })
-        .map(|(key, selectors)| (key.clone(), selectors.clone()))
-        .collect();
-    let listed = list_latest(client, &default_branch).await?;
-    for (key, build) in &listed {
-        found.insert((key.clone(), BuildSelector::Latest), build.clone());
-    }
-    let rest: Vec<(&String, BTreeSet<BuildSelector>)> = wanted
-        .iter()
-        .map(|(key, selectors)| {
-            (
-                key,
-                selectors
-                    .iter()
-                    .filter(|s| !found.contains_key(&((*key).clone(), (*s).clone())))
-                    .cloned()
-                    .collect(),
-            )
-        })
-        .filter(|(_, selectors): &(&String, BTreeSet<BuildSelector>)| !selectors.is_empty())
-        .collect();
-    let reads = join_all(
-        rest.iter()
-            .map(|(key, selectors)| read_builds(client, key, selectors)),
-    )
-    .await;
-    for ((key, _), builds) in rest.iter().zip(reads) {
-        for (selector, build) in builds? {
-            found.insert(((*key).clone(), selector), build);
-        }
+    // Plans the listings did not cover, because reading the rest of a listing cost more.
+    let latest = BTreeSet::from([BuildSelector::Latest]);
+    let reads = join_all(unlisted.iter().map(|key| read_builds(client, key, &latest))).await;
+    for (key, builds) in unlisted.iter().zip(reads) {
+        found.extend(
+            builds?
+                .into_iter()
+                .map(|(selector, build)| ((key.clone(), selector), build)),
+        );
     }
 
     // What the builds say of their plans; the plans no build spoke for are read.
@@ -255,36 +256,46 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
     Ok(observed)
 }
 
-/// The latest builds of the default-branch plans wanted only as `latest`, read from project
-/// listings where that takes fewer requests than one read per plan. The first page tells the
-/// listing's size; the rest of the listing is read only if its pages are fewer than the
-/// plans still unseen. Plans not covered are left to per-plan reads.
+/// The latest builds of default-branch plans, read from project listings where that takes
+/// fewer requests than one read per plan. Returns what was found and the plans left to
+/// per-plan reads.
 async fn list_latest(
     client: &BambooClient,
-    wanted: &BTreeMap<String, BTreeSet<BuildSelector>>,
-) -> Result<HashMap<String, Option<BuildResult>>, BambooError> {
+    plans: &BTreeMap<String, BTreeSet<BuildSelector>>,
+) -> Result<(HashMap<String, Option<BuildResult>>, Vec<String>), BambooError> {
     let mut by_project: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for (key, selectors) in wanted {
-        let only_latest = selectors.len() == 1 && selectors.contains(&BuildSelector::Latest);
-        if let (true, Some((project, _))) = (only_latest, key.split_once('-')) {
+    for key in plans.keys() {
+        if let Some((project, _)) = key.split_once('-') {
             by_project.entry(project).or_default().insert(key);
         }
     }
     // A listing's first page costs what one per-plan read does: only worth it for two or more.
-    by_project.retain(|_, plans| plans.len() >= 2);
+    let (listed, single): (BTreeMap<_, _>, BTreeMap<_, _>) = by_project
+        .into_iter()
+        .partition(|(_, plans)| plans.len() >= 2);
+    let mut unlisted: Vec<String> = single.values().flatten().map(|p| p.to_string()).collect();
     let listings = join_all(
-        by_project
+        listed
             .iter()
             .map(|(project, plans)| list_project(client, project, plans)),
     )
     .await;
     let mut found = HashMap::new();
-    for listing in listings {
-        found.extend(listing?);
+    for (listing, plans) in listings.into_iter().zip(listed.values()) {
+        let listing = listing?;
+        unlisted.extend(
+            plans
+                .iter()
+                .filter(|p| !listing.contains_key(**p))
+                .map(|p| p.to_string()),
+        );
+        found.extend(listing);
     }
-    Ok(found)
+    Ok((found, unlisted))
 }
 
+/// One project's listing. The first page tells the listing's size; the rest is read only if
+/// its pages are fewer than the wanted plans still unseen.
 async fn list_project(
     client: &BambooClient,
     project: &str,
@@ -325,6 +336,32 @@ async fn list_project(
         }
     }
     Ok(found)
+}
+
+/// A branch's lookup, then the builds its selectors name on the branch plan.
+async fn branch_builds(
+    client: &BambooClient,
+    plan: &str,
+    name: &str,
+    selectors: &BTreeSet<BuildSelector>,
+) -> Result<
+    (
+        Option<ObservedBranch>,
+        Vec<(BuildSelector, Option<BuildResult>)>,
+    ),
+    BambooError,
+> {
+    let Some(branch) = client.branch(plan, name).await? else {
+        return Ok((None, Vec::new()));
+    };
+    let builds = read_builds(client, &branch.key, selectors).await?;
+    Ok((
+        Some(ObservedBranch {
+            key: branch.key,
+            enabled: branch.enabled,
+        }),
+        builds,
+    ))
 }
 
 /// Results asked for per project listing page; servers may cap it lower (older ones at 25).

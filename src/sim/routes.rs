@@ -263,29 +263,38 @@ fn page(req: &ApiRequest, paging: &Paging) -> (usize, usize) {
     (start, paging.cap.map_or(asked, |cap| asked.min(cap)))
 }
 
-fn paged(items: Vec<Value>, start: usize, max: usize, ctx: &Context<'_>, path: &str) -> Value {
-    let size = items.len();
-    let shown: Vec<Value> = items.into_iter().skip(start).take(max).collect();
+/// One page of a listing; only the shown builds are turned into JSON.
+fn paged(
+    builds: Vec<(&PlanState, &Build)>,
+    req: &ApiRequest,
+    ctx: &Context<'_>,
+    path: &str,
+) -> Value {
+    let (start, max) = page(req, ctx.paging);
+    let size = builds.len();
+    let shown: Vec<Value> = builds
+        .into_iter()
+        .skip(start)
+        .take(max)
+        .map(|(p, b)| result_json(ctx, req, p, b))
+        .collect();
     let count = shown.len();
-    json!({
-        "expand": "results",
-        "link": view::link(ctx.base, path),
-        "results": view::collection("result", shown, size, start, count),
-    })
+    let mut body = json!({ "expand": "results", "link": view::link(ctx.base, path) });
+    body["results"] = view::collection("result", shown, size, start, count);
+    body
 }
 
 fn history(plan: &PlanState, req: &ApiRequest, ctx: &Context<'_>) -> Result<Reply, Refused> {
-    let (start, max) = page(req, ctx.paging);
-    let items = plan
+    let builds = plan
         .builds
         .values()
         .rev()
         .filter(|b| listed(req, b))
-        .map(|b| result_json(ctx, req, plan, b))
+        .map(|b| (plan, b))
         .collect();
     Ok(ok(
         "results",
-        paged(items, start, max, ctx, &format!("result/{}", plan.key)),
+        paged(builds, req, ctx, &format!("result/{}", plan.key)),
     ))
 }
 
@@ -296,8 +305,7 @@ fn latest_listing(
     ctx: &Context<'_>,
     project: Option<&str>,
 ) -> Reply {
-    let (start, max) = page(req, ctx.paging);
-    let items = engine
+    let builds = engine
         .plans
         .values()
         .filter(|p| p.branch_of.is_none() && project.is_none_or(|k| p.project_key == k))
@@ -308,18 +316,14 @@ fn latest_listing(
                 .find(|b| listed(req, b))
                 .map(|b| (p, b))
         })
-        .map(|(p, b)| result_json(ctx, req, p, b))
         .collect();
     ok(
         "results",
         paged(
-            items,
-            start,
-            max,
+            builds,
+            req,
             ctx,
-            project
-                .map_or("result".into(), |k| format!("result/{k}"))
-                .as_str(),
+            &project.map_or("result".into(), |k| format!("result/{k}")),
         ),
     )
 }

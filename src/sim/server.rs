@@ -233,6 +233,8 @@ fn answer(
         paging: &shared.paging,
     };
     let reply = routes::route(&mut inner.engine, &request, &ctx);
+    // Serializing can be the larger part of a listing's cost: do it without holding the lock.
+    drop(inner);
     let response = match (&reply.body, wants_json) {
         (None, _) => empty_response(reply.status),
         (Some(body), true) => json_response(reply.status, body),

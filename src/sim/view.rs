@@ -21,13 +21,11 @@ pub fn link(base: &str, path: &str) -> Value {
 
 /// A wrapped collection: `{"size", "start-index", "max-result", "<item>": [...]}`.
 pub fn collection(item: &str, items: Vec<Value>, size: usize, start: usize, max: usize) -> Value {
-    json!({
-        "size": size,
-        "start-index": start,
-        "max-result": max,
-        "expand": item,
-        item: items,
-    })
+    let mut wrapped =
+        json!({ "size": size, "start-index": start, "max-result": max, "expand": item });
+    // Moved in, not passed to `json!`, which would copy every item through `to_value`.
+    wrapped[item] = Value::Array(items);
+    wrapped
 }
 
 /// A collection the simulator keeps nothing in (artifacts, changes, comments, ...).
