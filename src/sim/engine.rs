@@ -185,14 +185,14 @@ impl Engine {
         now: u64,
     ) -> Result<u32, Refused> {
         self.check_capacity()?;
-        let names = self.behaviour.stage_names;
+        let behaviour = self.behaviour.clone();
         let disabled = self.behaviour.disabled_plan;
         let plan = self.plan_mut(plan_key)?;
         if !plan.enabled && disabled == Refusal::Reject {
             return Err(refused(400, format!("Plan {plan_key} is disabled")));
         }
         let upper = match &req.stage {
-            Some(stage) => stage_index(&plan.stages, stage, names)?,
+            Some(stage) => stage_index(&plan.stages, stage, &behaviour)?.unwrap_or(0),
             None => 0,
         };
         let last = extend_bound(&plan.stages, upper, req.execute_all_stages);
@@ -263,8 +263,11 @@ impl Engine {
             ));
         }
         let mut upper = from;
-        if let Some(stage) = &req.stage {
-            let named = stage_index(&plan.stages, stage, behaviour.stage_names)?;
+        let named = match &req.stage {
+            Some(stage) => stage_index(&plan.stages, stage, &behaviour)?.map(|i| (stage, i)),
+            None => None,
+        };
+        if let Some((stage, named)) = named {
             if named < from && behaviour.continue_ran_stage == ContinueRanStage::Reject {
                 return Err(refused(
                     400,
@@ -360,15 +363,22 @@ pub fn not_found_build(plan_key: &str, number: u32) -> Refused {
     refused(404, format!("Result {plan_key}-{number} not found"))
 }
 
-fn stage_index(stages: &[StageDef], name: &str, rule: StageNames) -> Result<usize, Refused> {
-    let matches = |s: &StageDef| match rule {
+/// The stage a `stage` parameter names; `None` when it names none and the switch says to
+/// go on as if no stage had been given.
+fn stage_index(
+    stages: &[StageDef],
+    name: &str,
+    behaviour: &Behaviour,
+) -> Result<Option<usize>, Refused> {
+    let matches = |s: &StageDef| match behaviour.stage_names {
         StageNames::Exact => s.name == name,
         StageNames::CaseInsensitive => s.name.eq_ignore_ascii_case(name),
     };
-    stages
-        .iter()
-        .position(matches)
-        .ok_or_else(|| refused(400, format!("Stage {name} does not exist")))
+    match (stages.iter().position(matches), behaviour.unknown_stage) {
+        (Some(index), _) => Ok(Some(index)),
+        (None, Refusal::Ignore) => Ok(None),
+        (None, Refusal::Reject) => Err(refused(400, format!("Stage {name} does not exist"))),
+    }
 }
 
 /// From the upper bound, execution goes on through automatic stages until the next manual

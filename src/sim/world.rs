@@ -77,6 +77,8 @@ pub struct Behaviour {
     pub continue_failed: ContinueFailed,
     /// How `stage` names are compared with the plan's stage names.
     pub stage_names: StageNames,
+    /// A `stage` naming no stage of the plan: 400, or go on as if no stage was named.
+    pub unknown_stage: Refusal,
     /// Queueing a build of a disabled plan.
     pub disabled_plan: Refusal,
 }

@@ -134,7 +134,7 @@ spec:
     - { id: app-staging, plan: SHOP-APP, build: 42, stage: Deploy Staging }
 ";
 
-const SWITCHES: [&str; 7] = [
+const SWITCHES: [&str; 9] = [
     "",
     ", behaviour: { continueRanStage: reject }",
     ", behaviour: { continueStageBound: nextOnly }",
@@ -142,6 +142,8 @@ const SWITCHES: [&str; 7] = [
     ", behaviour: { continueComplete: ignore }",
     ", behaviour: { continueFailed: reject }",
     ", behaviour: { stageNames: caseInsensitive }",
+    ", behaviour: { unknownStage: ignore }",
+    ", behaviour: { disabledPlan: ignore }",
 ];
 
 #[test]

@@ -249,5 +249,38 @@ fn stage_names_match_exactly_unless_switched() {
     let sim = Sim::start(NMS);
     assert_eq!(sim.write("POST", "queue/TST-NMS?stage=second").0, 400);
     let lenient = Sim::start(&with_behaviour("stageNames: caseInsensitive"));
-    assert_eq!(lenient.write("POST", "queue/TST-NMS?stage=second").0, 200);
+    let number = queue(&lenient, "?stage=second");
+    lenient.advance(60_000);
+    assert_eq!(
+        lenient.ran(&format!("TST-NMS-{number}")),
+        ["First", "Second"]
+    );
+}
+
+#[test]
+fn an_unknown_stage_is_refused_unless_switched_to_be_ignored() {
+    let sim = Sim::start(NMS);
+    assert_eq!(sim.write("POST", "queue/TST-NMS?stage=Fourth").0, 400);
+    let lenient = Sim::start(&with_behaviour("unknownStage: ignore"));
+    let number = queue(&lenient, "?stage=Fourth");
+    lenient.advance(60_000);
+    assert_eq!(
+        lenient.ran(&format!("TST-NMS-{number}")),
+        ["First"],
+        "as if no stage was named"
+    );
+}
+
+#[test]
+fn a_disabled_plan_is_refused_unless_switched() {
+    let world = NMS.replace(
+        "      - key: NMS\n",
+        "      - key: NMS\n        enabled: false\n",
+    );
+    assert_eq!(Sim::start(&world).write("POST", "queue/TST-NMS").0, 400);
+    let lenient = Sim::start(&world.replace(
+        "{ clock: manual }",
+        "{ clock: manual, behaviour: { disabledPlan: ignore } }",
+    ));
+    assert_eq!(lenient.write("POST", "queue/TST-NMS").0, 200);
 }
