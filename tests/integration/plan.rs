@@ -117,3 +117,22 @@ fn credentials_come_from_the_environment_and_never_show() {
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert!(!ran.stdout.contains("s3cret") && !ran.stderr.contains("s3cret"));
 }
+
+#[test]
+fn a_server_under_a_context_path() {
+    let sim = Sim::start(&SHOP.replace(
+        "settings: { clock: manual }",
+        "settings: { clock: manual, contextPath: /bamboo }",
+    ));
+    let dir = manifests(MANIFEST);
+    let ran = Run::new(&["plan", path_str(&dir)])
+        .server(&format!("{}/bamboo/", sim.url))
+        .run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.contains("2 to promote"), "{}", ran.stdout);
+    assert_eq!(
+        sim.cmd(&["plan", path_str(&dir)]).run().code,
+        1,
+        "without the context path: 404s"
+    );
+}
