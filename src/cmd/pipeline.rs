@@ -3,11 +3,12 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{DiagnosticFormat, ServerArgs};
+use crate::cli::{DiagnosticFormat, OutputFormat, ServerArgs};
 use crate::config::{self, Connection};
 use crate::manifest::{self, Desired};
 use crate::observe::{self, Observed};
 use crate::reconcile::{self, Plan};
+use crate::render::human::Style;
 use crate::{exit, render};
 
 pub struct Planned {
@@ -66,4 +67,20 @@ pub fn document(kind: &str, planned: &Planned) -> render::PlanDocument {
         &planned.desired.digest,
         planned.plan.clone(),
     )
+}
+
+/// Prints a plan (`kind` = `plan`, with the calls) or a status report in the chosen format.
+pub fn print(format: OutputFormat, kind: &str, planned: &Planned) {
+    let server = &planned.connection.server;
+    match format {
+        OutputFormat::Human => print!(
+            "{}",
+            render::human::render(&planned.plan, server, kind == "plan", Style::for_stdout())
+        ),
+        OutputFormat::Markdown => print!("{}", render::markdown::render(&planned.plan, server)),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&document(kind, planned)).expect("a plan serializes")
+        ),
+    }
 }

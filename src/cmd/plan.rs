@@ -1,35 +1,16 @@
 //! `plan`: what apply would do, without changing anything.
 
-use crate::cli::{OutputFormat, PlanArgs};
+use crate::cli::PlanArgs;
 use crate::exit;
-use crate::render::{self, human::Style};
 
 pub async fn run(args: &PlanArgs) -> u8 {
     let planned = match super::pipeline::plan(&args.paths, &args.server).await {
         Ok(planned) => planned,
         Err(code) => return code,
     };
-    let document = super::pipeline::document("plan", &planned);
-    match args.format {
-        OutputFormat::Human => print!(
-            "{}",
-            render::human::render(
-                &planned.plan,
-                &planned.connection.server,
-                true,
-                Style::for_stdout()
-            )
-        ),
-        OutputFormat::Markdown => print!(
-            "{}",
-            render::markdown::render(&planned.plan, &planned.connection.server)
-        ),
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&document).expect("plan serializes")
-        ),
-    }
+    super::pipeline::print(args.format, "plan", &planned);
     if let Some(path) = &args.out {
+        let document = super::pipeline::document("plan", &planned);
         let text = serde_json::to_string_pretty(&document).expect("plan serializes");
         if let Err(e) = std::fs::write(path, text + "\n") {
             eprintln!("error: cannot write the plan to {}: {e}", path.display());

@@ -302,7 +302,7 @@ spec:
     - { id: api-prod, plan: SHOP-API, build: 8, stage: Deploy Prod, after: [app-staging] }
 ",
     );
-    let mut child = sim
+    let child = sim
         .cmd(&[
             "apply",
             "--auto-approve",
@@ -314,21 +314,9 @@ spec:
             path_str(&dir),
         ])
         .spawn();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "apply --wait did not finish"
-        );
-        sim.advance(250);
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let output = child.wait_with_output().unwrap();
+    let output = wait_advancing(&sim, child, 250);
     assert!(
-        status.success(),
+        output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
@@ -362,7 +350,7 @@ fn a_stage_that_fails_after_promotion_fails_the_run() {
         "    - id: branch-staging\n      branch: release/1.0\n      stage: Deploy Staging\n",
         "",
     ));
-    let mut child = sim
+    let child = sim
         .cmd(&[
             "apply",
             "--auto-approve",
@@ -374,13 +362,7 @@ fn a_stage_that_fails_after_promotion_fails_the_run() {
             path_str(&dir),
         ])
         .spawn();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(started.elapsed() < Duration::from_secs(60));
-        sim.advance(500);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().unwrap();
+    let output = wait_advancing(&sim, child, 500);
     assert_eq!(
         output.status.code(),
         Some(6),
@@ -408,4 +390,20 @@ fn a_stage_that_fails_after_promotion_fails_the_run() {
             .iter()
             .any(|e| e["event"] == "failed" && e["stage"] == "Smoke")
     );
+}
+
+/// Runs `apply --wait` to its end while moving the sim clock `step_ms` at a time, so stages
+/// finish without real waiting; gives up after 60 s of real time.
+fn wait_advancing(sim: &Sim, child: std::process::Child, step_ms: u64) -> std::process::Output {
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    let started = Instant::now();
+    while !waiter.is_finished() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "apply --wait did not finish"
+        );
+        sim.advance(step_ms);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    waiter.join().unwrap()
 }
