@@ -44,7 +44,7 @@ fn build(key: &str, life: &str, continuable: bool, spec: &str) -> ObservedBuild 
 
 fn fixture(name: &str) -> ObservedBuild {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/bamboo/fixtures")
+        .join("tests/fixtures")
         .join(name);
     let text = std::fs::read_to_string(path).unwrap();
     ObservedBuild::from_result(serde_json::from_str(&text).unwrap())

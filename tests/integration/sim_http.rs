@@ -57,7 +57,7 @@ fn get(sim: &Sim, path: &str) -> Value {
 
 fn fixture(name: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/bamboo/fixtures")
+        .join("tests/fixtures")
         .join(name);
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
