@@ -407,3 +407,42 @@ fn wait_advancing(sim: &Sim, child: std::process::Child, step_ms: u64) -> std::p
     }
     waiter.join().unwrap()
 }
+
+#[test]
+fn ctrl_c_stops_waiting_and_says_what_was_queued() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(MANIFEST);
+    let child = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--wait",
+            "--poll-interval",
+            "50ms",
+            path_str(&dir),
+        ])
+        .spawn();
+    // The sim clock never moves, so apply waits until interrupted, once both calls are sent.
+    let started = Instant::now();
+    while sim.queue_writes().len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "apply did not queue"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(130), "{stdout}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted"));
+    assert!(
+        stdout.contains("2 promoted") && stdout.contains("interrupted"),
+        "{stdout}"
+    );
+    assert_eq!(sim.queue_writes().len(), 2, "no call after the interrupt");
+}
