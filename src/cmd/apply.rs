@@ -182,6 +182,18 @@ struct Tally {
 fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
     let mut tally = Tally::default();
     let mut lines = Vec::new();
+    let id_width = applied
+        .outcomes
+        .iter()
+        .map(|(id, _, _)| id.len())
+        .max()
+        .unwrap_or(0);
+    let build_width = applied
+        .outcomes
+        .iter()
+        .map(|(_, b, _)| b.as_ref().map_or(1, String::len))
+        .max()
+        .unwrap_or(0);
     for (id, build, outcome) in &applied.outcomes {
         let build = build.as_deref().unwrap_or("-");
         let text = match outcome {
@@ -226,7 +238,7 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
                 format!("error: {message}")
             }
         };
-        lines.push(format!("  {id:<24} {build:<20} {text}"));
+        lines.push(format!("  {id:<id_width$}  {build:<build_width$}  {text}"));
     }
     let summary = format!(
         "Apply: {} promoted, {} in sync, {} failed{}, {} blocked, {} waiting, {} stale, {} errors{}{}.",
