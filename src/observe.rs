@@ -390,7 +390,7 @@ async fn read_builds(
         };
         return Ok(vec![((*single).clone(), client.build(plan, number).await?)]);
     }
-    let history = client.history(plan, HISTORY_DEPTH, &[]).await?;
+    let history = client.history(plan, HISTORY_DEPTH).await?;
     let mut found = Vec::new();
     for selector in selectors {
         let pick = history.iter().find(|b| match selector {

@@ -143,31 +143,11 @@ impl BambooClient {
     }
 
     /// `GET result/{plan}`: up to `max` builds, newest first, of every state, with stages.
-    pub async fn history(
-        &self,
-        plan: &str,
-        max: usize,
-        filter: &[(&str, &str)],
-    ) -> Result<Vec<BuildResult>, BambooError> {
-        let max_text = max.to_string();
-        let mut query = vec![
-            (
-                "expand",
-                "results.result.stages.stage,results.result.labels",
-            ),
-            ("includeAllStates", "true"),
-            ("max-results", max_text.as_str()),
-            ("max-result", max_text.as_str()),
-        ];
-        query.extend_from_slice(filter);
-        let list: Option<ResultList> = self
-            .get(
-                &format!("read history of {plan}"),
-                &format!("result/{}", encode_segment(plan)),
-                &query,
-            )
+    pub async fn history(&self, plan: &str, max: usize) -> Result<Vec<BuildResult>, BambooError> {
+        let (builds, _) = self
+            .result_list(&format!("read history of {plan}"), plan, 0, max)
             .await?;
-        Ok(list.map(|l| l.results.items).unwrap_or_default())
+        Ok(builds)
     }
 
     /// One page of `GET result/{project}`: the latest build of each default-branch plan, with
@@ -175,6 +155,25 @@ impl BambooClient {
     pub async fn project_latest(
         &self,
         project: &str,
+        start: usize,
+        max: usize,
+    ) -> Result<(Vec<BuildResult>, usize), BambooError> {
+        self.result_list(
+            &format!("list latest builds of project {project}"),
+            project,
+            start,
+            max,
+        )
+        .await
+    }
+
+    /// One page of `GET result/{key}` with stages and labels, builds of every state, and the
+    /// collection's `size`. Both spellings of the page size go out: servers differ in which
+    /// they honour.
+    async fn result_list(
+        &self,
+        what: &str,
+        key: &str,
         start: usize,
         max: usize,
     ) -> Result<(Vec<BuildResult>, usize), BambooError> {
@@ -190,11 +189,7 @@ impl BambooClient {
             ("max-result", max.as_str()),
         ];
         let list: Option<ResultList> = self
-            .get(
-                &format!("list latest builds of project {project}"),
-                &format!("result/{}", encode_segment(project)),
-                &query,
-            )
+            .get(what, &format!("result/{}", encode_segment(key)), &query)
             .await?;
         Ok(list
             .map(|l| (l.results.items, l.results.size))

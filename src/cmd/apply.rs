@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::json;
 
 use crate::apply::{self, Applied, Outcome, Reporter, Source};
+use crate::bamboo::BambooClient;
 use crate::cli::{ApplyArgs, OutputFormat};
 use crate::exit;
 use crate::reconcile::{Plan, Status};
@@ -41,21 +42,17 @@ async fn apply_manifests(args: &ApplyArgs, reporter: &Reporter) -> u8 {
         Ok(planned) => planned,
         Err(code) => return code,
     };
-    show_plan(args, reporter, &planned.plan, &planned.connection.server);
-    if let Err(code) = confirm(args, &planned.plan) {
-        return code;
-    }
     let source = Source::Manifests(&planned.desired);
-    let applied = apply::run(
-        &planned.connection.client,
+    let connection = &planned.connection;
+    execute(
+        args,
+        reporter,
+        &connection.client,
+        &connection.server,
         source,
         planned.plan.clone(),
-        &options(args),
-        reporter,
-        interrupt_flag(),
     )
-    .await;
-    finish(args, reporter, &applied)
+    .await
 }
 
 async fn apply_saved(args: &ApplyArgs, path: &Path, reporter: &Reporter) -> u8 {
@@ -90,14 +87,34 @@ async fn apply_saved(args: &ApplyArgs, path: &Path, reporter: &Reporter) -> u8 {
         Ok(connection) => connection,
         Err(code) => return code,
     };
-    show_plan(args, reporter, &document.plan, &connection.server);
-    if let Err(code) = confirm(args, &document.plan) {
+    execute(
+        args,
+        reporter,
+        &connection.client,
+        &connection.server,
+        Source::Saved,
+        document.plan,
+    )
+    .await
+}
+
+/// What both kinds of apply share once they have a plan: show it, confirm, run, summarize.
+async fn execute(
+    args: &ApplyArgs,
+    reporter: &Reporter,
+    client: &BambooClient,
+    server: &str,
+    source: Source<'_>,
+    plan: Plan,
+) -> u8 {
+    show_plan(args, reporter, &plan, server);
+    if let Err(code) = confirm(args, &plan) {
         return code;
     }
     let applied = apply::run(
-        &connection.client,
-        Source::Saved,
-        document.plan.clone(),
+        client,
+        source,
+        plan,
         &options(args),
         reporter,
         interrupt_flag(),
