@@ -17,7 +17,6 @@ use sha2::{Digest, Sha256};
 pub use diagnostic::{JsonDiagnostic, ManifestError, Place, SourceFile};
 pub use load::MAX_FILE_BYTES;
 pub use types::BuildSelector;
-pub use validate::is_plan_key;
 
 /// One promotion, resolved: defaults applied, locations kept for later diagnostics.
 #[derive(Debug, Clone)]

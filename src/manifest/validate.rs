@@ -160,7 +160,7 @@ fn is_id(id: &str) -> bool {
 }
 
 /// `PROJ-PLAN`: two parts of upper-case letters and digits, each starting with a letter.
-pub fn is_plan_key(key: &str) -> bool {
+fn is_plan_key(key: &str) -> bool {
     let part = |p: &str| {
         let mut chars = p.chars();
         chars.next().is_some_and(|c| c.is_ascii_uppercase())
