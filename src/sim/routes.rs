@@ -3,6 +3,7 @@
 //! `feature/login` arrives as one segment (`feature%2Flogin`).
 
 use percent_encoding::percent_decode_str;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::engine::{Build, Engine, PlanState, QueueRequest, Refused, not_found_build};
@@ -64,15 +65,20 @@ pub struct Reply {
     pub status: u16,
     /// The XML root element name, for clients that did not ask for JSON.
     pub root: &'static str,
-    pub body: Option<Value>,
+    /// The answer as JSON text.
+    pub body: Option<String>,
 }
 
-fn ok(root: &'static str, body: Value) -> Reply {
+fn ok(root: &'static str, body: &impl Serialize) -> Reply {
     Reply {
         status: 200,
         root,
-        body: Some(body),
+        body: Some(to_json(body)),
     }
+}
+
+fn to_json(body: &impl Serialize) -> String {
+    serde_json::to_string(body).expect("the simulator's answers serialize")
 }
 
 fn no_content() -> Reply {
@@ -88,7 +94,7 @@ impl From<Refused> for Reply {
         Reply {
             status: r.status,
             root: "status",
-            body: Some(view::error(r.status, &r.message)),
+            body: Some(to_json(&view::error(r.status, &r.message))),
         }
     }
 }
@@ -122,10 +128,10 @@ pub fn route(engine: &mut Engine, req: &ApiRequest, ctx: &Context<'_>) -> Reply 
         ("DELETE", ["result", key, "label", name]) => remove_label(engine, key, name),
         ("GET", ["plan", key]) => engine
             .plan(key)
-            .map(|p| ok("plan", view::plan(ctx.base, p, req.expands("stages")))),
+            .map(|p| ok("plan", &view::plan(ctx.base, p, req.expands("stages")))),
         ("GET", ["plan", key, "branch"]) => branches(engine, ctx, key),
         ("GET", ["plan", key, "branch", name]) => branch_key(engine, key, name)
-            .and_then(|k| Ok(ok("branch", view::branch(ctx.base, engine.plan(&k)?)))),
+            .and_then(|k| Ok(ok("branch", &view::branch(ctx.base, engine.plan(&k)?)))),
         ("GET", ["queue"]) => Ok(queue(engine, ctx)),
         ("POST", ["queue", plan]) => queue_new(engine, req, ctx, plan),
         ("PUT", ["queue", build]) => continue_build(engine, req, ctx, build),
@@ -150,7 +156,7 @@ fn not_found(what: &str) -> Refused {
 fn info() -> Reply {
     ok(
         "info",
-        json!({
+        &json!({
             "version": "12.1.8",
             "edition": "",
             "buildDate": "2026-06-01T11:23:19.000Z",
@@ -211,21 +217,29 @@ fn one_result(
             .get(&n)
             .ok_or_else(|| not_found_build(plan_key, n))?
     };
-    Ok(ok("result", result_json(ctx, req, plan, build)))
+    Ok(ok(
+        "result",
+        &view::result(&result_view(ctx, req, plan, build)),
+    ))
 }
 
-fn result_json(ctx: &Context<'_>, req: &ApiRequest, plan: &PlanState, build: &Build) -> Value {
+fn result_view<'a>(
+    ctx: &Context<'a>,
+    req: &ApiRequest,
+    plan: &'a PlanState,
+    build: &'a Build,
+) -> ResultView<'a> {
     // `expand=stages` is the top level; `results.result.stages` the same inside a listing.
     let stages = req.expands("stages") || req.expands("results.result.stages");
     let jobs =
         req.expands("stages.stage.results") || req.expands("results.result.stages.stage.results");
-    view::result(&ResultView {
+    ResultView {
         base: ctx.base,
         plan,
         build,
         stages,
         jobs,
-    })
+    }
 }
 
 /// Which builds a listing shows: without `includeAllStates=true`, queued and running builds
@@ -263,25 +277,36 @@ fn page(req: &ApiRequest, paging: &Paging) -> (usize, usize) {
     (start, paging.cap.map_or(asked, |cap| asked.min(cap)))
 }
 
+/// A page of build results (`bamboo12-result_list.json`).
+#[derive(Serialize)]
+struct Listing<'a> {
+    expand: &'static str,
+    link: view::Link,
+    results: view::Collection<view::ResultJson<'a>>,
+}
+
 /// One page of a listing; only the shown builds are turned into JSON.
 fn paged(
     builds: Vec<(&PlanState, &Build)>,
     req: &ApiRequest,
     ctx: &Context<'_>,
     path: &str,
-) -> Value {
+) -> Reply {
     let (start, max) = page(req, ctx.paging);
     let size = builds.len();
-    let shown: Vec<Value> = builds
+    let shown: Vec<view::ResultJson> = builds
         .into_iter()
         .skip(start)
         .take(max)
-        .map(|(p, b)| result_json(ctx, req, p, b))
+        .map(|(p, b)| view::result(&result_view(ctx, req, p, b)))
         .collect();
     let count = shown.len();
-    let mut body = json!({ "expand": "results", "link": view::link(ctx.base, path) });
-    body["results"] = view::collection("result", shown, size, start, count);
-    body
+    let listing = Listing {
+        expand: "results",
+        link: view::link(ctx.base, path),
+        results: view::collection("result", shown, size, start, count),
+    };
+    ok("results", &listing)
 }
 
 fn history(plan: &PlanState, req: &ApiRequest, ctx: &Context<'_>) -> Result<Reply, Refused> {
@@ -292,10 +317,7 @@ fn history(plan: &PlanState, req: &ApiRequest, ctx: &Context<'_>) -> Result<Repl
         .filter(|b| listed(req, b))
         .map(|b| (plan, b))
         .collect();
-    Ok(ok(
-        "results",
-        paged(builds, req, ctx, &format!("result/{}", plan.key)),
-    ))
+    Ok(paged(builds, req, ctx, &format!("result/{}", plan.key)))
 }
 
 /// `GET result` and `GET result/PROJ`: the latest build of every default-branch plan.
@@ -317,14 +339,11 @@ fn latest_listing(
                 .map(|b| (p, b))
         })
         .collect();
-    ok(
-        "results",
-        paged(
-            builds,
-            req,
-            ctx,
-            &project.map_or("result".into(), |k| format!("result/{k}")),
-        ),
+    paged(
+        builds,
+        req,
+        ctx,
+        &project.map_or("result".into(), |k| format!("result/{k}")),
     )
 }
 
@@ -342,7 +361,7 @@ fn branch_key(engine: &Engine, plan_key: &str, name: &str) -> Result<String, Ref
 
 fn branches(engine: &Engine, ctx: &Context<'_>, plan_key: &str) -> Result<Reply, Refused> {
     let plan = engine.plan(plan_key)?;
-    let items: Vec<Value> = plan
+    let items: Vec<view::BranchJson> = plan
         .branches
         .iter()
         .filter_map(|(_, key)| engine.plans.get(key))
@@ -351,7 +370,7 @@ fn branches(engine: &Engine, ctx: &Context<'_>, plan_key: &str) -> Result<Reply,
     let count = items.len();
     Ok(ok(
         "branches",
-        json!({
+        &json!({
             "expand": "branches",
             "link": view::link(ctx.base, &format!("plan/{plan_key}/branch")),
             "branches": view::collection("branch", items, count, 0, count),
@@ -360,7 +379,7 @@ fn branches(engine: &Engine, ctx: &Context<'_>, plan_key: &str) -> Result<Reply,
 }
 
 fn queue(engine: &Engine, ctx: &Context<'_>) -> Reply {
-    let items: Vec<Value> = engine
+    let items: Vec<view::Queued> = engine
         .plans
         .values()
         .flat_map(|p| {
@@ -374,7 +393,7 @@ fn queue(engine: &Engine, ctx: &Context<'_>) -> Reply {
     let count = items.len();
     ok(
         "queue",
-        json!({
+        &json!({
             "expand": "queuedBuilds",
             "link": view::link(ctx.base, "queue"),
             "queuedBuilds": view::collection("queuedBuild", items, count, 0, count),
@@ -408,7 +427,7 @@ fn queue_new(
     };
     Ok(ok(
         "restQueuedBuild",
-        view::queued(ctx.base, plan, number, reason),
+        &view::queued(ctx.base, plan, number, reason),
     ))
 }
 
@@ -423,7 +442,7 @@ fn continue_build(
     engine.continue_build(plan, number, &queue_request(req), ctx.now)?;
     Ok(ok(
         "restQueuedBuild",
-        view::queued(ctx.base, plan, number, "Manual build"),
+        &view::queued(ctx.base, plan, number, "Manual build"),
     ))
 }
 
@@ -436,11 +455,9 @@ fn build_mut<'a>(engine: &'a mut Engine, key: &str) -> Result<&'a mut Build, Ref
 
 fn labels(engine: &mut Engine, key: &str) -> Result<Reply, Refused> {
     let build = build_mut(engine, key)?;
-    let items: Vec<Value> = build.labels.iter().map(|l| json!({ "name": l })).collect();
-    let count = items.len();
     Ok(ok(
         "labels",
-        json!({ "expand": "labels", "labels": view::collection("label", items, count, 0, count) }),
+        &json!({ "expand": "labels", "labels": view::labels(build) }),
     ))
 }
 

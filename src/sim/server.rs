@@ -235,10 +235,13 @@ fn answer(
     let reply = routes::route(&mut inner.engine, &request, &ctx);
     // Serializing can be the larger part of a listing's cost: do it without holding the lock.
     drop(inner);
-    let response = match (&reply.body, wants_json) {
+    let response = match (reply.body, wants_json) {
         (None, _) => empty_response(reply.status),
-        (Some(body), true) => json_response(reply.status, body),
-        (Some(body), false) => xml_response(reply.status, &xml::render(reply.root, body)),
+        (Some(body), true) => json_text_response(reply.status, body),
+        (Some(body), false) => {
+            let tree: Value = serde_json::from_str(&body).expect("the simulator's own JSON");
+            xml_response(reply.status, &xml::render(reply.root, &tree))
+        }
     };
     let delivery = if fault == Some(Fault::LoseResponse) {
         Delivery::Withhold
@@ -339,11 +342,18 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn json_response(status: u16, body: &Value) -> Response {
+fn json_response(status: u16, body: &impl serde::Serialize) -> Response {
+    json_text_response(
+        status,
+        serde_json::to_string(body).expect("the simulator's answers serialize"),
+    )
+}
+
+fn json_text_response(status: u16, text: String) -> Response {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json;charset=UTF-8")
-        .body(Body::from(body.to_string()))
+        .body(Body::from(text))
         .expect("valid response")
 }
 
@@ -370,7 +380,8 @@ fn rate_limited(retry_after: u64) -> Response {
         .header("X-RateLimit-Remaining", "0")
         .header(header::CONTENT_TYPE, "application/json;charset=UTF-8")
         .body(Body::from(
-            view::error(429, "Too Many Requests").to_string(),
+            serde_json::to_string(&view::error(429, "Too Many Requests"))
+                .expect("the simulator's answers serialize"),
         ))
         .expect("valid response")
 }

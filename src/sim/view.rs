@@ -1,8 +1,10 @@
 //! The JSON the simulator answers with, in the field names and shapes of the responses recorded
-//! on real servers (`shared/bamboo/fixtures/`). Built with `serde_json::json!` so that each shape
-//! reads like the fixture it copies.
+//! on real servers (`shared/bamboo/fixtures/`). Each shape is a `Serialize` struct that reads
+//! like the fixture it copies. A listing page of a hundred builds is written straight from
+//! them: building a `serde_json::Value` tree first cost most of a page's time.
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
 use super::engine::{Build, PlanState, StageStatus};
 
@@ -15,22 +17,111 @@ pub fn timestamp(ms: u64) -> String {
     at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-pub fn link(base: &str, path: &str) -> Value {
-    json!({ "href": format!("{base}/rest/api/latest/{path}"), "rel": "self" })
+#[derive(Serialize)]
+pub struct Link {
+    href: String,
+    rel: &'static str,
 }
 
-/// A wrapped collection: `{"size", "start-index", "max-result", "<item>": [...]}`.
-pub fn collection(item: &str, items: Vec<Value>, size: usize, start: usize, max: usize) -> Value {
-    let mut wrapped =
-        json!({ "size": size, "start-index": start, "max-result": max, "expand": item });
-    // Moved in, not passed to `json!`, which would copy every item through `to_value`.
-    wrapped[item] = Value::Array(items);
-    wrapped
+pub fn link(base: &str, path: &str) -> Link {
+    Link {
+        href: format!("{base}/rest/api/latest/{path}"),
+        rel: "self",
+    }
 }
 
-/// A collection the simulator keeps nothing in (artifacts, changes, comments, ...).
-fn empty_collection() -> Value {
-    json!({ "size": 0, "start-index": 0, "max-result": 0 })
+/// A wrapped collection: `{"size", "start-index", "max-result", "expand", "<item>": [...]}`.
+/// The item's key differs per collection, so this one is serialized by hand.
+pub struct Collection<T> {
+    item: &'static str,
+    /// `None` when the collection is not expanded: only its counts are shown.
+    items: Option<Vec<T>>,
+    size: usize,
+    start: usize,
+    max: usize,
+}
+
+pub fn collection<T>(
+    item: &'static str,
+    items: Vec<T>,
+    size: usize,
+    start: usize,
+    max: usize,
+) -> Collection<T> {
+    Collection {
+        item,
+        items: Some(items),
+        size,
+        start,
+        max,
+    }
+}
+
+impl<T: Serialize> Serialize for Collection<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("size", &self.size)?;
+        map.serialize_entry("start-index", &self.start)?;
+        map.serialize_entry("max-result", &self.max)?;
+        map.serialize_entry("expand", self.item)?;
+        if let Some(items) = &self.items {
+            map.serialize_entry(self.item, items)?;
+        }
+        map.end()
+    }
+}
+
+/// A collection shown by its counts only. `Counts::default()` is one the simulator keeps
+/// nothing in (artifacts, changes, comments, ...).
+#[derive(Serialize, Default)]
+pub struct Counts {
+    size: usize,
+    #[serde(rename = "start-index")]
+    start_index: usize,
+    #[serde(rename = "max-result")]
+    max_result: usize,
+}
+
+impl Counts {
+    fn of(count: usize) -> Counts {
+        Counts {
+            size: count,
+            start_index: 0,
+            max_result: count,
+        }
+    }
+}
+
+/// A collection that is listed when expanded and counted otherwise.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Shown<T> {
+    Listed(Collection<T>),
+    Counted(Counts),
+}
+
+#[derive(Serialize)]
+pub struct Named<'a> {
+    name: &'a str,
+}
+
+pub fn labels(build: &Build) -> Collection<Named<'_>> {
+    let items: Vec<Named> = build.labels.iter().map(|l| Named { name: l }).collect();
+    let count = items.len();
+    collection("label", items, count, 0, count)
+}
+
+#[derive(Serialize)]
+struct KeyOnly<'a> {
+    key: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultKey<'a> {
+    key: String,
+    entity_key: KeyOnly<'a>,
+    result_number: u32,
 }
 
 /// What the lifecycle of a build looks like from outside.
@@ -109,82 +200,189 @@ pub struct ResultView<'a> {
     pub jobs: bool,
 }
 
-pub fn result(view: &ResultView<'_>) -> Value {
-    let ResultView {
-        base, plan, build, ..
-    } = view;
-    let o = outline(build);
-    let key = format!("{}-{}", plan.key, build.number);
-    let finished = build.execution.is_none() && o.life_cycle == "Finished";
-    let labels: Vec<Value> = build.labels.iter().map(|l| json!({ "name": l })).collect();
-    let mut body = json!({
-        "expand": "changes,metadata,plan,vcsRevisions,artifacts,comments,labels,jiraIssues,variables,stages",
-        "link": link(base, &format!("result/{key}")),
-        "plan": plan_summary(base, plan),
-        "planName": plan.short_name,
-        "projectName": plan.project_name,
-        "buildResultKey": key,
-        "lifeCycleState": o.life_cycle,
-        "id": 1_000_000 + u64::from(build.number),
-        "buildStartedTime": timestamp(build.started_at),
-        "prettyBuildStartedTime": timestamp(build.started_at),
-        "buildRelativeTime": "",
-        "vcsRevisionKey": build.revision,
-        "vcsRevisions": collection("vcsRevision", vec![json!({ "vcsRevisionKey": build.revision, "repositoryName": plan.project_name, "repositoryId": 5_000_000 })], 1, 0, 1),
-        "buildTestSummary": "No tests found",
-        "successfulTestCount": 0,
-        "failedTestCount": 0,
-        "quarantinedTestCount": 0,
-        "skippedTestCount": 0,
-        "continuable": o.continuable,
-        "onceOff": false,
-        "restartable": o.restartable,
-        "notRunYet": false,
-        "finished": finished,
-        "successful": o.state == "Successful",
-        "buildReason": build.trigger_reason,
-        "reasonSummary": build.trigger_reason,
-        "labels": collection("label", labels, build.labels.len(), 0, build.labels.len()),
-        "artifacts": empty_collection(),
-        "changes": collection("change", Vec::new(), 0, 0, 0),
-        "comments": empty_collection(),
-        "jiraIssues": empty_collection(),
-        "metadata": empty_collection(),
-        "variables": empty_collection(),
-        "specsResult": false,
-        "key": key,
-        "planResultKey": { "key": key, "entityKey": { "key": plan.key }, "resultNumber": build.number },
-        "state": o.state,
-        "buildState": o.state,
-        "number": build.number,
-        "buildNumber": build.number,
-    });
-    if let Some(done) = build.completed_at {
-        let duration = done.saturating_sub(build.started_at);
-        body["buildCompletedTime"] = json!(timestamp(done));
-        body["buildCompletedDate"] = json!(timestamp(done));
-        body["prettyBuildCompletedTime"] = json!(timestamp(done));
-        body["buildDuration"] = json!(duration);
-        body["buildDurationInSeconds"] = json!(duration / 1000);
-        body["buildDurationDescription"] = json!(format!("{} seconds", duration / 1000));
-    }
-    let stages: Vec<Value> = if view.stages {
-        stage_list(view, &o)
-    } else {
-        Vec::new()
-    };
-    body["stages"] = collection("stage", stages, plan.stages.len(), 0, plan.stages.len());
-    if !view.stages {
-        body["stages"]
-            .as_object_mut()
-            .expect("object")
-            .remove("stage");
-    }
-    body
+/// A build result (`bamboo12-result_detail.json`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultJson<'a> {
+    expand: &'static str,
+    link: Link,
+    plan: PlanSummary<'a>,
+    plan_name: &'a str,
+    project_name: &'a str,
+    build_result_key: String,
+    life_cycle_state: &'static str,
+    id: u64,
+    build_started_time: String,
+    pretty_build_started_time: String,
+    #[serde(flatten)]
+    completed: Option<Completed>,
+    build_relative_time: &'static str,
+    vcs_revision_key: &'a str,
+    vcs_revisions: Collection<VcsRevision<'a>>,
+    build_test_summary: &'static str,
+    successful_test_count: u32,
+    failed_test_count: u32,
+    quarantined_test_count: u32,
+    skipped_test_count: u32,
+    continuable: bool,
+    once_off: bool,
+    restartable: bool,
+    not_run_yet: bool,
+    finished: bool,
+    successful: bool,
+    build_reason: &'a str,
+    reason_summary: &'a str,
+    labels: Collection<Named<'a>>,
+    artifacts: Counts,
+    changes: Collection<()>,
+    comments: Counts,
+    jira_issues: Counts,
+    metadata: Counts,
+    variables: Counts,
+    specs_result: bool,
+    key: String,
+    plan_result_key: ResultKey<'a>,
+    state: &'static str,
+    build_state: &'static str,
+    number: u32,
+    build_number: u32,
+    stages: Collection<StageJson<'a>>,
 }
 
-fn stage_list(view: &ResultView<'_>, o: &Outline) -> Vec<Value> {
-    let ResultView { plan, build, .. } = view;
+/// The fields only a finished build has.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Completed {
+    build_completed_time: String,
+    build_completed_date: String,
+    pretty_build_completed_time: String,
+    build_duration: u64,
+    build_duration_in_seconds: u64,
+    build_duration_description: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VcsRevision<'a> {
+    vcs_revision_key: &'a str,
+    repository_name: &'a str,
+    repository_id: u64,
+}
+
+pub fn result<'a>(view: &ResultView<'a>) -> ResultJson<'a> {
+    let ResultView {
+        base, plan, build, ..
+    } = *view;
+    let o = outline(build);
+    let key = format!("{}-{}", plan.key, build.number);
+    let started = timestamp(build.started_at);
+    let completed = build.completed_at.map(|done| {
+        let duration = done.saturating_sub(build.started_at);
+        Completed {
+            build_completed_time: timestamp(done),
+            build_completed_date: timestamp(done),
+            pretty_build_completed_time: timestamp(done),
+            build_duration: duration,
+            build_duration_in_seconds: duration / 1000,
+            build_duration_description: format!("{} seconds", duration / 1000),
+        }
+    });
+    let revision = VcsRevision {
+        vcs_revision_key: &build.revision,
+        repository_name: &plan.project_name,
+        repository_id: 5_000_000,
+    };
+    let stage_count = plan.stages.len();
+    let mut stages = collection(
+        "stage",
+        stage_list(view, &key, &started, &o),
+        stage_count,
+        0,
+        stage_count,
+    );
+    if !view.stages {
+        stages.items = None;
+    }
+    ResultJson {
+        expand: "changes,metadata,plan,vcsRevisions,artifacts,comments,labels,jiraIssues,variables,stages",
+        link: link(base, &format!("result/{key}")),
+        plan: plan_summary(base, plan),
+        plan_name: &plan.short_name,
+        project_name: &plan.project_name,
+        build_result_key: key.clone(),
+        life_cycle_state: o.life_cycle,
+        id: 1_000_000 + u64::from(build.number),
+        build_started_time: started.clone(),
+        pretty_build_started_time: started.to_string(),
+        completed,
+        build_relative_time: "",
+        vcs_revision_key: &build.revision,
+        vcs_revisions: collection("vcsRevision", vec![revision], 1, 0, 1),
+        build_test_summary: "No tests found",
+        successful_test_count: 0,
+        failed_test_count: 0,
+        quarantined_test_count: 0,
+        skipped_test_count: 0,
+        continuable: o.continuable,
+        once_off: false,
+        restartable: o.restartable,
+        not_run_yet: false,
+        finished: build.execution.is_none() && o.life_cycle == "Finished",
+        successful: o.state == "Successful",
+        build_reason: &build.trigger_reason,
+        reason_summary: &build.trigger_reason,
+        labels: labels(build),
+        artifacts: Counts::default(),
+        changes: collection("change", Vec::new(), 0, 0, 0),
+        comments: Counts::default(),
+        jira_issues: Counts::default(),
+        metadata: Counts::default(),
+        variables: Counts::default(),
+        specs_result: false,
+        plan_result_key: ResultKey {
+            key: key.clone(),
+            entity_key: KeyOnly { key: &plan.key },
+            result_number: build.number,
+        },
+        state: o.state,
+        build_state: o.state,
+        number: build.number,
+        build_number: build.number,
+        stages,
+        key,
+    }
+}
+
+/// One stage of a build result.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageJson<'a> {
+    name: &'a str,
+    description: &'static str,
+    id: usize,
+    life_cycle_state: &'static str,
+    state: &'static str,
+    display_class: &'static str,
+    display_message: &'static str,
+    collapsed_by_default: bool,
+    manual: bool,
+    restartable: bool,
+    runnable: bool,
+    expand: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    results: Option<Collection<JobJson<'a>>>,
+}
+
+fn stage_list<'a>(
+    view: &ResultView<'a>,
+    key: &str,
+    started: &str,
+    o: &Outline,
+) -> Vec<StageJson<'a>> {
+    if !view.stages {
+        return Vec::new();
+    }
+    let ResultView { plan, build, .. } = *view;
     let busy = build.execution.is_some();
     plan.stages
         .iter()
@@ -198,109 +396,239 @@ fn stage_list(view: &ResultView<'_>, o: &Outline) -> Vec<Value> {
                 StageStatus::Successful => ("Finished", "Successful"),
                 StageStatus::Failed => ("Finished", "Failed"),
             };
-            let restartable =
-                !busy && matches!(run.status, StageStatus::Failed | StageStatus::Stopped);
-            let message = match run.status {
-                StageStatus::Successful => "1 job passed".to_string(),
-                StageStatus::Failed => "1 of 1 job failed".to_string(),
-                StageStatus::InProgress => "1 job in progress".to_string(),
-                _ => "1 of 1 job not executed".to_string(),
+            let display_message = match run.status {
+                StageStatus::Successful => "1 job passed",
+                StageStatus::Failed => "1 of 1 job failed",
+                StageStatus::InProgress => "1 job in progress",
+                _ => "1 of 1 job not executed",
             };
-            let mut stage = json!({
-                "name": def.name,
-                "description": "",
-                "id": 2_000_000 + i,
-                "lifeCycleState": life_cycle,
-                "state": state,
-                "displayClass": if state == "Unknown" { life_cycle } else { state },
-                "displayMessage": message,
-                "collapsedByDefault": true,
-                "manual": def.manual,
-                "restartable": restartable,
-                "runnable": o.runnable_stage == Some(i),
-                "expand": "results",
-            });
-            if view.jobs {
-                let job = job_result(view, i, life_cycle, state);
-                stage["results"] = collection("result", vec![job], 1, 0, 1);
+            StageJson {
+                name: &def.name,
+                description: "",
+                id: 2_000_000 + i,
+                life_cycle_state: life_cycle,
+                state,
+                display_class: if state == "Unknown" {
+                    life_cycle
+                } else {
+                    state
+                },
+                display_message,
+                collapsed_by_default: true,
+                manual: def.manual,
+                restartable: !busy
+                    && matches!(run.status, StageStatus::Failed | StageStatus::Stopped),
+                runnable: o.runnable_stage == Some(i),
+                expand: "results",
+                results: view.jobs.then(|| {
+                    let job = job_result(view, key, started, i, life_cycle, state);
+                    collection("result", vec![job], 1, 0, 1)
+                }),
             }
-            stage
         })
         .collect()
 }
 
 /// One job per stage, keyed `PROJ-PLAN-JOBn-N` like Bamboo's, with the fields of a recorded
 /// job result (`bamboo12-result_detail.json`).
-fn job_result(view: &ResultView<'_>, index: usize, life_cycle: &str, state: &str) -> Value {
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobJson<'a> {
+    key: String,
+    id: u64,
+    expand: &'static str,
+    link: Link,
+    parent: Link,
+    plan: JobPlan<'a>,
+    plan_name: &'a str,
+    project_name: &'a str,
+    plan_result_key: OwnedResultKey,
+    build_result_key: String,
+    build_number: u32,
+    number: u32,
+    stage: &'a str,
+    life_cycle_state: &'a str,
+    state: &'a str,
+    build_state: &'a str,
+    once_off: bool,
+    specs_result: bool,
+    build_reason: &'a str,
+    reason_summary: &'a str,
+    build_started_time: String,
+    pretty_build_started_time: String,
+    build_completed_time: String,
+    build_completed_date: String,
+    pretty_build_completed_time: String,
+    build_duration: u64,
+    build_duration_in_seconds: u64,
+    build_duration_description: String,
+    build_relative_time: &'static str,
+    queue_started_time: String,
+    pretty_queue_started_time: String,
+    queue_duration: u64,
+    pretty_queue_duration: &'static str,
+    queue_time_in_seconds: u64,
+    vcs_update_started_time: String,
+    pretty_vcs_update_started_time: String,
+    vcs_update_duration: u64,
+    pretty_vcs_update_duration: &'static str,
+    vcs_update_in_seconds: u64,
+    vcs_revision_key: &'a str,
+    vcs_revisions: Counts,
+    build_test_summary: &'static str,
+    successful_test_count: u32,
+    failed_test_count: u32,
+    quarantined_test_count: u32,
+    skipped_test_count: u32,
+    test_results: TestResults,
+    log_files: [String; 1],
+    artifacts: Counts,
+    changes: Counts,
+    comments: Counts,
+    jira_issues: Counts,
+    labels: Counts,
+    metadata: Counts,
+    variables: Counts,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JobPlan<'a> {
+    key: String,
+    id: usize,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    enabled: bool,
+    name: String,
+    short_name: &'a str,
+    short_key: String,
+    plan_key: OwnedKey,
+    link: Link,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OwnedResultKey {
+    key: String,
+    entity_key: OwnedKey,
+    result_number: u32,
+}
+
+#[derive(Serialize)]
+struct OwnedKey {
+    key: String,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct TestResults {
+    all: u32,
+    successful: u32,
+    failed: u32,
+    new_failed: u32,
+    existing_failed: u32,
+    fixed: u32,
+    quarantined: u32,
+    skipped: u32,
+}
+
+fn job_result<'a>(
+    view: &ResultView<'a>,
+    parent_key: &str,
+    started: &str,
+    index: usize,
+    life_cycle: &'static str,
+    state: &'static str,
+) -> JobJson<'a> {
     let ResultView {
         base, plan, build, ..
-    } = view;
-    let stage = &plan.stages[index].name;
+    } = *view;
+    let stage = &plan.stages[index];
     let job_plan = format!("{}-JOB{index}", plan.key);
     let key = format!("{job_plan}-{}", build.number);
-    let started = timestamp(build.started_at);
-    let finished = build.completed_at.map_or(started.clone(), timestamp);
-    json!({
-        "key": key,
-        "id": 3_000_000 + u64::from(build.number),
-        "expand": "changes,testResults,metadata,plan,vcsRevisions,artifacts,comments,labels,jiraIssues,variables,logFiles",
-        "link": link(base, &format!("result/{key}")),
-        "parent": { "href": format!("{base}/rest/api/latest/result/{}-{}", plan.key, build.number), "rel": "parent" },
-        "plan": {
-            "key": job_plan, "id": 4_000_000 + index, "type": "job", "enabled": true, "name": format!("{} - {stage}", plan.name),
-            "shortName": stage, "shortKey": job_plan.split_once('-').map_or("", |(_, k)| k), "planKey": { "key": job_plan },
-            "link": link(base, &format!("plan/{job_plan}")),
+    let finished = build
+        .completed_at
+        .map_or_else(|| started.to_string(), timestamp);
+    let short_key = job_plan.split_once('-').map_or("", |(_, k)| k).to_string();
+    let log_file = format!("{base}/download/{job_plan}/build_logs/{key}.log");
+    JobJson {
+        id: 3_000_000 + u64::from(build.number),
+        expand: "changes,testResults,metadata,plan,vcsRevisions,artifacts,comments,labels,jiraIssues,variables,logFiles",
+        link: link(base, &format!("result/{key}")),
+        parent: Link {
+            href: format!("{base}/rest/api/latest/result/{parent_key}"),
+            rel: "parent",
         },
-        "planName": stage,
-        "projectName": plan.project_name,
-        "planResultKey": { "key": key, "entityKey": { "key": job_plan }, "resultNumber": build.number },
-        "buildResultKey": key,
-        "buildNumber": build.number,
-        "number": build.number,
-        "stage": stage,
-        "lifeCycleState": life_cycle,
-        "state": state,
-        "buildState": state,
-        "onceOff": false,
-        "specsResult": false,
-        "buildReason": build.trigger_reason,
-        "reasonSummary": build.trigger_reason,
-        "buildStartedTime": started,
-        "prettyBuildStartedTime": started,
-        "buildCompletedTime": finished,
-        "buildCompletedDate": finished,
-        "prettyBuildCompletedTime": finished,
-        "buildDuration": plan.stages[index].duration_ms,
-        "buildDurationInSeconds": plan.stages[index].duration_ms / 1000,
-        "buildDurationDescription": format!("{} seconds", plan.stages[index].duration_ms / 1000),
-        "buildRelativeTime": "",
-        "queueStartedTime": started,
-        "prettyQueueStartedTime": started,
-        "queueDuration": 0,
-        "prettyQueueDuration": "< 1 sec",
-        "queueTimeInSeconds": 0,
-        "vcsUpdateStartedTime": started,
-        "prettyVcsUpdateStartedTime": started,
-        "vcsUpdateDuration": 0,
-        "prettyVcsUpdateDuration": "< 1 sec",
-        "vcsUpdateInSeconds": 0,
-        "vcsRevisionKey": build.revision,
-        "vcsRevisions": empty_collection(),
-        "buildTestSummary": "No tests found",
-        "successfulTestCount": 0,
-        "failedTestCount": 0,
-        "quarantinedTestCount": 0,
-        "skippedTestCount": 0,
-        "testResults": { "all": 0, "successful": 0, "failed": 0, "newFailed": 0, "existingFailed": 0, "fixed": 0, "quarantined": 0, "skipped": 0 },
-        "logFiles": [format!("{base}/download/{job_plan}/build_logs/{key}.log")],
-        "artifacts": empty_collection(),
-        "changes": empty_collection(),
-        "comments": empty_collection(),
-        "jiraIssues": empty_collection(),
-        "labels": empty_collection(),
-        "metadata": empty_collection(),
-        "variables": empty_collection(),
-    })
+        plan: JobPlan {
+            id: 4_000_000 + index,
+            kind: "job",
+            enabled: true,
+            name: format!("{} - {}", plan.name, stage.name),
+            short_name: &stage.name,
+            short_key,
+            plan_key: OwnedKey {
+                key: job_plan.clone(),
+            },
+            link: link(base, &format!("plan/{job_plan}")),
+            key: job_plan.clone(),
+        },
+        plan_name: &stage.name,
+        project_name: &plan.project_name,
+        plan_result_key: OwnedResultKey {
+            key: key.clone(),
+            entity_key: OwnedKey {
+                key: job_plan.clone(),
+            },
+            result_number: build.number,
+        },
+        build_result_key: key.clone(),
+        build_number: build.number,
+        number: build.number,
+        stage: &stage.name,
+        life_cycle_state: life_cycle,
+        state,
+        build_state: state,
+        once_off: false,
+        specs_result: false,
+        build_reason: &build.trigger_reason,
+        reason_summary: &build.trigger_reason,
+        build_started_time: started.to_string(),
+        pretty_build_started_time: started.to_string(),
+        build_completed_date: finished.clone(),
+        pretty_build_completed_time: finished.clone(),
+        build_completed_time: finished,
+        build_duration: stage.duration_ms,
+        build_duration_in_seconds: stage.duration_ms / 1000,
+        build_duration_description: format!("{} seconds", stage.duration_ms / 1000),
+        build_relative_time: "",
+        queue_started_time: started.to_string(),
+        pretty_queue_started_time: started.to_string(),
+        queue_duration: 0,
+        pretty_queue_duration: "< 1 sec",
+        queue_time_in_seconds: 0,
+        vcs_update_started_time: started.to_string(),
+        pretty_vcs_update_started_time: started.to_string(),
+        vcs_update_duration: 0,
+        pretty_vcs_update_duration: "< 1 sec",
+        vcs_update_in_seconds: 0,
+        vcs_revision_key: &build.revision,
+        vcs_revisions: Counts::default(),
+        build_test_summary: "No tests found",
+        successful_test_count: 0,
+        failed_test_count: 0,
+        quarantined_test_count: 0,
+        skipped_test_count: 0,
+        test_results: TestResults::default(),
+        log_files: [log_file],
+        artifacts: Counts::default(),
+        changes: Counts::default(),
+        comments: Counts::default(),
+        jira_issues: Counts::default(),
+        labels: Counts::default(),
+        metadata: Counts::default(),
+        variables: Counts::default(),
+        key,
+    }
 }
 
 /// A stable numeric id for a plan key.
@@ -310,77 +638,178 @@ fn plan_id(key: &str) -> u64 {
     }) % 1_000_000
 }
 
-pub fn plan_summary(base: &str, plan: &PlanState) -> Value {
-    let short_key = plan
-        .key
-        .split_once('-')
-        .map_or(plan.key.as_str(), |(_, s)| s);
-    json!({
-        "shortName": plan.short_name,
-        "shortKey": short_key,
-        "type": "chain",
-        "enabled": plan.enabled,
-        "link": link(base, &format!("plan/{}", plan.key)),
-        "id": plan_id(&plan.key),
-        "key": plan.key,
-        "name": plan.name,
-        "planKey": { "key": plan.key },
-    })
+/// How a plan appears inside other answers (a result's `plan`, a branch list's entries).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanSummary<'a> {
+    short_name: &'a str,
+    short_key: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    enabled: bool,
+    link: Link,
+    id: u64,
+    key: &'a str,
+    name: &'a str,
+    plan_key: KeyOnly<'a>,
 }
 
-pub fn plan(base: &str, plan: &PlanState, expand_stages: bool) -> Value {
-    let mut body = plan_summary(base, plan);
-    let stages: Vec<Value> = plan
+pub fn plan_summary<'a>(base: &str, plan: &'a PlanState) -> PlanSummary<'a> {
+    PlanSummary {
+        short_name: &plan.short_name,
+        short_key: plan
+            .key
+            .split_once('-')
+            .map_or(plan.key.as_str(), |(_, s)| s),
+        kind: "chain",
+        enabled: plan.enabled,
+        link: link(base, &format!("plan/{}", plan.key)),
+        id: plan_id(&plan.key),
+        key: &plan.key,
+        name: &plan.name,
+        plan_key: KeyOnly { key: &plan.key },
+    }
+}
+
+/// `GET plan/KEY` (`bamboo12-plan.json`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanJson<'a> {
+    #[serde(flatten)]
+    summary: PlanSummary<'a>,
+    expand: &'static str,
+    description: &'static str,
+    build_name: &'a str,
+    project_key: &'a str,
+    project_name: &'a str,
+    project: Project<'a>,
+    is_active: bool,
+    is_building: bool,
+    is_favourite: bool,
+    average_build_time_in_seconds: u64,
+    actions: Counts,
+    branches: Counts,
+    variable_context: VariableContext,
+    stages: Shown<PlanStage<'a>>,
+}
+
+#[derive(Serialize)]
+struct Project<'a> {
+    id: u64,
+    key: &'a str,
+    name: &'a str,
+    description: &'static str,
+    link: Link,
+}
+
+#[derive(Serialize, Default)]
+struct VariableContext {
+    size: u8,
+    #[serde(rename = "max-results")]
+    max_results: u8,
+}
+
+#[derive(Serialize)]
+struct PlanStage<'a> {
+    name: &'a str,
+    description: &'static str,
+    manual: bool,
+}
+
+pub fn plan<'a>(base: &str, plan: &'a PlanState, expand_stages: bool) -> PlanJson<'a> {
+    let busy = plan.builds.values().any(|b| b.execution.is_some());
+    let stages: Vec<PlanStage> = plan
         .stages
         .iter()
-        .map(|s| json!({ "name": s.name, "description": "", "manual": s.manual }))
+        .map(|s| PlanStage {
+            name: &s.name,
+            description: "",
+            manual: s.manual,
+        })
         .collect();
-    let extra = json!({
-        "expand": "actions,stages,branches,variableContext",
-        "description": "",
-        "buildName": plan.short_name,
-        "projectKey": plan.project_key,
-        "projectName": plan.project_name,
-        "project": { "id": plan_id(&plan.project_key), "key": plan.project_key, "name": plan.project_name, "description": "", "link": link(base, &format!("project/{}", plan.project_key)) },
-        "isActive": plan.builds.values().any(|b| b.execution.is_some()),
-        "isBuilding": plan.builds.values().any(|b| b.execution.is_some()),
-        "isFavourite": false,
-        "averageBuildTimeInSeconds": plan.stages.iter().map(|s| s.duration_ms).sum::<u64>() / 1000,
-        "actions": { "size": 0, "start-index": 0, "max-result": 0 },
-        "branches": { "size": plan.branches.len(), "start-index": 0, "max-result": plan.branches.len() },
-        "variableContext": { "size": 0, "max-results": 0 },
-    });
-    for (k, v) in extra.as_object().expect("object") {
-        body[k] = v.clone();
-    }
     let count = stages.len();
-    body["stages"] = if expand_stages {
-        collection("stage", stages, count, 0, count)
+    let stages = if expand_stages {
+        Shown::Listed(collection("stage", stages, count, 0, count))
     } else {
-        json!({ "size": count, "start-index": 0, "max-result": count })
+        Shown::Counted(Counts::of(count))
     };
-    body
+    PlanJson {
+        summary: plan_summary(base, plan),
+        expand: "actions,stages,branches,variableContext",
+        description: "",
+        build_name: &plan.short_name,
+        project_key: &plan.project_key,
+        project_name: &plan.project_name,
+        project: Project {
+            id: plan_id(&plan.project_key),
+            key: &plan.project_key,
+            name: &plan.project_name,
+            description: "",
+            link: link(base, &format!("project/{}", plan.project_key)),
+        },
+        is_active: busy,
+        is_building: busy,
+        is_favourite: false,
+        average_build_time_in_seconds: plan.stages.iter().map(|s| s.duration_ms).sum::<u64>()
+            / 1000,
+        actions: Counts::default(),
+        branches: Counts::of(plan.branches.len()),
+        variable_context: VariableContext::default(),
+        stages,
+    }
 }
 
-pub fn branch(base: &str, branch_plan: &PlanState) -> Value {
-    let mut body = plan_summary(base, branch_plan);
-    body["description"] = json!("");
-    body["shortName"] = json!(branch_plan.short_name);
-    body
+/// One plan branch (`bamboo12-plan_branch.json`).
+#[derive(Serialize)]
+pub struct BranchJson<'a> {
+    #[serde(flatten)]
+    summary: PlanSummary<'a>,
+    description: &'static str,
+}
+
+pub fn branch<'a>(base: &str, branch_plan: &'a PlanState) -> BranchJson<'a> {
+    BranchJson {
+        summary: plan_summary(base, branch_plan),
+        description: "",
+    }
 }
 
 /// The body of an accepted queue call (`bamboo12-queue.json`).
-pub fn queued(base: &str, plan_key: &str, number: u32, reason: &str) -> Value {
-    let key = format!("{plan_key}-{number}");
-    json!({
-        "planKey": plan_key,
-        "buildNumber": number,
-        "buildResultKey": key,
-        "triggerReason": reason,
-        "link": link(base, &format!("result/{key}")),
-    })
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Queued<'a> {
+    plan_key: &'a str,
+    build_number: u32,
+    build_result_key: String,
+    trigger_reason: &'a str,
+    link: Link,
 }
 
-pub fn error(status: u16, message: &str) -> Value {
-    json!({ "message": message, "status-code": status, "sub-code": -1 })
+pub fn queued<'a>(base: &str, plan_key: &'a str, number: u32, reason: &'a str) -> Queued<'a> {
+    let key = format!("{plan_key}-{number}");
+    Queued {
+        plan_key,
+        build_number: number,
+        link: link(base, &format!("result/{key}")),
+        build_result_key: key,
+        trigger_reason: reason,
+    }
+}
+
+/// Bamboo's error body.
+#[derive(Serialize)]
+pub struct ErrorJson<'a> {
+    message: &'a str,
+    #[serde(rename = "status-code")]
+    status_code: u16,
+    #[serde(rename = "sub-code")]
+    sub_code: i32,
+}
+
+pub fn error(status: u16, message: &str) -> ErrorJson<'_> {
+    ErrorJson {
+        message,
+        status_code: status,
+        sub_code: -1,
+    }
 }
