@@ -6,7 +6,7 @@
 //! every read or write, so a build moves `Queued → InProgress → Finished` as its stages take
 //! their time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::world::{
     Behaviour, BuildSpec, BuildState, ContinueFailed, ContinueRanStage, ContinueStageBound,
@@ -108,6 +108,9 @@ pub struct Engine {
     pub behaviour: Behaviour,
     pub queue_delay_ms: u64,
     pub max_concurrent_builds: Option<usize>,
+    /// (plan key, build number) of the builds with an execution in flight. Every request
+    /// moves the clock, and a world may hold ten thousand builds: only these are played.
+    active: BTreeSet<(String, u32)>,
 }
 
 impl Engine {
@@ -154,22 +157,35 @@ impl Engine {
                 }
             }
         }
+        let active = plans
+            .values()
+            .flat_map(|p| p.builds.values().map(move |b| (p, b)))
+            .filter(|(_, b)| b.execution.is_some())
+            .map(|(p, b)| (p.key.clone(), b.number))
+            .collect();
         Ok(Engine {
             plans,
             behaviour: world.settings.behaviour.clone(),
             queue_delay_ms: world.settings.queue_delay_ms,
             max_concurrent_builds: world.settings.max_concurrent_builds,
+            active,
         })
     }
 
     /// Plays every execution forward to `now`.
     pub fn advance(&mut self, now: u64) {
         let queue_delay = self.queue_delay_ms;
-        for plan in self.plans.values_mut() {
-            for build in plan.builds.values_mut() {
-                advance_build(build, &plan.stages, &mut plan.stage_runs, queue_delay, now);
-            }
-        }
+        let plans = &mut self.plans;
+        self.active.retain(|(key, number)| {
+            let Some(plan) = plans.get_mut(key) else {
+                return false;
+            };
+            let Some(build) = plan.builds.get_mut(number) else {
+                return false;
+            };
+            advance_build(build, &plan.stages, &mut plan.stage_runs, queue_delay, now);
+            build.execution.is_some()
+        });
     }
 
     fn running_builds(&self) -> usize {
@@ -219,6 +235,7 @@ impl Engine {
         };
         start_execution(&mut build, 0, last, now);
         plan.builds.insert(number, build);
+        self.active.insert((plan_key.to_string(), number));
         Ok(number)
     }
 
@@ -286,6 +303,7 @@ impl Engine {
         let build = plan.builds.get_mut(&number).expect("checked above");
         build.completed_at = None;
         start_execution(build, from, last, now);
+        self.active.insert((plan_key.to_string(), number));
         Ok(true)
     }
 

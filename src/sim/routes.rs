@@ -110,40 +110,54 @@ pub struct Context<'a> {
     pub paging: &'a Paging,
 }
 
-pub fn route(engine: &mut Engine, req: &ApiRequest, ctx: &Context<'_>) -> Reply {
+/// Answers a GET. Reads share the engine.
+pub fn read(engine: &Engine, req: &ApiRequest, ctx: &Context<'_>) -> Reply {
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
-    let result = match (req.method.as_str(), segs.as_slice()) {
-        ("GET", ["info"]) => Ok(info()),
-        ("GET", ["result"]) => Ok(latest_listing(engine, req, ctx, None)),
-        ("GET", ["result", key]) => result_for_key(engine, req, ctx, key),
-        ("GET", ["result", plan, "branch", name]) => {
+    let result = match segs.as_slice() {
+        ["info"] => Ok(info()),
+        ["result"] => Ok(latest_listing(engine, req, ctx, None)),
+        ["result", key] => result_for_key(engine, req, ctx, key),
+        ["result", plan, "branch", name] => {
             branch_key(engine, plan, name).and_then(|key| history(engine.plan(&key)?, req, ctx))
         }
-        ("GET", ["result", plan, "branch", name, number]) => branch_key(engine, plan, name)
+        ["result", plan, "branch", name, number] => branch_key(engine, plan, name)
             .and_then(|key| one_result(engine, req, ctx, &key, number)),
-        ("GET", ["result", key, "label"]) => labels(engine, key),
+        ["result", key, "label"] => labels(engine, key),
         // `result/PROJ-PLAN/latest` and `result/PROJ-PLAN/12`, as some clients spell them.
-        ("GET", ["result", plan, number]) => one_result(engine, req, ctx, plan, number),
-        ("POST", ["result", key, "label"]) => add_label(engine, key, &req.body),
-        ("DELETE", ["result", key, "label", name]) => remove_label(engine, key, name),
-        ("GET", ["plan", key]) => engine
+        ["result", plan, number] => one_result(engine, req, ctx, plan, number),
+        ["plan", key] => engine
             .plan(key)
             .map(|p| ok("plan", &view::plan(ctx.base, p, req.expands("stages")))),
-        ("GET", ["plan", key, "branch"]) => branches(engine, ctx, key),
-        ("GET", ["plan", key, "branch", name]) => branch_key(engine, key, name)
+        ["plan", key, "branch"] => branches(engine, ctx, key),
+        ["plan", key, "branch", name] => branch_key(engine, key, name)
             .and_then(|k| Ok(ok("branch", &view::branch(ctx.base, engine.plan(&k)?)))),
-        ("GET", ["queue"]) => Ok(queue(engine, ctx)),
+        ["queue"] => Ok(queue(engine, ctx)),
+        _ => Err(no_route()),
+    };
+    result.unwrap_or_else(Reply::from)
+}
+
+/// Answers a POST, PUT or DELETE.
+pub fn write(engine: &mut Engine, req: &ApiRequest, ctx: &Context<'_>) -> Reply {
+    let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    let result = match (req.method.as_str(), segs.as_slice()) {
+        ("POST", ["result", key, "label"]) => add_label(engine, key, &req.body),
+        ("DELETE", ["result", key, "label", name]) => remove_label(engine, key, name),
         ("POST", ["queue", plan]) => queue_new(engine, req, ctx, plan),
         ("PUT", ["queue", build]) => continue_build(engine, req, ctx, build),
         ("DELETE", ["queue", build]) => split_build_key(build)
             .and_then(|(plan, n)| n.ok_or_else(|| not_found(build)).map(|n| (plan, n)))
             .and_then(|(plan, n)| engine.stop(plan, n, ctx.now).map(|()| no_content())),
-        _ => Err(Refused {
-            status: 404,
-            message: "HTTP 404 Not Found".into(),
-        }),
+        _ => Err(no_route()),
     };
     result.unwrap_or_else(Reply::from)
+}
+
+fn no_route() -> Refused {
+    Refused {
+        status: 404,
+        message: "HTTP 404 Not Found".into(),
+    }
 }
 
 fn not_found(what: &str) -> Refused {
@@ -453,8 +467,11 @@ fn build_mut<'a>(engine: &'a mut Engine, key: &str) -> Result<&'a mut Build, Ref
     plan.builds.get_mut(&number).ok_or_else(|| not_found(key))
 }
 
-fn labels(engine: &mut Engine, key: &str) -> Result<Reply, Refused> {
-    let build = build_mut(engine, key)?;
+fn labels(engine: &Engine, key: &str) -> Result<Reply, Refused> {
+    let (plan, number) = split_build_key(key)?;
+    let number = number.ok_or_else(|| not_found(key))?;
+    let plan = engine.plans.get(plan).ok_or_else(|| not_found(plan))?;
+    let build = plan.builds.get(&number).ok_or_else(|| not_found(key))?;
     Ok(ok(
         "labels",
         &json!({ "expand": "labels", "labels": view::labels(build) }),
