@@ -8,6 +8,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -262,7 +263,7 @@ impl BambooClient {
         }
         Err(WriteError::Refused {
             status: status.as_u16(),
-            message: error_message(&text),
+            message: error_message(text.as_bytes()),
         })
     }
 
@@ -295,17 +296,19 @@ impl BambooClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<Option<T>, BambooError> {
-        let text = self
+        let body = self
             .with_retries(what, || self.request(Method::GET, path, query))
             .await?;
-        match text {
+        match body {
             None => Ok(None),
-            Some(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| BambooError::Decode {
-                    what: what.to_string(),
-                    detail: e.to_string(),
-                }),
+            Some(body) => {
+                serde_json::from_slice(&body)
+                    .map(Some)
+                    .map_err(|e| BambooError::Decode {
+                        what: what.to_string(),
+                        detail: e.to_string(),
+                    })
+            }
         }
     }
 
@@ -333,7 +336,7 @@ impl BambooClient {
         &self,
         what: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<Option<String>, BambooError> {
+    ) -> Result<Option<Bytes>, BambooError> {
         let started = Instant::now();
         let mut retries = 0;
         loop {
@@ -398,7 +401,7 @@ impl BambooClient {
 }
 
 enum Attempt {
-    Done(Option<String>),
+    Done(Option<Bytes>),
     Refused(u16, String),
     Transient(String, Option<Duration>),
 }
@@ -415,12 +418,13 @@ async fn attempt(request: reqwest::RequestBuilder) -> Attempt {
             .get("Retry-After")
             .and_then(|v| v.to_str().ok()),
     );
-    let text = match response.text().await {
-        Ok(text) => text,
+    // Bytes, not text: a listing page is hundreds of kB, and serde_json checks UTF-8 itself.
+    let body = match response.bytes().await {
+        Ok(body) => body,
         Err(e) => return Attempt::Transient(describe(&e), None),
     };
     if status.is_success() {
-        Attempt::Done(Some(text))
+        Attempt::Done(Some(body))
     } else if status == StatusCode::NOT_FOUND {
         Attempt::Done(None)
     } else if retry::is_transient(status.as_u16()) {
@@ -431,15 +435,15 @@ async fn attempt(request: reqwest::RequestBuilder) -> Attempt {
         };
         Attempt::Transient(format!("Bamboo answered {status}"), retry_after)
     } else {
-        Attempt::Refused(status.as_u16(), error_message(&text))
+        Attempt::Refused(status.as_u16(), error_message(&body))
     }
 }
 
 /// Bamboo's `message`, or the start of whatever came instead.
-fn error_message(text: &str) -> String {
-    match serde_json::from_str::<ErrorBody>(text) {
+fn error_message(body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(body) {
         Ok(body) => body.message,
-        Err(_) => text.chars().take(200).collect(),
+        Err(_) => String::from_utf8_lossy(body).chars().take(200).collect(),
     }
 }
 
