@@ -155,19 +155,22 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
             selectors.len() == 1 && selectors.contains(&BuildSelector::Latest)
         });
 
-    // Three independent chains, run together so that the parallelism bound stays busy: the
-    // listings, the direct reads, and each branch's lookup followed by its builds.
-    let (listed, direct_reads, branch_reads) = tokio::join!(
+    // Three independent chains, run together so that the parallelism bound stays busy: each
+    // branch's lookup followed by its builds, the listings, and the direct reads. The client's
+    // slots are handed out first come, first served, and `biased` polls in this order: the
+    // longest chains (branch lookups, whose builds wait on them) take the first slots.
+    let (branch_reads, listed, direct_reads) = tokio::join!(
+        biased;
+        join_all(
+            on_branch
+                .iter()
+                .map(|((plan, name), selectors)| branch_builds(client, plan, name, selectors))
+        ),
         list_latest(client, &listable),
         join_all(
             direct
                 .iter()
                 .map(|(key, selectors)| read_builds(client, key, selectors))
-        ),
-        join_all(
-            on_branch
-                .iter()
-                .map(|((plan, name), selectors)| branch_builds(client, plan, name, selectors))
         ),
     );
     let mut found: HashMap<(String, BuildSelector), Option<BuildResult>> = HashMap::new();
