@@ -20,8 +20,16 @@ pub struct Planned {
 /// Loads, observes and plans; on failure the error is already reported and the exit code is
 /// returned.
 pub async fn plan(paths: &[PathBuf], server: &ServerArgs) -> Result<Planned, u8> {
-    let desired = load(paths)?;
-    let connection = connect(server).await?;
+    // Neither parsing the manifests nor setting up the client (which reads the system's trusted
+    // certificates) contacts the server, so they run side by side; the manifests' verdict
+    // comes first, and nothing is sent unless they are valid.
+    let owned = paths.to_vec();
+    let (desired, connection) = tokio::join!(
+        tokio::task::spawn_blocking(move || load(&owned)),
+        config::connect(server)
+    );
+    let desired = desired.expect("the manifest loader panicked")?;
+    let connection = connection.map_err(report_connect_error)?;
     let observed = observe_or_report(&connection, &desired).await?;
     let online = reconcile::check(&desired, &observed);
     if !online.is_empty() {
@@ -44,10 +52,12 @@ pub fn load(paths: &[PathBuf]) -> Result<Desired, u8> {
 }
 
 pub async fn connect(server: &ServerArgs) -> Result<Connection, u8> {
-    config::connect(server).await.map_err(|e| {
-        eprintln!("error: {e}");
-        exit::ERROR
-    })
+    config::connect(server).await.map_err(report_connect_error)
+}
+
+fn report_connect_error(error: config::ConfigError) -> u8 {
+    eprintln!("error: {error}");
+    exit::ERROR
 }
 
 pub async fn observe_or_report(connection: &Connection, desired: &Desired) -> Result<Observed, u8> {

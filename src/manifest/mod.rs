@@ -62,8 +62,27 @@ pub fn load(paths: &[PathBuf]) -> Result<Desired, Vec<ManifestError>> {
             format!("no *.yaml or *.yml manifest found in {}", shown.join(", ")),
         ));
     }
-    let loaded = files.iter().map(|path| load::load_file(path)).collect();
-    resolve(loaded, errors)
+    resolve(load_all(&files), errors)
+}
+
+/// Parses the files on every core, results in file order: parsing a large repository's YAML
+/// is most of what `plan` does before its first request.
+fn load_all(files: &[PathBuf]) -> Vec<Result<load::LoadedFile, ManifestError>> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_worker = files.len().div_ceil(workers).max(1);
+    if per_worker == files.len() {
+        return files.iter().map(|path| load::load_file(path)).collect();
+    }
+    std::thread::scope(|scope| {
+        let parsers: Vec<_> = files
+            .chunks(per_worker)
+            .map(|part| scope.spawn(|| part.iter().map(|path| load::load_file(path)).collect()))
+            .collect();
+        parsers
+            .into_iter()
+            .flat_map(|parser| -> Vec<_> { parser.join().expect("a manifest parser panicked") })
+            .collect()
+    })
 }
 
 /// Checks one in-memory file as if it were the only manifest (tests and the fuzz target).
