@@ -18,6 +18,7 @@ pub mod observe;
 pub mod reconcile;
 pub mod render;
 pub mod sim;
+mod stdout;
 mod suggest;
 
 use cli::{Cli, Command};

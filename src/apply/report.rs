@@ -56,7 +56,7 @@ impl Reporter {
             if let (Some(line), Value::Object(fields)) = (line.as_object_mut(), fields) {
                 line.extend(fields);
             }
-            println!("{line}");
+            crate::stdout::line(line);
         } else {
             eprintln!("{}", human());
         }

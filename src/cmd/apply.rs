@@ -10,9 +10,9 @@ use serde_json::json;
 use crate::apply::{self, Applied, Outcome, Reporter, Source};
 use crate::bamboo::BambooClient;
 use crate::cli::{ApplyArgs, OutputFormat};
-use crate::exit;
 use crate::reconcile::{Plan, Status};
 use crate::render::{self, PlanDocument, human::Style};
+use crate::{exit, stdout};
 
 pub async fn run(args: &ApplyArgs) -> u8 {
     let reporter = match Reporter::new(args.format == OutputFormat::Json, args.audit_log.as_deref())
@@ -137,10 +137,12 @@ fn show_plan(args: &ApplyArgs, reporter: &Reporter, plan: &Plan, server: &str) {
             reporter.event("planned", String::new, json!({ "target": item.target.id, "build": item.build.as_ref().map(|b| &b.key), "status": item.status }));
         }
     } else {
-        print!(
-            "{}",
-            render::human::render(plan, server, true, Style::for_stdout())
-        );
+        stdout::text(render::human::render(
+            plan,
+            server,
+            true,
+            Style::for_stdout(),
+        ));
     }
 }
 
@@ -290,7 +292,7 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
             json!({ "summary": summary, "outcomes": outcomes, "timedOut": applied.timed_out }),
         );
     } else {
-        println!("\n{}\n{summary}", lines.join("\n"));
+        stdout::line(format_args!("\n{}\n{summary}", lines.join("\n")));
     }
     if tally.errors > 0 {
         exit::ERROR

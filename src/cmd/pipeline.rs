@@ -9,7 +9,7 @@ use crate::manifest::{self, Desired};
 use crate::observe::{self, Observed};
 use crate::reconcile::{self, Plan};
 use crate::render::human::Style;
-use crate::{exit, render};
+use crate::{exit, render, stdout};
 
 pub struct Planned {
     pub connection: Connection,
@@ -83,14 +83,15 @@ pub fn document(kind: &str, planned: &Planned) -> render::PlanDocument {
 pub fn print(format: OutputFormat, kind: &str, planned: &Planned) {
     let server = &planned.connection.server;
     match format {
-        OutputFormat::Human => print!(
-            "{}",
-            render::human::render(&planned.plan, server, kind == "plan", Style::for_stdout())
-        ),
-        OutputFormat::Markdown => print!("{}", render::markdown::render(&planned.plan, server)),
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&document(kind, planned)).expect("a plan serializes")
+        OutputFormat::Human => stdout::text(render::human::render(
+            &planned.plan,
+            server,
+            kind == "plan",
+            Style::for_stdout(),
+        )),
+        OutputFormat::Markdown => stdout::text(render::markdown::render(&planned.plan, server)),
+        OutputFormat::Json => stdout::line(
+            serde_json::to_string_pretty(&document(kind, planned)).expect("a plan serializes"),
         ),
     }
 }

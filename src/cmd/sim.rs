@@ -1,7 +1,7 @@
 //! `sim`: serve a simulated Bamboo until interrupted.
 
 use crate::cli::SimArgs;
-use crate::{exit, sim};
+use crate::{exit, sim, stdout};
 
 pub async fn run(args: &SimArgs) -> u8 {
     let world = match sim::load_world(&args.world) {
@@ -26,7 +26,10 @@ pub async fn run(args: &SimArgs) -> u8 {
         }
     };
     // Tests and scripts read this line to learn the port.
-    println!("simulated Bamboo listening on {}", server.url());
+    stdout::line(format_args!(
+        "simulated Bamboo listening on {}",
+        server.url()
+    ));
     let _ = tokio::signal::ctrl_c().await;
     exit::SUCCESS
 }

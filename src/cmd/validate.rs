@@ -1,16 +1,15 @@
 //! `validate`: the offline check of manifests, for editors, pre-commit hooks and CI.
 
 use crate::cli::{DiagnosticFormat, ValidateArgs};
-use crate::exit;
 use crate::manifest::{self, ManifestError};
+use crate::{exit, stdout};
 
 pub fn run(args: &ValidateArgs) -> u8 {
     match manifest::load(&args.paths) {
         Ok(desired) => {
             if args.format == DiagnosticFormat::Json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "valid": true, "targets": desired.targets.len(), "diagnostics": [] })
+                stdout::line(
+                    serde_json::json!({ "valid": true, "targets": desired.targets.len(), "diagnostics": [] }),
                 );
             } else {
                 eprintln!(
@@ -34,10 +33,7 @@ pub fn report(errors: &[ManifestError], format: DiagnosticFormat, consequence: &
     match format {
         DiagnosticFormat::Json => {
             let diagnostics: Vec<_> = errors.iter().map(ManifestError::to_json).collect();
-            println!(
-                "{}",
-                serde_json::json!({ "valid": false, "diagnostics": diagnostics })
-            );
+            stdout::line(serde_json::json!({ "valid": false, "diagnostics": diagnostics }));
         }
         DiagnosticFormat::Human => {
             for error in errors {

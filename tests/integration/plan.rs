@@ -29,6 +29,17 @@ fn plan_shows_calls_and_stages_and_only_reads_each_thing_once() {
 }
 
 #[test]
+fn a_reader_that_stops_early_is_no_error() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(MANIFEST);
+    for args in [vec!["plan", path_str(&dir)], vec!["schema"]] {
+        let ran = sim.cmd(&args).closed_stdout().run();
+        assert_eq!(ran.code, 0, "{args:?}: {}", ran.stderr);
+        assert_eq!(ran.stderr, "", "{args:?}");
+    }
+}
+
+#[test]
 fn detailed_exitcode_says_changes_are_pending_and_blocked_targets_have_their_own_code() {
     let sim = Sim::start(SHOP);
     let dir = manifests(MANIFEST);

@@ -279,6 +279,15 @@ impl Run {
         self
     }
 
+    /// Standard output is a pipe whose reader is already gone, as in `plan | head` after
+    /// `head` has read its lines.
+    pub fn closed_stdout(mut self) -> Run {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        self.command.stdout(writer);
+        self
+    }
+
     pub fn current_dir(mut self, dir: &Path) -> Run {
         self.command.current_dir(dir);
         self
