@@ -86,10 +86,19 @@ impl BambooClient {
     pub fn new(config: ClientConfig) -> Result<BambooClient, BambooError> {
         // reqwest is built without a default TLS provider; ring is the one we ship.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("bamboo-promote/", env!("CARGO_PKG_VERSION")))
+            // A redirect is reported, not followed: a queue call must not be sent again to
+            // another address, and a move from http to https would drop the credentials.
+            .redirect(reqwest::redirect::Policy::none());
+        if config.server.starts_with("http://") {
+            // Plain HTTP needs no trusted certificates, and reading the system's store is
+            // the costliest part of setting up the client.
+            http = http.tls_certs_only([]);
+        }
+        let http = http
             .build()
             .map_err(|e| BambooError::Setup(e.to_string()))?;
         Ok(BambooClient {
@@ -250,20 +259,30 @@ impl BambooClient {
             .await
             .map_err(|e| WriteError::Unknown(describe(&e)))?;
         let status = response.status();
-        let text = response
-            .text()
+        let location = response
+            .headers()
+            .get("Location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = response
+            .bytes()
             .await
             .map_err(|e| WriteError::Unknown(describe(&e)))?;
         if status.is_success() {
-            return serde_json::from_str(&text)
+            return serde_json::from_slice(&body)
                 .map_err(|e| WriteError::Unknown(format!("unreadable answer: {e}")));
         }
         if status.is_server_error() {
             return Err(WriteError::Unknown(format!("Bamboo answered {status}")));
         }
+        let message = if status.is_redirection() {
+            redirect_message(location.as_deref())
+        } else {
+            error_message(&body)
+        };
         Err(WriteError::Refused {
             status: status.as_u16(),
-            message: error_message(text.as_bytes()),
+            message,
         })
     }
 
@@ -412,12 +431,15 @@ async fn attempt(request: reqwest::RequestBuilder) -> Attempt {
         Err(e) => return Attempt::Transient(describe(&e), None),
     };
     let status = response.status();
-    let retry_after = retry::retry_after(
+    let header = |name| {
         response
             .headers()
-            .get("Retry-After")
-            .and_then(|v| v.to_str().ok()),
-    );
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let retry_after = retry::retry_after(header("Retry-After").as_deref());
+    let location = header("Location");
     // Bytes, not text: a listing page is hundreds of kB, and serde_json checks UTF-8 itself.
     let body = match response.bytes().await {
         Ok(body) => body,
@@ -434,8 +456,17 @@ async fn attempt(request: reqwest::RequestBuilder) -> Attempt {
             None
         };
         Attempt::Transient(format!("Bamboo answered {status}"), retry_after)
+    } else if status.is_redirection() {
+        Attempt::Refused(status.as_u16(), redirect_message(location.as_deref()))
     } else {
         Attempt::Refused(status.as_u16(), error_message(&body))
+    }
+}
+
+fn redirect_message(location: Option<&str>) -> String {
+    match location {
+        Some(to) => format!("redirected to {to}; give the server's address as --server"),
+        None => "redirected; give the server's address as --server".into(),
     }
 }
 
@@ -465,4 +496,70 @@ fn describe(error: &reqwest::Error) -> String {
         source = inner.source();
     }
     detail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// Answers every request with `answer`, counting the requests.
+    async fn serve(answer: String) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                seen.fetch_add(1, Ordering::SeqCst);
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, count)
+    }
+
+    fn client(server: &str) -> BambooClient {
+        BambooClient::new(ClientConfig {
+            server: server.into(),
+            credentials: Credentials::Anonymous,
+            parallelism: 2,
+            request_timeout: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_reported_with_its_target_and_not_followed() {
+        let ok = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+        let (elsewhere, followed) = serve(ok.into()).await;
+        let moved = format!(
+            "HTTP/1.1 301 Moved Permanently\r\nLocation: {elsewhere}/rest/api/latest/queue/A-B-1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let (server, asked) = serve(moved).await;
+        let client = client(&server);
+
+        let read = client.plan("A-B").await.unwrap_err().to_string();
+        let write = client.continue_build("A-B-1", "Deploy", false).await;
+
+        assert!(read.contains("301") && read.contains(&elsewhere), "{read}");
+        match write {
+            Err(WriteError::Refused { status, message }) => {
+                assert_eq!(status, 301);
+                assert!(message.contains(&elsewhere), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(asked.load(Ordering::SeqCst), 2, "one read, one write");
+        assert_eq!(
+            followed.load(Ordering::SeqCst),
+            0,
+            "nothing sent to the new address"
+        );
+    }
 }
