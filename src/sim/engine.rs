@@ -172,6 +172,11 @@ impl Engine {
         })
     }
 
+    /// Whether no build is queued or running: then the clock changes nothing.
+    pub fn is_idle(&self) -> bool {
+        self.active.is_empty()
+    }
+
     /// Plays every execution forward to `now`.
     pub fn advance(&mut self, now: u64) {
         let queue_delay = self.queue_delay_ms;

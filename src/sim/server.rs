@@ -153,6 +153,20 @@ async fn handle(
     response
 }
 
+/// Answers a GET. Reads share the engine; only when builds are in flight does one first take it
+/// alone to move them to the present (a waiting writer would hold every later reader back).
+fn read(shared: &Shared, request: &ApiRequest, ctx: &Context<'_>) -> routes::Reply {
+    let engine = shared.engine.read().expect("engine lock");
+    if engine.is_idle() {
+        return routes::read(&engine, request, ctx);
+    }
+    drop(engine);
+    shared.engine.write().expect("engine lock").advance(ctx.now);
+    // Another request may move the engine on in between: this one then answers with a state
+    // a moment later, as a busy server would.
+    routes::read(&shared.engine.read().expect("engine lock"), request, ctx)
+}
+
 /// Holds a request for `latency`, and not noticeably longer: benchmarks compare wall times
 /// with `ceil(requests / parallelism) × latency`. tokio's timer rounds a deadline up to the
 /// next millisecond and wakes late (a 20 ms sleep averaged 21.8 ms here, up to 26 ms), so the
@@ -231,17 +245,12 @@ fn answer(
         now,
         paging: &shared.paging,
     };
-    let reply = {
+    let reply = if is_write {
         let mut engine = shared.engine.write().expect("engine lock");
         engine.advance(now);
-        if is_write {
-            routes::write(&mut engine, &request, &ctx)
-        } else {
-            // Another request may move the engine on in between: this one then answers
-            // with a state a moment later, as a busy server would.
-            drop(engine);
-            routes::read(&shared.engine.read().expect("engine lock"), &request, &ctx)
-        }
+        routes::write(&mut engine, &request, &ctx)
+    } else {
+        read(shared, &request, &ctx)
     };
     let response = match (reply.body, wants_json) {
         (None, _) => empty_response(reply.status),
