@@ -155,10 +155,10 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
             selectors.len() == 1 && selectors.contains(&BuildSelector::Latest)
         });
 
-    // Three independent chains, run together so that the parallelism bound stays busy: each
-    // branch's lookup followed by its builds, the listings, and the direct reads. The client's
-    // slots are handed out first come, first served, and `biased` polls in this order: the
-    // longest chains (branch lookups, whose builds wait on them) take the first slots.
+    // Three independent sets of reads, run together so that the parallelism bound stays busy:
+    // the branches, the listings, and the direct reads. The client's slots are handed out first
+    // come, first served, and `biased` polls in this order: branches go first, as their reads
+    // may take a second step (a lookup, then the branch plan's builds).
     let (branch_reads, listed, direct_reads) = tokio::join!(
         biased;
         join_all(
@@ -341,7 +341,10 @@ async fn list_project(
     Ok(found)
 }
 
-/// A branch's lookup, then the builds its selectors name on the branch plan.
+/// A plan branch and the builds its selectors name. Without build numbers, one read of the
+/// branch's builds answers everything, the branch plan's key and `enabled` included (a branch
+/// without builds takes the lookup for those); build numbers take the lookup, then reads of
+/// the branch plan.
 async fn branch_builds(
     client: &BambooClient,
     plan: &str,
@@ -354,6 +357,34 @@ async fn branch_builds(
     ),
     BambooError,
 > {
+    let numbered = selectors
+        .iter()
+        .any(|s| matches!(s, BuildSelector::Number(_)));
+    if !numbered {
+        let depth = if selectors.len() == 1 && selectors.contains(&BuildSelector::Latest) {
+            1
+        } else {
+            HISTORY_DEPTH
+        };
+        let Some(history) = client.branch_history(plan, name, depth).await? else {
+            return Ok((None, Vec::new()));
+        };
+        let builds = selectors
+            .iter()
+            .map(|s| (s.clone(), pick(&history, s).cloned()))
+            .collect();
+        let branch = match history.first().and_then(|b| b.plan.as_ref()) {
+            Some(branch_plan) => Some(ObservedBranch {
+                key: branch_plan.key.clone(),
+                enabled: branch_plan.enabled,
+            }),
+            None => client.branch(plan, name).await?.map(|b| ObservedBranch {
+                key: b.key,
+                enabled: b.enabled,
+            }),
+        };
+        return Ok((branch, builds));
+    }
     let Some(branch) = client.branch(plan, name).await? else {
         return Ok((None, Vec::new()));
     };
@@ -396,13 +427,7 @@ async fn read_builds(
     let history = client.history(plan, HISTORY_DEPTH).await?;
     let mut found = Vec::new();
     for selector in selectors {
-        let pick = history.iter().find(|b| match selector {
-            BuildSelector::Latest => true,
-            BuildSelector::Number(n) => b.number == *n,
-            BuildSelector::Revision(r) => b.vcs_revision_key.as_deref() == Some(r.as_str()),
-            BuildSelector::Label(l) => b.labels.items.iter().any(|x| &x.name == l),
-        });
-        let build = match (pick, selector) {
+        let build = match (pick(&history, selector), selector) {
             (Some(build), _) => Some(build.clone()),
             (None, BuildSelector::Number(n)) => client.build(plan, Some(*n)).await?,
             (None, _) => None,
@@ -410,4 +435,14 @@ async fn read_builds(
         found.push((selector.clone(), build));
     }
     Ok(found)
+}
+
+/// The build of a history (newest first) that a selector names.
+fn pick<'a>(history: &'a [BuildResult], selector: &BuildSelector) -> Option<&'a BuildResult> {
+    history.iter().find(|b| match selector {
+        BuildSelector::Latest => true,
+        BuildSelector::Number(n) => b.number == *n,
+        BuildSelector::Revision(r) => b.vcs_revision_key.as_deref() == Some(r.as_str()),
+        BuildSelector::Label(l) => b.labels.items.iter().any(|x| &x.name == l),
+    })
 }

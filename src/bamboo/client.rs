@@ -154,10 +154,25 @@ impl BambooClient {
 
     /// `GET result/{plan}`: up to `max` builds, newest first, of every state, with stages.
     pub async fn history(&self, plan: &str, max: usize) -> Result<Vec<BuildResult>, BambooError> {
-        let (builds, _) = self
-            .result_list(&format!("read history of {plan}"), plan, 0, max)
+        let what = format!("read history of {plan}");
+        let list = self
+            .result_list(&what, &encode_segment(plan), 0, max)
             .await?;
-        Ok(builds)
+        Ok(list.map(|(builds, _)| builds).unwrap_or_default())
+    }
+
+    /// `GET result/{plan}/branch/{name}`: up to `max` builds of a plan branch, newest first, in
+    /// one request (Atlassian's workaround for BAM-21991); `None` when there is no such branch.
+    pub async fn branch_history(
+        &self,
+        plan: &str,
+        name: &str,
+        max: usize,
+    ) -> Result<Option<Vec<BuildResult>>, BambooError> {
+        let what = format!("read builds of branch {name:?} of {plan}");
+        let path = format!("{}/branch/{}", encode_segment(plan), encode_segment(name));
+        let list = self.result_list(&what, &path, 0, max).await?;
+        Ok(list.map(|(builds, _)| builds))
     }
 
     /// One page of `GET result/{project}`: the latest build of each default-branch plan, with
@@ -168,25 +183,23 @@ impl BambooClient {
         start: usize,
         max: usize,
     ) -> Result<(Vec<BuildResult>, usize), BambooError> {
-        self.result_list(
-            &format!("list latest builds of project {project}"),
-            project,
-            start,
-            max,
-        )
-        .await
+        let what = format!("list latest builds of project {project}");
+        let list = self
+            .result_list(&what, &encode_segment(project), start, max)
+            .await?;
+        Ok(list.unwrap_or_default())
     }
 
-    /// One page of `GET result/{key}` with stages and labels, builds of every state, and the
-    /// collection's `size`. Both spellings of the page size go out: servers differ in which
-    /// they honour.
+    /// One page of `GET result/{path}` with stages and labels, builds of every state, and the
+    /// collection's `size`; `None` for 404. Both spellings of the page size go out: servers
+    /// differ in which they honour.
     async fn result_list(
         &self,
         what: &str,
-        key: &str,
+        path: &str,
         start: usize,
         max: usize,
-    ) -> Result<(Vec<BuildResult>, usize), BambooError> {
+    ) -> Result<Option<(Vec<BuildResult>, usize)>, BambooError> {
         let (start, max) = (start.to_string(), max.to_string());
         let query = [
             (
@@ -198,12 +211,8 @@ impl BambooClient {
             ("max-results", max.as_str()),
             ("max-result", max.as_str()),
         ];
-        let list: Option<ResultList> = self
-            .get(what, &format!("result/{}", encode_segment(key)), &query)
-            .await?;
-        Ok(list
-            .map(|l| (l.results.items, l.results.size))
-            .unwrap_or_default())
+        let list: Option<ResultList> = self.get(what, &format!("result/{path}"), &query).await?;
+        Ok(list.map(|l| (l.results.items, l.results.size)))
     }
 
     /// `POST result/{build}/label`. Adding a label twice leaves one, so retrying is safe.

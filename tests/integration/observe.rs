@@ -66,9 +66,79 @@ fn latest_targets_are_read_from_project_listing_pages_when_that_is_cheaper() {
     assert_eq!(listing, 4, "{log:#?}");
     assert_eq!(
         log.len(),
-        4 + 2,
-        "plus the branch lookup and the branch plan's build: {log:#?}"
+        4 + 1,
+        "plus one read of the branch's builds: {log:#?}"
     );
+    assert!(
+        log.iter()
+            .any(|p| p.starts_with("result/BIG-P000/branch/rel?") && p.contains("max-result=1")),
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn a_branch_is_read_in_one_request_unless_it_is_empty_or_a_build_number_is_asked() {
+    let world = "settings: { clock: manual }
+projects:
+  - key: BR
+    plans:
+      - key: APP
+        stages: [{ name: Build }, { name: Deploy, manual: true }]
+        builds: [{ number: 1, state: complete }]
+        branches:
+          - { name: rel/1, key: APP1, builds: [{ number: 4, labels: [rc], state: { pausedBefore: Deploy } }, { number: 5, state: { pausedBefore: Deploy } }] }
+          - { name: empty, key: APP2, builds: [] }
+";
+    let sim = Sim::start(world);
+    let target = |id: &str, branch: &str, build: &str| {
+        format!(
+            "    - {{ id: {id}, plan: BR-APP, branch: {branch}, build: {build}, stage: Deploy }}\n"
+        )
+    };
+    let cases = [
+        // (targets, requests, what)
+        (
+            target("latest", "rel/1", "latest"),
+            vec!["result/BR-APP/branch/rel%2F1?"],
+            "one read of the branch's newest build",
+        ),
+        (
+            target("latest", "rel/1", "latest") + &target("label", "rel/1", "{ label: rc }"),
+            vec!["result/BR-APP/branch/rel%2F1?"],
+            "one read of the branch's history serves both",
+        ),
+        (
+            target("number", "rel/1", "4"),
+            vec!["plan/BR-APP/branch/rel%2F1?", "result/BR-APP1-4?"],
+            "a number: the lookup, then that build",
+        ),
+        (
+            target("empty", "empty", "latest"),
+            vec!["result/BR-APP/branch/empty?", "plan/BR-APP/branch/empty?"],
+            "no build: the lookup says the branch's key and whether it is enabled",
+        ),
+        (
+            target("missing", "nope", "latest"),
+            vec!["result/BR-APP/branch/nope?", "plan/BR-APP?"],
+            "no branch: the plan is read to tell a missing plan from a missing branch",
+        ),
+    ];
+    for (targets, expected, what) in cases {
+        sim.reset();
+        let text = format!(
+            "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: {{ name: br }}\nspec:\n  targets:\n{targets}"
+        );
+        let dir = manifests(&text);
+        let ran = sim.cmd(&["plan", path_str(&dir)]).run();
+        // 3: the empty branch's target is blocked; 1: the missing branch is a diagnostic.
+        assert!([0, 1, 3].contains(&ran.code), "{what}: {}", ran.stderr);
+        assert!(!ran.stderr.contains("panicked"), "{what}: {}", ran.stderr);
+        let log = paths(&sim);
+        assert_eq!(log.len(), expected.len(), "{what}: {log:#?}");
+        for (path, prefix) in log.iter().zip(&expected) {
+            assert!(path.starts_with(prefix), "{what}: {log:#?}");
+        }
+    }
 }
 
 #[test]
