@@ -11,10 +11,11 @@ use super::engine::{Build, PlanState, StageStatus};
 /// Where the sim clock's zero lies on the calendar, so timestamps look like Bamboo's.
 const EPOCH_MS: i64 = 1_798_761_600_000; // 2027-01-01T00:00:00Z
 
+/// `2027-01-01T00:00:00.000Z`: RFC 3339 in UTC with milliseconds, as Bamboo writes them.
 pub fn timestamp(ms: u64) -> String {
     let at = jiff::Timestamp::from_millisecond(EPOCH_MS + ms as i64)
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    format!("{at:.3}")
 }
 
 #[derive(Serialize)]
@@ -811,5 +812,14 @@ pub fn error(status: u16, message: &str) -> ErrorJson<'_> {
         message,
         status_code: status,
         sub_code: -1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_have_milliseconds_and_a_z() {
+        assert_eq!(super::timestamp(0), "2027-01-01T00:00:00.000Z");
+        assert_eq!(super::timestamp(61_500), "2027-01-01T00:01:01.500Z");
     }
 }
