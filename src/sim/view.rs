@@ -250,7 +250,7 @@ pub struct ResultJson<'a> {
     stages: Collection<StageJson<'a>>,
 }
 
-/// The fields only a finished build has.
+/// The fields only a finished build (or job) has.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Completed {
@@ -260,6 +260,19 @@ struct Completed {
     build_duration: u64,
     build_duration_in_seconds: u64,
     build_duration_description: String,
+}
+
+impl Completed {
+    fn new(at: String, duration_ms: u64) -> Completed {
+        Completed {
+            build_completed_date: at.clone(),
+            pretty_build_completed_time: at.clone(),
+            build_completed_time: at,
+            build_duration: duration_ms,
+            build_duration_in_seconds: duration_ms / 1000,
+            build_duration_description: format!("{} seconds", duration_ms / 1000),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -277,17 +290,9 @@ pub fn result<'a>(view: &ResultView<'a>) -> ResultJson<'a> {
     let o = outline(build);
     let key = format!("{}-{}", plan.key, build.number);
     let started = timestamp(build.started_at);
-    let completed = build.completed_at.map(|done| {
-        let duration = done.saturating_sub(build.started_at);
-        Completed {
-            build_completed_time: timestamp(done),
-            build_completed_date: timestamp(done),
-            pretty_build_completed_time: timestamp(done),
-            build_duration: duration,
-            build_duration_in_seconds: duration / 1000,
-            build_duration_description: format!("{} seconds", duration / 1000),
-        }
-    });
+    let completed = build
+        .completed_at
+        .map(|done| Completed::new(timestamp(done), done.saturating_sub(build.started_at)));
     let revision = VcsRevision {
         vcs_revision_key: &build.revision,
         repository_name: &plan.project_name,
@@ -457,12 +462,8 @@ pub struct JobJson<'a> {
     reason_summary: &'a str,
     build_started_time: String,
     pretty_build_started_time: String,
-    build_completed_time: String,
-    build_completed_date: String,
-    pretty_build_completed_time: String,
-    build_duration: u64,
-    build_duration_in_seconds: u64,
-    build_duration_description: String,
+    #[serde(flatten)]
+    completed: Completed,
     build_relative_time: &'static str,
     queue_started_time: String,
     pretty_queue_started_time: String,
@@ -595,12 +596,7 @@ fn job_result<'a>(
         reason_summary: &build.trigger_reason,
         build_started_time: started.to_string(),
         pretty_build_started_time: started.to_string(),
-        build_completed_date: finished.clone(),
-        pretty_build_completed_time: finished.clone(),
-        build_completed_time: finished,
-        build_duration: stage.duration_ms,
-        build_duration_in_seconds: stage.duration_ms / 1000,
-        build_duration_description: format!("{} seconds", stage.duration_ms / 1000),
+        completed: Completed::new(finished, stage.duration_ms),
         build_relative_time: "",
         queue_started_time: started.to_string(),
         pretty_queue_started_time: started.to_string(),
