@@ -3,9 +3,10 @@
 //!
 //! `cargo bench --bench scale` (all sizes) or `cargo bench --bench scale -- --quick`
 //! (N = 100 and 1 000). For each N (targets over 10 projects, half in sync, half needing one
-//! promotion, 2% on plan branches) and added latency L it runs `plan` and `apply` (no `--wait`)
-//! as the real binary, and prints wall time, requests, peak RSS and the limit
-//! `ceil(R_min / P) × L`. The table is also written as JSON to `target/scale-bench.json`.
+//! promotion, 2% on plan branches) and added latency L it runs `plan` (median of five runs)
+//! and `apply` (no `--wait`, once) as the real binary, and prints wall time, requests, peak
+//! RSS and the limit `ceil(R_min / P) × L`. The table is also written as JSON to
+//! `target/scale-bench.json`.
 
 #[allow(dead_code)]
 #[path = "../tests/integration/support.rs"]
@@ -22,6 +23,8 @@ use support::{Sim, scratch, write};
 const PROJECTS: usize = 10;
 const PARALLELISM: usize = 8;
 const PAGE: usize = 100;
+/// `plan` timings are the median of this many runs.
+const PLAN_RUNS: usize = 5;
 
 struct Setup {
     world: String,
@@ -178,15 +181,26 @@ fn main() {
         for latency in [0u64, 20] {
             sim.set_faults(&format!(r#"{{ "latencyMs": {latency} }}"#));
             for cmd in ["plan", "apply"] {
-                sim.reset();
-                sim.set_faults(&format!(r#"{{ "latencyMs": {latency} }}"#));
                 let dir = setup.manifest_dir.to_str().unwrap();
                 let args: Vec<&str> = if cmd == "plan" {
                     vec!["plan", "--parallelism", "8", dir]
                 } else {
                     vec!["apply", "--auto-approve", "--parallelism", "8", dir]
                 };
-                let (wall, rss_kb, _) = measure(&sim, &args);
+                // A plan changes nothing, so it is timed several times and the median kept;
+                // an apply changes the world and runs once.
+                let runs = if cmd == "plan" { PLAN_RUNS } else { 1 };
+                let mut walls = Vec::new();
+                let mut rss_kb = 0;
+                for _ in 0..runs {
+                    sim.reset();
+                    sim.set_faults(&format!(r#"{{ "latencyMs": {latency} }}"#));
+                    let (wall, rss, _) = measure(&sim, &args);
+                    walls.push(wall);
+                    rss_kb = rss_kb.max(rss);
+                }
+                walls.sort();
+                let wall = walls[walls.len() / 2];
                 let requests = sim.requests().len();
                 let r_min = setup.reads_min + if cmd == "apply" { setup.promotions } else { 0 };
                 let limit = (r_min.div_ceil(PARALLELISM) as f64) * latency as f64 / 1000.0;
@@ -200,6 +214,7 @@ fn main() {
                 let row = json!({
                     "n": n, "latencyMs": latency, "parallelism": PARALLELISM, "command": cmd,
                     "wallSeconds": wall.as_secs_f64(), "requests": requests, "rMin": r_min,
+                    "wallSecondsOfRuns": walls.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(),
                     "limitSeconds": limit, "wallOverLimit": if limit > 0.0 { Some(wall.as_secs_f64() / limit) } else { None },
                     "peakRssMb": rss_kb as f64 / 1024.0, "microsPerTarget": wall.as_micros() as f64 / n as f64,
                     "peerSeconds": peer.map(|p| p.0), "peerRequests": peer.map(|p| p.1),
