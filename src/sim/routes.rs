@@ -291,7 +291,7 @@ fn page(req: &ApiRequest, paging: &Paging) -> (usize, usize) {
     (start, paging.cap.map_or(asked, |cap| asked.min(cap)))
 }
 
-/// A page of build results (`bamboo12-result_list.json`).
+/// A page of build results: history, or the latest build of each plan of a listing.
 #[derive(Serialize)]
 struct Listing<'a> {
     expand: &'static str,
