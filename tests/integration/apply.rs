@@ -109,6 +109,42 @@ fn without_a_terminal_apply_needs_auto_approve() {
     assert!(sim.queue_writes().is_empty());
 }
 
+#[test]
+fn on_a_terminal_apply_asks_and_only_yes_goes_on() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python/answer_on_a_terminal.py");
+    let dir = manifests(MANIFEST);
+    for (answer, code, writes) in [("no", 1, 0), ("y", 1, 0), ("yes", 0, 2)] {
+        let sim = Sim::start(SHOP);
+        let out = std::process::Command::new("python3")
+            .arg(&script)
+            .arg(answer)
+            .args([crate::support::BIN, "apply", path_str(&dir)])
+            .env("BAMBOO_URL", &sim.url)
+            .env("NO_COLOR", "1")
+            .env_remove("BAMBOO_TOKEN")
+            .env_remove("BAMBOO_USERNAME")
+            .env_remove("BAMBOO_PASSWORD")
+            .output()
+            .expect("python3 runs");
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{answer:?}: {printed}{stderr}"
+        );
+        assert!(
+            printed.contains("Do you want to perform these 2 promotions?"),
+            "{printed}"
+        );
+        assert_eq!(sim.queue_writes().len(), writes, "{answer:?}: {printed}");
+        if writes == 0 {
+            assert!(printed.contains("nothing was queued"), "{printed}");
+        }
+    }
+}
+
 /// Instant stages: one process's promotion completes before the other can write.
 const RACE_WORLD: &str = "
 settings: { clock: manual SWITCH }
