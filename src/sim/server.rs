@@ -441,13 +441,16 @@ fn control_endpoint(
             empty_response(204)
         }
         ("POST", "reset") => {
+            // All three at once, so that no request sees a fresh world with old faults. No
+            // other path holds two of these locks together, so the order cannot deadlock.
+            let (mut engine, mut faults, mut log) = (engine(), faults(), log());
             shared.clock.reset();
             match Engine::new(&shared.world, shared.clock.now()) {
-                Ok(fresh) => *engine() = fresh,
+                Ok(fresh) => *engine = fresh,
                 Err(e) => return json_response(500, &json!({ "message": e })),
             }
-            *faults() = FaultPlan::new(shared.world.faults.clone());
-            log().clear();
+            *faults = FaultPlan::new(shared.world.faults.clone());
+            log.clear();
             empty_response(204)
         }
         ("GET", "clock") => json_response(200, &json!({ "nowMs": shared.clock.now() })),
