@@ -36,13 +36,9 @@ fn check_target(target: &Target, observed: &Observed) -> Option<ManifestError> {
         ));
     }
     // Stage names from the plan when the server lists them, otherwise from the build.
-    let build = build_plan_key(target, observed).and_then(|key| {
-        observed
-            .builds
-            .get(&(key, target.build.clone()))
-            .cloned()
-            .flatten()
-    });
+    let build = build_plan_key(target, observed)
+        .and_then(|key| observed.builds.get(&(key, target.build.clone())))
+        .and_then(Option::as_ref);
     let build_stages: Vec<&str> = build
         .iter()
         .flat_map(|b| b.stages.iter().map(|s| s.name.as_str()))
