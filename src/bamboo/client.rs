@@ -268,11 +268,7 @@ impl BambooClient {
             .await
             .map_err(|e| WriteError::Unknown(describe(&e)))?;
         let status = response.status();
-        let location = response
-            .headers()
-            .get("Location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let location = header(&response, "Location");
         let body = response
             .bytes()
             .await
@@ -284,14 +280,9 @@ impl BambooClient {
         if status.is_server_error() {
             return Err(WriteError::Unknown(format!("Bamboo answered {status}")));
         }
-        let message = if status.is_redirection() {
-            redirect_message(location.as_deref())
-        } else {
-            error_message(&body)
-        };
         Err(WriteError::Refused {
             status: status.as_u16(),
-            message,
+            message: refusal_message(status, location.as_deref(), &body),
         })
     }
 
@@ -440,15 +431,8 @@ async fn attempt(request: reqwest::RequestBuilder) -> Attempt {
         Err(e) => return Attempt::Transient(describe(&e), None),
     };
     let status = response.status();
-    let header = |name| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let retry_after = retry::retry_after(header("Retry-After").as_deref());
-    let location = header("Location");
+    let retry_after = retry::retry_after(header(&response, "Retry-After").as_deref());
+    let location = header(&response, "Location");
     // Bytes, not text: a listing page is hundreds of kB, and serde_json checks UTF-8 itself.
     let body = match response.bytes().await {
         Ok(body) => body,
@@ -465,14 +449,22 @@ async fn attempt(request: reqwest::RequestBuilder) -> Attempt {
             None
         };
         Attempt::Transient(format!("Bamboo answered {status}"), retry_after)
-    } else if status.is_redirection() {
-        Attempt::Refused(status.as_u16(), redirect_message(location.as_deref()))
     } else {
-        Attempt::Refused(status.as_u16(), error_message(&body))
+        let message = refusal_message(status, location.as_deref(), &body);
+        Attempt::Refused(status.as_u16(), message)
     }
 }
 
-fn redirect_message(location: Option<&str>) -> String {
+fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    let value = response.headers().get(name)?;
+    value.to_str().ok().map(str::to_string)
+}
+
+/// Why Bamboo refused: where a redirect points (it is not followed), or Bamboo's message.
+fn refusal_message(status: StatusCode, location: Option<&str>, body: &[u8]) -> String {
+    if !status.is_redirection() {
+        return error_message(body);
+    }
     match location {
         Some(to) => format!("redirected to {to}; give the server's address as --server"),
         None => "redirected; give the server's address as --server".into(),
