@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::bamboo::types::BuildResult;
+use crate::bamboo::types::{BranchInfo, BuildResult};
 use crate::bamboo::{BambooClient, BambooError};
 use crate::manifest::{BuildSelector, Desired, Target};
 
@@ -36,6 +36,15 @@ pub struct ObservedPlan {
 pub struct ObservedBranch {
     pub key: String,
     pub enabled: bool,
+}
+
+impl From<BranchInfo> for ObservedBranch {
+    fn from(branch: BranchInfo) -> ObservedBranch {
+        ObservedBranch {
+            key: branch.key,
+            enabled: branch.enabled,
+        }
+    }
 }
 
 /// One build as Bamboo reported it.
@@ -150,10 +159,9 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
     }
     // Project listings show default branches only (Atlassian's BAM-21991), so they serve
     // default-branch `latest` targets; everything else is read per plan.
-    let (listable, direct): (BTreeMap<_, _>, BTreeMap<_, _>) =
-        on_default.into_iter().partition(|(_, selectors)| {
-            selectors.len() == 1 && selectors.contains(&BuildSelector::Latest)
-        });
+    let (listable, direct): (BTreeMap<_, _>, BTreeMap<_, _>) = on_default
+        .into_iter()
+        .partition(|(_, selectors)| only_latest(selectors));
 
     // Three independent sets of reads, run together so that the parallelism bound stays busy:
     // the branches, the listings, and the direct reads. The client's slots are handed out first
@@ -361,7 +369,7 @@ async fn branch_builds(
         .iter()
         .any(|s| matches!(s, BuildSelector::Number(_)));
     if !numbered {
-        let depth = if selectors.len() == 1 && selectors.contains(&BuildSelector::Latest) {
+        let depth = if only_latest(selectors) {
             1
         } else {
             HISTORY_DEPTH
@@ -378,10 +386,7 @@ async fn branch_builds(
                 key: branch_plan.key.clone(),
                 enabled: branch_plan.enabled,
             }),
-            None => client.branch(plan, name).await?.map(|b| ObservedBranch {
-                key: b.key,
-                enabled: b.enabled,
-            }),
+            None => client.branch(plan, name).await?.map(ObservedBranch::from),
         };
         return Ok((branch, builds));
     }
@@ -389,13 +394,12 @@ async fn branch_builds(
         return Ok((None, Vec::new()));
     };
     let builds = read_builds(client, &branch.key, selectors).await?;
-    Ok((
-        Some(ObservedBranch {
-            key: branch.key,
-            enabled: branch.enabled,
-        }),
-        builds,
-    ))
+    Ok((Some(ObservedBranch::from(branch)), builds))
+}
+
+/// Whether the only build asked for is the latest.
+fn only_latest(selectors: &BTreeSet<BuildSelector>) -> bool {
+    selectors.len() == 1 && selectors.contains(&BuildSelector::Latest)
 }
 
 /// Results asked for per project listing page; servers may cap it lower (older ones at 25).
