@@ -3,6 +3,8 @@
 //! like the fixture it copies. A listing page of a hundred builds is written straight from
 //! them: building a `serde_json::Value` tree first cost most of a page's time.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
@@ -112,9 +114,10 @@ pub fn labels(build: &Build) -> Collection<Named<'_>> {
     collection("label", items, count, 0, count)
 }
 
+/// `{"key": ...}`: borrowed from the world, or made for a job.
 #[derive(Serialize)]
 struct KeyOnly<'a> {
-    key: &'a str,
+    key: Cow<'a, str>,
 }
 
 #[derive(Serialize)]
@@ -347,7 +350,9 @@ pub fn result<'a>(view: &ResultView<'a>) -> ResultJson<'a> {
         specs_result: false,
         plan_result_key: ResultKey {
             key: key.clone(),
-            entity_key: KeyOnly { key: &plan.key },
+            entity_key: KeyOnly {
+                key: Cow::Borrowed(&plan.key),
+            },
             result_number: build.number,
         },
         state: o.state,
@@ -448,7 +453,7 @@ pub struct JobJson<'a> {
     plan: JobPlan<'a>,
     plan_name: &'a str,
     project_name: &'a str,
-    plan_result_key: OwnedResultKey,
+    plan_result_key: ResultKey<'a>,
     build_result_key: String,
     build_number: u32,
     number: u32,
@@ -504,21 +509,8 @@ struct JobPlan<'a> {
     name: String,
     short_name: &'a str,
     short_key: String,
-    plan_key: OwnedKey,
+    plan_key: KeyOnly<'a>,
     link: Link,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct OwnedResultKey {
-    key: String,
-    entity_key: OwnedKey,
-    result_number: u32,
-}
-
-#[derive(Serialize)]
-struct OwnedKey {
-    key: String,
 }
 
 #[derive(Serialize, Default)]
@@ -568,18 +560,18 @@ fn job_result<'a>(
             name: format!("{} - {}", plan.name, stage.name),
             short_name: &stage.name,
             short_key,
-            plan_key: OwnedKey {
-                key: job_plan.clone(),
+            plan_key: KeyOnly {
+                key: Cow::Owned(job_plan.clone()),
             },
             link: link(base, &format!("plan/{job_plan}")),
             key: job_plan.clone(),
         },
         plan_name: &stage.name,
         project_name: &plan.project_name,
-        plan_result_key: OwnedResultKey {
+        plan_result_key: ResultKey {
             key: key.clone(),
-            entity_key: OwnedKey {
-                key: job_plan.clone(),
+            entity_key: KeyOnly {
+                key: Cow::Owned(job_plan.clone()),
             },
             result_number: build.number,
         },
@@ -664,7 +656,9 @@ pub fn plan_summary<'a>(base: &str, plan: &'a PlanState) -> PlanSummary<'a> {
         id: plan_id(&plan.key),
         key: &plan.key,
         name: &plan.name,
-        plan_key: KeyOnly { key: &plan.key },
+        plan_key: KeyOnly {
+            key: Cow::Borrowed(&plan.key),
+        },
     }
 }
 
