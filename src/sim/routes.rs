@@ -77,7 +77,7 @@ fn ok(root: &'static str, body: &impl Serialize) -> Reply {
     }
 }
 
-fn to_json(body: &impl Serialize) -> String {
+pub fn to_json(body: &impl Serialize) -> String {
     serde_json::to_string(body).expect("the simulator's answers serialize")
 }
 

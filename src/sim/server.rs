@@ -360,10 +360,7 @@ impl Drop for InFlight<'_> {
 }
 
 fn json_response(status: u16, body: &impl serde::Serialize) -> Response {
-    json_text_response(
-        status,
-        serde_json::to_string(body).expect("the simulator's answers serialize"),
-    )
+    json_text_response(status, routes::to_json(body))
 }
 
 fn json_text_response(status: u16, text: String) -> Response {
@@ -396,10 +393,10 @@ fn rate_limited(retry_after: u64) -> Response {
         .header("X-RateLimit-Limit", "10")
         .header("X-RateLimit-Remaining", "0")
         .header(header::CONTENT_TYPE, "application/json;charset=UTF-8")
-        .body(Body::from(
-            serde_json::to_string(&view::error(429, "Too Many Requests"))
-                .expect("the simulator's answers serialize"),
-        ))
+        .body(Body::from(routes::to_json(&view::error(
+            429,
+            "Too Many Requests",
+        ))))
         .expect("valid response")
 }
 
