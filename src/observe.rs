@@ -3,6 +3,7 @@
 //! Many targets on one plan cost one read of that plan's builds.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
 
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -103,27 +104,43 @@ impl ObservedBuild {
     /// The build's state in 16 hex digits: a saved plan holds it, and `apply` refuses a call
     /// whose build no longer matches. Labels are left out: our own lock labels come and go.
     pub fn fingerprint(&self) -> String {
+        // The hashed text is `key|lifeCycleState|state|continuable|restartable`, then
+        // `|name:lifeCycleState:state:runnable` per stage; fed piece by piece, without
+        // formatting a string per build and stage.
         let mut hasher = Sha256::new();
-        let head = format!(
-            "{}|{}|{}|{}|{}",
-            self.key, self.life_cycle_state, self.state, self.continuable, self.restartable
-        );
-        hasher.update(head.as_bytes());
-        for stage in &self.stages {
-            hasher.update(
-                format!(
-                    "|{}:{}:{}:{}",
-                    stage.name, stage.life_cycle_state, stage.state, stage.runnable
-                )
-                .as_bytes(),
-            );
+        let flag = |b: bool| if b { "true" } else { "false" };
+        for piece in [
+            self.key.as_str(),
+            "|",
+            &self.life_cycle_state,
+            "|",
+            &self.state,
+            "|",
+            flag(self.continuable),
+            "|",
+            flag(self.restartable),
+        ] {
+            hasher.update(piece);
         }
-        hasher
-            .finalize()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        for stage in &self.stages {
+            for piece in [
+                "|",
+                stage.name.as_str(),
+                ":",
+                &stage.life_cycle_state,
+                ":",
+                &stage.state,
+                ":",
+                flag(stage.runnable),
+            ] {
+                hasher.update(piece);
+            }
+        }
+        let mut hex = String::with_capacity(16);
+        for byte in &hasher.finalize()[..8] {
+            let _ = write!(hex, "{byte:02x}");
+        }
+        hex
     }
 }
 

@@ -435,3 +435,25 @@ fn online_check_points_at_unknown_plans_and_stages() {
         ]
     );
 }
+
+#[test]
+fn a_fingerprint_hashes_the_builds_state_and_not_its_labels() {
+    use sha2::{Digest, Sha256};
+    let mut paused = build(
+        "A-B-7",
+        "Finished/Successful",
+        true,
+        "Build=done Deploy*=next",
+    );
+    let text = "A-B-7|Finished|Successful|true|false\
+                |Build:Finished:Successful:false|Deploy:NotBuilt:Unknown:true";
+    let hex: String = Sha256::digest(text)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(paused.fingerprint(), hex);
+    paused.labels.push("bamboo-promote-lock".into());
+    assert_eq!(paused.fingerprint(), hex, "labels come and go");
+    paused.stages[1].runnable = false;
+    assert_ne!(paused.fingerprint(), hex);
+}
