@@ -13,7 +13,8 @@ use crate::bamboo::types::{BranchInfo, BuildResult};
 use crate::bamboo::{BambooClient, BambooError};
 use crate::manifest::{BuildSelector, Desired, Target};
 
-/// How many recent builds one history read covers, for revision and label selectors.
+/// How many recent builds one history read covers. Numbers and labels it does not show are
+/// asked for directly; a revision is searched for among these builds only.
 pub const HISTORY_DEPTH: usize = 50;
 
 /// What Bamboo holds that the targets care about.
@@ -394,16 +395,16 @@ async fn branch_builds(
         let Some(history) = client.branch_history(plan, name, depth).await? else {
             return Ok((None, Vec::new()));
         };
-        let builds = selectors
-            .iter()
-            .map(|s| (s.clone(), pick(&history, s).cloned()))
-            .collect();
         let branch = match history.first().and_then(|b| b.plan.as_ref()) {
             Some(branch_plan) => Some(ObservedBranch {
                 key: branch_plan.key.clone(),
                 enabled: branch_plan.enabled,
             }),
             None => client.branch(plan, name).await?.map(ObservedBranch::from),
+        };
+        let builds = match &branch {
+            Some(branch) => from_history(client, &branch.key, &history, depth, selectors).await?,
+            None => Vec::new(),
         };
         return Ok((branch, builds));
     }
@@ -429,29 +430,47 @@ fn plan_of(build: &BuildResult) -> &str {
     )
 }
 
-/// The builds one plan's selectors name: one direct read for a single `latest` or number,
-/// otherwise one history read, with direct reads for numbers older than the history shows.
+/// The builds one plan's selectors name: one direct read for a single `latest`, number or
+/// label, otherwise one history read (see `from_history`).
 async fn read_builds(
     client: &BambooClient,
     plan: &str,
     selectors: &BTreeSet<BuildSelector>,
 ) -> Result<Vec<(BuildSelector, Option<BuildResult>)>, BambooError> {
-    if let [single @ (BuildSelector::Latest | BuildSelector::Number(_))] =
-        selectors.iter().collect::<Vec<_>>().as_slice()
-    {
-        let number = match single {
-            BuildSelector::Number(n) => Some(*n),
-            _ => None,
+    if let [single] = selectors.iter().collect::<Vec<_>>().as_slice() {
+        let build = match single {
+            BuildSelector::Latest => Some(client.build(plan, None).await?),
+            BuildSelector::Number(n) => Some(client.build(plan, Some(*n)).await?),
+            BuildSelector::Label(label) => Some(client.labelled(plan, label).await?),
+            BuildSelector::Revision(_) => None,
         };
-        return Ok(vec![((*single).clone(), client.build(plan, number).await?)]);
+        if let Some(build) = build {
+            return Ok(vec![((*single).clone(), build)]);
+        }
     }
     let history = client.history(plan, HISTORY_DEPTH).await?;
+    from_history(client, plan, &history, HISTORY_DEPTH, selectors).await
+}
+
+/// The builds a plan's newest builds (`depth` asked, newest first) show for each selector.
+/// When the history may go further back, a number or label it does not show is asked for
+/// directly, at any age; a revision has no such filter, so only the newest builds are searched.
+async fn from_history(
+    client: &BambooClient,
+    plan: &str,
+    history: &[BuildResult],
+    depth: usize,
+    selectors: &BTreeSet<BuildSelector>,
+) -> Result<Vec<(BuildSelector, Option<BuildResult>)>, BambooError> {
+    let complete = history.len() < depth;
     let mut found = Vec::new();
     for selector in selectors {
-        let build = match (pick(&history, selector), selector) {
+        let build = match (pick(history, selector), selector) {
             (Some(build), _) => Some(build.clone()),
+            (None, _) if complete => None,
             (None, BuildSelector::Number(n)) => client.build(plan, Some(*n)).await?,
-            (None, _) => None,
+            (None, BuildSelector::Label(label)) => client.labelled(plan, label).await?,
+            (None, BuildSelector::Latest | BuildSelector::Revision(_)) => None,
         };
         found.push((selector.clone(), build));
     }

@@ -156,7 +156,7 @@ impl BambooClient {
     pub async fn history(&self, plan: &str, max: usize) -> Result<Vec<BuildResult>, BambooError> {
         let what = format!("read history of {plan}");
         let list = self
-            .result_list(&what, &encode_segment(plan), 0, max)
+            .result_list(&what, &encode_segment(plan), &[], 0, max)
             .await?;
         Ok(list.map(|(builds, _)| builds).unwrap_or_default())
     }
@@ -171,7 +171,7 @@ impl BambooClient {
     ) -> Result<Option<Vec<BuildResult>>, BambooError> {
         let what = format!("read builds of branch {name:?} of {plan}");
         let path = format!("{}/branch/{}", encode_segment(plan), encode_segment(name));
-        let list = self.result_list(&what, &path, 0, max).await?;
+        let list = self.result_list(&what, &path, &[], 0, max).await?;
         Ok(list.map(|(builds, _)| builds))
     }
 
@@ -185,23 +185,38 @@ impl BambooClient {
     ) -> Result<(Vec<BuildResult>, usize), BambooError> {
         let what = format!("list latest builds of project {project}");
         let list = self
-            .result_list(&what, &encode_segment(project), start, max)
+            .result_list(&what, &encode_segment(project), &[], start, max)
             .await?;
         Ok(list.unwrap_or_default())
     }
 
+    /// `GET result/{plan}?label={label}`: the newest build of a plan (or branch plan) that
+    /// carries the label, however far back in its history; `None` when no build does.
+    pub async fn labelled(
+        &self,
+        plan: &str,
+        label: &str,
+    ) -> Result<Option<BuildResult>, BambooError> {
+        let what = format!("read the build of {plan} labelled {label:?}");
+        let list = self
+            .result_list(&what, &encode_segment(plan), &[("label", label)], 0, 1)
+            .await?;
+        Ok(list.and_then(|(builds, _)| builds.into_iter().next()))
+    }
+
     /// One page of `GET result/{path}` with stages and labels, builds of every state, and the
-    /// collection's `size`; `None` for 404. Both spellings of the page size go out: servers
-    /// differ in which they honour.
+    /// collection's `size`; `None` for 404. `filter` narrows the builds (`label`). Both
+    /// spellings of the page size go out: servers differ in which they honour.
     async fn result_list(
         &self,
         what: &str,
         path: &str,
+        filter: &[(&str, &str)],
         start: usize,
         max: usize,
     ) -> Result<Option<(Vec<BuildResult>, usize)>, BambooError> {
         let (start, max) = (start.to_string(), max.to_string());
-        let query = [
+        let mut query = vec![
             (
                 "expand",
                 "results.result.stages.stage,results.result.labels",
@@ -211,6 +226,7 @@ impl BambooClient {
             ("max-results", max.as_str()),
             ("max-result", max.as_str()),
         ];
+        query.extend_from_slice(filter);
         let list: Option<ResultList> = self.get(what, &format!("result/{path}"), &query).await?;
         Ok(list.map(|l| (l.results.items, l.results.size)))
     }

@@ -206,3 +206,71 @@ fn a_429_pauses_the_whole_run_not_only_the_task_that_got_it() {
         "the run went on after the pause"
     );
 }
+
+#[test]
+fn a_label_or_number_older_than_the_history_read_is_asked_for_directly() {
+    // Sixty builds; the label `old` and build 3 lie beyond the newest fifty a history shows.
+    let builds: Vec<String> = (1..=60)
+        .map(|n| {
+            let labels = match n {
+                2 => "[old]",
+                58 => "[new]",
+                _ => "[]",
+            };
+            format!("{{ number: {n}, labels: {labels}, state: {{ pausedBefore: Deploy }} }}")
+        })
+        .collect();
+    let world = format!(
+        "settings: {{ clock: manual }}\nprojects:\n  - key: H\n    plans:\n      - key: APP\n        stages: [{{ name: Build }}, {{ name: Deploy, manual: true }}]\n        builds: [{}]\n",
+        builds.join(", ")
+    );
+    let sim = Sim::start(&world);
+    let target = |id: &str, build: &str| {
+        format!("    - {{ id: {id}, plan: H-APP, build: {build}, stage: Deploy }}\n")
+    };
+    let cases = [
+        // (targets, requests as (path, part of the query), the builds the plan shows, what)
+        (
+            target("old", "{ label: old }"),
+            vec![("result/H-APP?", "label=old")],
+            vec!["H-APP-2"],
+            "a lone label: the newest build with it, in one request at any age",
+        ),
+        (
+            target("latest", "latest") + &target("new", "{ label: new }"),
+            vec![("result/H-APP?", "max-result=50")],
+            vec!["H-APP-60", "H-APP-58"],
+            "a label among the newest builds: the history alone",
+        ),
+        (
+            target("latest", "latest") + &target("old", "{ label: old }") + &target("three", "3"),
+            vec![
+                ("result/H-APP?", "max-result=50"),
+                ("result/H-APP-3?", ""),
+                ("result/H-APP?", "label=old"),
+            ],
+            vec!["H-APP-60", "H-APP-2", "H-APP-3"],
+            "older than the history: the history, then each asked for directly",
+        ),
+    ];
+    for (targets, expected, shown, what) in cases {
+        sim.reset();
+        let text = format!(
+            "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: {{ name: h }}\nspec:\n  targets:\n{targets}"
+        );
+        let dir = manifests(&text);
+        let ran = sim.cmd(&["plan", path_str(&dir)]).run();
+        assert_eq!(ran.code, 0, "{what}: {}", ran.stderr);
+        let log = paths(&sim);
+        assert_eq!(log.len(), expected.len(), "{what}: {log:#?}");
+        for (path, query) in expected {
+            assert!(
+                log.iter().any(|p| p.starts_with(path) && p.contains(query)),
+                "{what}: no {path}…{query} in {log:#?}"
+            );
+        }
+        for key in shown {
+            assert!(ran.stdout.contains(key), "{what}: {key}\n{}", ran.stdout);
+        }
+    }
+}
