@@ -285,9 +285,9 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
     Ok(observed)
 }
 
-/// The latest builds of default-branch plans, read from project listings where that takes
-/// fewer requests than one read per plan. Returns what was found and the plans left to
-/// per-plan reads.
+/// The latest builds of default-branch plans, read from listings where that takes fewer
+/// requests than one read per plan. Returns what was found and the plans left to per-plan
+/// reads.
 async fn list_latest(
     client: &BambooClient,
     plans: &BTreeMap<String, BTreeSet<BuildSelector>>,
@@ -298,19 +298,28 @@ async fn list_latest(
             by_project.entry(project).or_default().insert(key);
         }
     }
-    // A listing's first page costs what one per-plan read does: only worth it for two or more.
-    let (listed, single): (BTreeMap<_, _>, BTreeMap<_, _>) = by_project
+    // A listing's first page costs what one per-plan read does: only worth it for two or more
+    // wanted plans. Projects with one each are pooled into the server's listing, which holds
+    // them all (in a handful of pages on a small server).
+    let (mut listings, singles): (Vec<_>, Vec<_>) = by_project
         .into_iter()
+        .map(|(project, plans)| (Some(project), plans))
         .partition(|(_, plans)| plans.len() >= 2);
-    let mut unlisted: Vec<String> = single.values().flatten().map(|p| p.to_string()).collect();
-    let listings = join_all(
-        listed
+    let singles: BTreeSet<&str> = singles.into_iter().flat_map(|(_, plans)| plans).collect();
+    let mut unlisted: Vec<String> = Vec::new();
+    match singles.len() {
+        0 => {}
+        1 => unlisted.extend(singles.iter().map(|p| p.to_string())),
+        _ => listings.push((None, singles)),
+    }
+    let read = join_all(
+        listings
             .iter()
-            .map(|(project, plans)| list_project(client, project, plans)),
+            .map(|(project, plans)| list(client, *project, plans)),
     )
     .await;
     let mut found = HashMap::new();
-    for (listing, plans) in listings.into_iter().zip(listed.values()) {
+    for (listing, (_, plans)) in read.into_iter().zip(&listings) {
         let listing = listing?;
         unlisted.extend(
             plans
@@ -323,14 +332,15 @@ async fn list_latest(
     Ok((found, unlisted))
 }
 
-/// One project's listing. The first page tells the listing's size; the rest is read only if
-/// its pages are fewer than the wanted plans still unseen.
-async fn list_project(
+/// One listing, of a project or (`None`) of the whole server. The first page tells the
+/// listing's size; the rest is read only if its pages are fewer than the wanted plans still
+/// unseen.
+async fn list(
     client: &BambooClient,
-    project: &str,
+    project: Option<&str>,
     plans: &BTreeSet<&str>,
 ) -> Result<HashMap<String, Option<BuildResult>>, BambooError> {
-    let (first, size) = client.project_latest(project, 0, LISTING_PAGE).await?;
+    let (first, size) = client.latest_builds(project, 0, LISTING_PAGE).await?;
     let page = first.len().max(1);
     let mut builds = first;
     let remaining_pages = size.saturating_sub(builds.len()).div_ceil(page);
@@ -344,7 +354,7 @@ async fn list_project(
         let pages = join_all(
             starts
                 .iter()
-                .map(|start| client.project_latest(project, *start, page)),
+                .map(|start| client.latest_builds(project, *start, page)),
         )
         .await;
         for result in pages {

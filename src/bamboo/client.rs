@@ -156,7 +156,13 @@ impl BambooClient {
     pub async fn history(&self, plan: &str, max: usize) -> Result<Vec<BuildResult>, BambooError> {
         let what = format!("read history of {plan}");
         let list = self
-            .result_list(&what, &encode_segment(plan), &[], 0, max)
+            .result_list(
+                &what,
+                &format!("result/{}", encode_segment(plan)),
+                &[],
+                0,
+                max,
+            )
             .await?;
         Ok(list.map(|(builds, _)| builds).unwrap_or_default())
     }
@@ -170,23 +176,34 @@ impl BambooClient {
         max: usize,
     ) -> Result<Option<Vec<BuildResult>>, BambooError> {
         let what = format!("read builds of branch {name:?} of {plan}");
-        let path = format!("{}/branch/{}", encode_segment(plan), encode_segment(name));
+        let path = format!(
+            "result/{}/branch/{}",
+            encode_segment(plan),
+            encode_segment(name)
+        );
         let list = self.result_list(&what, &path, &[], 0, max).await?;
         Ok(list.map(|(builds, _)| builds))
     }
 
-    /// One page of `GET result/{project}`: the latest build of each default-branch plan, with
-    /// stages, and the listing's total `size`.
-    pub async fn project_latest(
+    /// One page of `GET result/{project}`, or of `GET result` for the whole server: the latest
+    /// build of each default-branch plan, with stages, and the listing's total `size`.
+    pub async fn latest_builds(
         &self,
-        project: &str,
+        project: Option<&str>,
         start: usize,
         max: usize,
     ) -> Result<(Vec<BuildResult>, usize), BambooError> {
-        let what = format!("list latest builds of project {project}");
-        let list = self
-            .result_list(&what, &encode_segment(project), &[], start, max)
-            .await?;
+        let (what, path) = match project {
+            Some(project) => (
+                format!("list latest builds of project {project}"),
+                format!("result/{}", encode_segment(project)),
+            ),
+            None => (
+                "list latest builds of the server".to_string(),
+                "result".to_string(),
+            ),
+        };
+        let list = self.result_list(&what, &path, &[], start, max).await?;
         Ok(list.unwrap_or_default())
     }
 
@@ -199,12 +216,18 @@ impl BambooClient {
     ) -> Result<Option<BuildResult>, BambooError> {
         let what = format!("read the build of {plan} labelled {label:?}");
         let list = self
-            .result_list(&what, &encode_segment(plan), &[("label", label)], 0, 1)
+            .result_list(
+                &what,
+                &format!("result/{}", encode_segment(plan)),
+                &[("label", label)],
+                0,
+                1,
+            )
             .await?;
         Ok(list.and_then(|(builds, _)| builds.into_iter().next()))
     }
 
-    /// One page of `GET result/{path}` with stages and labels, builds of every state, and the
+    /// One page of `GET {path}` (a `result` listing) with stages and labels, builds of every state, and the
     /// collection's `size`; `None` for 404. `filter` narrows the builds (`label`). Both
     /// spellings of the page size go out: servers differ in which they honour.
     async fn result_list(
@@ -227,7 +250,7 @@ impl BambooClient {
             ("max-result", max.as_str()),
         ];
         query.extend_from_slice(filter);
-        let list: Option<ResultList> = self.get(what, &format!("result/{path}"), &query).await?;
+        let list: Option<ResultList> = self.get(what, path, &query).await?;
         Ok(list.map(|l| (l.results.items, l.results.size)))
     }
 

@@ -154,6 +154,60 @@ fn few_latest_targets_in_a_large_project_are_read_one_by_one() {
 }
 
 #[test]
+fn one_wanted_plan_in_each_of_several_projects_is_read_from_the_servers_listing() {
+    // Four projects of two plans; one `latest` target in each. Plans list in key order:
+    // A-P1 A-P2 B-P1 B-P2 C-P1 C-P2 D-P1 D-P2.
+    let mut world = String::new();
+    for project in ["A", "B", "C", "D"] {
+        let _ = write!(world, "  - key: {project}\n    plans:\n");
+        for plan in ["P1", "P2"] {
+            let _ = write!(
+                world,
+                "      - key: {plan}\n        stages: [{{ name: Build }}, {{ name: Deploy, manual: true }}]\n        builds: [{{ number: 1, state: {{ pausedBefore: Deploy }} }}]\n"
+            );
+        }
+    }
+    let targets: String = ["A", "B", "C", "D"]
+        .iter()
+        .map(|p| format!("    - {{ id: {p}, plan: {p}-P1, stage: Deploy }}\n"))
+        .collect();
+    let dir = manifests(&format!(
+        "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: {{ name: spread }}\nspec:\n  targets:\n{targets}"
+    ));
+    let cases = [
+        // (page cap, requests, what)
+        ("", vec!["result?"], "one page holds the whole server"),
+        (
+            ", pageCap: 4",
+            vec!["result?", "result?"],
+            "C-P1 and D-P1 are on the second and last page: it is read",
+        ),
+        (
+            ", pageCap: 3",
+            vec!["result/C-P1-latest?", "result/D-P1-latest?", "result?"],
+            "two pages remain for two unseen plans: they are read one by one",
+        ),
+    ];
+    for (cap, expected, what) in cases {
+        let sim = Sim::start(&format!(
+            "settings: {{ clock: manual{cap} }}\nprojects:\n{world}"
+        ));
+        let ran = sim.cmd(&["plan", path_str(&dir)]).run();
+        assert!(
+            ran.stdout.contains("4 to promote"),
+            "{what}: {}",
+            ran.stdout
+        );
+        let mut log = paths(&sim);
+        log.sort(); // requests run concurrently; sorted, `result/…` comes before `result?`
+        assert_eq!(log.len(), expected.len(), "{what}: {log:#?}");
+        for (path, prefix) in log.iter().zip(&expected) {
+            assert!(path.starts_with(prefix), "{what}: {log:#?}");
+        }
+    }
+}
+
+#[test]
 fn parallelism_bounds_the_requests_in_flight() {
     let sim = Sim::start(&world(24, ""));
     sim.set_faults(r#"{ "latencyMs": 40 }"#);
