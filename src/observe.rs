@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
@@ -24,8 +25,9 @@ pub struct Observed {
     pub plans: HashMap<String, Option<ObservedPlan>>,
     /// By (plan key, branch name); `None` when the branch does not exist.
     pub branches: HashMap<(String, String), Option<ObservedBranch>>,
-    /// By (plan or branch-plan key, selector); `None` when no build matches.
-    pub builds: HashMap<(String, BuildSelector), Option<ObservedBuild>>,
+    /// By (plan or branch-plan key, selector); `None` when no build matches. Shared: every
+    /// target on the build, and the plan's items, hold the same one.
+    pub builds: HashMap<(String, BuildSelector), Option<Arc<ObservedBuild>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,7 +282,7 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
     }
     observed.builds = found
         .into_iter()
-        .map(|(key, build)| (key, build.map(ObservedBuild::from_result)))
+        .map(|(key, build)| (key, build.map(|b| Arc::new(ObservedBuild::from_result(b)))))
         .collect();
     Ok(observed)
 }

@@ -145,7 +145,7 @@ pub async fn run(
             }
             for item in &plan.items {
                 if let Some(build) = &item.build {
-                    builds.insert(item.target.id.clone(), build.clone());
+                    builds.insert(item.target.id.clone(), ObservedBuild::clone(build));
                 }
             }
         } else {
@@ -160,7 +160,7 @@ pub async fn run(
         .map(|item| {
             let build = builds
                 .get(&item.target.id)
-                .or(item.build.as_ref())
+                .or(item.build.as_deref())
                 .map(|b| b.key.clone());
             let outcome = done
                 .remove(&item.target.id)

@@ -7,6 +7,7 @@ mod model;
 mod stages;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub use check::check;
 pub use model::{Action, BlockReason, FORMAT_VERSION, Plan, PlanItem, Status, Summary, TargetRef};
@@ -43,7 +44,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
 /// The status of one target, ignoring `after`.
 pub fn item(target: &Target, observed: &Observed) -> PlanItem {
     let build = build_for(target, observed);
-    let status = status_for(target, observed, build.as_ref());
+    let status = status_for(target, observed, build.as_deref());
     PlanItem {
         target: target_ref(target),
         build,
@@ -62,7 +63,7 @@ pub fn target_ref(target: &Target) -> TargetRef {
     }
 }
 
-fn build_for(target: &Target, observed: &Observed) -> Option<ObservedBuild> {
+fn build_for(target: &Target, observed: &Observed) -> Option<Arc<ObservedBuild>> {
     let key = build_plan_key(target, observed)?;
     observed
         .builds

@@ -2,6 +2,8 @@
 //! promotion, the exact call and every stage it will run. Serialized as the versioned JSON
 //! that `plan --out` saves and `apply plan.json` executes.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::BuildSelector;
@@ -20,8 +22,8 @@ pub struct Plan {
 #[serde(rename_all = "camelCase")]
 pub struct PlanItem {
     pub target: TargetRef,
-    /// The build the target resolved to, as observed.
-    pub build: Option<ObservedBuild>,
+    /// The build the target resolved to, as observed (shared with `Observed`).
+    pub build: Option<Arc<ObservedBuild>>,
     pub status: Status,
 }
 

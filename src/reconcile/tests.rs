@@ -2,6 +2,7 @@
 //! or compact stage lists turned into the same JSON shape — never hand-built `Observed` values.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -313,10 +314,10 @@ fn observed(
         .insert(("A-B".into(), "feature/x".into()), branch.clone());
     observed
         .builds
-        .insert(("A-B".into(), BuildSelector::Latest), latest);
+        .insert(("A-B".into(), BuildSelector::Latest), latest.map(Arc::new));
     observed
         .builds
-        .insert(("A-B".into(), BuildSelector::Number(6)), six);
+        .insert(("A-B".into(), BuildSelector::Number(6)), six.map(Arc::new));
     if let Some(branch) = branch {
         observed
             .builds

@@ -2,7 +2,8 @@
 //! next ▷, not run ·) with the target in brackets, the call a promotion makes and every stage
 //! it runs, then a summary line like Terraform's.
 
-use std::fmt::Write;
+use std::borrow::Cow;
+use std::fmt::{self, Write};
 
 use crate::observe::ObservedBuild;
 use crate::reconcile::{Plan, PlanItem, Status, Summary};
@@ -22,11 +23,25 @@ impl Style {
         }
     }
 
-    fn paint(&self, code: &str, text: &str) -> String {
-        if self.colour {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
+    fn paint<'a>(&self, code: &'a str, text: &'a str) -> Painted<'a> {
+        Painted {
+            code: self.colour.then_some(code),
+            text,
+        }
+    }
+}
+
+/// Text in a colour (an SGR code), or plain; written straight into the report.
+struct Painted<'a> {
+    code: Option<&'a str>,
+    text: &'a str,
+}
+
+impl fmt::Display for Painted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.code {
+            Some(code) => write!(f, "\x1b[{code}m{}\x1b[0m", self.text),
+            None => f.write_str(self.text),
         }
     }
 }
@@ -48,6 +63,7 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
         .map(|i| build_label(i).len())
         .max()
         .unwrap_or(0);
+    let pad = " ".repeat(id_width + 6);
     for item in &plan.items {
         let (mark, colour, words) = describe(&item.status, show_calls);
         let _ = writeln!(
@@ -56,37 +72,27 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
             style.paint(colour, mark),
             item.target.id,
             build_label(item),
-            stage_row(item.build.as_ref(), &item.target.stage),
+            stage_row(item.build.as_deref(), &item.target.stage),
             style.paint(colour, &words),
         );
         if let (true, Status::Queue { action }) = (show_calls, &item.status) {
-            let pad = " ".repeat(id_width + 6);
-            let query: Vec<String> = action
-                .query
-                .iter()
-                .map(|(k, v)| format!("{k}={}", crate::bamboo::encode_segment(v)))
-                .collect();
-            let _ = writeln!(
-                out,
-                "{pad}call: {} {}?{}",
-                action.method,
-                action.path,
-                query.join("&")
-            );
-            let _ = writeln!(out, "{pad}runs: {}", action.runs.join(", "));
+            let _ = write!(out, "{pad}call: {} {}", action.method, action.path);
+            for (i, (k, v)) in action.query.iter().enumerate() {
+                let separator = if i == 0 { '?' } else { '&' };
+                let _ = write!(out, "{separator}{k}={}", crate::bamboo::encode_segment(v));
+            }
+            let _ = writeln!(out, "\n{pad}runs: {}", action.runs.join(", "));
         }
     }
     let _ = writeln!(out, "\n{}", summary_line(&plan.summary(), show_calls));
     out
 }
 
-fn build_label(item: &PlanItem) -> String {
-    match &item.build {
-        Some(build) => build.key.clone(),
-        None => match &item.target.branch {
-            Some(branch) => format!("{} ({branch})", item.target.plan),
-            None => item.target.plan.clone(),
-        },
+fn build_label(item: &PlanItem) -> Cow<'_, str> {
+    match (&item.build, &item.target.branch) {
+        (Some(build), _) => Cow::Borrowed(&build.key),
+        (None, Some(branch)) => Cow::Owned(format!("{} ({branch})", item.target.plan)),
+        (None, None) => Cow::Borrowed(&item.target.plan),
     }
 }
 
@@ -103,15 +109,22 @@ fn describe(status: &Status, planning: bool) -> (&'static str, &'static str, Str
     }
 }
 
-/// `Build ✓ › [Deploy Staging ▷] › Deploy Prod ·`
-pub fn stage_row(build: Option<&ObservedBuild>, target: &str) -> String {
-    let Some(build) = build else {
-        return "(no build)".to_string();
-    };
-    let cells: Vec<String> = build
-        .stages
-        .iter()
-        .map(|s| {
+/// `Build ✓ › [Deploy Staging ▷] › Deploy Prod ·`, written where it is displayed.
+pub fn stage_row<'a>(build: Option<&'a ObservedBuild>, target: &'a str) -> StageRow<'a> {
+    StageRow { build, target }
+}
+
+pub struct StageRow<'a> {
+    build: Option<&'a ObservedBuild>,
+    target: &'a str,
+}
+
+impl fmt::Display for StageRow<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(build) = self.build else {
+            return f.write_str("(no build)");
+        };
+        for (i, s) in build.stages.iter().enumerate() {
             let symbol = match (s.life_cycle_state.as_str(), s.state.as_str()) {
                 ("Finished", "Successful") => "✓",
                 ("Finished", "Failed") => "✗",
@@ -120,14 +133,15 @@ pub fn stage_row(build: Option<&ObservedBuild>, target: &str) -> String {
                 _ if s.runnable => "▷",
                 _ => "·",
             };
-            if s.name == target {
-                format!("[{} {symbol}]", s.name)
+            let separator = if i == 0 { "" } else { " › " };
+            if s.name == self.target {
+                write!(f, "{separator}[{} {symbol}]", s.name)?;
             } else {
-                format!("{} {symbol}", s.name)
+                write!(f, "{separator}{} {symbol}", s.name)?;
             }
-        })
-        .collect();
-    cells.join(" › ")
+        }
+        Ok(())
+    }
 }
 
 pub fn summary_line(s: &Summary, planning: bool) -> String {

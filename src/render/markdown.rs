@@ -36,7 +36,9 @@ pub fn render(plan: &Plan, server: &str) -> String {
             Status::Waiting { on } => (format!("⏸ waiting on {}", on.join(", ")), String::new()),
             Status::Blocked { reason } => (format!("⛔ blocked: {reason}"), String::new()),
         };
-        let stages = stage_row(item.build.as_ref(), &item.target.stage).replace('|', "\\|");
+        let stages = stage_row(item.build.as_deref(), &item.target.stage)
+            .to_string()
+            .replace('|', "\\|");
         let _ = writeln!(
             out,
             "| `{}` | {build} | {stages} | {status} | {runs} |",
