@@ -201,52 +201,29 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
                 .map(|(key, selectors)| read_builds(client, key, selectors))
         ),
     );
-    let mut found: HashMap<(String, BuildSelector), Option<BuildResult>> = HashMap::new();
-    let (listed, unlisted) = listed?;
-    for (key, build) in listed {
-        found.insert((key, BuildSelector::Latest), build);
+    let mut found = Found::default();
+    for (key, build) in listed? {
+        found.keep(key, BuildSelector::Latest, build);
     }
     for ((key, _), builds) in direct.iter().zip(direct_reads) {
-        found.extend(
-            builds?
-                .into_iter()
-                .map(|(selector, build)| ((key.clone(), selector), build)),
-        );
+        for (selector, build) in builds? {
+            found.keep(key.clone(), selector, build);
+        }
     }
     for ((plan, name), read) in on_branch.keys().zip(branch_reads) {
         let (branch, builds) = read?;
         if let Some(branch) = &branch {
-            found.extend(
-                builds
-                    .into_iter()
-                    .map(|(selector, build)| ((branch.key.clone(), selector), build)),
-            );
+            for (selector, build) in builds {
+                found.keep(branch.key.clone(), selector, build);
+            }
         }
         observed
             .branches
             .insert((plan.clone(), name.clone()), branch);
     }
-    // Plans the listings did not cover, because reading the rest of a listing cost more.
-    let latest = BTreeSet::from([BuildSelector::Latest]);
-    let reads = join_all(unlisted.iter().map(|key| read_builds(client, key, &latest))).await;
-    for (key, builds) in unlisted.iter().zip(reads) {
-        found.extend(
-            builds?
-                .into_iter()
-                .map(|(selector, build)| ((key.clone(), selector), build)),
-        );
-    }
 
-    // What the builds say of their plans; the plans no build spoke for are read.
-    let mut plans: HashMap<String, ObservedPlan> = HashMap::new();
-    for build in found.values().flatten() {
-        if let Some(plan) = &build.plan {
-            plans.entry(plan.key.clone()).or_insert(ObservedPlan {
-                enabled: plan.enabled,
-                stages: Vec::new(),
-            });
-        }
-    }
+    // The plans no build spoke for are read.
+    let Found { builds, mut plans } = found;
     // A branch that was found proves its plan exists; the branch's own `enabled` governs its
     // builds, so the master plan need not be read for it.
     for ((plan, _), branch) in &observed.branches {
@@ -280,20 +257,40 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
             .plans
             .insert(target.plan.clone(), plans.get(&target.plan).cloned());
     }
-    observed.builds = found
-        .into_iter()
-        .map(|(key, build)| (key, build.map(|b| Arc::new(ObservedBuild::from_result(b)))))
-        .collect();
+    observed.builds = builds;
     Ok(observed)
 }
 
-/// The latest builds of default-branch plans, read from listings where that takes fewer
-/// requests than one read per plan. Returns what was found and the plans left to per-plan
-/// reads.
+/// The builds read so far, by (plan or branch-plan key, selector), and what they say of
+/// their plans: a build names its plan and whether it is enabled.
+#[derive(Default)]
+struct Found {
+    builds: HashMap<(String, BuildSelector), Option<Arc<ObservedBuild>>>,
+    plans: HashMap<String, ObservedPlan>,
+}
+
+impl Found {
+    fn keep(&mut self, key: String, selector: BuildSelector, build: Option<BuildResult>) {
+        if let Some(plan) = build.as_ref().and_then(|b| b.plan.as_ref())
+            && !self.plans.contains_key(&plan.key)
+        {
+            let seen = ObservedPlan {
+                enabled: plan.enabled,
+                stages: Vec::new(),
+            };
+            self.plans.insert(plan.key.clone(), seen);
+        }
+        let build = build.map(|b| Arc::new(ObservedBuild::from_result(b)));
+        self.builds.insert((key, selector), build);
+    }
+}
+
+/// The latest builds of default-branch plans: from listings where that takes fewer requests
+/// than one read per plan, and one read each for the plans no listing covered.
 async fn list_latest(
     client: &BambooClient,
     plans: &BTreeMap<String, BTreeSet<BuildSelector>>,
-) -> Result<(HashMap<String, Option<BuildResult>>, Vec<String>), BambooError> {
+) -> Result<HashMap<String, Option<BuildResult>>, BambooError> {
     let mut by_project: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for key in plans.keys() {
         if let Some((project, _)) = key.split_once('-') {
@@ -331,7 +328,12 @@ async fn list_latest(
         );
         found.extend(listing);
     }
-    Ok((found, unlisted))
+    // Read as soon as the listings are, not after every other read of `observe`.
+    let reads = join_all(unlisted.iter().map(|key| client.build(key, None))).await;
+    for (key, build) in unlisted.into_iter().zip(reads) {
+        found.insert(key, build?);
+    }
+    Ok(found)
 }
 
 /// One listing, of a project or (`None`) of the whole server. The first page tells the
