@@ -3,7 +3,7 @@
 //!
 //! `cargo bench --bench scale` (all sizes) or `cargo bench --bench scale -- --quick`
 //! (N = 100 and 1 000). For each N (targets over 10 projects, half in sync, half needing one
-//! promotion, 2% on plan branches) and added latency L it runs `plan` (median of five runs)
+//! promotion, 2% on plan branches) and added latency L it runs `plan` (median of eleven runs)
 //! and `apply` (no `--wait`, once) as the real binary, and prints wall time, requests, peak
 //! RSS and the limit `ceil(R_min / P) × L`. The table is also written as JSON to
 //! `target/scale-bench.json`.
@@ -24,7 +24,7 @@ const PROJECTS: usize = 10;
 const PARALLELISM: usize = 8;
 const PAGE: usize = 100;
 /// `plan` timings are the median of this many runs.
-const PLAN_RUNS: usize = 5;
+const PLAN_RUNS: usize = 11;
 
 struct Setup {
     world: String,
