@@ -73,6 +73,15 @@ pub struct ServerArgs {
     pub request_timeout: Duration,
 }
 
+/// Which of the manifests' targets a command acts on.
+#[derive(Debug, Clone, Args)]
+pub struct Selection {
+    /// Only this target and those it is `after`, transitively, like Terraform's -target.
+    /// Repeat for more.
+    #[arg(long = "target", value_name = "ID")]
+    pub targets: Vec<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Human,
@@ -87,6 +96,8 @@ pub struct PlanArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub selection: Selection,
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
     /// Save the plan as JSON, for `apply plan.json`.
@@ -104,6 +115,8 @@ pub struct StatusArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub selection: Selection,
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
 }
@@ -115,6 +128,8 @@ pub struct ApplyArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub selection: Selection,
     /// Do not ask for confirmation (needed without a terminal).
     #[arg(long)]
     pub auto_approve: bool,

@@ -38,7 +38,7 @@ fn saved_plan_path(args: &ApplyArgs) -> Option<&Path> {
 }
 
 async fn apply_manifests(args: &ApplyArgs, reporter: &Reporter) -> u8 {
-    let planned = match super::pipeline::plan(&args.paths, &args.server).await {
+    let planned = match super::pipeline::plan(&args.paths, &args.server, &args.selection).await {
         Ok(planned) => planned,
         Err(code) => return code,
     };
@@ -56,6 +56,12 @@ async fn apply_manifests(args: &ApplyArgs, reporter: &Reporter) -> u8 {
 }
 
 async fn apply_saved(args: &ApplyArgs, path: &Path, reporter: &Reporter) -> u8 {
+    if !args.selection.targets.is_empty() {
+        eprintln!(
+            "error: a saved plan is applied whole; choose targets with `plan --target` instead"
+        );
+        return exit::ERROR;
+    }
     let document: PlanDocument = match std::fs::read_to_string(path)
         .map_err(|e| e.to_string())
         .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::cli::{DiagnosticFormat, OutputFormat, ServerArgs};
+use crate::cli::{DiagnosticFormat, OutputFormat, Selection, ServerArgs};
 use crate::config::{self, Connection};
 use crate::manifest::{self, Desired};
 use crate::observe::{self, Observed};
@@ -17,9 +17,13 @@ pub struct Planned {
     pub plan: Plan,
 }
 
-/// Loads, observes and plans; on failure the error is already reported and the exit code is
-/// returned.
-pub async fn plan(paths: &[PathBuf], server: &ServerArgs) -> Result<Planned, u8> {
+/// Loads, selects, observes and plans; on failure the error is already reported and the exit
+/// code is returned.
+pub async fn plan(
+    paths: &[PathBuf],
+    server: &ServerArgs,
+    selection: &Selection,
+) -> Result<Planned, u8> {
     // Neither parsing the manifests nor setting up the client (which reads the system's trusted
     // certificates) contacts the server, so they run side by side; the manifests' verdict
     // comes first, and nothing is sent unless they are valid.
@@ -28,7 +32,13 @@ pub async fn plan(paths: &[PathBuf], server: &ServerArgs) -> Result<Planned, u8>
         tokio::task::spawn_blocking(move || load(&owned)),
         config::connect(server)
     );
-    let desired = desired.expect("the manifest loader panicked")?;
+    let desired = desired
+        .expect("the manifest loader panicked")?
+        .select(&selection.targets)
+        .map_err(|e| {
+            eprintln!("error: {e}; nothing was contacted");
+            exit::ERROR
+        })?;
     let connection = connection.map_err(report_connect_error)?;
     let observed = observe_or_report(&connection, &desired).await?;
     let online = reconcile::check(&desired, &observed);

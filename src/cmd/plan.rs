@@ -4,7 +4,7 @@ use crate::cli::PlanArgs;
 use crate::exit;
 
 pub async fn run(args: &PlanArgs) -> u8 {
-    let planned = match super::pipeline::plan(&args.paths, &args.server).await {
+    let planned = match super::pipeline::plan(&args.paths, &args.server, &args.selection).await {
         Ok(planned) => planned,
         Err(code) => return code,
     };

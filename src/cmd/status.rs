@@ -4,7 +4,7 @@ use crate::cli::StatusArgs;
 use crate::exit;
 
 pub async fn run(args: &StatusArgs) -> u8 {
-    let planned = match super::pipeline::plan(&args.paths, &args.server).await {
+    let planned = match super::pipeline::plan(&args.paths, &args.server, &args.selection).await {
         Ok(planned) => planned,
         Err(code) => return code,
     };

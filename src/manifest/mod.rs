@@ -9,6 +9,7 @@ mod load;
 pub mod types;
 mod validate;
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -48,6 +49,39 @@ pub struct Desired {
     /// SHA-256 over the files' paths and contents: a saved plan records it.
     pub digest: String,
     pub files: Vec<Arc<SourceFile>>,
+}
+
+impl Desired {
+    /// Only the targets named in `ids` and, transitively, the targets they are `after` (like
+    /// Terraform's `-target`, which brings a resource's dependencies along): a selected
+    /// target's prerequisites are planned and promoted with it. No ids: every target.
+    pub fn select(mut self, ids: &[String]) -> Result<Desired, String> {
+        if ids.is_empty() {
+            return Ok(self);
+        }
+        let after: HashMap<&str, &[String]> = self
+            .targets
+            .iter()
+            .map(|t| (t.id.as_str(), t.after.as_slice()))
+            .collect();
+        if let Some(unknown) = ids.iter().find(|id| !after.contains_key(id.as_str())) {
+            let mut known: Vec<&str> = after.keys().copied().collect();
+            known.sort_unstable();
+            return Err(format!(
+                "--target {unknown}: no target has that id ({})",
+                crate::suggest::help(unknown, "target id", &known)
+            ));
+        }
+        let mut wanted: HashSet<String> = HashSet::new();
+        let mut next: Vec<&str> = ids.iter().map(String::as_str).collect();
+        while let Some(id) = next.pop() {
+            if wanted.insert(id.to_string()) {
+                next.extend(after[id].iter().map(String::as_str));
+            }
+        }
+        self.targets.retain(|t| wanted.contains(&t.id));
+        Ok(self)
+    }
 }
 
 /// Loads every manifest below `paths`; all errors of all files, or the desired state.
@@ -139,4 +173,33 @@ pub fn schema() -> String {
     let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_selection_brings_what_its_targets_are_after_transitively() {
+        let text = "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: chain }
+spec:
+  defaults: { plan: A-B }
+  targets:
+    - { id: one, build: 1, stage: S }
+    - { id: two, build: 2, stage: S, after: [one] }
+    - { id: three, build: 3, stage: S, after: [two] }
+    - { id: other, build: 4, stage: S }
+";
+        let desired = || load_text(Path::new("chain.yaml"), text.as_bytes().to_vec()).unwrap();
+        let ids = |d: Desired| -> Vec<String> { d.targets.into_iter().map(|t| t.id).collect() };
+        assert_eq!(
+            ids(desired().select(&["three".into()]).unwrap()),
+            ["one", "two", "three"]
+        );
+        assert_eq!(ids(desired().select(&[]).unwrap()).len(), 4);
+        let error = desired().select(&["thre".into()]).unwrap_err();
+        assert!(error.contains("did you mean `three`?"), "{error}");
+    }
 }

@@ -148,3 +148,66 @@ fn a_server_under_a_context_path() {
         "without the context path: 404s"
     );
 }
+
+#[test]
+fn target_selects_targets_with_those_they_are_after() {
+    let sim = Sim::start(SHOP);
+    let text = "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: shop }
+spec:
+  targets:
+    - { id: app-staging, plan: SHOP-APP, build: { label: rc }, stage: Deploy Staging }
+    - { id: branch-staging, plan: SHOP-APP, branch: release/1.0, stage: Deploy Staging }
+    - { id: api-prod, plan: SHOP-API, build: 7, stage: Deploy Prod, after: [app-staging] }
+";
+    let dir = manifests(text);
+    let ran = sim
+        .cmd(&["plan", "--target", "api-prod", path_str(&dir)])
+        .run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.contains("Plan for 2 targets"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("app-staging"), "{}", ran.stdout);
+    assert!(!ran.stdout.contains("branch-staging"), "{}", ran.stdout);
+    let paths: Vec<String> = sim
+        .requests()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        paths.iter().all(|p| !p.contains("branch")),
+        "the unselected target is not read: {paths:?}"
+    );
+
+    sim.reset();
+    let typo = sim
+        .cmd(&["plan", "--target", "api-prd", path_str(&dir)])
+        .run();
+    assert_eq!(typo.code, 1, "{}", typo.stderr);
+    assert!(
+        typo.stderr.contains("--target api-prd")
+            && typo.stderr.contains("did you mean `api-prod`?"),
+        "{}",
+        typo.stderr
+    );
+    assert!(sim.requests().is_empty(), "nothing is contacted");
+
+    let saved = dir.join("plan.json");
+    std::fs::write(&saved, "{}").unwrap();
+    let whole = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--target",
+            "api-prod",
+            path_str(&saved),
+        ])
+        .run();
+    assert_eq!(whole.code, 1, "{}", whole.stderr);
+    assert!(
+        whole.stderr.contains("a saved plan is applied whole"),
+        "{}",
+        whole.stderr
+    );
+    assert!(sim.requests().is_empty(), "nothing is contacted");
+}
