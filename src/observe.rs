@@ -15,8 +15,13 @@ use crate::bamboo::{BambooClient, BambooError};
 use crate::manifest::{BuildSelector, Desired, Target};
 
 /// How many recent builds one history read covers. Numbers and labels it does not show are
-/// asked for directly; a revision is searched for among these builds only.
+/// asked for directly; a revision is looked for in the pages after it, down to
+/// `REVISION_SEARCH_DEPTH`.
 pub const HISTORY_DEPTH: usize = 50;
+
+/// How far back a revision is looked for (Bamboo cannot filter by revision): a typo in one
+/// must not read a plan's whole history.
+pub const REVISION_SEARCH_DEPTH: usize = 500;
 
 /// What Bamboo holds that the targets care about.
 #[derive(Debug, Clone, Default)]
@@ -462,13 +467,13 @@ async fn read_builds(
             return Ok(vec![((*single).clone(), build)]);
         }
     }
-    let history = client.history(plan, HISTORY_DEPTH).await?;
+    let history = client.history(plan, 0, HISTORY_DEPTH).await?;
     from_history(client, plan, &history, HISTORY_DEPTH, selectors).await
 }
 
 /// The builds a plan's newest builds (`depth` asked, newest first) show for each selector.
 /// When the history may go further back, a number or label it does not show is asked for
-/// directly, at any age; a revision has no such filter, so only the newest builds are searched.
+/// directly, at any age; a revision, which has no such filter, is looked for page by page.
 async fn from_history(
     client: &BambooClient,
     plan: &str,
@@ -484,11 +489,36 @@ async fn from_history(
             (None, _) if complete => None,
             (None, BuildSelector::Number(n)) => client.build(plan, Some(*n)).await?,
             (None, BuildSelector::Label(label)) => client.labelled(plan, label).await?,
-            (None, BuildSelector::Latest | BuildSelector::Revision(_)) => None,
+            (None, revision @ BuildSelector::Revision(_)) => {
+                older_revision(client, plan, revision, history.len()).await?
+            }
+            (None, BuildSelector::Latest) => None,
         };
         found.push((selector.clone(), build));
     }
     Ok(found)
+}
+
+/// The newest build of a revision older than the first `seen` builds: the history's next
+/// pages, until it ends or `REVISION_SEARCH_DEPTH` builds have been looked at.
+async fn older_revision(
+    client: &BambooClient,
+    plan: &str,
+    revision: &BuildSelector,
+    seen: usize,
+) -> Result<Option<BuildResult>, BambooError> {
+    let mut start = seen;
+    while start < REVISION_SEARCH_DEPTH {
+        let page = client.history(plan, start, HISTORY_DEPTH).await?;
+        if let Some(build) = pick(&page, revision) {
+            return Ok(Some(build.clone()));
+        }
+        if page.len() < HISTORY_DEPTH {
+            break;
+        }
+        start += page.len();
+    }
+    Ok(None)
 }
 
 /// The build of a history (newest first) that a selector names.

@@ -152,15 +152,21 @@ impl BambooClient {
         .await
     }
 
-    /// `GET result/{plan}`: up to `max` builds, newest first, of every state, with stages.
-    pub async fn history(&self, plan: &str, max: usize) -> Result<Vec<BuildResult>, BambooError> {
+    /// `GET result/{plan}`: up to `max` builds, newest first from the `start`-th, of every
+    /// state, with stages.
+    pub async fn history(
+        &self,
+        plan: &str,
+        start: usize,
+        max: usize,
+    ) -> Result<Vec<BuildResult>, BambooError> {
         let what = format!("read history of {plan}");
         let list = self
             .result_list(
                 &what,
                 &format!("result/{}", encode_segment(plan)),
                 &[],
-                0,
+                start,
                 max,
             )
             .await?;

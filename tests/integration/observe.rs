@@ -262,8 +262,9 @@ fn a_429_pauses_the_whole_run_not_only_the_task_that_got_it() {
 }
 
 #[test]
-fn a_label_or_number_older_than_the_history_read_is_asked_for_directly() {
-    // Sixty builds; the label `old` and build 3 lie beyond the newest fifty a history shows.
+fn builds_older_than_the_history_read_are_found() {
+    // Sixty builds; the label `old`, build 3 and revision `feedbeef` (build 5) lie beyond the
+    // newest fifty a history shows.
     let builds: Vec<String> = (1..=60)
         .map(|n| {
             let labels = match n {
@@ -271,7 +272,10 @@ fn a_label_or_number_older_than_the_history_read_is_asked_for_directly() {
                 58 => "[new]",
                 _ => "[]",
             };
-            format!("{{ number: {n}, labels: {labels}, state: {{ pausedBefore: Deploy }} }}")
+            let revision = if n == 5 { ", revision: feedbeef" } else { "" };
+            format!(
+                "{{ number: {n}, labels: {labels}{revision}, state: {{ pausedBefore: Deploy }} }}"
+            )
         })
         .collect();
     let world = format!(
@@ -283,17 +287,20 @@ fn a_label_or_number_older_than_the_history_read_is_asked_for_directly() {
         format!("    - {{ id: {id}, plan: H-APP, build: {build}, stage: Deploy }}\n")
     };
     let cases = [
-        // (targets, requests as (path, part of the query), the builds the plan shows, what)
+        // (targets, requests as (path, part of the query), the builds the plan shows, exit
+        // code, what)
         (
             target("old", "{ label: old }"),
             vec![("result/H-APP?", "label=old")],
             vec!["H-APP-2"],
+            0,
             "a lone label: the newest build with it, in one request at any age",
         ),
         (
             target("latest", "latest") + &target("new", "{ label: new }"),
             vec![("result/H-APP?", "max-result=50")],
             vec!["H-APP-60", "H-APP-58"],
+            0,
             "a label among the newest builds: the history alone",
         ),
         (
@@ -304,17 +311,40 @@ fn a_label_or_number_older_than_the_history_read_is_asked_for_directly() {
                 ("result/H-APP?", "label=old"),
             ],
             vec!["H-APP-60", "H-APP-2", "H-APP-3"],
+            0,
             "older than the history: the history, then each asked for directly",
         ),
+        (
+            target("rev", "{ revision: feedbeef }"),
+            vec![
+                ("result/H-APP?", "start-index=0&"),
+                ("result/H-APP?", "start-index=50&"),
+            ],
+            vec!["H-APP-5"],
+            0,
+            "a revision has no filter: the next page of the history",
+        ),
+        (
+            target("rev", "{ revision: 0000000 }"),
+            vec![
+                ("result/H-APP?", "start-index=0&"),
+                ("result/H-APP?", "start-index=50&"),
+                ("plan/H-APP?", ""),
+            ],
+            vec!["no build matches"],
+            3,
+            "no such revision: the history is read to its end, the plan for whether it exists, \
+             and the target is blocked",
+        ),
     ];
-    for (targets, expected, shown, what) in cases {
+    for (targets, expected, shown, code, what) in cases {
         sim.reset();
         let text = format!(
             "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: {{ name: h }}\nspec:\n  targets:\n{targets}"
         );
         let dir = manifests(&text);
         let ran = sim.cmd(&["plan", path_str(&dir)]).run();
-        assert_eq!(ran.code, 0, "{what}: {}", ran.stderr);
+        assert_eq!(ran.code, code, "{what}: {}", ran.stderr);
         let log = paths(&sim);
         assert_eq!(log.len(), expected.len(), "{what}: {log:#?}");
         for (path, query) in expected {
