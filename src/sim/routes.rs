@@ -341,9 +341,14 @@ fn latest_listing(
     ctx: &Context<'_>,
     project: Option<&str>,
 ) -> Reply {
+    // Plans are keyed `PROJ-PLAN`: a project's plans are one range of the map, not a scan of
+    // every plan of the server per page.
+    let prefix = project.map_or(String::new(), |k| format!("{k}-"));
     let builds = engine
         .plans
-        .values()
+        .range(prefix.clone()..)
+        .take_while(|(key, _)| key.starts_with(&prefix))
+        .map(|(_, plan)| plan)
         .filter(|p| p.branch_of.is_none() && project.is_none_or(|k| p.project_key == k))
         .filter_map(|p| {
             p.builds
