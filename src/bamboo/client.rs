@@ -233,9 +233,9 @@ impl BambooClient {
         Ok(list.and_then(|(builds, _)| builds.into_iter().next()))
     }
 
-    /// One page of `GET {path}` (a `result` listing) with stages and labels, builds of every state, and the
-    /// collection's `size`; `None` for 404. `filter` narrows the builds (`label`). Both
-    /// spellings of the page size go out: servers differ in which they honour.
+    /// One page of the `result` listing at `path`, with stages and labels, builds of every
+    /// state, and the collection's `size`; `None` for 404. `filter` narrows the builds
+    /// (`label`). Both spellings of the page size go out: servers differ in which they honour.
     async fn result_list(
         &self,
         what: &str,
