@@ -29,6 +29,11 @@ pub fn encode_segment(segment: &str) -> String {
     utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
+/// `result/{key}`: the results of a build, plan or project key.
+fn results_of(key: &str) -> String {
+    format!("result/{}", encode_segment(key))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BambooError {
     #[error("{what}: Bamboo answered {status}: {message}")]
@@ -144,12 +149,8 @@ impl BambooClient {
             ("expand", "stages.stage,labels"),
             ("includeAllStates", "true"),
         ];
-        self.get(
-            &format!("read build {key}"),
-            &format!("result/{}", encode_segment(&key)),
-            &query,
-        )
-        .await
+        self.get(&format!("read build {key}"), &results_of(&key), &query)
+            .await
     }
 
     /// `GET result/{plan}`: up to `max` builds, newest first from the `start`-th, of every
@@ -162,13 +163,7 @@ impl BambooClient {
     ) -> Result<Vec<BuildResult>, BambooError> {
         let what = format!("read history of {plan}");
         let list = self
-            .result_list(
-                &what,
-                &format!("result/{}", encode_segment(plan)),
-                &[],
-                start,
-                max,
-            )
+            .result_list(&what, &results_of(plan), &[], start, max)
             .await?;
         Ok(list.map(|(builds, _)| builds).unwrap_or_default())
     }
@@ -182,11 +177,7 @@ impl BambooClient {
         max: usize,
     ) -> Result<Option<Vec<BuildResult>>, BambooError> {
         let what = format!("read builds of branch {name:?} of {plan}");
-        let path = format!(
-            "result/{}/branch/{}",
-            encode_segment(plan),
-            encode_segment(name)
-        );
+        let path = format!("{}/branch/{}", results_of(plan), encode_segment(name));
         let list = self.result_list(&what, &path, &[], 0, max).await?;
         Ok(list.map(|(builds, _)| builds))
     }
@@ -202,7 +193,7 @@ impl BambooClient {
         let (what, path) = match project {
             Some(project) => (
                 format!("list latest builds of project {project}"),
-                format!("result/{}", encode_segment(project)),
+                results_of(project),
             ),
             None => (
                 "list latest builds of the server".to_string(),
@@ -222,13 +213,7 @@ impl BambooClient {
     ) -> Result<Option<BuildResult>, BambooError> {
         let what = format!("read the build of {plan} labelled {label:?}");
         let list = self
-            .result_list(
-                &what,
-                &format!("result/{}", encode_segment(plan)),
-                &[("label", label)],
-                0,
-                1,
-            )
+            .result_list(&what, &results_of(plan), &[("label", label)], 0, 1)
             .await?;
         Ok(list.and_then(|(builds, _)| builds.into_iter().next()))
     }
@@ -263,7 +248,7 @@ impl BambooClient {
     /// `POST result/{build}/label`. Adding a label twice leaves one, so retrying is safe.
     pub async fn add_label(&self, build_key: &str, label: &str) -> Result<(), BambooError> {
         let body = serde_json::json!({ "name": label });
-        let path = format!("result/{}/label", encode_segment(build_key));
+        let path = format!("{}/label", results_of(build_key));
         self.send_idempotent(
             Method::POST,
             &format!("label {build_key}"),
@@ -275,11 +260,7 @@ impl BambooClient {
 
     /// `DELETE result/{build}/label/{name}`. Idempotent, so retrying is safe.
     pub async fn remove_label(&self, build_key: &str, label: &str) -> Result<(), BambooError> {
-        let path = format!(
-            "result/{}/label/{}",
-            encode_segment(build_key),
-            encode_segment(label)
-        );
+        let path = format!("{}/label/{}", results_of(build_key), encode_segment(label));
         self.send_idempotent(Method::DELETE, &format!("unlabel {build_key}"), &path, None)
             .await
     }
