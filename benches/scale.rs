@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Sim, scratch, write};
+use support::{Scratch, Sim, scratch, write};
 
 const PROJECTS: usize = 10;
 const PARALLELISM: usize = 8;
@@ -27,6 +27,8 @@ const PAGE: usize = 100;
 const PLAN_RUNS: usize = 11;
 
 struct Setup {
+    /// Holds the manifests and targets; removed when the setup is dropped.
+    _scratch: Scratch,
     world: String,
     manifest_dir: std::path::PathBuf,
     targets_json: std::path::PathBuf,
@@ -91,8 +93,9 @@ fn setup(n: usize) -> Setup {
     }
     let targets_json = write(&dir, "targets.json", &Value::Array(targets).to_string());
     Setup {
-        world,
         manifest_dir: dir.join("manifests"),
+        _scratch: dir,
+        world,
         targets_json,
         reads_min,
         promotions,

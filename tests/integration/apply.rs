@@ -232,7 +232,8 @@ fn a_write_whose_answer_is_lost_runs_the_stage_once_and_reports_success() {
     let sim = Sim::start(SHOP);
     sim.set_faults(r#"{ "script": [ { "method": "PUT", "path": "queue/SHOP-APP-42", "fault": "loseResponse" } ] }"#);
     let dir = manifests(MANIFEST);
-    let audit = scratch("audit").join("audit.jsonl");
+    let audit_dir = scratch("audit");
+    let audit = audit_dir.join("audit.jsonl");
     let ran = apply(
         &sim,
         &dir,
@@ -296,7 +297,8 @@ fn flaky_reads_dropped_connections_and_rate_limits_still_converge() {
 fn a_saved_plan_runs_as_planned_once_and_is_refused_when_stale() {
     let sim = Sim::start(SHOP);
     let dir = manifests(MANIFEST);
-    let plan = scratch("plan").join("plan.json");
+    let plan_dir = scratch("plan");
+    let plan = plan_dir.join("plan.json");
     let planned = sim
         .cmd(&["plan", "--out", plan.to_str().unwrap(), path_str(&dir)])
         .run();

@@ -5,23 +5,29 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_bamboo-promote");
 
-/// A fresh scratch folder per call, removed with the process's temp files by the OS.
-pub fn scratch(name: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "bp-test-{}-{}-{name}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh scratch folder, removed with everything in it when the value is dropped: a test
+/// run must not leave its worlds and manifests behind in the temp folder.
+pub struct Scratch(tempfile::TempDir);
+
+pub fn scratch(name: &str) -> Scratch {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("bp-test-{name}-"))
+        .tempdir()
+        .expect("a scratch folder in the temp folder");
+    Scratch(dir)
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
 }
 
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -38,7 +44,7 @@ pub struct Sim {
     child: Child,
     pub url: String,
     pub addr: String,
-    pub dir: PathBuf,
+    pub dir: Scratch,
 }
 
 impl Sim {

@@ -1,8 +1,8 @@
 //! Worlds and manifests shared by the command tests.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::support::{scratch, write};
+use crate::support::{Scratch, scratch, write};
 
 /// A store plan with two manual stages, an API whose staging already ran (the trap), a
 /// release branch, and a plan whose build failed.
@@ -63,8 +63,8 @@ spec:
       stage: Deploy Staging
 ";
 
-/// The store without the failed plan's target: a clean apply.
-pub fn manifests(text: &str) -> PathBuf {
+/// A scratch folder holding `text` as its one manifest file.
+pub fn manifests(text: &str) -> Scratch {
     let dir = scratch("manifests");
     write(&dir, "shop.yaml", text);
     dir
