@@ -5,8 +5,10 @@
 //! (N = 100 and 1 000). For each N (targets over 10 projects, half in sync, half needing one
 //! promotion, 2% on plan branches) and added latency L it runs `plan` (median of eleven runs)
 //! and `apply` (no `--wait`, once) as the real binary, and prints wall time, requests, peak
-//! RSS and the limit `ceil(R_min / P) × L`. The table is also written as JSON to
-//! `target/scale-bench.json`.
+//! RSS and the limit `ceil(R_min / P) × L`. Beside `plan` it prints the transport floor: the
+//! same requests replayed by a client that does nothing else, which shows how much of the gap
+//! to the limit is the simulator and loopback sharing this machine's cores, and how much is
+//! bamboo-promote's own work. The table is also written as JSON to `target/scale-bench.json`.
 
 #[allow(dead_code)]
 #[path = "../tests/integration/support.rs"]
@@ -137,6 +139,44 @@ fn measure(sim: &Sim, args: &[&str]) -> (Duration, u64, i32) {
     (wall, peak_kb, status.code().unwrap())
 }
 
+/// The transport floor: the GETs a `plan` sent, replayed `PARALLELISM` at a time by a client
+/// that reads each body and does nothing else, over fresh connections as the binary's are.
+/// The simulator's work and loopback on this machine are in it; bamboo-promote's own work
+/// (starting, reading manifests, decoding, planning, printing) is not. It is timed as often
+/// as `plan` and the median kept.
+fn transport_floor(sim: &Sim, requests: &[Value]) -> Duration {
+    let urls: Vec<String> = requests
+        .iter()
+        .filter(|r| r["method"] == "GET")
+        .map(|r| {
+            let (path, query) = (r["path"].as_str().unwrap(), r["query"].as_str().unwrap());
+            format!("{}/rest/api/latest/{path}?{query}", sim.url)
+        })
+        .collect();
+    // reqwest is built without a default TLS provider, as in the binary.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut walls: Vec<Duration> = (0..PLAN_RUNS)
+        .map(|_| runtime.block_on(replay(&urls)))
+        .collect();
+    walls.sort();
+    walls[walls.len() / 2]
+}
+
+async fn replay(urls: &[String]) -> Duration {
+    let started = Instant::now();
+    let http = reqwest::Client::new();
+    let slots = tokio::sync::Semaphore::new(PARALLELISM);
+    let (http, slots) = (&http, &slots);
+    let reads = urls.iter().map(|url| async move {
+        let _slot = slots.acquire().await.unwrap();
+        let response = http.get(url).header("Accept", "application/json").send();
+        response.await.unwrap().bytes().await.unwrap();
+    });
+    futures_util::future::join_all(reads).await;
+    started.elapsed()
+}
+
 fn peer(sim: &Sim, targets: &Path, mode: &str) -> Option<(f64, u64)> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peer.py");
     let output = Command::new("python3")
@@ -164,7 +204,7 @@ fn main() {
     };
     let mut rows = Vec::new();
     println!(
-        "{:>6} {:>4} {:>6} {:>9} {:>9} {:>7} {:>9} {:>8} {:>9} {:>12} {:>9} {:>8}",
+        "{:>6} {:>4} {:>6} {:>9} {:>9} {:>7} {:>9} {:>9} {:>8} {:>9} {:>12} {:>9} {:>8}",
         "N",
         "L ms",
         "cmd",
@@ -172,6 +212,7 @@ fn main() {
         "requests",
         "R_min",
         "limit s",
+        "floor s",
         "÷limit",
         "RSS MB",
         "µs/target",
@@ -204,7 +245,9 @@ fn main() {
                 }
                 walls.sort();
                 let wall = walls[walls.len() / 2];
-                let requests = sim.requests().len();
+                let log = sim.requests();
+                let requests = log.len();
+                let floor = (cmd == "plan").then(|| transport_floor(&sim, &log));
                 let r_min = setup.reads_min + if cmd == "apply" { setup.promotions } else { 0 };
                 let limit = (r_min.div_ceil(PARALLELISM) as f64) * latency as f64 / 1000.0;
                 // The sequential peer at the sizes where it finishes in reasonable time.
@@ -218,13 +261,14 @@ fn main() {
                     "n": n, "latencyMs": latency, "parallelism": PARALLELISM, "command": cmd,
                     "wallSeconds": wall.as_secs_f64(), "requests": requests, "rMin": r_min,
                     "wallSecondsOfRuns": walls.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(),
+                    "floorSeconds": floor.map(|f| f.as_secs_f64()),
                     "limitSeconds": limit, "wallOverLimit": if limit > 0.0 { Some(wall.as_secs_f64() / limit) } else { None },
                     "peakRssMb": rss_kb as f64 / 1024.0, "microsPerTarget": wall.as_micros() as f64 / n as f64,
                     "peerSeconds": peer.map(|p| p.0), "peerRequests": peer.map(|p| p.1),
                     "speedup": peer.map(|p| p.0 / wall.as_secs_f64()),
                 });
                 println!(
-                    "{:>6} {:>4} {:>6} {:>9.3} {:>9} {:>7} {:>9.3} {:>8} {:>9.1} {:>12.0} {:>9} {:>8}",
+                    "{:>6} {:>4} {:>6} {:>9.3} {:>9} {:>7} {:>9.3} {:>9} {:>8} {:>9.1} {:>12.0} {:>9} {:>8}",
                     n,
                     latency,
                     cmd,
@@ -232,6 +276,7 @@ fn main() {
                     requests,
                     r_min,
                     limit,
+                    floor.map_or("-".into(), |f| format!("{:.3}", f.as_secs_f64())),
                     row["wallOverLimit"]
                         .as_f64()
                         .map_or("-".into(), |r| format!("{r:.2}")),
