@@ -13,9 +13,9 @@ pub fn run(args: &ValidateArgs) -> u8 {
                 );
             } else {
                 eprintln!(
-                    "{} targets in {} files: valid",
-                    desired.targets.len(),
-                    desired.files.len()
+                    "{} in {}: valid",
+                    counted(desired.targets.len(), "target"),
+                    counted(desired.files.len(), "file")
                 );
             }
             exit::SUCCESS
@@ -41,10 +41,19 @@ pub fn report(errors: &[ManifestError], format: DiagnosticFormat, consequence: &
             }
             let files: std::collections::BTreeSet<_> = errors.iter().map(|e| &e.path).collect();
             eprintln!(
-                "{} errors in {} files; {consequence}",
-                errors.len(),
-                files.len()
+                "{} in {}; {consequence}",
+                counted(errors.len(), "error"),
+                counted(files.len(), "file")
             );
         }
+    }
+}
+
+/// `1 file`, `2 files`: the summary lines count things a user reads as words.
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

@@ -118,6 +118,14 @@ fn valid_manifests_and_the_examples_validate_offline() {
         let ran = Run::new(&["validate", path.to_str().unwrap()]).run();
         assert_eq!(ran.code, 0, "{}: {}", path.display(), ran.stderr);
     }
+    // The summary counts in words: one file is `1 file`, not `1 files`.
+    let one = &corpus("valid")[0];
+    let ran = Run::new(&["validate", one.to_str().unwrap()]).run();
+    assert!(
+        ran.stderr.ends_with(" in 1 file: valid\n"),
+        "{}",
+        ran.stderr
+    );
 }
 
 #[test]
