@@ -1,0 +1,99 @@
+//! The builds one plan's selectors name — numbers, labels, revisions — from its history:
+//! one read of the newest builds for all of them, then only what that read could not show.
+
+use std::collections::BTreeSet;
+
+use crate::bamboo::types::BuildResult;
+use crate::bamboo::{BambooClient, BambooError};
+use crate::manifest::BuildSelector;
+
+/// How many recent builds one history read covers. Numbers and labels it does not show are
+/// asked for directly; a revision is looked for in the pages after it, down to
+/// `REVISION_SEARCH_DEPTH`.
+pub(super) const HISTORY_DEPTH: usize = 50;
+
+/// How far back a revision is looked for (Bamboo cannot filter by revision): a typo in one
+/// must not read a plan's whole history.
+const REVISION_SEARCH_DEPTH: usize = 500;
+
+/// The builds one plan's selectors name: one direct read for a single `latest`, number or
+/// label, otherwise one history read (see `from_history`).
+pub(super) async fn read_builds(
+    client: &BambooClient,
+    plan: &str,
+    selectors: &BTreeSet<BuildSelector>,
+) -> Result<Vec<(BuildSelector, Option<BuildResult>)>, BambooError> {
+    if let [single] = selectors.iter().collect::<Vec<_>>().as_slice() {
+        let build = match single {
+            BuildSelector::Latest => Some(client.build(plan, None).await?),
+            BuildSelector::Number(n) => Some(client.build(plan, Some(*n)).await?),
+            BuildSelector::Label(label) => Some(client.labelled(plan, label).await?),
+            BuildSelector::Revision(_) => None,
+        };
+        if let Some(build) = build {
+            return Ok(vec![((*single).clone(), build)]);
+        }
+    }
+    let history = client.history(plan, 0, HISTORY_DEPTH).await?;
+    from_history(client, plan, &history, HISTORY_DEPTH, selectors).await
+}
+
+/// The builds a plan's newest builds (`depth` asked, newest first) show for each selector.
+/// When the history may go further back, a number or label it does not show is asked for
+/// directly, at any age; a revision, which has no such filter, is looked for page by page.
+pub(super) async fn from_history(
+    client: &BambooClient,
+    plan: &str,
+    history: &[BuildResult],
+    depth: usize,
+    selectors: &BTreeSet<BuildSelector>,
+) -> Result<Vec<(BuildSelector, Option<BuildResult>)>, BambooError> {
+    let complete = history.len() < depth;
+    let mut found = Vec::new();
+    for selector in selectors {
+        let build = match (pick(history, selector), selector) {
+            (Some(build), _) => Some(build.clone()),
+            (None, _) if complete => None,
+            (None, BuildSelector::Number(n)) => client.build(plan, Some(*n)).await?,
+            (None, BuildSelector::Label(label)) => client.labelled(plan, label).await?,
+            (None, revision @ BuildSelector::Revision(_)) => {
+                older_revision(client, plan, revision, history.len()).await?
+            }
+            (None, BuildSelector::Latest) => None,
+        };
+        found.push((selector.clone(), build));
+    }
+    Ok(found)
+}
+
+/// The newest build of a revision older than the first `seen` builds: the history's next
+/// pages, until it ends or `REVISION_SEARCH_DEPTH` builds have been looked at.
+async fn older_revision(
+    client: &BambooClient,
+    plan: &str,
+    revision: &BuildSelector,
+    seen: usize,
+) -> Result<Option<BuildResult>, BambooError> {
+    let mut start = seen;
+    while start < REVISION_SEARCH_DEPTH {
+        let page = client.history(plan, start, HISTORY_DEPTH).await?;
+        if let Some(build) = pick(&page, revision) {
+            return Ok(Some(build.clone()));
+        }
+        if page.len() < HISTORY_DEPTH {
+            break;
+        }
+        start += page.len();
+    }
+    Ok(None)
+}
+
+/// The build of a history (newest first) that a selector names.
+fn pick<'a>(history: &'a [BuildResult], selector: &BuildSelector) -> Option<&'a BuildResult> {
+    history.iter().find(|b| match selector {
+        BuildSelector::Latest => true,
+        BuildSelector::Number(n) => b.number == *n,
+        BuildSelector::Revision(r) => b.vcs_revision_key.as_deref() == Some(r.as_str()),
+        BuildSelector::Label(l) => b.labels.items.iter().any(|x| &x.name == l),
+    })
+}

@@ -1,0 +1,158 @@
+//! Observing Bamboo: reads exactly what the targets need — plans, branches, builds — once each,
+//! concurrently (the client bounds how many at a time), and turns the JSON into `Observed`.
+//! Many targets on one plan cost one read of that plan's builds. This file decides what to
+//! read and gathers the answers; how each kind of read is made cheap lives beside it:
+//! `listing` (latest builds of many plans by page), `branch` (a plan branch's builds) and
+//! `history` (numbers, labels and revisions of one plan).
+
+mod branch;
+mod history;
+mod listing;
+mod model;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+
+use crate::bamboo::types::BuildResult;
+use crate::bamboo::{BambooClient, BambooError};
+use crate::manifest::{BuildSelector, Desired};
+
+use branch::branch_builds;
+use history::read_builds;
+use listing::list_latest;
+pub use model::{
+    Observed, ObservedBranch, ObservedBuild, ObservedPlan, ObservedStage, build_plan_key,
+};
+
+/// Reads everything `desired` needs, with as few requests as Bamboo allows: branches once each,
+/// builds by the cheapest of per-plan reads and project listings, and a plan itself only when
+/// no build of it was found (a build already says whether its plan exists and is enabled).
+pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observed, BambooError> {
+    let mut observed = Observed::default();
+
+    // What to read: default-branch builds by plan, and branch builds by (plan, branch).
+    let mut on_default: BTreeMap<String, BTreeSet<BuildSelector>> = BTreeMap::new();
+    let mut on_branch: BTreeMap<(String, String), BTreeSet<BuildSelector>> = BTreeMap::new();
+    for target in &desired.targets {
+        let selectors = match &target.branch {
+            None => on_default.entry(target.plan.clone()).or_default(),
+            Some(branch) => on_branch
+                .entry((target.plan.clone(), branch.clone()))
+                .or_default(),
+        };
+        selectors.insert(target.build.clone());
+    }
+    // Project listings show default branches only (Atlassian's BAM-21991), so they serve
+    // default-branch `latest` targets; everything else is read per plan.
+    let (listable, direct): (BTreeMap<_, _>, BTreeMap<_, _>) = on_default
+        .into_iter()
+        .partition(|(_, selectors)| only_latest(selectors));
+
+    // Three independent sets of reads, run together so that the parallelism bound stays busy:
+    // the branches, the listings, and the direct reads. The client's slots are handed out first
+    // come, first served, and `biased` polls in this order: branches go first, as their reads
+    // may take a second step (a lookup, then the branch plan's builds).
+    let (branch_reads, listed, direct_reads) = tokio::join!(
+        biased;
+        join_all(
+            on_branch
+                .iter()
+                .map(|((plan, name), selectors)| branch_builds(client, plan, name, selectors))
+        ),
+        list_latest(client, &listable),
+        join_all(
+            direct
+                .iter()
+                .map(|(key, selectors)| read_builds(client, key, selectors))
+        ),
+    );
+    let mut found = Found::default();
+    for (key, build) in listed? {
+        found.keep(key, BuildSelector::Latest, build);
+    }
+    for ((key, _), builds) in direct.iter().zip(direct_reads) {
+        for (selector, build) in builds? {
+            found.keep(key.clone(), selector, build);
+        }
+    }
+    for ((plan, name), read) in on_branch.keys().zip(branch_reads) {
+        let (branch, builds) = read?;
+        if let Some(branch) = &branch {
+            for (selector, build) in builds {
+                found.keep(branch.key.clone(), selector, build);
+            }
+        }
+        observed
+            .branches
+            .insert((plan.clone(), name.clone()), branch);
+    }
+
+    // The plans no build spoke for are read.
+    let Found { builds, mut plans } = found;
+    // A branch that was found proves its plan exists; the branch's own `enabled` governs its
+    // builds, so the master plan need not be read for it.
+    for ((plan, _), branch) in &observed.branches {
+        if branch.is_some() {
+            plans.entry(plan.clone()).or_insert(ObservedPlan {
+                enabled: true,
+                stages: Vec::new(),
+            });
+        }
+    }
+    let unread: BTreeSet<&str> = desired
+        .targets
+        .iter()
+        .map(|t| t.plan.as_str())
+        .filter(|p| !plans.contains_key(*p))
+        .collect();
+    let read = join_all(unread.iter().map(|key| client.plan(key))).await;
+    for (key, plan) in unread.iter().zip(read) {
+        if let Some(plan) = plan? {
+            plans.insert(
+                key.to_string(),
+                ObservedPlan {
+                    enabled: plan.enabled,
+                    stages: plan.stages.items.into_iter().map(|s| s.name).collect(),
+                },
+            );
+        }
+    }
+    for target in &desired.targets {
+        observed
+            .plans
+            .insert(target.plan.clone(), plans.get(&target.plan).cloned());
+    }
+    observed.builds = builds;
+    Ok(observed)
+}
+
+/// The builds read so far, by (plan or branch-plan key, selector), and what they say of
+/// their plans: a build names its plan and whether it is enabled.
+#[derive(Default)]
+struct Found {
+    builds: HashMap<(String, BuildSelector), Option<Arc<ObservedBuild>>>,
+    plans: HashMap<String, ObservedPlan>,
+}
+
+impl Found {
+    fn keep(&mut self, key: String, selector: BuildSelector, build: Option<BuildResult>) {
+        if let Some(plan) = build.as_ref().and_then(|b| b.plan.as_ref())
+            && !self.plans.contains_key(&plan.key)
+        {
+            let seen = ObservedPlan {
+                enabled: plan.enabled,
+                stages: Vec::new(),
+            };
+            self.plans.insert(plan.key.clone(), seen);
+        }
+        let build = build.map(|b| Arc::new(ObservedBuild::from_result(b)));
+        self.builds.insert((key, selector), build);
+    }
+}
+
+/// Whether the only build asked for is the latest.
+fn only_latest(selectors: &BTreeSet<BuildSelector>) -> bool {
+    selectors.len() == 1 && selectors.contains(&BuildSelector::Latest)
+}

@@ -1,0 +1,153 @@
+//! What observing found, in the shapes the planner reads: plans, branches and builds, with the
+//! fingerprint a saved plan keeps of each build. Built only from Bamboo's answers.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::bamboo::types::{BranchInfo, BuildResult};
+use crate::manifest::{BuildSelector, Target};
+
+/// What Bamboo holds that the targets care about.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// By plan key; `None` when the plan does not exist.
+    pub plans: HashMap<String, Option<ObservedPlan>>,
+    /// By (plan key, branch name); `None` when the branch does not exist.
+    pub branches: HashMap<(String, String), Option<ObservedBranch>>,
+    /// By (plan or branch-plan key, selector); `None` when no build matches. Shared: every
+    /// target on the build, and the plan's items, hold the same one.
+    pub builds: HashMap<(String, BuildSelector), Option<Arc<ObservedBuild>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedPlan {
+    pub enabled: bool,
+    pub stages: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedBranch {
+    pub key: String,
+    pub enabled: bool,
+}
+
+impl From<BranchInfo> for ObservedBranch {
+    fn from(branch: BranchInfo) -> ObservedBranch {
+        ObservedBranch {
+            key: branch.key,
+            enabled: branch.enabled,
+        }
+    }
+}
+
+/// One build as Bamboo reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedBuild {
+    pub key: String,
+    pub number: u32,
+    pub life_cycle_state: String,
+    pub state: String,
+    pub continuable: bool,
+    pub restartable: bool,
+    pub revision: Option<String>,
+    pub labels: Vec<String>,
+    pub stages: Vec<ObservedStage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedStage {
+    pub name: String,
+    pub life_cycle_state: String,
+    pub state: String,
+    pub manual: bool,
+    pub runnable: bool,
+    pub restartable: bool,
+}
+
+impl ObservedBuild {
+    pub fn from_result(result: BuildResult) -> ObservedBuild {
+        ObservedBuild {
+            key: result.key,
+            number: result.number,
+            life_cycle_state: result.life_cycle_state,
+            state: result.state,
+            continuable: result.continuable,
+            restartable: result.restartable,
+            revision: result.vcs_revision_key,
+            labels: result.labels.items.into_iter().map(|l| l.name).collect(),
+            stages: result
+                .stages
+                .items
+                .into_iter()
+                .map(|s| ObservedStage {
+                    name: s.name,
+                    life_cycle_state: s.life_cycle_state,
+                    state: s.state,
+                    manual: s.manual,
+                    runnable: s.runnable,
+                    restartable: s.restartable,
+                })
+                .collect(),
+        }
+    }
+
+    /// The build's state in 16 hex digits: a saved plan holds it, and `apply` refuses a call
+    /// whose build no longer matches. Labels are left out: our own lock labels come and go.
+    pub fn fingerprint(&self) -> String {
+        // The hashed text is `key|lifeCycleState|state|continuable|restartable`, then
+        // `|name:lifeCycleState:state:runnable` per stage; fed piece by piece, without
+        // formatting a string per build and stage.
+        let mut hasher = Sha256::new();
+        let flag = |b: bool| if b { "true" } else { "false" };
+        for piece in [
+            self.key.as_str(),
+            "|",
+            &self.life_cycle_state,
+            "|",
+            &self.state,
+            "|",
+            flag(self.continuable),
+            "|",
+            flag(self.restartable),
+        ] {
+            hasher.update(piece);
+        }
+        for stage in &self.stages {
+            for piece in [
+                "|",
+                stage.name.as_str(),
+                ":",
+                &stage.life_cycle_state,
+                ":",
+                &stage.state,
+                ":",
+                flag(stage.runnable),
+            ] {
+                hasher.update(piece);
+            }
+        }
+        let mut hex = String::with_capacity(16);
+        for byte in &hasher.finalize()[..8] {
+            let _ = write!(hex, "{byte:02x}");
+        }
+        hex
+    }
+}
+
+/// The plan key whose builds a target means: the branch plan's key, once it is known.
+pub fn build_plan_key(target: &Target, observed: &Observed) -> Option<String> {
+    match &target.branch {
+        None => Some(target.plan.clone()),
+        Some(name) => observed
+            .branches
+            .get(&(target.plan.clone(), name.clone()))
+            .and_then(|b| b.as_ref())
+            .map(|b| b.key.clone()),
+    }
+}
