@@ -53,6 +53,12 @@ pub enum BambooError {
         retries: u32,
         elapsed: Duration,
     },
+    /// TLS failed, most often on a certificate this machine does not trust: retrying cannot
+    /// help, so it is reported at once.
+    #[error(
+        "{what}: {detail} (if your company's CA signs the server's certificate, point SSL_CERT_FILE at that CA's PEM file)"
+    )]
+    Tls { what: String, detail: String },
     #[error("{what}: unexpected answer from Bamboo: {detail}")]
     Decode { what: String, detail: String },
     #[error("cannot set up the HTTP client: {0}")]
@@ -415,6 +421,12 @@ impl BambooClient {
                         message,
                     });
                 }
+                Attempt::Tls(detail) => {
+                    return Err(BambooError::Tls {
+                        what: what.into(),
+                        detail,
+                    });
+                }
                 Attempt::Transient(detail, retry_after) => {
                     if retries >= self.retry.max_retries {
                         return Err(BambooError::Transport {
@@ -460,12 +472,14 @@ impl BambooClient {
 enum Attempt {
     Done(Option<Bytes>),
     Refused(u16, String),
+    Tls(String),
     Transient(String, Option<Duration>),
 }
 
 async fn attempt(request: reqwest::RequestBuilder) -> Attempt {
     let response = match request.send().await {
         Ok(response) => response,
+        Err(e) if tls_failed(&e) => return Attempt::Tls(describe(&e)),
         Err(e) => return Attempt::Transient(describe(&e), None),
     };
     let status = response.status();
@@ -515,6 +529,25 @@ fn error_message(body: &[u8]) -> String {
         Ok(body) => body.message,
         Err(_) => String::from_utf8_lossy(body).chars().take(200).collect(),
     }
+}
+
+/// Whether a request failed in TLS: an untrusted certificate, or a protocol the server
+/// refuses, is the same on every attempt. rustls's error sits inside I/O errors, which hide
+/// what they wrap from `source`; `get_ref` shows it.
+fn tls_failed(error: &reqwest::Error) -> bool {
+    let mut next = std::error::Error::source(error);
+    while let Some(inner) = next {
+        if inner.is::<rustls::Error>() {
+            return true;
+        }
+        next = match inner.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
+            None => inner.source(),
+        };
+    }
+    false
 }
 
 /// A transport error in words, without the URL (which could carry a query with a user name).

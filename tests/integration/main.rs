@@ -8,4 +8,5 @@ mod sim_http;
 mod sim_semantics;
 mod support;
 mod third_party;
+mod tls;
 mod worlds;

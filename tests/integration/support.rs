@@ -270,6 +270,9 @@ impl Run {
             .env_remove("BAMBOO_TOKEN")
             .env_remove("BAMBOO_USERNAME")
             .env_remove("BAMBOO_PASSWORD")
+            // Only the tests that are about trusted certificates set these.
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
             .env("NO_COLOR", "1");
         command.stdin(Stdio::null());
         Run { command }
