@@ -316,10 +316,27 @@ impl BambooClient {
         if status.is_server_error() {
             return Err(WriteError::Unknown(format!("Bamboo answered {status}")));
         }
+        let message = refusal_message(status, location.as_deref(), &body);
         Err(WriteError::Refused {
             status: status.as_u16(),
-            message: refusal_message(status, location.as_deref(), &body),
+            message: self.with_access_hint(status.as_u16(), message),
         })
+    }
+
+    /// Bamboo's message for a 401 or 403, with what to do about it: Bamboo says only that
+    /// access was refused, not which credentials it saw or which permission was missing.
+    fn with_access_hint(&self, status: u16, message: String) -> String {
+        let hint = match (status, &self.credentials) {
+            (401, Credentials::Anonymous) => {
+                "no credentials were given: set BAMBOO_TOKEN, BAMBOO_TOKEN_FILE, or BAMBOO_USERNAME and BAMBOO_PASSWORD"
+            }
+            (401, _) => "the server did not accept the credentials given",
+            (403, _) => {
+                "the credentials lack a permission: plan needs READ on the plan, apply also TRIGGER"
+            }
+            _ => return message,
+        };
+        format!("{message} ({hint})")
     }
 
     fn request(
@@ -418,7 +435,7 @@ impl BambooClient {
                     return Err(BambooError::Status {
                         what: what.into(),
                         status,
-                        message,
+                        message: self.with_access_hint(status, message),
                     });
                 }
                 Attempt::Tls(detail) => {

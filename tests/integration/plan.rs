@@ -121,13 +121,44 @@ fn credentials_come_from_the_environment_and_never_show() {
     let dir = manifests(MANIFEST);
     let denied = sim.cmd(&["plan", path_str(&dir)]).run();
     assert_eq!(denied.code, 1);
-    assert!(denied.stderr.contains("401"), "{}", denied.stderr);
+    assert!(
+        denied.stderr.contains("401")
+            && denied
+                .stderr
+                .contains("no credentials were given: set BAMBOO_TOKEN"),
+        "{}",
+        denied.stderr
+    );
+    let wrong = Run::new(&["plan", path_str(&dir)])
+        .server(&sim.url)
+        .env("BAMBOO_TOKEN", "not-the-token")
+        .run();
+    assert_eq!(wrong.code, 1);
+    assert!(
+        wrong
+            .stderr
+            .contains("did not accept the credentials given"),
+        "{}",
+        wrong.stderr
+    );
     let ran = Run::new(&["plan", "--format", "json", path_str(&dir)])
         .server(&sim.url)
         .env("BAMBOO_TOKEN", "s3cret-token")
         .run();
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert!(!ran.stdout.contains("s3cret") && !ran.stderr.contains("s3cret"));
+    // A read-only token may plan but not apply: the refusal says which permission is missing.
+    let applied = Run::new(&["apply", "--auto-approve", path_str(&dir)])
+        .server(&sim.url)
+        .env("BAMBOO_TOKEN", "s3cret-token")
+        .run();
+    let output = applied.stdout + &applied.stderr;
+    assert!(
+        output.contains("403") && output.contains("apply also TRIGGER"),
+        "{output}"
+    );
+    assert!(!output.contains("s3cret"));
+    assert!(sim.queue_writes().is_empty());
 }
 
 #[test]
