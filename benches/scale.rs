@@ -6,9 +6,10 @@
 //! promotion, 2% on plan branches) and added latency L it runs `plan` (median of eleven runs)
 //! and `apply` (no `--wait`, once) as the real binary, and prints wall time, requests, peak
 //! RSS and the limit `ceil(R_min / P) × L`. Beside `plan` it prints the transport floor: the
-//! same requests replayed by a client that does nothing else, which shows how much of the gap
-//! to the limit is the simulator and loopback sharing this machine's cores, and how much is
-//! bamboo-promote's own work. The table is also written as JSON to `target/scale-bench.json`.
+//! same requests replayed after each run by a client that does nothing else, which shows how
+//! much of the gap to the limit is the simulator and loopback sharing this machine's cores,
+//! and how much is bamboo-promote's own work. The table is also written as JSON to
+//! `target/scale-bench.json`.
 
 #[allow(dead_code)]
 #[path = "../tests/integration/support.rs"]
@@ -142,9 +143,9 @@ fn measure(sim: &Sim, args: &[&str]) -> (Duration, u64, i32) {
 /// The transport floor: the GETs a `plan` sent, replayed `PARALLELISM` at a time by a client
 /// that reads each body and does nothing else, over fresh connections as the binary's are.
 /// The simulator's work and loopback on this machine are in it; bamboo-promote's own work
-/// (starting, reading manifests, decoding, planning, printing) is not. It is timed as often
-/// as `plan` and the median kept.
-fn transport_floor(sim: &Sim, requests: &[Value]) -> Duration {
+/// (starting, reading manifests, decoding, planning, printing) is not. Each replay follows
+/// the plan run it copies, so the machine's drift touches both alike.
+fn transport_floor(runtime: &tokio::runtime::Runtime, sim: &Sim, requests: &[Value]) -> Duration {
     let urls: Vec<String> = requests
         .iter()
         .filter(|r| r["method"] == "GET")
@@ -153,14 +154,7 @@ fn transport_floor(sim: &Sim, requests: &[Value]) -> Duration {
             format!("{}/rest/api/latest/{path}?{query}", sim.url)
         })
         .collect();
-    // reqwest is built without a default TLS provider, as in the binary.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut walls: Vec<Duration> = (0..PLAN_RUNS)
-        .map(|_| runtime.block_on(replay(&urls)))
-        .collect();
-    walls.sort();
-    walls[walls.len() / 2]
+    runtime.block_on(replay(&urls))
 }
 
 async fn replay(urls: &[String]) -> Duration {
@@ -175,6 +169,11 @@ async fn replay(urls: &[String]) -> Duration {
     });
     futures_util::future::join_all(reads).await;
     started.elapsed()
+}
+
+fn median(mut runs: Vec<Duration>) -> Duration {
+    runs.sort();
+    runs[runs.len() / 2]
 }
 
 fn peer(sim: &Sim, targets: &Path, mode: &str) -> Option<(f64, u64)> {
@@ -202,6 +201,10 @@ fn main() {
     } else {
         &[100, 1000, 10_000]
     };
+    // For the transport floor's client. reqwest is built without a default TLS provider, as
+    // in the binary.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut rows = Vec::new();
     println!(
         "{:>6} {:>4} {:>6} {:>9} {:>9} {:>7} {:>9} {:>9} {:>8} {:>9} {:>12} {:>9} {:>8}",
@@ -234,20 +237,22 @@ fn main() {
                 // A plan changes nothing, so it is timed several times and the median kept;
                 // an apply changes the world and runs once.
                 let runs = if cmd == "plan" { PLAN_RUNS } else { 1 };
-                let mut walls = Vec::new();
-                let mut rss_kb = 0;
+                let (mut walls, mut floors) = (Vec::new(), Vec::new());
+                let (mut rss_kb, mut requests) = (0, 0);
                 for _ in 0..runs {
                     sim.reset();
                     sim.set_faults(&format!(r#"{{ "latencyMs": {latency} }}"#));
                     let (wall, rss, _) = measure(&sim, &args);
+                    let log = sim.requests();
+                    requests = log.len();
+                    if cmd == "plan" {
+                        floors.push(transport_floor(&runtime, &sim, &log));
+                    }
                     walls.push(wall);
                     rss_kb = rss_kb.max(rss);
                 }
-                walls.sort();
-                let wall = walls[walls.len() / 2];
-                let log = sim.requests();
-                let requests = log.len();
-                let floor = (cmd == "plan").then(|| transport_floor(&sim, &log));
+                let floor = (!floors.is_empty()).then(|| median(floors.clone()));
+                let wall = median(walls.clone());
                 let r_min = setup.reads_min + if cmd == "apply" { setup.promotions } else { 0 };
                 let limit = (r_min.div_ceil(PARALLELISM) as f64) * latency as f64 / 1000.0;
                 // The sequential peer at the sizes where it finishes in reasonable time.
@@ -262,6 +267,7 @@ fn main() {
                     "wallSeconds": wall.as_secs_f64(), "requests": requests, "rMin": r_min,
                     "wallSecondsOfRuns": walls.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(),
                     "floorSeconds": floor.map(|f| f.as_secs_f64()),
+                    "floorSecondsOfRuns": floors.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(),
                     "limitSeconds": limit, "wallOverLimit": if limit > 0.0 { Some(wall.as_secs_f64() / limit) } else { None },
                     "peakRssMb": rss_kb as f64 / 1024.0, "microsPerTarget": wall.as_micros() as f64 / n as f64,
                     "peerSeconds": peer.map(|p| p.0), "peerRequests": peer.map(|p| p.1),
