@@ -152,6 +152,7 @@ fn credentials_come_from_the_environment_and_never_show() {
         .server(&sim.url)
         .env("BAMBOO_TOKEN", "s3cret-token")
         .run();
+    assert_eq!(applied.code, 1, "{}", applied.stderr);
     let output = applied.stdout + &applied.stderr;
     assert!(
         output.contains("403") && output.contains("apply also TRIGGER"),
