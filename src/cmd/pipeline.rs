@@ -44,6 +44,9 @@ pub async fn plan(
     let online = reconcile::check(&desired, &observed);
     if !online.is_empty() {
         super::validate::report(&online, DiagnosticFormat::Human, "nothing was queued");
+        if let Some(note) = wrong_address_note(&observed, &connection.server) {
+            eprintln!("{note}");
+        }
         return Err(exit::ERROR);
     }
     let plan = reconcile::plan(&desired, &observed);
@@ -51,6 +54,18 @@ pub async fn plan(
         connection,
         desired,
         plan,
+    })
+}
+
+/// When not one of several plans exists, the likelier mistake is the address, not every key:
+/// a Bamboo served under a context path (`/bamboo`) answers 404 to everything without it.
+fn wrong_address_note(observed: &Observed, server: &str) -> Option<String> {
+    let missing = observed.plans.values().filter(|p| p.is_none()).count();
+    (missing >= 2 && missing == observed.plans.len()).then(|| {
+        format!(
+            "note: none of the {missing} plans was found on {server}; if Bamboo is served under a \
+             context path, include it in --server (such as https://bamboo.example.com/bamboo)"
+        )
     })
 }
 

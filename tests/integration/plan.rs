@@ -174,10 +174,14 @@ fn a_server_under_a_context_path() {
         .run();
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert!(ran.stdout.contains("2 to promote"), "{}", ran.stdout);
-    assert_eq!(
-        sim.cmd(&["plan", path_str(&dir)]).run().code,
-        1,
-        "without the context path: 404s"
+    let without = sim.cmd(&["plan", path_str(&dir)]).run();
+    assert_eq!(without.code, 1, "without the context path: 404s");
+    assert!(
+        without
+            .stderr
+            .contains("if Bamboo is served under a context path, include it in --server"),
+        "{}",
+        without.stderr
     );
 }
 
