@@ -11,7 +11,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
-use crate::support::{Run, scratch, write};
+use crate::support::Run;
+use crate::worlds::{manifests, path_str};
 
 fn tls_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls")
@@ -90,9 +91,8 @@ spec:
 #[test]
 fn an_untrusted_certificate_fails_at_once_and_says_how_to_trust_it() {
     let server = TlsServer::start();
-    let dir = scratch("manifests");
-    write(&dir, "tls.yaml", ONE_TARGET);
-    let ran = Run::new(&["plan", dir.to_str().unwrap()])
+    let dir = manifests(ONE_TARGET);
+    let ran = Run::new(&["plan", path_str(&dir)])
         .server(&server.url)
         .run();
     assert_eq!(ran.code, 1, "{}", ran.stderr);
@@ -112,10 +112,9 @@ fn an_untrusted_certificate_fails_at_once_and_says_how_to_trust_it() {
 #[test]
 fn a_company_ca_is_trusted_through_ssl_cert_file() {
     let server = TlsServer::start();
-    let dir = scratch("manifests");
-    write(&dir, "tls.yaml", ONE_TARGET);
+    let dir = manifests(ONE_TARGET);
     let ca = tls_dir().join("ca.pem");
-    let ran = Run::new(&["plan", dir.to_str().unwrap()])
+    let ran = Run::new(&["plan", path_str(&dir)])
         .server(&server.url)
         .env("SSL_CERT_FILE", ca.to_str().unwrap())
         .run();
