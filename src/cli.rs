@@ -29,6 +29,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Queue the promotions the manifests (or a saved plan) call for.
     Apply(ApplyArgs),
+    /// Take bamboo-promote's lock labels off builds (expired ones; live ones with --force).
+    Unlock(UnlockArgs),
     /// Serve a simulated Bamboo described by a world file.
     Sim(SimArgs),
 }
@@ -148,6 +150,25 @@ pub struct ApplyArgs {
     /// Append every write, as JSON lines, to this file.
     #[arg(long)]
     pub audit_log: Option<PathBuf>,
+    /// How long to wait for another apply's lock on a build before giving up on it.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+    /// How long a lock label this run puts on a build is honoured by other runs, on the
+    /// server's clock. Longer than --request-timeout by 3s at least.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub lock_ttl: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Build keys, such as SHOP-APP-42.
+    #[arg(required = true, value_name = "BUILD_KEY")]
+    pub builds: Vec<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Also remove live lock labels: only when no apply is using them.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -13,5 +13,11 @@ pub const TIMED_OUT: u8 = 4;
 pub const STALE_PLAN: u8 = 5;
 /// `apply --wait`: a stage that was promoted failed.
 pub const STAGE_FAILED: u8 = 6;
-/// Interrupted (Ctrl-C) while waiting.
+/// `apply`: a write's outcome is unknown (no answer, a 5xx, or a build that did not show the
+/// call's effect). Its lock label stays on the build, so no other run acts on it before it
+/// expires; check the build in Bamboo.
+pub const OUTCOME_UNKNOWN: u8 = 7;
+/// `apply` stopped by SIGINT (Ctrl-C): no write after the signal.
 pub const INTERRUPTED: u8 = 130;
+/// `apply` stopped by SIGTERM (how CI systems cancel a job): no write after the signal.
+pub const TERMINATED: u8 = 143;

@@ -32,5 +32,6 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Plan(args) => cmd::plan::run(args).await,
         Command::Status(args) => cmd::status::run(args).await,
         Command::Apply(args) => cmd::apply::run(args).await,
+        Command::Unlock(args) => cmd::unlock::run(args).await,
     }
 }

@@ -1,37 +1,41 @@
-//! Executing a plan safely (the rules are in `shared/ARCHITECTURE.md`, "Writes").
+//! Executing a plan safely (the rules are in `docs/safety.md`).
 //!
 //! Work goes in rounds. Each round promotes every target whose status is a promotion — each
 //! through `promote`, which takes the build's lease, re-reads it and sends at most one call —
 //! and, with `--wait`, polls until those stages finish, re-plans (so targets `after` them move
-//! from waiting to queued) and goes on until nothing can move, the timeout, or Ctrl-C. Ctrl-C
-//! is only looked at between rounds, so it never cuts a call in half.
+//! from waiting to queued) and goes on until nothing can move, the timeout, or a signal. After
+//! SIGINT or SIGTERM no new write starts; a call already sent is seen through. A build whose
+//! write has an unknown outcome gets no other write in the run.
 
 mod lease;
 mod progress;
 mod promote;
 mod report;
+mod stop;
+pub mod unlock;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::json;
 
+pub use lease::{DEFAULT_TTL, Settings as LeaseSettings, TTL_MARGIN};
 pub use report::Reporter;
+pub use stop::{Signal, Stop};
 
 use crate::bamboo::BambooClient;
 use crate::manifest::Desired;
-use crate::observe::{self, ObservedBuild};
+use crate::observe::{self, ObservedBuild, ObservedStage};
 use crate::reconcile::{self, Action, Plan, Status};
 use progress::Progress;
-use promote::{Promotion, Request, promote, reread};
+use promote::{Context, Promotion, Request, promote, reread};
 
 pub struct Options {
     pub wait: bool,
     pub timeout: Duration,
     pub poll: Duration,
+    pub lease: LeaseSettings,
 }
 
 /// Where the next round's plan comes from.
@@ -45,7 +49,8 @@ pub enum Source<'a> {
 /// How each target ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Queued by this run; `finished` once every stage it ran has passed (with `--wait`).
+    /// Queued by this run; `finished` once every stage it ran has passed (with `--wait`), when
+    /// `runs` lists the stages that ran rather than those the call was to run.
     Promoted {
         runs: Vec<String>,
         finished: bool,
@@ -53,6 +58,11 @@ pub enum Outcome {
     /// Queued by this run, and a stage it ran failed.
     StageFailed {
         stage: String,
+    },
+    /// Queued by this run, but Bamboo ran less than asked and paused `before` this stage.
+    PausedShort {
+        ran: Vec<String>,
+        before: String,
     },
     /// Nothing to do: the final status says why.
     Unchanged(Status),
@@ -62,13 +72,34 @@ pub enum Outcome {
     },
     Refused(String),
     MovedByOther(String),
+    /// The call may or may not take effect; its lock label stays on the build.
+    Unknown {
+        detail: String,
+        lock: String,
+    },
     Error(String),
 }
 
 pub struct Applied {
     pub outcomes: Vec<(String, Option<String>, Outcome)>,
     pub timed_out: bool,
-    pub interrupted: bool,
+    pub stopped_by: Option<Signal>,
+}
+
+/// How often one target's build may be continued again in a run when Bamboo ran less than
+/// asked (a server that runs one manual stage per call): one call per manual stage, at most.
+const CONTINUATIONS: usize = 10;
+
+/// What a run keeps about its own writes between rounds.
+#[derive(Default)]
+struct Ledger {
+    /// How each target ended, once it did (or while its promoted stages run).
+    done: BTreeMap<String, Outcome>,
+    /// Builds whose write this run has an unknown outcome, or was accepted without Bamboo
+    /// showing it: no other write goes to them in this run.
+    held: BTreeSet<String>,
+    /// Per target, stages earlier calls of this run ran, when Bamboo stopped short.
+    carried: BTreeMap<String, Vec<String>>,
 }
 
 pub async fn run(
@@ -77,44 +108,53 @@ pub async fn run(
     mut plan: Plan,
     options: &Options,
     reporter: &Reporter,
-    interrupted: Arc<AtomicBool>,
+    stop: &Stop,
 ) -> Applied {
     let deadline = Instant::now() + options.timeout;
     let require_fingerprint = matches!(source, Source::Saved);
-    let mut done: BTreeMap<String, Outcome> = BTreeMap::new();
+    let ctx = Context {
+        client,
+        reporter,
+        lease: options.lease,
+        stop,
+    };
+    let mut ledger = Ledger::default();
     let mut builds: BTreeMap<String, ObservedBuild> = BTreeMap::new();
     let mut progress = Progress::new(reporter.is_json());
     let mut timed_out = false;
+    clear_orphaned_locks(client, &plan).await;
     loop {
+        if stop.requested() {
+            break;
+        }
         let todo: Vec<(String, Action)> = plan
             .items
             .iter()
-            .filter(|i| !done.contains_key(&i.target.id))
+            .filter(|i| !ledger.done.contains_key(&i.target.id))
             .filter_map(|i| match &i.status {
-                Status::Queue { action } => Some((i.target.id.clone(), action.clone())),
+                Status::Queue { action } if !ledger.held.contains(&action.build_key) => {
+                    Some((i.target.id.clone(), action.clone()))
+                }
                 _ => None,
             })
             .collect();
+        let ctx = &ctx;
         let promotions = join_all(todo.iter().map(|(id, action)| async move {
             let request = Request {
                 target: id,
                 action,
                 require_fingerprint,
             };
-            (
-                id.clone(),
-                action.clone(),
-                promote(client, reporter, &request).await,
-            )
+            (id.clone(), action.clone(), promote(ctx, &request).await)
         }))
         .await;
         for (id, action, promotion) in promotions {
             report_promotion(reporter, &id, &action, &promotion);
-            if let Some(outcome) = outcome_of(promotion) {
-                done.insert(id, outcome);
+            if let Some(outcome) = ledger.record(&action, promotion) {
+                ledger.done.insert(id, outcome);
             }
         }
-        let waiting_on_ours = done.values().any(|o| {
+        let waiting_on_ours = ledger.done.values().any(|o| {
             matches!(
                 o,
                 Outcome::Promoted {
@@ -123,7 +163,7 @@ pub async fn run(
                 }
             )
         });
-        if !options.wait || interrupted.load(Ordering::SeqCst) {
+        if !options.wait || stop.requested() {
             break;
         }
         let can_move = waiting_on_ours
@@ -137,7 +177,9 @@ pub async fn run(
             timed_out = true;
             break;
         }
-        sleep_unless_interrupted(options.poll, &interrupted).await;
+        if !stop.sleep(options.poll).await {
+            break;
+        }
         if let Source::Manifests(desired) = source {
             match observe::observe(client, desired).await {
                 Ok(observed) => plan = reconcile::plan(desired, &observed),
@@ -149,9 +191,10 @@ pub async fn run(
                 }
             }
         } else {
-            refresh_saved(client, &plan, &done, &mut builds).await;
+            refresh_saved(client, &plan, &ledger.done, &mut builds).await;
         }
-        update_promoted(reporter, &mut progress, &plan, &builds, &mut done);
+        let may_continue = matches!(source, Source::Manifests(_)) && !stop.requested();
+        ledger.follow(reporter, &mut progress, &plan, &builds, may_continue);
     }
     progress.finish();
     let outcomes = plan
@@ -162,7 +205,8 @@ pub async fn run(
                 .get(&item.target.id)
                 .or(item.build.as_deref())
                 .map(|b| b.key.clone());
-            let outcome = done
+            let outcome = ledger
+                .done
                 .remove(&item.target.id)
                 .unwrap_or_else(|| Outcome::Unchanged(item.status.clone()));
             (item.target.id.clone(), build, outcome)
@@ -171,28 +215,175 @@ pub async fn run(
     Applied {
         outcomes,
         timed_out,
-        interrupted: interrupted.load(Ordering::SeqCst),
+        stopped_by: stop.signal(),
     }
 }
 
-fn outcome_of(promotion: Promotion) -> Option<Outcome> {
-    Some(match promotion {
-        Promotion::Queued { runs, .. } => Outcome::Promoted {
-            runs,
-            finished: false,
-        },
-        Promotion::NotNeeded(_) => return None,
-        Promotion::Stale { planned, found } => Outcome::Stale { planned, found },
-        Promotion::Refused(message) => Outcome::Refused(message),
-        Promotion::MovedByOther(message) => Outcome::MovedByOther(message),
-        Promotion::Failed(message) => Outcome::Error(message),
-    })
+/// Lock labels that a crashed or killed apply left on builds that need nothing now: nothing
+/// else would ever take them off. Expired ones only; builds about to be promoted are cleaned
+/// when their lease is taken.
+async fn clear_orphaned_locks(client: &BambooClient, plan: &Plan) {
+    let mut seen = BTreeSet::new();
+    for item in &plan.items {
+        let Some(build) = &item.build else { continue };
+        let locked = build.labels.iter().any(|l| l.starts_with(lease::PREFIX));
+        if !locked || matches!(item.status, Status::Queue { .. }) || !seen.insert(&build.key) {
+            continue;
+        }
+        match lease::clear_expired(client, &build.key, &build.labels).await {
+            Ok(0) => {}
+            Ok(n) => eprintln!(
+                "removed {n} expired lock label{} from {}",
+                if n == 1 { "" } else { "s" },
+                build.key
+            ),
+            Err(e) => eprintln!("warning: cannot remove expired lock labels from {}: {e}", build.key),
+        }
+    }
+}
+
+impl Ledger {
+    /// What a promotion means for the run: the target's outcome, if it has one yet, and
+    /// whether its build may take another write.
+    fn record(&mut self, action: &Action, promotion: Promotion) -> Option<Outcome> {
+        Some(match promotion {
+            Promotion::Queued {
+                runs, confirmed, ..
+            } => {
+                if !confirmed {
+                    self.held.insert(action.build_key.clone());
+                }
+                Outcome::Promoted {
+                    runs,
+                    finished: false,
+                }
+            }
+            Promotion::NotNeeded(_) | Promotion::Stopped => return None,
+            Promotion::Stale { planned, found } => Outcome::Stale { planned, found },
+            Promotion::Refused(message) => Outcome::Refused(message),
+            Promotion::MovedByOther(message) => Outcome::MovedByOther(message),
+            Promotion::Unknown { detail, lock } => {
+                self.held.insert(action.build_key.clone());
+                Outcome::Unknown { detail, lock }
+            }
+            Promotion::Failed(message) => Outcome::Error(message),
+        })
+    }
+
+    /// Follows the builds this run promoted: progress, and whether their stages finished,
+    /// failed, or stopped short of the target. A build that came to rest short of it (a
+    /// server that runs one manual stage per call) is promoted again in the next round,
+    /// through the same lease and re-read, when `may_continue` and its write was confirmed.
+    fn follow(
+        &mut self,
+        reporter: &Reporter,
+        progress: &mut Progress,
+        plan: &Plan,
+        builds: &BTreeMap<String, ObservedBuild>,
+        may_continue: bool,
+    ) {
+        for item in &plan.items {
+            let id = &item.target.id;
+            let (
+                Some(Outcome::Promoted {
+                    runs,
+                    finished: false,
+                }),
+                Some(build),
+            ) = (self.done.get(id), builds.get(id))
+            else {
+                continue;
+            };
+            progress.update(id, build, &item.target.stage);
+            let stage_of = |name: &String| build.stages.iter().find(|s| &s.name == name);
+            if let Some(failed) = runs
+                .iter()
+                .filter_map(stage_of)
+                .find(|s| ended(s, "Failed"))
+            {
+                let stage = failed.name.clone();
+                reporter.event(
+                    "failed",
+                    || format!("{id}: stage {stage} of {} failed", build.key),
+                    json!({ "target": id, "build": build.key, "stage": stage }),
+                );
+                self.done.insert(id.clone(), Outcome::StageFailed { stage });
+                continue;
+            }
+            let ran: Vec<String> = runs
+                .iter()
+                .filter_map(stage_of)
+                .filter(|s| ended(s, "Successful"))
+                .map(|s| s.name.clone())
+                .collect();
+            let mut all_ran = self.carried.remove(id).unwrap_or_default();
+            all_ran.extend(ran.iter().cloned());
+            if ran.len() == runs.len() {
+                reporter.event(
+                    "finished",
+                    || format!("{id}: {} finished {}", build.key, all_ran.join(", ")),
+                    json!({ "target": id, "build": build.key, "runs": all_ran }),
+                );
+                let finished = Outcome::Promoted {
+                    runs: all_ran,
+                    finished: true,
+                };
+                self.done.insert(id.clone(), finished);
+                continue;
+            }
+            if !at_rest(build) {
+                self.carried.insert(id.clone(), all_ran.split_off(0));
+                continue;
+            }
+            let before = runs
+                .iter()
+                .find(|r| !ran.contains(r))
+                .cloned()
+                .unwrap_or_default();
+            let again = may_continue
+                && !self.held.contains(&build.key)
+                && all_ran.len() < CONTINUATIONS;
+            reporter.event(
+                "paused",
+                || {
+                    format!(
+                        "{id}: {} paused before {before}; Bamboo ran {}{}",
+                        build.key,
+                        if ran.is_empty() { "nothing".into() } else { ran.join(", ") },
+                        if again { "; continuing it" } else { "" }
+                    )
+                },
+                json!({ "target": id, "build": build.key, "ran": ran, "before": before, "continuing": again }),
+            );
+            if again {
+                // The next round re-plans the target from this read and promotes it anew.
+                self.carried.insert(id.clone(), all_ran);
+                self.done.remove(id);
+            } else {
+                let short = Outcome::PausedShort {
+                    ran: all_ran,
+                    before,
+                };
+                self.done.insert(id.clone(), short);
+            }
+        }
+    }
+}
+
+fn ended(stage: &ObservedStage, state: &str) -> bool {
+    stage.life_cycle_state == "Finished" && stage.state == state
+}
+
+/// A build that nothing moves now: not queued, and no stage waiting or running.
+fn at_rest(build: &ObservedBuild) -> bool {
+    let busy = |state: &str| matches!(state, "Pending" | "Queued" | "InProgress");
+    !busy(&build.life_cycle_state) && !build.stages.iter().any(|s| busy(&s.life_cycle_state))
 }
 
 fn report_promotion(reporter: &Reporter, id: &str, action: &Action, promotion: &Promotion) {
     let build = action.build_key.as_str();
     match promotion {
-        Promotion::Queued { runs, note } => reporter.event(
+        Promotion::Queued { runs, note, .. } => reporter.event(
             "queued",
             || format!("{id}: queued {build} → {} (runs {}){}", action.stage, runs.join(", "), note.as_ref().map_or(String::new(), |n| format!("; {n}"))),
             json!({ "target": id, "build": build, "stage": action.stage, "runs": runs, "note": note }),
@@ -212,64 +403,16 @@ fn report_promotion(reporter: &Reporter, id: &str, action: &Action, promotion: &
             || format!("{id}: {build} not promoted: {message}"),
             json!({ "target": id, "build": build, "message": message }),
         ),
-    }
-}
-
-/// Follows the builds this run promoted: progress, and whether their stages finished or failed.
-fn update_promoted(
-    reporter: &Reporter,
-    progress: &mut Progress,
-    plan: &Plan,
-    builds: &BTreeMap<String, ObservedBuild>,
-    done: &mut BTreeMap<String, Outcome>,
-) {
-    for item in &plan.items {
-        let id = &item.target.id;
-        let (
-            Some(Outcome::Promoted {
-                runs,
-                finished: false,
-            }),
-            Some(build),
-        ) = (done.get(id), builds.get(id))
-        else {
-            continue;
-        };
-        progress.update(id, build, &item.target.stage);
-        let stage_of = |name: &String| build.stages.iter().find(|s| &s.name == name);
-        if let Some(failed) = runs
-            .iter()
-            .filter_map(stage_of)
-            .find(|s| s.life_cycle_state == "Finished" && s.state == "Failed")
-        {
-            let stage = failed.name.clone();
-            reporter.event(
-                "failed",
-                || format!("{id}: stage {stage} of {} failed", build.key),
-                json!({ "target": id, "build": build.key, "stage": stage }),
-            );
-            done.insert(id.clone(), Outcome::StageFailed { stage });
-            continue;
-        }
-        let all_ran = runs
-            .iter()
-            .filter_map(stage_of)
-            .all(|s| s.life_cycle_state == "Finished" && s.state == "Successful");
-        if all_ran {
-            let runs = runs.clone();
-            reporter.event(
-                "finished",
-                || format!("{id}: {} finished {}", build.key, runs.join(", ")),
-                json!({ "target": id, "build": build.key, "runs": runs }),
-            );
-            done.insert(
-                id.clone(),
-                Outcome::Promoted {
-                    runs,
-                    finished: true,
-                },
-            );
-        }
+        Promotion::Unknown { detail, lock } => reporter.event(
+            "unknown",
+            || format!("{id}: the call to {build} has an unknown outcome ({detail}); it is not sent again. Check the build in Bamboo; lock label {lock} keeps other runs off it until it expires"),
+            json!({ "target": id, "build": build, "message": detail, "lock": lock }),
+        ),
+        Promotion::Stopped => reporter.event(
+            "skipped",
+            || format!("{id}: {build} not promoted: stopped by a signal before the call"),
+            json!({ "target": id, "build": build, "reason": "stopped by a signal" }),
+        ),
     }
 }
 
@@ -299,13 +442,5 @@ async fn refresh_saved(
                 action.build_key
             ),
         }
-    }
-}
-
-async fn sleep_unless_interrupted(pause: Duration, interrupted: &AtomicBool) {
-    let step = Duration::from_millis(50).min(pause);
-    let until = Instant::now() + pause;
-    while Instant::now() < until && !interrupted.load(Ordering::SeqCst) {
-        tokio::time::sleep(step).await;
     }
 }

@@ -1,29 +1,42 @@
 //! One promotion, done safely: take the build's lease, re-read the build, act only if the
 //! planner still calls for the same promotion (and, for a saved plan, only if the build is as
-//! it was planned), send one queue call, and confirm its effect by reading again. A write that
-//! fails or times out is never retried blindly: the build is re-read, and only a build that is
-//! exactly as before the write gets one more call.
+//! it was planned), send one queue call, and learn its outcome by reading again.
+//!
+//! The call is never sent twice. When its outcome is unknown (no answer, a 5xx) the build is
+//! read again: if it moved, the call took effect; if not, the outcome stays unknown — the call
+//! may still be on its way, and a re-read cannot see it — so the lock label stays on the
+//! build, and no run acts on it until the label expires and a fresh read decides.
 
 use std::time::Duration;
 
-use super::lease::{Lease, LeaseError};
+use super::lease::{self, Lease, LeaseError};
 use super::report::Reporter;
+use super::stop::Stop;
 use crate::bamboo::{BambooClient, WriteError};
 use crate::observe::ObservedBuild;
 use crate::reconcile::{Action, Status, assess};
 
-/// How long to wait for another apply's lease on the same build.
-const LEASE_PATIENCE: Duration = Duration::from_secs(60);
-/// Reads after an accepted write until Bamboo shows it.
-const CONFIRM_READS: u32 = 10;
-const CONFIRM_PAUSE: Duration = Duration::from_millis(200);
+/// Pauses between the reads that confirm a write: quick at first, then calmer.
+const CONFIRM_PAUSES: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+];
+/// Confirmation reads stop after this long even when the lease would allow more; the label
+/// then stays on the build until it expires.
+const CONFIRM_AT_MOST: Duration = Duration::from_secs(30);
+/// Renewals of a lease that was not fresh by the time of the write, before giving up.
+const RENEWALS: u32 = 3;
 
 #[derive(Debug)]
 pub enum Promotion {
-    /// The call was accepted (or, after a lost answer, its effect was seen).
+    /// The call was accepted (or, after no answer, its effect was seen). Unless `confirmed`,
+    /// Bamboo did not show its effect in time and the lock label stays on the build.
     Queued {
         runs: Vec<String>,
         note: Option<String>,
+        confirmed: bool,
     },
     /// The re-read showed nothing to do any more.
     NotNeeded(Status),
@@ -33,8 +46,12 @@ pub enum Promotion {
     Refused(String),
     /// Bamboo refused because someone else moved the build first.
     MovedByOther(String),
-    /// Another apply held the lease for too long, or reads failed.
+    /// The call may or may not take effect; the lock label `lock` stays on the build.
+    Unknown { detail: String, lock: String },
+    /// Another apply held the lease for too long, or reads failed; nothing was sent.
     Failed(String),
+    /// A signal came before the call: nothing was sent.
+    Stopped,
 }
 
 pub struct Request<'a> {
@@ -44,150 +61,214 @@ pub struct Request<'a> {
     pub require_fingerprint: bool,
 }
 
-pub async fn promote(
-    client: &BambooClient,
-    reporter: &Reporter,
-    request: &Request<'_>,
-) -> Promotion {
-    let (lease, before) =
-        match Lease::acquire(client, &request.action.build_key, LEASE_PATIENCE).await {
-            Ok(taken) => taken,
-            Err(LeaseError::Busy { holder, waited, .. }) => {
-                return Promotion::Failed(format!(
-                    "another apply holds the build (label {holder}) after waiting {waited:.0?}"
-                ));
-            }
-            Err(e) => return Promotion::Failed(format!("cannot take the lease: {e}")),
-        };
-    let outcome = under_lease(client, reporter, request, before).await;
-    if let Err(e) = lease.release(client).await {
-        eprintln!(
-            "warning: cannot remove our lock label from {}: {e}; it expires by itself",
-            request.action.build_key
-        );
-    }
-    outcome
+/// What every promotion of a run shares.
+pub struct Context<'a> {
+    pub client: &'a BambooClient,
+    pub reporter: &'a Reporter,
+    pub lease: lease::Settings,
+    pub stop: &'a Stop,
 }
 
-/// `before` is the build as read just now, under the lease.
-async fn under_lease(
-    client: &BambooClient,
-    reporter: &Reporter,
-    request: &Request<'_>,
-    before: ObservedBuild,
-) -> Promotion {
+pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
+    let client = ctx.client;
+    let build_key = &request.action.build_key;
+    if request.require_fingerprint {
+        // A stale saved plan is found from a plain read, before any label is written.
+        match reread(client, build_key).await {
+            Ok(now) if now.fingerprint() != request.action.fingerprint => {
+                return Promotion::Stale {
+                    planned: request.action.fingerprint.clone(),
+                    found: now.fingerprint(),
+                };
+            }
+            Ok(_) => {}
+            Err(e) => return Promotion::Failed(e),
+        }
+    }
+    let waiting = |holder: &str| ctx.reporter.lock_wait(request.target, build_key, holder);
+    let taken = Lease::acquire(client, build_key, ctx.lease, ctx.stop, waiting).await;
+    let (mut lease, mut before) = match taken {
+        Ok(taken) => taken,
+        Err(e) => return lease_failed(e),
+    };
+    let mut renewals = 0;
+    let action = loop {
+        let action = match still_needed(request, &before) {
+            Ok(action) => action,
+            Err(promotion) => return release(client, lease, promotion).await,
+        };
+        if ctx.stop.requested() {
+            return release(client, lease, Promotion::Stopped).await;
+        }
+        if lease.fresh() {
+            break action;
+        }
+        // Verified too long ago (a paused process, a slow read): others may soon take the
+        // label for abandoned. Take a new one and read the build again before any write.
+        if renewals == RENEWALS {
+            let failed = Promotion::Failed(format!(
+                "the lock on {build_key} could not be verified quickly enough to write under it; nothing was sent (a longer --lock-ttl gives more room)"
+            ));
+            return release(client, lease, failed).await;
+        }
+        renewals += 1;
+        match lease.renew(client, ctx.lease, ctx.stop, waiting).await {
+            Ok((renewed, now)) => (lease, before) = (renewed, now),
+            Err(e) => return lease_failed(e),
+        }
+    };
+    write(ctx, request, lease, &before, action).await
+}
+
+/// The action the fresh build still calls for, or why there is none.
+fn still_needed(request: &Request<'_>, before: &ObservedBuild) -> Result<Action, Promotion> {
     let planned = request.action;
     if request.require_fingerprint && before.fingerprint() != planned.fingerprint {
-        return Promotion::Stale {
+        return Err(Promotion::Stale {
             planned: planned.fingerprint.clone(),
             found: before.fingerprint(),
-        };
+        });
     }
-    let action = match assess(&before, &planned.stage, planned.execute_all_stages) {
-        Status::Queue { action } => action,
-        other => return Promotion::NotNeeded(other),
+    match assess(before, &planned.stage, planned.execute_all_stages) {
+        Status::Queue { action } => Ok(action),
+        other => Err(Promotion::NotNeeded(other)),
+    }
+}
+
+fn lease_failed(error: LeaseError) -> Promotion {
+    match error {
+        LeaseError::Stopped => Promotion::Stopped,
+        busy @ LeaseError::Busy { .. } => Promotion::Failed(busy.to_string()),
+        other => Promotion::Failed(format!("cannot take the lock: {other}")),
+    }
+}
+
+async fn release(client: &BambooClient, lease: Lease, promotion: Promotion) -> Promotion {
+    let build_key = lease.build_key.clone();
+    if let Err(e) = lease.release(client).await {
+        eprintln!(
+            "warning: cannot remove our lock label from {build_key}: {e}; it expires by itself"
+        );
+    }
+    promotion
+}
+
+/// The one call, under a fresh lease, and what became of it.
+async fn write(
+    ctx: &Context<'_>,
+    request: &Request<'_>,
+    lease: Lease,
+    before: &ObservedBuild,
+    action: Action,
+) -> Promotion {
+    let client = ctx.client;
+    let audit = |outcome: &str, detail: Option<String>| {
+        let call = describe_call(&action);
+        ctx.reporter
+            .audit(request.target, &action.build_key, call, outcome, detail);
     };
-    let call = describe_call(&action);
-    let mut note = None;
-    for attempt in 0..2 {
-        match client
-            .continue_build(&action.build_key, &action.stage, action.execute_all_stages)
-            .await
-        {
-            Ok(_) => {
-                reporter.audit(
-                    request.target,
-                    &action.build_key,
-                    call.clone(),
-                    "accepted",
-                    note.clone(),
-                );
-                confirm(client, &before).await;
-                return Promotion::Queued {
+    let sent = client
+        .continue_build(&action.build_key, &action.stage, action.execute_all_stages)
+        .await;
+    match sent {
+        Ok(()) => {
+            audit("accepted", None);
+            if confirm(ctx, before, &lease).await {
+                let queued = Promotion::Queued {
                     runs: action.runs,
-                    note,
+                    note: None,
+                    confirmed: true,
                 };
+                return release(client, lease, queued).await;
             }
-            Err(WriteError::Refused { status, message }) => {
-                let moved = reread(client, &action.build_key)
-                    .await
-                    .map(|now| now.fingerprint() != before.fingerprint());
-                let detail = format!("{status}: {message}");
-                return if moved.unwrap_or(false) {
-                    reporter.audit(
-                        request.target,
-                        &action.build_key,
-                        call,
-                        "refused; build moved by someone else",
-                        Some(detail.clone()),
-                    );
-                    Promotion::MovedByOther(detail)
-                } else {
-                    reporter.audit(
-                        request.target,
-                        &action.build_key,
-                        call,
-                        "refused",
-                        Some(detail.clone()),
-                    );
-                    Promotion::Refused(detail)
-                };
+            let lock = lease.keep();
+            audit(
+                "accepted; Bamboo did not show it in time, lock kept",
+                Some(lock.clone()),
+            );
+            Promotion::Queued {
+                runs: action.runs,
+                note: Some(format!(
+                    "accepted, but Bamboo did not show it yet; lock label {lock} stays until it expires"
+                )),
+                confirmed: false,
             }
-            Err(WriteError::Unknown(detail)) => {
-                reporter.audit(
-                    request.target,
-                    &action.build_key,
-                    call.clone(),
-                    "no answer; re-reading the build",
-                    Some(detail.clone()),
-                );
-                let now = match reread(client, &action.build_key).await {
-                    Ok(now) => now,
-                    Err(e) => {
-                        return Promotion::Failed(format!(
-                            "write got no answer ({detail}) and the build cannot be re-read: {e}"
-                        ));
-                    }
-                };
-                if now.fingerprint() != before.fingerprint() {
-                    reporter.audit(
-                        request.target,
-                        &action.build_key,
-                        call,
-                        "took effect (seen on re-read)",
-                        None,
-                    );
-                    return Promotion::Queued {
+        }
+        Err(WriteError::Refused { status, message }) => {
+            let detail = format!("{status}: {message}");
+            let moved = reread(client, &action.build_key)
+                .await
+                .is_ok_and(|now| now.fingerprint() != before.fingerprint());
+            let promotion = if moved {
+                audit("refused; build moved by someone else", Some(detail.clone()));
+                Promotion::MovedByOther(detail)
+            } else {
+                audit("refused", Some(detail.clone()));
+                Promotion::Refused(detail)
+            };
+            release(client, lease, promotion).await
+        }
+        Err(WriteError::NotSent(detail)) => {
+            audit("not sent", Some(detail.clone()));
+            let failed = Promotion::Failed(format!("the call was not sent: {detail}"));
+            release(client, lease, failed).await
+        }
+        Err(WriteError::Unknown(detail)) => {
+            audit("outcome unknown; re-reading the build", Some(detail.clone()));
+            match reread(client, &action.build_key).await {
+                Ok(now) if now.fingerprint() != before.fingerprint() => {
+                    audit("took effect (seen on re-read)", None);
+                    let queued = Promotion::Queued {
                         runs: action.runs,
                         note: Some(format!("confirmed by re-reading after: {detail}")),
+                        confirmed: true,
                     };
+                    release(client, lease, queued).await
                 }
-                if attempt == 1 {
-                    return Promotion::Failed(format!(
-                        "two calls got no answer and the build did not move: {detail}"
-                    ));
+                read => {
+                    let seen = match read {
+                        Ok(_) => "the build has not moved".to_string(),
+                        Err(e) => format!("the build cannot be re-read: {e}"),
+                    };
+                    let lock = lease.keep();
+                    audit(
+                        "outcome unknown; lock kept, not sent again",
+                        Some(format!("{detail}; {seen}; lock label {lock}")),
+                    );
+                    Promotion::Unknown {
+                        detail: format!("{detail}; {seen}"),
+                        lock,
+                    }
                 }
-                // The build is exactly as it was before the write: the call did not take effect,
-                // so one more call cannot run a stage twice.
-                note = Some(format!("second call after: {detail}"));
             }
         }
     }
-    unreachable!("the loop returns on its second attempt")
 }
 
-/// Holds the lease until Bamboo shows the write's effect (the build is no longer as before).
-async fn confirm(client: &BambooClient, before: &ObservedBuild) {
-    for _ in 0..CONFIRM_READS {
-        if let Ok(now) = reread(client, &before.key).await
-            && now.fingerprint() != before.fingerprint()
+/// Reads until Bamboo shows the write's effect (the build is no longer as before), while the
+/// lease allows; says whether it did. After a stop, one read more at most.
+async fn confirm(ctx: &Context<'_>, before: &ObservedBuild, lease: &Lease) -> bool {
+    let until = lease
+        .confirm_until()
+        .min(std::time::Instant::now() + CONFIRM_AT_MOST);
+    let last = CONFIRM_PAUSES[CONFIRM_PAUSES.len() - 1];
+    let mut pauses = CONFIRM_PAUSES.into_iter().chain(std::iter::repeat(last));
+    loop {
+        if reread(ctx.client, &before.key)
+            .await
+            .is_ok_and(|now| now.fingerprint() != before.fingerprint())
         {
-            return;
+            return true;
         }
-        tokio::time::sleep(CONFIRM_PAUSE).await;
+        let pause = pauses.next().unwrap_or(last);
+        if ctx.stop.requested() || std::time::Instant::now() + pause >= until {
+            return false;
+        }
+        tokio::time::sleep(pause).await;
     }
 }
 
+/// The build as Bamboo shows it now; an answer about another build is an error.
 pub async fn reread(client: &BambooClient, build_key: &str) -> Result<ObservedBuild, String> {
     let (plan, number) = build_key
         .rsplit_once('-')

@@ -62,6 +62,15 @@ impl Reporter {
         }
     }
 
+    /// Another apply holds the lock on a build this one waits for.
+    pub fn lock_wait(&self, target: &str, build: &str, holder: &str) {
+        self.event(
+            "lockWait",
+            || format!("{target}: waiting for the lock on {build} ({holder})"),
+            json!({ "target": target, "build": build, "holder": holder }),
+        );
+    }
+
     pub fn audit(
         &self,
         target: &str,

@@ -2,7 +2,9 @@
 //!
 //! Reads are retried with backoff and jitter on 5xx, 429 and connection errors; a 429's
 //! `Retry-After` pauses every task of the run, not only the one that was told. Writes that
-//! queue builds are sent once: their errors go back to `apply`, which re-reads before deciding.
+//! queue builds are sent once, and their answer is sorted into accepted, refused or unknown:
+//! `apply` decides what an unknown outcome means, never this module. Every answer's `Date`
+//! header is kept, so that lease times are the server's, not this machine's.
 //! `parallelism` bounds the requests in flight, so a large repository cannot flood a server.
 
 use std::sync::Mutex;
@@ -16,7 +18,8 @@ use tokio::sync::Semaphore;
 
 use super::auth::Credentials;
 use super::retry::{self, RetryPolicy};
-use super::types::{BranchInfo, BuildResult, ErrorBody, PlanInfo, Queued, ResultList};
+use super::server_clock::ServerTime;
+use super::types::{BranchInfo, BuildResult, ErrorBody, PlanInfo, ResultList};
 
 /// Bodies larger than this are decoded off the request task (see `get`): listing pages, not
 /// single builds (about 3 kB each).
@@ -61,20 +64,32 @@ pub enum BambooError {
     Tls { what: String, detail: String },
     #[error("{what}: unexpected answer from Bamboo: {detail}")]
     Decode { what: String, detail: String },
+    /// The server answered with something other than what was asked for: acting on it could
+    /// promote a build nobody named.
+    #[error("{what}: Bamboo answered with {answered}; nothing is done with an answer to another question")]
+    Mismatch { what: String, answered: String },
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
 }
 
-/// How a queue call ended when it did not succeed.
+/// How a queue call ended when it was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    /// Bamboo answered and refused: nothing was done.
+    /// Bamboo answered and refused (a 3xx or 4xx): nothing was done.
     #[error("Bamboo refused with {status}: {message}")]
     Refused { status: u16, message: String },
-    /// No answer (timeout, dropped connection, 5xx): the server may or may not have acted.
-    #[error("no clear answer: {0}")]
+    /// The call never left this machine (no connection could be made): nothing was done.
+    #[error("not sent: {0}")]
+    NotSent(String),
+    /// No answer that says what happened (a timeout, a dropped connection, a 5xx, a 408): the
+    /// server may have acted, or may still act.
+    #[error("outcome unknown: {0}")]
     Unknown(String),
 }
+
+/// How much of a write's answer is read: a 2xx is accepted whatever its body says, so the
+/// body is read only to free the connection, and a huge one is not read to its end.
+const WRITE_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Settings for a client.
 #[derive(Debug, Clone)]
@@ -95,6 +110,11 @@ pub struct BambooClient {
     slots: Semaphore,
     /// Set by a 429: no request starts before then.
     paused_until: Mutex<Option<Instant>>,
+    /// What the `Date` headers so far say of the server's clock.
+    server_time: Mutex<Option<ServerTime>>,
+    /// The zero of the monotonic times in `server_time`.
+    origin: Instant,
+    request_timeout: Duration,
 }
 
 impl BambooClient {
@@ -123,7 +143,31 @@ impl BambooClient {
             retry: config.retry,
             slots: Semaphore::new(config.parallelism.max(1)),
             paused_until: Mutex::new(None),
+            server_time: Mutex::new(None),
+            origin: Instant::now(),
+            request_timeout: config.request_timeout,
         })
+    }
+
+    /// The time allowed for one request: a write lands within it, or the client gave up.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// What the server's answers so far say of its clock; `None` before any carried a `Date`.
+    pub fn server_time(&self) -> Option<ServerTime> {
+        *self.server_time.lock().expect("server time lock")
+    }
+
+    /// Keeps what an answer's `Date` says of the server's clock; `sent` is when the request
+    /// left.
+    fn note_date(&self, response: &reqwest::Response, sent: Instant) {
+        let Some(date) = header(response, "Date").and_then(|d| http_date_ms(&d)) else {
+            return;
+        };
+        let reading = ServerTime::reading(self.origin, date, sent, Instant::now());
+        let mut known = self.server_time.lock().expect("server time lock");
+        *known = Some(known.map_or(reading, |k| k.narrowed(reading)));
     }
 
     /// `GET plan/{key}?expand=stages.stage`; `None` when there is no such plan.
@@ -159,8 +203,15 @@ impl BambooClient {
             ("expand", "stages.stage,labels"),
             ("includeAllStates", "true"),
         ];
-        self.get(&format!("read build {key}"), &results_of(&key), &query)
-            .await
+        let what = format!("read build {key}");
+        let build: Option<BuildResult> = self.get(&what, &results_of(&key), &query).await?;
+        match build {
+            Some(build) if !is_build_of(&build, plan, number) => Err(BambooError::Mismatch {
+                what,
+                answered: format!("build {}", build.key),
+            }),
+            build => Ok(build),
+        }
     }
 
     /// `GET result/{plan}`: up to `max` builds, newest first from the `start`-th, of every
@@ -275,13 +326,14 @@ impl BambooClient {
             .await
     }
 
-    /// `PUT queue/{build}?stage=…&executeAllStages=…`: continue a build. Sent exactly once.
+    /// `PUT queue/{build}?stage=…&executeAllStages=…`: continue a build. Sent exactly once,
+    /// never retried. A 2xx is accepted whatever its body; see `WriteError` for the rest.
     pub async fn continue_build(
         &self,
         build_key: &str,
         stage: &str,
         execute_all_stages: bool,
-    ) -> Result<Queued, WriteError> {
+    ) -> Result<(), WriteError> {
         let path = format!("queue/{}", encode_segment(build_key));
         let query = [
             ("stage", stage),
@@ -294,27 +346,33 @@ impl BambooClient {
             .slots
             .acquire()
             .await
-            .map_err(|e| WriteError::Unknown(e.to_string()))?;
+            .map_err(|e| WriteError::NotSent(e.to_string()))?;
         self.wait_if_paused().await;
         let request = self
             .request(Method::PUT, &path, &query)
             .header("X-Atlassian-Token", "no-check");
-        let response = request
-            .send()
-            .await
-            .map_err(|e| WriteError::Unknown(describe(&e)))?;
+        let sent = Instant::now();
+        let mut response = match request.send().await {
+            Ok(response) => response,
+            // No connection was made, so no byte of the call reached the server.
+            Err(e) if e.is_connect() => return Err(WriteError::NotSent(describe(&e))),
+            Err(e) => return Err(WriteError::Unknown(describe(&e))),
+        };
+        self.note_date(&response, sent);
         let status = response.status();
         let location = header(&response, "Location");
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| WriteError::Unknown(describe(&e)))?;
+        let body = read_capped(&mut response, WRITE_ANSWER_BYTES).await;
         if status.is_success() {
-            return serde_json::from_slice(&body)
-                .map_err(|e| WriteError::Unknown(format!("unreadable answer: {e}")));
+            return Ok(());
         }
-        if status.is_server_error() {
-            return Err(WriteError::Unknown(format!("Bamboo answered {status}")));
+        let body = body.unwrap_or_default();
+        let refused = (status.is_client_error() && status != StatusCode::REQUEST_TIMEOUT)
+            || status.is_redirection();
+        if !refused {
+            let message = error_message(&body);
+            return Err(WriteError::Unknown(format!(
+                "Bamboo answered {status}: {message}"
+            )));
         }
         let message = refusal_message(status, location.as_deref(), &body);
         Err(WriteError::Refused {
@@ -427,7 +485,7 @@ impl BambooClient {
                     .await
                     .map_err(|e| BambooError::Setup(e.to_string()))?;
                 self.wait_if_paused().await;
-                attempt(build()).await
+                self.attempt(build()).await
             };
             let wait = match outcome {
                 Attempt::Done(body) => return Ok(body),
@@ -493,35 +551,70 @@ enum Attempt {
     Transient(String, Option<Duration>),
 }
 
-async fn attempt(request: reqwest::RequestBuilder) -> Attempt {
-    let response = match request.send().await {
-        Ok(response) => response,
-        Err(e) if tls_failed(&e) => return Attempt::Tls(describe(&e)),
-        Err(e) => return Attempt::Transient(describe(&e), None),
-    };
-    let status = response.status();
-    let retry_after = retry::retry_after(header(&response, "Retry-After").as_deref());
-    let location = header(&response, "Location");
-    // Bytes, not text: a listing page is hundreds of kB, and serde_json checks UTF-8 itself.
-    let body = match response.bytes().await {
-        Ok(body) => body,
-        Err(e) => return Attempt::Transient(describe(&e), None),
-    };
-    if status.is_success() {
-        Attempt::Done(Some(body))
-    } else if status == StatusCode::NOT_FOUND {
-        Attempt::Done(None)
-    } else if retry::is_transient(status.as_u16()) {
-        let retry_after = if status == StatusCode::TOO_MANY_REQUESTS {
-            retry_after.or(Some(Duration::from_secs(1)))
-        } else {
-            None
+impl BambooClient {
+    async fn attempt(&self, request: reqwest::RequestBuilder) -> Attempt {
+        let sent = Instant::now();
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) if tls_failed(&e) => return Attempt::Tls(describe(&e)),
+            Err(e) => return Attempt::Transient(describe(&e), None),
         };
-        Attempt::Transient(format!("Bamboo answered {status}"), retry_after)
-    } else {
-        let message = refusal_message(status, location.as_deref(), &body);
-        Attempt::Refused(status.as_u16(), message)
+        self.note_date(&response, sent);
+        let status = response.status();
+        let retry_after = retry::retry_after(header(&response, "Retry-After").as_deref());
+        let location = header(&response, "Location");
+        // Bytes, not text: a listing page is hundreds of kB, and serde_json checks UTF-8 itself.
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(e) => return Attempt::Transient(describe(&e), None),
+        };
+        if status.is_success() {
+            Attempt::Done(Some(body))
+        } else if status == StatusCode::NOT_FOUND {
+            Attempt::Done(None)
+        } else if retry::is_transient(status.as_u16()) {
+            let retry_after = if status == StatusCode::TOO_MANY_REQUESTS {
+                retry_after.or(Some(Duration::from_secs(1)))
+            } else {
+                None
+            };
+            Attempt::Transient(format!("Bamboo answered {status}"), retry_after)
+        } else {
+            let message = refusal_message(status, location.as_deref(), &body);
+            Attempt::Refused(status.as_u16(), message)
+        }
     }
+}
+
+/// Up to `cap` bytes of an answer's body; the rest is left unread. `None` if the connection
+/// broke while reading.
+async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    while body.len() < cap {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(cap - body.len())]),
+            Ok(None) => break,
+            Err(_) => return None,
+        }
+    }
+    Some(body)
+}
+
+/// An HTTP date (`Fri, 01 Jan 2027 00:00:00 GMT`) in ms since the epoch.
+fn http_date_ms(date: &str) -> Option<i64> {
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(date)
+        .ok()?;
+    Some(at.as_millisecond())
+}
+
+/// Whether a build the server returned is the one asked for: `{plan}-{number}`, or any build
+/// of the plan for `latest`.
+fn is_build_of(build: &BuildResult, plan: &str, number: Option<u32>) -> bool {
+    let Some((of, n)) = build.key.rsplit_once('-') else {
+        return false;
+    };
+    of == plan && number.is_none_or(|wanted| n == wanted.to_string() && build.number == wanted)
 }
 
 fn header(response: &reqwest::Response, name: &str) -> Option<String> {

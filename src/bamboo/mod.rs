@@ -4,8 +4,10 @@
 mod auth;
 mod client;
 mod retry;
+mod server_clock;
 pub mod types;
 
 pub use auth::{Credentials, Secret};
 pub use client::{BambooClient, BambooError, ClientConfig, WriteError, encode_segment};
 pub use retry::RetryPolicy;
+pub use server_clock::ServerTime;

@@ -123,14 +123,6 @@ pub struct BranchInfo {
     pub enabled: bool,
 }
 
-/// The answer to an accepted queue call.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Queued {
-    pub build_result_key: String,
-    pub build_number: u32,
-}
-
 /// Bamboo's error body: `{"message", "status-code", "sub-code"}`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ErrorBody {
@@ -188,8 +180,6 @@ mod tests {
         assert_eq!(plan.key, "LAB-PROV");
         let old_plan: PlanInfo = serde_json::from_str(&fixture("bamboo5-plan.json")).unwrap();
         assert!(old_plan.enabled);
-        let queued: Queued = serde_json::from_str(&fixture("bamboo12-queue.json")).unwrap();
-        assert_eq!(queued.build_result_key, "LAB-PROV-11");
         let error: ErrorBody = serde_json::from_str(&fixture("bamboo12-404-body.json")).unwrap();
         assert_eq!(error.message, "HTTP 404 Not Found");
         let branches: serde_json::Value =

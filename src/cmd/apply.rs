@@ -2,12 +2,10 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::json;
 
-use crate::apply::{self, Applied, Outcome, Reporter, Source};
+use crate::apply::{self, Applied, Outcome, Reporter, Source, Stop};
 use crate::bamboo::BambooClient;
 use crate::cli::{ApplyArgs, OutputFormat};
 use crate::reconcile::{Plan, Status};
@@ -15,6 +13,14 @@ use crate::render::{self, PlanDocument, human::Style};
 use crate::{exit, stdout};
 
 pub async fn run(args: &ApplyArgs) -> u8 {
+    let least_ttl = args.server.request_timeout + apply::TTL_MARGIN;
+    if args.lock_ttl <= least_ttl {
+        eprintln!(
+            "error: --lock-ttl must be longer than {least_ttl:?} (--request-timeout plus {:?}): a write must land well before its lock may be taken for abandoned",
+            apply::TTL_MARGIN
+        );
+        return exit::ERROR;
+    }
     let reporter = match Reporter::new(args.format == OutputFormat::Json, args.audit_log.as_deref())
     {
         Ok(reporter) => reporter,
@@ -117,15 +123,8 @@ async fn execute(
     if let Err(code) = confirm(args, &plan) {
         return code;
     }
-    let applied = apply::run(
-        client,
-        source,
-        plan,
-        &options(args),
-        reporter,
-        interrupt_flag(),
-    )
-    .await;
+    let stop = Stop::on_signals();
+    let applied = apply::run(client, source, plan, &options(args), reporter, &stop).await;
     finish(args, reporter, &applied)
 }
 
@@ -134,6 +133,10 @@ fn options(args: &ApplyArgs) -> apply::Options {
         wait: args.wait,
         timeout: args.timeout,
         poll: args.poll_interval,
+        lease: apply::LeaseSettings {
+            ttl: args.lock_ttl,
+            patience: args.lock_timeout,
+        },
     }
 }
 
@@ -178,20 +181,6 @@ fn confirm(args: &ApplyArgs, plan: &Plan) -> Result<(), u8> {
     }
 }
 
-/// Ctrl-C sets the flag; apply stops waiting after the calls in flight, never in the middle of
-/// one.
-fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let set = flag.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: finishing the calls in flight, then stopping");
-            set.store(true, Ordering::SeqCst);
-        }
-    });
-    flag
-}
-
 #[derive(Default)]
 struct Tally {
     promoted: usize,
@@ -201,6 +190,8 @@ struct Tally {
     waiting: usize,
     stale: usize,
     errors: usize,
+    unknown: usize,
+    short: usize,
     unfinished: usize,
 }
 
@@ -229,6 +220,15 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
                 }
                 let state = if *finished { "finished" } else { "queued" };
                 format!("promoted ({state}): {}", runs.join(", "))
+            }
+            Outcome::PausedShort { ran, before } => {
+                tally.short += 1;
+                let ran = if ran.is_empty() { "nothing".to_string() } else { ran.join(", ") };
+                format!("promoted, but Bamboo ran only {ran} and paused before {before}")
+            }
+            Outcome::Unknown { detail, lock } => {
+                tally.unknown += 1;
+                format!("outcome unknown ({detail}); not sent again. Check the build in Bamboo; lock label {lock} stays until it expires")
             }
             Outcome::StageFailed { stage } => {
                 tally.failed.push(format!("{id}: {stage}"));
@@ -266,7 +266,7 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
         lines.push(format!("  {id:<id_width$}  {build:<build_width$}  {text}"));
     }
     let summary = format!(
-        "Apply: {} promoted, {} in sync, {} failed{}, {} blocked, {} waiting, {} stale, {} errors{}{}.",
+        "Apply: {} promoted, {} in sync, {} failed{}, {} blocked, {} waiting, {} stale, {} unknown, {} errors{}{}.",
         tally.promoted,
         tally.in_sync,
         tally.failed.len(),
@@ -278,17 +278,16 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
         tally.blocked,
         tally.waiting,
         tally.stale,
+        tally.unknown,
         tally.errors,
         if applied.timed_out {
             format!(", timed out with {} still running", tally.unfinished)
         } else {
             String::new()
         },
-        if applied.interrupted {
-            ", interrupted"
-        } else {
-            ""
-        },
+        applied
+            .stopped_by
+            .map_or(String::new(), |s| format!(", stopped by {}", s.name())),
     );
     if reporter.is_json() {
         let outcomes: Vec<_> = applied.outcomes.iter().map(|(id, build, o)| json!({ "target": id, "build": build, "outcome": format!("{o:?}") })).collect();
@@ -300,17 +299,19 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
     } else {
         stdout::line(format_args!("\n{}\n{summary}", lines.join("\n")));
     }
-    if tally.errors > 0 {
+    if tally.unknown > 0 {
+        exit::OUTCOME_UNKNOWN
+    } else if tally.errors > 0 {
         exit::ERROR
     } else if !tally.failed.is_empty() {
         exit::STAGE_FAILED
-    } else if applied.interrupted {
-        exit::INTERRUPTED
+    } else if let Some(signal) = applied.stopped_by {
+        signal.exit_code()
     } else if applied.timed_out {
         exit::TIMED_OUT
     } else if tally.stale > 0 {
         exit::STALE_PLAN
-    } else if tally.blocked > 0 {
+    } else if tally.blocked > 0 || tally.short > 0 {
         exit::BLOCKED
     } else {
         exit::SUCCESS

@@ -6,4 +6,5 @@ pub mod plan;
 pub mod schema;
 pub mod sim;
 pub mod status;
+pub mod unlock;
 pub mod validate;

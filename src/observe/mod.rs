@@ -70,18 +70,18 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
     );
     let mut found = Found::default();
     for (key, build) in listed? {
-        found.keep(key, BuildSelector::Latest, build);
+        found.keep(key, BuildSelector::Latest, build)?;
     }
     for ((key, _), builds) in direct.iter().zip(direct_reads) {
         for (selector, build) in builds? {
-            found.keep(key.clone(), selector, build);
+            found.keep(key.clone(), selector, build)?;
         }
     }
     for ((plan, name), read) in on_branch.keys().zip(branch_reads) {
         let (branch, builds) = read?;
         if let Some(branch) = &branch {
             for (selector, build) in builds {
-                found.keep(branch.key.clone(), selector, build);
+                found.keep(branch.key.clone(), selector, build)?;
             }
         }
         observed
@@ -137,7 +137,17 @@ struct Found {
 }
 
 impl Found {
-    fn keep(&mut self, key: String, selector: BuildSelector, build: Option<BuildResult>) {
+    /// Keeps the build the server answered for `selector` on plan `key`, once it is checked to
+    /// be what was asked for.
+    fn keep(
+        &mut self,
+        key: String,
+        selector: BuildSelector,
+        build: Option<BuildResult>,
+    ) -> Result<(), BambooError> {
+        if let Some(build) = &build {
+            check_answer(&key, &selector, build)?;
+        }
         if let Some(plan) = build.as_ref().and_then(|b| b.plan.as_ref())
             && !self.plans.contains_key(&plan.key)
         {
@@ -149,7 +159,37 @@ impl Found {
         }
         let build = build.map(|b| Arc::new(ObservedBuild::from_result(b)));
         self.builds.insert((key, selector), build);
+        Ok(())
     }
+}
+
+/// Whether the build a server answered is the one asked for: a build of plan `key`, with the
+/// number, label or revision the selector names. A server that ignores a filter, or answers
+/// for another build, must not get a build nobody named promoted.
+fn check_answer(key: &str, selector: &BuildSelector, build: &BuildResult) -> Result<(), BambooError> {
+    let of_plan = build
+        .key
+        .rsplit_once('-')
+        .is_some_and(|(plan, n)| plan == key && n == build.number.to_string());
+    let matches = match selector {
+        BuildSelector::Latest => true,
+        BuildSelector::Number(n) => build.number == *n,
+        BuildSelector::Label(label) => build.labels.items.iter().any(|l| &l.name == label),
+        BuildSelector::Revision(revision) => build.vcs_revision_key.as_ref() == Some(revision),
+    };
+    if of_plan && matches {
+        return Ok(());
+    }
+    let revision = build.vcs_revision_key.as_deref().unwrap_or("none");
+    let labels: Vec<&str> = build.labels.items.iter().map(|l| l.name.as_str()).collect();
+    Err(BambooError::Mismatch {
+        what: format!("read {selector} of {key}"),
+        answered: format!(
+            "build {} (revision {revision}, labels [{}])",
+            build.key,
+            labels.join(", ")
+        ),
+    })
 }
 
 /// Whether the only build asked for is the latest.

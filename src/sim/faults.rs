@@ -18,10 +18,10 @@ impl FaultPlan {
         FaultPlan { config, rng }
     }
 
-    /// The fault for this request, if any.
-    pub fn pick(&mut self, method: &str, path: &str) -> Option<Fault> {
-        if let Some(fault) = self.take_scripted(method, path) {
-            return Some(fault);
+    /// The fault for this request, if any, with its `afterMs`.
+    pub fn pick(&mut self, method: &str, path: &str) -> Option<(Fault, u64)> {
+        if let Some(scripted) = self.take_scripted(method, path) {
+            return Some(scripted);
         }
         let is_write = method != "GET";
         if is_write && !self.config.include_writes {
@@ -37,13 +37,13 @@ impl FaultPlan {
         for (share, fault) in shares {
             edge += share;
             if roll < edge {
-                return Some(fault);
+                return Some((fault, 0));
             }
         }
         None
     }
 
-    fn take_scripted(&mut self, method: &str, path: &str) -> Option<Fault> {
+    fn take_scripted(&mut self, method: &str, path: &str) -> Option<(Fault, u64)> {
         let index = self.config.script.iter().position(|rule| {
             rule.times > 0
                 && rule
@@ -54,10 +54,10 @@ impl FaultPlan {
         })?;
         let rule = &mut self.config.script[index];
         rule.times -= 1;
-        let fault = rule.fault;
+        let scripted = (rule.fault, rule.after_ms);
         if rule.times == 0 {
             self.config.script.remove(index);
         }
-        Some(fault)
+        Some(scripted)
     }
 }

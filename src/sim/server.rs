@@ -127,6 +127,7 @@ async fn handle(
         .unwrap_or(api_path)
         .to_string();
     let query = uri.query().unwrap_or("").to_string();
+    let arrived = shared.clock.now();
     let mut entry = LoggedRequest {
         seq: shared.seq.fetch_add(1, Ordering::SeqCst),
         method: method.to_string(),
@@ -134,23 +135,49 @@ async fn handle(
         query: query.clone(),
         status: 0,
         in_flight,
-        at_ms: shared.clock.now(),
+        at_ms: arrived,
         wall_ms: shared.started.elapsed().as_millis() as u64,
     };
-    let (response, delivery) = answer(
+    let (mut response, delivery) = answer(
         &shared, &method, &api_path, &query, &headers, body, wants_json,
     );
-    entry.status = if delivery == Delivery::Answer {
-        response.status().as_u16()
-    } else {
-        0
-    };
+    // Every answer carries the server's time, as real servers' do: clients take lease times
+    // from it. A held answer keeps the time it was made at.
+    if let Ok(date) = header::HeaderValue::from_str(&view::http_date(shared.clock.now())) {
+        response.headers_mut().insert(header::DATE, date);
+    }
+    if matches!(delivery, Delivery::Answer | Delivery::After(_)) {
+        entry.status = response.status().as_u16();
+    }
     shared.log.lock().expect("log lock").push(entry);
-    if delivery == Delivery::Withhold {
-        // The server acted, but its answer never reaches the client, which times out.
-        tokio::time::sleep(Duration::from_secs(3600)).await;
+    match delivery {
+        Delivery::Answer | Delivery::Drop => {}
+        Delivery::After(ms) => until_clock(&shared.clock, arrived + ms).await,
+        Delivery::Withhold => withhold().await,
+        Delivery::Late(ms, request) => {
+            // Like a proxy that holds the write: it reaches the server later, whether or not
+            // the client is still there, and the client never hears back.
+            let late = shared.clone();
+            tokio::spawn(async move {
+                until_clock(&late.clock, arrived + ms).await;
+                reply(&late, &request, late.clock.now());
+            });
+            withhold().await;
+        }
     }
     response
+}
+
+/// The server acted (or will), but its answer never reaches the client, which times out.
+async fn withhold() {
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+}
+
+/// Returns once the sim clock reads `due` (moved by a test in manual mode, by time otherwise).
+async fn until_clock(clock: &Clock, due: u64) {
+    while clock.now() < due {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Answers a GET. Reads share the engine; only when builds are in flight does one first take it
@@ -176,13 +203,16 @@ async fn added_latency(latency: Duration) {
 }
 
 /// How an answer reaches the client.
-#[derive(Debug, PartialEq, Eq)]
 enum Delivery {
     Answer,
     /// The connection breaks before the answer arrives.
     Drop,
     /// The server acted but the answer never comes.
     Withhold,
+    /// The answer, made on arrival, is delivered once the sim clock has moved this far.
+    After(u64),
+    /// The write is applied once the sim clock has moved this far; no answer ever comes.
+    Late(u64, ApiRequest),
 }
 
 /// Answers one REST request, and says how the answer is to be delivered.
@@ -202,6 +232,7 @@ fn answer(
             faults.config.retry_after_secs,
         )
     };
+    let (fault, after_ms) = fault.map_or((None, 0), |(f, ms)| (Some(f), ms));
     match fault {
         Some(Fault::ServerError) => {
             return (
@@ -238,20 +269,16 @@ fn answer(
             Delivery::Answer,
         );
     }
-    let now = shared.clock.now();
-    let request = ApiRequest::new(method.as_str(), path, query, body.to_vec());
-    let ctx = Context {
-        base: &shared.base,
-        now,
-        paging: &shared.paging,
+    let (path, query) = match fault {
+        Some(Fault::OtherBuild) => (other_build(shared, path), query.to_string()),
+        Some(Fault::IgnoreFilter) => (path.to_string(), without_filters(query)),
+        _ => (path.to_string(), query.to_string()),
     };
-    let reply = if is_write {
-        let mut engine = shared.engine.write().expect("engine lock");
-        engine.advance(now);
-        routes::write(&mut engine, &request, &ctx)
-    } else {
-        read(shared, &request, &ctx)
-    };
+    let request = ApiRequest::new(method.as_str(), &path, &query, body.to_vec());
+    if fault == Some(Fault::ApplyLate) {
+        return (empty_response(200), Delivery::Late(after_ms, request));
+    }
+    let reply = reply(shared, &request, shared.clock.now());
     let response = match (reply.body, wants_json) {
         (None, _) => empty_response(reply.status),
         (Some(body), true) => json_text_response(reply.status, body),
@@ -260,12 +287,71 @@ fn answer(
             xml_response(reply.status, &xml::render(reply.root, &tree))
         }
     };
-    let delivery = if fault == Some(Fault::LoseResponse) {
-        Delivery::Withhold
-    } else {
-        Delivery::Answer
+    match fault {
+        Some(Fault::LoseResponse) => (response, Delivery::Withhold),
+        Some(Fault::Hold) => (response, Delivery::After(after_ms)),
+        Some(Fault::AppliedServerError) => (
+            json_response(500, &view::error(500, "Internal Server Error")),
+            Delivery::Answer,
+        ),
+        Some(Fault::AppliedGarbage) => (html_page(), Delivery::Answer),
+        _ => (response, Delivery::Answer),
+    }
+}
+
+/// Reads share the engine; writes take it alone.
+fn reply(shared: &Shared, request: &ApiRequest, now: u64) -> routes::Reply {
+    let ctx = Context {
+        base: &shared.base,
+        now,
+        paging: &shared.paging,
     };
-    (response, delivery)
+    if request.method == "GET" {
+        read(shared, request, &ctx)
+    } else {
+        let mut engine = shared.engine.write().expect("engine lock");
+        engine.advance(now);
+        routes::write(&mut engine, request, &ctx)
+    }
+}
+
+/// `result/{plan}-{n}` turned into the newest other build of the plan; any other path as it is.
+fn other_build(shared: &Shared, path: &str) -> String {
+    let Some((plan, number)) = path
+        .strip_prefix("result/")
+        .and_then(|key| key.rsplit_once('-'))
+    else {
+        return path.to_string();
+    };
+    let engine = shared.engine.read().expect("engine lock");
+    let other = engine.plans.get(plan).and_then(|p| {
+        p.builds
+            .keys()
+            .rev()
+            .find(|n| n.to_string() != number)
+            .copied()
+    });
+    other.map_or(path.to_string(), |n| format!("result/{plan}-{n}"))
+}
+
+/// The query without the filters a listing can take.
+fn without_filters(query: &str) -> String {
+    let kept = form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| !matches!(&**k, "label" | "buildstate" | "continuable" | "lifeCycleState"));
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(kept)
+        .finish()
+}
+
+/// What a proxy's error page or a login page looks like to a client that asked for JSON.
+fn html_page() -> Response {
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "text/html;charset=UTF-8")
+        .body(Body::from(
+            "<!DOCTYPE html><html><head><title>Log in</title></head><body>Please log in</body></html>",
+        ))
+        .expect("valid response")
 }
 
 fn accepts_json(headers: &HeaderMap) -> bool {

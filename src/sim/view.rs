@@ -10,14 +10,27 @@ use serde::ser::{SerializeMap, Serializer};
 
 use super::engine::{Build, PlanState, StageStatus};
 
-/// Where the sim clock's zero lies on the calendar, so timestamps look like Bamboo's.
+/// Where the sim clock's zero lies on the calendar, so timestamps look like Bamboo's. The
+/// `Date` header of every answer reads the same clock, so the server's time is weeks ahead of
+/// the machine running the tests: a client that took lease times from its own clock would
+/// show it.
 const EPOCH_MS: i64 = 1_798_761_600_000; // 2027-01-01T00:00:00Z
 
 /// `2027-01-01T00:00:00.000Z`: RFC 3339 in UTC with milliseconds, as Bamboo writes them.
 pub fn timestamp(ms: u64) -> String {
-    let at = jiff::Timestamp::from_millisecond(EPOCH_MS + ms as i64)
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    format!("{at:.3}")
+    format!("{:.3}", instant(ms))
+}
+
+/// The sim clock's `ms` on the calendar.
+fn instant(ms: u64) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(EPOCH_MS + ms as i64).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// `Fri, 01 Jan 2027 00:00:00 GMT`: the `Date` header (RFC 9110) at the sim clock's `ms`.
+pub fn http_date(ms: u64) -> String {
+    jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&instant(ms))
+        .expect("the sim clock stays within the years HTTP dates can show")
 }
 
 #[derive(Serialize)]

@@ -199,6 +199,10 @@ pub struct ScriptedFault {
     #[serde(default = "one")]
     pub times: u32,
     pub fault: Fault,
+    /// For `applyLate` and `hold`: how far the sim clock must move past the request's arrival
+    /// before the write is applied or the answer delivered.
+    #[serde(default)]
+    pub after_ms: u64,
 }
 
 fn one() -> u32 {
@@ -216,6 +220,21 @@ pub enum Fault {
     Drop,
     /// Do the request, then never answer: the client times out although the server acted.
     LoseResponse,
+    /// Hold a write, as a slow proxy or a busy server would, and apply it only once the sim
+    /// clock has moved `afterMs` past its arrival; the answer never comes.
+    ApplyLate,
+    /// Do the request, then answer 500 as if it had failed.
+    AppliedServerError,
+    /// Do the request, then answer 200 with an HTML page instead of JSON.
+    AppliedGarbage,
+    /// Answer as it stands on arrival, but deliver the answer only once the sim clock has
+    /// moved `afterMs` past the arrival: to the client, a process paused after its read.
+    Hold,
+    /// Answer `result/{plan}-{n}` with another build of the plan.
+    OtherBuild,
+    /// Answer as if the query had no filter (`label`, `buildstate`, `continuable`,
+    /// `lifeCycleState`), as servers that do not know a filter do.
+    IgnoreFilter,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -265,7 +265,10 @@ fn a_write_whose_answer_is_lost_runs_the_stage_once_and_reports_success() {
         1
     );
     let audit = std::fs::read_to_string(audit).unwrap();
-    assert!(audit.lines().any(|l| l.contains("no answer")), "{audit}");
+    assert!(
+        audit.lines().any(|l| l.contains("outcome unknown")),
+        "{audit}"
+    );
     assert!(
         audit
             .lines()
@@ -477,9 +480,9 @@ fn ctrl_c_stops_waiting_and_says_what_was_queued() {
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(130), "{stdout}");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("SIGINT: no new write"));
     assert!(
-        stdout.contains("2 promoted") && stdout.contains("interrupted"),
+        stdout.contains("2 promoted") && stdout.contains("stopped by SIGINT"),
         "{stdout}"
     );
     assert_eq!(sim.queue_writes().len(), 2, "no call after the interrupt");

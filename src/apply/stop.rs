@@ -1,0 +1,130 @@
+//! Stopping on a signal. SIGINT (Ctrl-C) and SIGTERM (how CI systems cancel a job) both mean
+//! one thing: no new write. A call already on the wire is finished or given up (its request
+//! timeout bounds it) and recorded, the lock labels this process holds are taken off (all but
+//! those on a build whose write has an unknown outcome), what was done is printed, and the
+//! process exits 130 or 143. A second signal exits at once; labels left behind expire.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::exit;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// 128 + the signal's number, as shells report a process the signal ended.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => exit::INTERRUPTED,
+            Signal::Terminate => exit::TERMINATED,
+        }
+    }
+}
+
+/// Whether a stop was asked for, shared by every task of an apply.
+#[derive(Clone, Default)]
+pub struct Stop {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// 0: none; 1: SIGINT; 2: SIGTERM.
+    signal: AtomicU8,
+    notify: Notify,
+}
+
+impl Stop {
+    /// A stop that SIGINT and SIGTERM set from now on.
+    pub fn on_signals() -> Stop {
+        let stop = Stop::default();
+        let set = stop.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut interrupt), Ok(mut terminate)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            loop {
+                let which = tokio::select! {
+                    _ = interrupt.recv() => Signal::Interrupt,
+                    _ = terminate.recv() => Signal::Terminate,
+                };
+                if let Some(first) = set.signal() {
+                    eprintln!(
+                        "\n{} after {}: exiting now; lock labels left on builds expire by themselves",
+                        which.name(),
+                        first.name()
+                    );
+                    std::process::exit(i32::from(which.exit_code()));
+                }
+                eprintln!(
+                    "\n{}: no new write; finishing the call in flight, then releasing locks",
+                    which.name()
+                );
+                set.request(which);
+            }
+        });
+        stop
+    }
+
+    pub fn request(&self, signal: Signal) {
+        let code = match signal {
+            Signal::Interrupt => 1,
+            Signal::Terminate => 2,
+        };
+        let _ = self
+            .inner
+            .signal
+            .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
+        self.inner.notify.notify_waiters();
+    }
+
+    pub fn signal(&self) -> Option<Signal> {
+        match self.inner.signal.load(Ordering::SeqCst) {
+            1 => Some(Signal::Interrupt),
+            2 => Some(Signal::Terminate),
+            _ => None,
+        }
+    }
+
+    pub fn requested(&self) -> bool {
+        self.signal().is_some()
+    }
+
+    /// Returns once a stop is asked for.
+    pub async fn stopped(&self) {
+        loop {
+            // Registered before the check, so a request in between still wakes it.
+            let notified = self.inner.notify.notified();
+            if self.requested() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Sleeps for `pause` unless a stop comes first; says whether it slept the whole pause.
+    pub async fn sleep(&self, pause: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(pause) => true,
+            () = self.stopped() => false,
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The server's time, as this process can know it: from the `Date` header of Bamboo's answers,
+//! carried forward on the monotonic clock. Lease times decide between processes on different
+//! machines, whose own clocks may be minutes apart; the server's clock is the one they share.
+//!
+//! Each answer bounds the server's clock: it was stamped after the request left and before the
+//! answer arrived, and `Date` drops the milliseconds. So each reading gives an interval for
+//! `server time − monotonic time`, and the readings together give the narrowest one. An answer
+//! that was held on the way (a slow proxy, a paused process) gives a wide interval that the
+//! others narrow; it cannot drag the estimate back.
+
+use std::time::{Duration, Instant};
+
+/// What the readings so far say about the server's clock, against this process's monotonic
+/// clock (ms since `origin`).
+#[derive(Debug, Clone, Copy)]
+pub struct ServerTime {
+    origin: Instant,
+    /// The server's clock minus the monotonic clock is at least this ...
+    low: i64,
+    /// ... and at most this.
+    high: i64,
+}
+
+impl ServerTime {
+    /// A reading: `date_ms` from the `Date` header of an answer to a request sent at `sent`
+    /// and received at `received`.
+    pub fn reading(origin: Instant, date_ms: i64, sent: Instant, received: Instant) -> ServerTime {
+        let at = |i: Instant| i.saturating_duration_since(origin).as_millis() as i64;
+        ServerTime {
+            origin,
+            low: date_ms - at(received),
+            high: date_ms + 1000 - at(sent),
+        }
+    }
+
+    /// The readings together. When they contradict each other the server's clock was set
+    /// (or the answers lie): the newer reading wins.
+    pub fn narrowed(self, newer: ServerTime) -> ServerTime {
+        let (low, high) = (self.low.max(newer.low), self.high.min(newer.high));
+        if low > high {
+            newer
+        } else {
+            ServerTime { low, high, ..self }
+        }
+    }
+
+    /// The server's time at `at`, in ms since the epoch, never later than the true one.
+    pub fn earliest(&self, at: Instant) -> i64 {
+        self.low + at.saturating_duration_since(self.origin).as_millis() as i64
+    }
+
+    /// The server's time now, never later than the true one.
+    pub fn now(&self) -> i64 {
+        self.earliest(Instant::now())
+    }
+
+    /// How far the true time may be ahead of `earliest`.
+    pub fn uncertainty(&self) -> Duration {
+        Duration::from_millis((self.high - self.low).max(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readings_narrow_and_a_held_answer_does_not_drag_the_time_back() {
+        let origin = Instant::now();
+        let at = |ms: u64| origin + Duration::from_millis(ms);
+        // A quick answer: sent at 100 ms, received at 120 ms, stamped 10:00:00.
+        let quick = ServerTime::reading(origin, 36_000_000, at(100), at(120));
+        assert_eq!(quick.earliest(at(120)), 36_000_000);
+        assert_eq!(quick.uncertainty(), Duration::from_millis(1020));
+        // An answer held 5 s on the way: sent at 200 ms, received at 5 200 ms, stamped at
+        // 10:00:00 when it was made.
+        let held = ServerTime::reading(origin, 36_000_000, at(200), at(5_200));
+        let both = quick.narrowed(held);
+        assert_eq!(both.earliest(at(5_200)), 36_005_080, "the quick reading still counts");
+        assert!(both.uncertainty() <= quick.uncertainty());
+        // A server whose clock was set back an hour: the readings contradict, the newer wins.
+        let set_back = ServerTime::reading(origin, 32_400_000, at(6_000), at(6_010));
+        assert_eq!(both.narrowed(set_back).earliest(at(6_010)), 32_400_000);
+    }
+}

@@ -1,0 +1,28 @@
+//! `unlock`: takes bamboo-promote's lock labels off builds (see `apply::unlock`).
+
+use crate::apply::unlock::unlock;
+use crate::cli::UnlockArgs;
+use crate::exit;
+
+pub async fn run(args: &UnlockArgs) -> u8 {
+    let connection = match super::pipeline::connect(&args.server).await {
+        Ok(connection) => connection,
+        Err(code) => return code,
+    };
+    let mut code = exit::SUCCESS;
+    for build_key in &args.builds {
+        match unlock(&connection.client, build_key, args.force).await {
+            Ok(removed) if removed.is_empty() => println!("{build_key}: no lock labels"),
+            Ok(removed) => {
+                for label in removed {
+                    println!("{build_key}: removed {label}");
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = exit::ERROR;
+            }
+        }
+    }
+    code
+}
