@@ -115,17 +115,13 @@ impl LockLabel {
                 words(Duration::from_millis((end - server_now_ms) as u64))
             )
         };
-        format!(
-            "label {}, taken {} ago, {expiry}",
-            self.name,
-            words(age)
-        )
+        format!("label {}, taken {} ago, {expiry}", self.name, words(age))
     }
 }
 
-/// `2m 10s`, to the second.
+/// `2m 10s`, to the nearest second.
 fn words(d: Duration) -> String {
-    let s = d.as_secs();
+    let s = (d + Duration::from_millis(500)).as_secs();
     match (s / 3600, s / 60 % 60, s % 60) {
         (0, 0, s) => format!("{s}s"),
         (0, m, s) => format!("{m}m {s}s"),
@@ -224,11 +220,22 @@ impl Lease {
             let server = client.server_time().ok_or(LeaseError::NoServerTime)?;
             let label = new_label(server.earliest(taken), settings.ttl);
             client.add_label(build_key, &label).await?;
-            let build = read_build(client, build_key).await?;
-            // The read's own Date is in by now: the freshest view of the server's clock.
-            let server = client.server_time().ok_or(LeaseError::NoServerTime)?;
-            let ours = [Some(label.as_str()), ours_already];
-            let holder = other_holder(client, build_key, &build.labels, &ours, &server).await?;
+            let verified = async {
+                let build = read_build(client, build_key).await?;
+                // The read's own Date is in by now: the freshest view of the server's clock.
+                let server = client.server_time().ok_or(LeaseError::NoServerTime)?;
+                let ours = [Some(label.as_str()), ours_already];
+                let holder = other_holder(client, build_key, &build.labels, &ours, &server).await?;
+                Ok::<_, LeaseError>((build, server, holder))
+            };
+            let (build, server, holder) = match verified.await {
+                Ok(verified) => verified,
+                Err(e) => {
+                    // Nothing was written under it: the label comes off again.
+                    let _ = client.remove_label(build_key, &label).await;
+                    return Err(e);
+                }
+            };
             let Some(holder) = holder else {
                 let lease = Lease {
                     build_key: build_key.to_string(),

@@ -237,7 +237,10 @@ async fn clear_orphaned_locks(client: &BambooClient, plan: &Plan) {
                 if n == 1 { "" } else { "s" },
                 build.key
             ),
-            Err(e) => eprintln!("warning: cannot remove expired lock labels from {}: {e}", build.key),
+            Err(e) => eprintln!(
+                "warning: cannot remove expired lock labels from {}: {e}",
+                build.key
+            ),
         }
     }
 }
@@ -316,9 +319,10 @@ impl Ledger {
                 .filter(|s| ended(s, "Successful"))
                 .map(|s| s.name.clone())
                 .collect();
-            let mut all_ran = self.carried.remove(id).unwrap_or_default();
+            let mut all_ran = self.carried.get(id).cloned().unwrap_or_default();
             all_ran.extend(ran.iter().cloned());
             if ran.len() == runs.len() {
+                self.carried.remove(id);
                 reporter.event(
                     "finished",
                     || format!("{id}: {} finished {}", build.key, all_ran.join(", ")),
@@ -332,7 +336,6 @@ impl Ledger {
                 continue;
             }
             if !at_rest(build) {
-                self.carried.insert(id.clone(), all_ran.split_off(0));
                 continue;
             }
             let before = runs
@@ -340,9 +343,8 @@ impl Ledger {
                 .find(|r| !ran.contains(r))
                 .cloned()
                 .unwrap_or_default();
-            let again = may_continue
-                && !self.held.contains(&build.key)
-                && all_ran.len() < CONTINUATIONS;
+            let again =
+                may_continue && !self.held.contains(&build.key) && all_ran.len() < CONTINUATIONS;
             reporter.event(
                 "paused",
                 || {
@@ -360,6 +362,7 @@ impl Ledger {
                 self.carried.insert(id.clone(), all_ran);
                 self.done.remove(id);
             } else {
+                self.carried.remove(id);
                 let short = Outcome::PausedShort {
                     ran: all_ran,
                     before,

@@ -95,7 +95,7 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
     let action = loop {
         let action = match still_needed(request, &before) {
             Ok(action) => action,
-            Err(promotion) => return release(client, lease, promotion).await,
+            Err(promotion) => return release(client, lease, *promotion).await,
         };
         if ctx.stop.requested() {
             return release(client, lease, Promotion::Stopped).await;
@@ -121,17 +121,17 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
 }
 
 /// The action the fresh build still calls for, or why there is none.
-fn still_needed(request: &Request<'_>, before: &ObservedBuild) -> Result<Action, Promotion> {
+fn still_needed(request: &Request<'_>, before: &ObservedBuild) -> Result<Action, Box<Promotion>> {
     let planned = request.action;
     if request.require_fingerprint && before.fingerprint() != planned.fingerprint {
-        return Err(Promotion::Stale {
+        return Err(Box::new(Promotion::Stale {
             planned: planned.fingerprint.clone(),
             found: before.fingerprint(),
-        });
+        }));
     }
     match assess(before, &planned.stage, planned.execute_all_stages) {
         Status::Queue { action } => Ok(action),
-        other => Err(Promotion::NotNeeded(other)),
+        other => Err(Box::new(Promotion::NotNeeded(other))),
     }
 }
 
@@ -214,7 +214,10 @@ async fn write(
             release(client, lease, failed).await
         }
         Err(WriteError::Unknown(detail)) => {
-            audit("outcome unknown; re-reading the build", Some(detail.clone()));
+            audit(
+                "outcome unknown; re-reading the build",
+                Some(detail.clone()),
+            );
             match reread(client, &action.build_key).await {
                 Ok(now) if now.fingerprint() != before.fingerprint() => {
                     audit("took effect (seen on re-read)", None);

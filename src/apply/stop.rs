@@ -50,17 +50,19 @@ struct Inner {
 
 impl Stop {
     /// A stop that SIGINT and SIGTERM set from now on.
+    /// The handlers are in place when this returns, before any write can start.
     pub fn on_signals() -> Stop {
+        use tokio::signal::unix::{SignalKind, signal};
         let stop = Stop::default();
         let set = stop.clone();
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            eprintln!("warning: cannot listen for SIGINT and SIGTERM");
+            return stop;
+        };
         tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut interrupt), Ok(mut terminate)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
             loop {
                 let which = tokio::select! {
                     _ = interrupt.recv() => Signal::Interrupt,

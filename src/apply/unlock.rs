@@ -14,9 +14,7 @@ pub enum UnlockError {
     NotABuild(String),
     #[error("there is no build {0}")]
     Gone(String),
-    #[error(
-        "the server's answers carry no Date header, so lock times cannot be read on its clock"
-    )]
+    #[error("the server's answers carry no Date header, so lock times cannot be read on its clock")]
     NoServerTime,
     #[error(
         "{build_key} has a live lock ({holders}); an apply may be using it. Remove it anyway with --force"

@@ -66,7 +66,9 @@ pub enum BambooError {
     Decode { what: String, detail: String },
     /// The server answered with something other than what was asked for: acting on it could
     /// promote a build nobody named.
-    #[error("{what}: Bamboo answered with {answered}; nothing is done with an answer to another question")]
+    #[error(
+        "{what}: Bamboo answered with {answered}; nothing is done with an answer to another question"
+    )]
     Mismatch { what: String, answered: String },
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),

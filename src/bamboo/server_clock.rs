@@ -76,7 +76,11 @@ mod tests {
         // 10:00:00 when it was made.
         let held = ServerTime::reading(origin, 36_000_000, at(200), at(5_200));
         let both = quick.narrowed(held);
-        assert_eq!(both.earliest(at(5_200)), 36_005_080, "the quick reading still counts");
+        assert_eq!(
+            both.earliest(at(5_200)),
+            36_005_080,
+            "the quick reading still counts"
+        );
         assert!(both.uncertainty() <= quick.uncertainty());
         // A server whose clock was set back an hour: the readings contradict, the newer wins.
         let set_back = ServerTime::reading(origin, 32_400_000, at(6_000), at(6_010));

@@ -223,12 +223,18 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
             }
             Outcome::PausedShort { ran, before } => {
                 tally.short += 1;
-                let ran = if ran.is_empty() { "nothing".to_string() } else { ran.join(", ") };
+                let ran = if ran.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    ran.join(", ")
+                };
                 format!("promoted, but Bamboo ran only {ran} and paused before {before}")
             }
             Outcome::Unknown { detail, lock } => {
                 tally.unknown += 1;
-                format!("outcome unknown ({detail}); not sent again. Check the build in Bamboo; lock label {lock} stays until it expires")
+                format!(
+                    "outcome unknown ({detail}); not sent again. Check the build in Bamboo; lock label {lock} stays until it expires"
+                )
             }
             Outcome::StageFailed { stage } => {
                 tally.failed.push(format!("{id}: {stage}"));

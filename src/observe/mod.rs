@@ -166,7 +166,11 @@ impl Found {
 /// Whether the build a server answered is the one asked for: a build of plan `key`, with the
 /// number, label or revision the selector names. A server that ignores a filter, or answers
 /// for another build, must not get a build nobody named promoted.
-fn check_answer(key: &str, selector: &BuildSelector, build: &BuildResult) -> Result<(), BambooError> {
+fn check_answer(
+    key: &str,
+    selector: &BuildSelector,
+    build: &BuildResult,
+) -> Result<(), BambooError> {
     let of_plan = build
         .key
         .rsplit_once('-')

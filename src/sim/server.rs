@@ -336,8 +336,12 @@ fn other_build(shared: &Shared, path: &str) -> String {
 
 /// The query without the filters a listing can take.
 fn without_filters(query: &str) -> String {
-    let kept = form_urlencoded::parse(query.as_bytes())
-        .filter(|(k, _)| !matches!(&**k, "label" | "buildstate" | "continuable" | "lifeCycleState"));
+    let kept = form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| {
+        !matches!(
+            &**k,
+            "label" | "buildstate" | "continuable" | "lifeCycleState"
+        )
+    });
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(kept)
         .finish()

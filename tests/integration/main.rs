@@ -4,6 +4,7 @@ mod apply;
 mod manifests;
 mod observe;
 mod plan;
+mod safety;
 mod sim_http;
 mod sim_semantics;
 mod support;
