@@ -408,7 +408,7 @@ fn report_promotion(reporter: &Reporter, id: &str, action: &Action, promotion: &
         ),
         Promotion::Unknown { detail, lock } => reporter.event(
             "unknown",
-            || format!("{id}: the call to {build} has an unknown outcome ({detail}); it is not sent again. Check the build in Bamboo; lock label {lock} keeps other runs off it until it expires"),
+            || format!("{id}: the call to {build} has an unknown outcome ({detail}). It is not sent again: a re-read cannot see a call still on its way. Check {build} in Bamboo; lock label {lock} keeps every run off it until it expires, or remove it with `bamboo-promote unlock {build} --force` once checked"),
             json!({ "target": id, "build": build, "message": detail, "lock": lock }),
         ),
         Promotion::Stopped => reporter.event(

@@ -746,4 +746,41 @@ mod tests {
             "nothing sent to the new address"
         );
     }
+
+    #[tokio::test]
+    async fn write_answers_are_sorted_into_accepted_refused_not_sent_and_unknown() {
+        let answer = |status: &str, body: &str| {
+            format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let write = |url: String| async move {
+            client(&url)
+                .continue_build("A-B-1", "Deploy", false)
+                .await
+        };
+        // A 2xx is accepted whatever its body: a login page, or 50 MB promised (not read).
+        let (html, _) = serve(answer("200 OK", "<html>Log in</html>")).await;
+        assert!(write(html).await.is_ok());
+        let huge = "HTTP/1.1 200 OK\r\nContent-Length: 50000000\r\nConnection: close\r\n\r\n";
+        let (huge, _) = serve(format!("{huge}{}", "x".repeat(1 << 20))).await;
+        assert!(write(huge).await.is_ok());
+        // A 4xx is Bamboo saying no.
+        let (refused, _) = serve(answer("400 Bad Request", r#"{"message":"busy"}"#)).await;
+        assert!(matches!(write(refused).await, Err(WriteError::Refused { status: 400, .. })));
+        // A 5xx, or a proxy's 408, says nothing of what Bamboo did: Bamboo's message is kept.
+        let (failed, _) = serve(answer("500 Internal Server Error", r#"{"message":"oops"}"#)).await;
+        match write(failed).await {
+            Err(WriteError::Unknown(detail)) => assert!(detail.contains("oops"), "{detail}"),
+            other => panic!("expected an unknown outcome, got {other:?}"),
+        }
+        let (proxy, _) = serve(answer("408 Request Timeout", "")).await;
+        assert!(matches!(write(proxy).await, Err(WriteError::Unknown(_))));
+        // Nobody listening: the call never left.
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        assert!(matches!(write(url).await, Err(WriteError::NotSent(_))));
+    }
 }

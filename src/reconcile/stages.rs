@@ -1,6 +1,6 @@
 //! Stage arithmetic on one observed build: where it stands relative to the target stage, and
 //! what a continue with `stage=<target>` will run. The rules are Bamboo's, from
-//! `shared/bamboo/README.md`: `stage` is an upper bound from the build's runnable stage, and
+//! `docs/bamboo-api.md`: `stage` is an upper bound from the build's runnable stage, and
 //! execution goes on through automatic stages until the next manual stage or the end.
 
 use super::model::{Action, BlockReason, Status};

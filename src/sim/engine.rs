@@ -1,6 +1,6 @@
 //! Bamboo's build and stage semantics, as the simulator plays them.
 //!
-//! This is an independent model of `shared/bamboo/README.md` and deliberately shares no code
+//! This is an independent model of `docs/bamboo-api.md` and deliberately shares no code
 //! with `reconcile`: if the planner mispredicts what a queue call runs, the disagreement shows
 //! up as a failing test. Time is the sim clock in ms; state is advanced lazily to "now" before
 //! every read or write, so a build moves `Queued → InProgress → Finished` as its stages take

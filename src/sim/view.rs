@@ -1,5 +1,5 @@
 //! The JSON the simulator answers with, in the field names and shapes of the responses recorded
-//! on real servers (`shared/bamboo/fixtures/`). Each shape is a `Serialize` struct that reads
+//! on real servers (`tests/fixtures/`). Each shape is a `Serialize` struct that reads
 //! like the fixture it copies. A listing page of a hundred builds is written straight from
 //! them: building a `serde_json::Value` tree first cost most of a page's time.
 

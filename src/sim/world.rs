@@ -2,7 +2,7 @@
 //!
 //! A world is written by hand (tests, the quick start, `examples/sim/world.yaml`) or generated
 //! (benchmarks), so it is plain YAML with defaults for everything but the plans themselves. The
-//! `behaviour` switches select, for each behaviour that `shared/bamboo/README.md` marks
+//! `behaviour` switches select, for each behaviour that `docs/bamboo-api.md` marks
 //! [assumed], which way the simulated server goes, so the tool can be tested under each.
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,5 @@
 //! The simulator's stage semantics through HTTP: every row of the queue table in
-//! `shared/bamboo/README.md`, the trap, and the [assumed] switches.
+//! `docs/bamboo-api.md`, the trap, and the [assumed] switches.
 
 use crate::support::Sim;
 
