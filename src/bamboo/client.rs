@@ -756,9 +756,7 @@ mod tests {
             )
         };
         let write = |url: String| async move {
-            client(&url)
-                .continue_build("A-B-1", "Deploy", false)
-                .await
+            client(&url).continue_build("A-B-1", "Deploy", false).await
         };
         // A 2xx is accepted whatever its body: a login page, or 50 MB promised (not read).
         let (html, _) = serve(answer("200 OK", "<html>Log in</html>")).await;
@@ -768,7 +766,10 @@ mod tests {
         assert!(write(huge).await.is_ok());
         // A 4xx is Bamboo saying no.
         let (refused, _) = serve(answer("400 Bad Request", r#"{"message":"busy"}"#)).await;
-        assert!(matches!(write(refused).await, Err(WriteError::Refused { status: 400, .. })));
+        assert!(matches!(
+            write(refused).await,
+            Err(WriteError::Refused { status: 400, .. })
+        ));
         // A 5xx, or a proxy's 408, says nothing of what Bamboo did: Bamboo's message is kept.
         let (failed, _) = serve(answer("500 Internal Server Error", r#"{"message":"oops"}"#)).await;
         match write(failed).await {

@@ -355,12 +355,8 @@ spec:
             path_str(&dir),
         ])
         .spawn();
-    let output = wait_advancing(&sim, child, 250);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let ran = sim.wait_advancing(child, 250);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
     let writes = sim.queue_writes();
     let at = |key: &str| {
         writes
@@ -379,8 +375,7 @@ spec:
         sim.ran("SHOP-API-8"),
         ["Build", "Deploy Staging", "Deploy Prod"]
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("2 promoted"), "{stdout}");
+    assert!(ran.stdout.contains("2 promoted"), "{}", ran.stdout);
 }
 
 #[test]
@@ -403,14 +398,10 @@ fn a_stage_that_fails_after_promotion_fails_the_run() {
             path_str(&dir),
         ])
         .spawn();
-    let output = wait_advancing(&sim, child, 500);
-    assert_eq!(
-        output.status.code(),
-        Some(6),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+    let ran = sim.wait_advancing(child, 500);
+    assert_eq!(ran.code, 6, "{}", ran.stderr);
+    let events: Vec<serde_json::Value> = ran
+        .stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -431,22 +422,6 @@ fn a_stage_that_fails_after_promotion_fails_the_run() {
             .iter()
             .any(|e| e["event"] == "failed" && e["stage"] == "Smoke")
     );
-}
-
-/// Runs `apply --wait` to its end while moving the sim clock `step_ms` at a time, so stages
-/// finish without real waiting; gives up after 60 s of real time.
-fn wait_advancing(sim: &Sim, child: std::process::Child, step_ms: u64) -> std::process::Output {
-    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
-    let started = Instant::now();
-    while !waiter.is_finished() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "apply --wait did not finish"
-        );
-        sim.advance(step_ms);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    waiter.join().unwrap()
 }
 
 #[test]

@@ -130,15 +130,6 @@ fn signal(child: &Child, name: &str) {
     assert!(sent.success(), "kill -{name}");
 }
 
-fn finish(child: Child) -> Ran {
-    let output = child.wait_with_output().unwrap();
-    Ran {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into(),
-        stderr: String::from_utf8_lossy(&output.stderr).into(),
-    }
-}
-
 #[test]
 fn a_write_that_lands_after_the_client_gave_up_is_never_sent_twice() {
     let dir = manifests(STAGING);
@@ -288,7 +279,7 @@ fn runners_whose_clocks_are_fifteen_minutes_apart_never_both_promote() {
             })
             .collect();
         for child in children {
-            let ran = finish(child);
+            let ran = Ran::finish(child);
             assert_eq!(ran.code, 0, "{trial}: {}\n{}", ran.stdout, ran.stderr);
         }
         assert_eq!(
@@ -362,7 +353,7 @@ spec:
         // Paused well past its write window on its own monotonic clock.
         std::thread::sleep(Duration::from_secs(3).saturating_sub(paused_at.elapsed()));
         signal(&holder, "CONT");
-        let resumed = finish(holder);
+        let resumed = Ran::finish(holder);
         assert_eq!(
             resumed.code, 0,
             "{trial}: {}\n{}",
@@ -410,7 +401,7 @@ fn after_sigint_during_wait_nothing_more_is_queued() {
         // The upstream finishes while apply sleeps between rounds: the downstream is ready.
         sim.advance(60_000);
         signal(&child, "INT");
-        let ran = finish(child);
+        let ran = Ran::finish(child);
         assert_eq!(ran.code, 130, "{trial}: {}\n{}", ran.stdout, ran.stderr);
         assert!(ran.stderr.contains("SIGINT: no new write"), "{trial}");
         assert!(ran.stdout.contains("stopped by SIGINT"), "{trial}");
@@ -452,7 +443,7 @@ fn sigterm_during_a_call_sees_it_through_records_it_and_releases_the_lock() {
         signal(&child, "TERM");
         // The held answer arrives; whenever the signal is taken, no write may follow it.
         sim.advance(1);
-        let ran = finish(child);
+        let ran = Ran::finish(child);
         assert_eq!(ran.code, 143, "{trial}: {}\n{}", ran.stdout, ran.stderr);
         assert!(ran.stdout.contains("1 promoted"), "{trial}: {}", ran.stdout);
         let audit = std::fs::read_to_string(&audit).unwrap();
@@ -550,7 +541,7 @@ fn under_next_only_wait_continues_a_build_that_stopped_short_and_reports_what_ra
             path_str(&dir),
         ])
         .spawn();
-    let ran = wait_advancing(&sim, child, 100);
+    let ran = sim.wait_advancing(child, 100);
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
     assert!(
         ran.stderr
@@ -602,7 +593,7 @@ fn a_saved_plan_under_next_only_lists_only_the_stages_that_ran() {
             plan.to_str().unwrap(),
         ])
         .spawn();
-    let ran = wait_advancing(&sim, child, 100);
+    let ran = sim.wait_advancing(child, 100);
     assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
     assert!(
         ran.stdout
@@ -611,21 +602,6 @@ fn a_saved_plan_under_next_only_lists_only_the_stages_that_ran() {
         ran.stdout
     );
     assert_eq!(writes_to(&sim, "SHOP-APP-42"), 1);
-}
-
-/// Runs `apply --wait` to its end while moving the sim clock `step_ms` at a time.
-fn wait_advancing(sim: &Sim, child: Child, step_ms: u64) -> Ran {
-    let waiter = std::thread::spawn(move || finish(child));
-    let started = Instant::now();
-    while !waiter.is_finished() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "apply --wait did not finish"
-        );
-        sim.advance(step_ms);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    waiter.join().unwrap()
 }
 
 #[test]

@@ -189,6 +189,22 @@ impl Sim {
     pub fn cmd(&self, args: &[&str]) -> Run {
         Run::new(args).server(&self.url)
     }
+
+    /// Runs `apply --wait` (spawned) to its end while moving the sim clock `step_ms` at a
+    /// time, so stages finish without real waiting; gives up after 60 s of real time.
+    pub fn wait_advancing(&self, child: Child, step_ms: u64) -> Ran {
+        let waiter = std::thread::spawn(move || Ran::finish(child));
+        let started = std::time::Instant::now();
+        while !waiter.is_finished() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "apply --wait did not finish"
+            );
+            self.advance(step_ms);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        waiter.join().unwrap()
+    }
 }
 
 impl Drop for Sim {
@@ -261,6 +277,23 @@ pub struct Ran {
     pub stderr: String,
 }
 
+impl Ran {
+    /// Waits for a spawned run to end.
+    pub fn finish(child: Child) -> Ran {
+        Ran::from(child.wait_with_output().expect("the binary ends"))
+    }
+}
+
+impl From<Output> for Ran {
+    fn from(output: Output) -> Ran {
+        Ran {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into(),
+            stderr: String::from_utf8_lossy(&output.stderr).into(),
+        }
+    }
+}
+
 impl Run {
     pub fn new(args: &[&str]) -> Run {
         let mut command = Command::new(BIN);
@@ -303,16 +336,7 @@ impl Run {
     }
 
     pub fn run(mut self) -> Ran {
-        let Output {
-            status,
-            stdout,
-            stderr,
-        } = self.command.output().expect("the binary runs");
-        Ran {
-            code: status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&stdout).into(),
-            stderr: String::from_utf8_lossy(&stderr).into(),
-        }
+        Ran::from(self.command.output().expect("the binary runs"))
     }
 
     pub fn spawn(mut self) -> Child {
