@@ -335,7 +335,10 @@ impl Ledger {
                 self.done.insert(id.clone(), finished);
                 continue;
             }
-            if !at_rest(build) {
+            // An accepted call that Bamboo never showed leaves the build as it was: that is
+            // not a build that stopped short, and it gets no other call in this run.
+            let unshown = self.held.contains(&build.key) && ran.is_empty();
+            if !at_rest(build) || unshown {
                 continue;
             }
             let before = runs
