@@ -1,6 +1,7 @@
 //! Manifest errors as miette diagnostics: the file's text, a labelled span, a help line, and
 //! the same facts as JSON for editors and CI annotations.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,6 +50,47 @@ fn floor_char_boundary(text: &str, mut at: usize) -> usize {
     at
 }
 
+/// Values longer than this are cut in messages.
+const MAX_VALUE_CHARS: usize = 80;
+/// Messages without quoted values are cut at this length.
+const MAX_MESSAGE_CHARS: usize = 500;
+/// Source lines longer than this are not printed under a diagnostic.
+const MAX_SNIPPET_LINE: usize = 1000;
+
+/// A value as a message shows it: long ones cut, saying how long they were.
+pub fn shorten(value: &str) -> Cow<'_, str> {
+    let length = value.chars().count();
+    if length <= MAX_VALUE_CHARS {
+        return Cow::Borrowed(value);
+    }
+    let head: String = value.chars().take(MAX_VALUE_CHARS - 20).collect();
+    Cow::Owned(format!("{head}… ({length} characters)"))
+}
+
+/// A message with every `quoted` value shortened: messages quote the values they are about,
+/// whoever wrote them (this crate or serde-saphyr).
+fn shorten_quoted(message: &str) -> String {
+    let parts: Vec<&str> = message.split('`').collect();
+    if parts.len() < 3 {
+        return match message.char_indices().nth(MAX_MESSAGE_CHARS) {
+            Some((cut, _)) => format!("{}…", &message[..cut]),
+            None => message.to_string(),
+        };
+    }
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                shorten(part)
+            } else {
+                Cow::Borrowed(*part)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
+}
+
 /// A place in a file: where a diagnostic points.
 #[derive(Debug, Clone)]
 pub struct Place {
@@ -85,7 +127,7 @@ impl ManifestError {
     ) -> ManifestError {
         ManifestError {
             code,
-            message: message.into(),
+            message: shorten_quoted(&message.into()),
             path: place.file.path.clone(),
             primary: Some(Box::new((place, label.into()))),
             related: Vec::new(),
@@ -96,7 +138,7 @@ impl ManifestError {
     pub fn file(code: &'static str, path: &Path, message: impl Into<String>) -> ManifestError {
         ManifestError {
             code,
-            message: message.into(),
+            message: shorten_quoted(&message.into()),
             primary: None,
             related: Vec::new(),
             help: None,
@@ -105,7 +147,7 @@ impl ManifestError {
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> ManifestError {
-        self.help = Some(help.into());
+        self.help = Some(shorten_quoted(&help.into()));
         self
     }
 
@@ -177,10 +219,16 @@ impl Diagnostic for ManifestError {
             .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
+    /// The file's text, unless the line pointed at is too long to print: a 1 MB value would
+    /// print a 1 MB snippet. The message still names file, line and column.
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.primary
-            .as_ref()
-            .map(|primary| primary.0.file.as_ref() as &dyn SourceCode)
+        let primary = self.primary.as_ref()?;
+        let (place, _) = primary.as_ref();
+        let text = place.file.text.as_str();
+        let at = floor_char_boundary(text, place.span.offset().min(text.len()));
+        let start = text[..at].rfind('\n').map_or(0, |n| n + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |n| at + n);
+        (end - start <= MAX_SNIPPET_LINE).then_some(place.file.as_ref() as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {

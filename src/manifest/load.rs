@@ -20,7 +20,9 @@ pub struct LoadedFile {
     pub documents: Vec<Document>,
 }
 
-/// Every `*.yaml` / `*.yml` named or found below the given paths, sorted, each once.
+/// Every `*.yaml` / `*.yml` (in any case) named or found below the given paths, sorted, each
+/// once. Folders are walked with symbolic links followed, but a link back to a folder above
+/// it is an error, not an endless walk; hidden files and folders are skipped.
 pub fn manifest_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<ManifestError>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
@@ -43,60 +45,99 @@ pub fn manifest_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<ManifestError>) {
 }
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<ManifestError>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            return errors.push(ManifestError::file(
-                "manifest::unreadable",
-                dir,
-                format!("cannot read folder: {e}"),
-            ));
-        }
+    let visible = |entry: &walkdir::DirEntry| {
+        entry.depth() == 0 || !entry.file_name().to_string_lossy().starts_with('.')
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let hidden = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, files, errors);
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) {
-            files.push(path);
+    let entries = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .into_iter()
+        .filter_entry(visible);
+    for entry in entries {
+        match entry {
+            Ok(entry) if entry.file_type().is_dir() => {}
+            Ok(entry) if is_manifest_name(entry.path()) => files.push(entry.into_path()),
+            Ok(_) => {}
+            Err(e) => errors.push(walk_error(dir, &e)),
         }
     }
 }
 
-/// Reads and parses one file; a file with an error yields no documents.
+fn is_manifest_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+}
+
+fn walk_error(dir: &Path, error: &walkdir::Error) -> ManifestError {
+    let path = error.path().unwrap_or(dir);
+    match error.loop_ancestor() {
+        Some(ancestor) => ManifestError::file(
+            "manifest::symlink_loop",
+            path,
+            format!(
+                "symbolic link back to {}, which is already being read",
+                ancestor.display()
+            ),
+        )
+        .with_help("remove the link, or name the folders to read on the command line"),
+        None => ManifestError::file(
+            "manifest::unreadable",
+            path,
+            format!(
+                "cannot read: {}",
+                error
+                    .io_error()
+                    .map_or_else(|| error.to_string(), ToString::to_string)
+            ),
+        ),
+    }
+}
+
+/// Reads and parses one file; a file with an error yields no documents. Only regular files
+/// are read (a FIFO would block for ever, a device never end), and never past the size limit.
 pub fn load_file(path: &Path) -> Result<LoadedFile, ManifestError> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         ManifestError::file(
             "manifest::unreadable",
             path,
             format!("cannot read file: {e}"),
         )
-    })?;
+    };
+    let metadata = std::fs::metadata(path).map_err(unreadable)?;
+    if !metadata.is_file() {
+        return Err(ManifestError::file(
+            "manifest::not_a_file",
+            path,
+            "not a regular file (a FIFO, a device or a socket): manifests are read only from files",
+        ));
+    }
+    if metadata.len() > MAX_FILE_BYTES as u64 {
+        return Err(too_large(path, metadata.len()));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    // A file that grows while it is read still stops one byte past the limit.
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_FILE_BYTES as u64 + 1),
+        &mut bytes,
+    )
+    .map_err(unreadable)?;
     load_bytes(path, bytes)
+}
+
+fn too_large(path: &Path, size: u64) -> ManifestError {
+    ManifestError::file(
+        "manifest::too_large",
+        path,
+        format!("file is {size} bytes; manifests are limited to {MAX_FILE_BYTES} bytes"),
+    )
+    .with_help("split the targets over several files")
 }
 
 /// Parses one file's bytes, named `path` in diagnostics.
 pub fn load_bytes(path: &Path, bytes: Vec<u8>) -> Result<LoadedFile, ManifestError> {
     if bytes.len() > MAX_FILE_BYTES {
-        return Err(ManifestError::file(
-            "manifest::too_large",
-            path,
-            format!(
-                "file is {} bytes; manifests are limited to {MAX_FILE_BYTES} bytes",
-                bytes.len()
-            ),
-        )
-        .with_help("split the targets over several files"));
+        return Err(too_large(path, bytes.len() as u64));
     }
     if bytes.contains(&0) {
         return Err(ManifestError::file(
@@ -147,9 +188,16 @@ fn parse(file: &Arc<SourceFile>) -> Result<Vec<Document>, ManifestError> {
 }
 
 fn syntax_error(file: &Arc<SourceFile>, err: &serde_saphyr::Error) -> ManifestError {
-    let message = clean_message(&err.without_snippet().to_string());
+    let message = budget_in_words(&clean_message(&err.without_snippet().to_string()));
     let help = help_for(&message);
-    let place = place(file, &err.location().unwrap_or(Location::UNKNOWN));
+    let mut place = place(file, &err.location().unwrap_or(Location::UNKNOWN));
+    if message.contains("tab") {
+        // The scanner reports where the token it was reading began, which is often the line
+        // before; the user needs the tab itself.
+        if let Some(tab) = file.text[place.span.offset()..].find('\t') {
+            place.span = SourceSpan::from((place.span.offset() + tab, 1));
+        }
+    }
     let error = ManifestError::at("manifest::syntax", place, "here", message);
     match help {
         Some(help) => error.with_help(help),
@@ -166,7 +214,45 @@ fn clean_message(message: &str) -> String {
         .filter_map(|marker| first.find(marker))
         .min();
     let trimmed = cut.map_or(first, |at| &first[..at]);
-    trimmed.trim_end_matches(['.', ',']).to_string()
+    let trimmed = trimmed.trim_end_matches(['.', ',']);
+    // `cannot deserialize null into string; use Option<String>`: the advice is for the
+    // programmer; the user left a value empty.
+    if let Some(rest) = trimmed.strip_prefix("cannot deserialize null into ")
+        && let Some((expected, _)) = rest.split_once("; use Option<")
+    {
+        return format!("a value is missing here: expected {expected}, found nothing (null)");
+    }
+    // The parser's words for what it wanted, in the user's.
+    trimmed
+        .replace(
+            "expected mapping start",
+            "expected a mapping (`key: value` lines)",
+        )
+        .replace(
+            "expected sequence start",
+            "expected a list (`- item` lines or `[a, b]`)",
+        )
+}
+
+/// serde-saphyr's `budget breached: Documents { documents: 1025 }` in words. The budget guards
+/// against runaway and hostile files (alias bombs); its limits are serde-saphyr's defaults.
+fn budget_in_words(message: &str) -> String {
+    let Some(breach) = message.strip_prefix("budget breached: ") else {
+        return message.to_string();
+    };
+    let kind = breach.split_whitespace().next().unwrap_or(breach);
+    let count: String = breach.chars().filter(char::is_ascii_digit).collect();
+    let what = match kind {
+        "Documents" => "documents",
+        "Nodes" => "YAML nodes",
+        "Events" => "YAML events",
+        "Aliases" => "aliases",
+        "Anchors" => "anchors",
+        "Depth" => "levels of nesting",
+        "MergeKeys" => "merge keys",
+        _ => "YAML elements",
+    };
+    format!("too many {what} in one file ({count})")
 }
 
 fn help_for(message: &str) -> Option<&'static str> {
@@ -174,8 +260,12 @@ fn help_for(message: &str) -> Option<&'static str> {
         Some("see schemas/promotion.v1.schema.json for the fields of each section")
     } else if message.starts_with("duplicate") {
         Some("each key may appear once in a mapping")
-    } else if message.contains("tabs") {
-        Some("YAML indents with spaces, never tabs")
+    } else if message.contains("tab") {
+        Some("YAML indents with spaces, never tabs: replace the tab with spaces")
+    } else if message.starts_with("too many") {
+        Some(
+            "a manifest file holds at most 1 024 documents, 250 000 YAML nodes, 50 000 aliases and 64 levels of nesting; split it into several files",
+        )
     } else {
         None
     }

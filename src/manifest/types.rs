@@ -175,17 +175,21 @@ impl<'de> Visitor<'de> for SelectorVisitor {
         f.write_str(SELECTOR_EXPECTED)
     }
 
+    /// Only `latest` is a string; a quoted number is refused as the schema refuses it, so
+    /// that `"0"` and `"+1"` cannot slip past the number's range.
     fn visit_str<E: de::Error>(self, v: &str) -> Result<BuildSelector, E> {
         match v {
             "latest" => Ok(BuildSelector::Latest),
-            other => other
-                .parse::<u32>()
-                .map(BuildSelector::Number)
-                .map_err(|_| {
-                    E::custom(format!(
-                        "unknown build selector `{other}`: expected {SELECTOR_EXPECTED}"
-                    ))
-                }),
+            quoted if quoted.trim_start_matches(['+', '-']).parse::<u64>().is_ok() => {
+                Err(E::custom(format!(
+                    "build number `{quoted}` is quoted: write a number from 1 to {} without quotes",
+                    u32::MAX
+                )))
+            }
+            other => Err(E::custom(format!(
+                "unknown build selector `{}`: expected {SELECTOR_EXPECTED}",
+                crate::manifest::diagnostic::shorten(other)
+            ))),
         }
     }
 

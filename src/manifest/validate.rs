@@ -309,6 +309,16 @@ fn conflicts(targets: &[Target], errors: &mut Vec<ManifestError>) {
                 .with_related(other.places.stage.clone(), format!("target `{}` wants `{}`", other.id, other.stage))
                 .with_help("a build reaches one stage; keep the target for the furthest stage and remove the other"),
             ),
+            Some(other) if other.execute_all_stages != target.execute_all_stages => errors.push(
+                ManifestError::at(
+                    "manifest::conflict",
+                    target.places.stage.clone(),
+                    format!("target `{}`: executeAllStages {}", target.id, target.execute_all_stages),
+                    format!("targets `{}` and `{}` demand `{}` of the same build ({} {}{}), one with executeAllStages and one without", other.id, target.id, target.stage, target.plan, branch_text(target), target.build),
+                )
+                .with_related(other.places.stage.clone(), format!("target `{}`: executeAllStages {}", other.id, other.execute_all_stages))
+                .with_help("one call runs the build either to this stage or to its end; keep one of the two targets"),
+            ),
             Some(_) => {}
             None => {
                 by_build.insert(key, target);

@@ -140,3 +140,104 @@ fn the_committed_schema_is_the_generated_one() {
         "run `cargo run -- schema --out schemas/promotion.v1.schema.json`"
     );
 }
+
+/// A manifest file with one valid target, for folders that also hold hostile entries.
+const ONE_TARGET: &str = "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: one }
+spec:
+  targets:
+    - { id: app, plan: SHOP-APP, build: 42, stage: Deploy Staging }
+";
+
+#[test]
+fn hostile_folders_end_quickly_with_one_clear_error_each_and_no_request() {
+    use std::os::unix::fs::symlink;
+    use std::time::{Duration, Instant};
+
+    let sim = crate::support::Sim::start(crate::worlds::SHOP);
+    let plan_of = |dir: &Path| {
+        let started = Instant::now();
+        let ran = sim.cmd(&["plan", dir.to_str().unwrap()]).run();
+        assert!(started.elapsed() < Duration::from_secs(10), "bounded time");
+        ran
+    };
+    let cases: [(&str, &dyn Fn(&Path), &str); 5] = [
+        // Two links back to the folder itself: walked once, each link named.
+        (
+            "two-links-to-dot",
+            &|dir| {
+                symlink(".", dir.join("loop-a")).unwrap();
+                symlink(".", dir.join("loop-b")).unwrap();
+            },
+            "symbolic link back to",
+        ),
+        (
+            "link-to-parent",
+            &|dir| {
+                std::fs::create_dir(dir.join("sub")).unwrap();
+                symlink("..", dir.join("sub/up")).unwrap();
+            },
+            "symbolic link back to",
+        ),
+        (
+            "fifo",
+            &|dir| {
+                let made = std::process::Command::new("mkfifo")
+                    .arg(dir.join("x.yaml"))
+                    .status()
+                    .unwrap();
+                assert!(made.success());
+            },
+            "not a regular file",
+        ),
+        (
+            "dev-zero",
+            &|dir| symlink("/dev/zero", dir.join("zero.yml")).unwrap(),
+            "not a regular file",
+        ),
+        // A sparse 5 GB file: refused from its size, never read.
+        (
+            "sparse-5-gb",
+            &|dir| {
+                let file = std::fs::File::create(dir.join("big.yaml")).unwrap();
+                file.set_len(5 << 30).unwrap();
+            },
+            "manifests are limited to 4194304 bytes",
+        ),
+    ];
+    for (name, make, words) in cases {
+        sim.clear_requests();
+        let dir = scratch(name);
+        write(&dir, "one.yaml", ONE_TARGET);
+        make(&dir);
+        let ran = plan_of(&dir);
+        assert_eq!(ran.code, 1, "{name}: {}", ran.stderr);
+        assert!(ran.stderr.contains(words), "{name}: {}", ran.stderr);
+        assert!(
+            !ran.stderr.contains("duplicate"),
+            "{name}: each file is read once: {}",
+            ran.stderr
+        );
+        assert!(
+            ran.stderr.len() < 2000,
+            "{name}: one short report: {}",
+            ran.stderr
+        );
+        assert!(sim.requests().is_empty(), "{name}: nothing was contacted");
+    }
+}
+
+#[test]
+fn manifest_names_are_matched_in_any_case() {
+    let dir = scratch("case");
+    write(&dir, "A.YAML", ONE_TARGET);
+    write(&dir, "b.Yml", &ONE_TARGET.replace("id: app", "id: other"));
+    let ran = Run::new(&["validate", dir.to_str().unwrap()]).run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("2 targets in 2 files"),
+        "{}",
+        ran.stderr
+    );
+}
