@@ -150,6 +150,9 @@ spec:
     - { id: app, plan: SHOP-APP, build: 42, stage: Deploy Staging }
 ";
 
+/// Puts a hostile entry into a scratch folder.
+type Prepare = dyn Fn(&Path);
+
 #[test]
 fn hostile_folders_end_quickly_with_one_clear_error_each_and_no_request() {
     use std::os::unix::fs::symlink;
@@ -162,7 +165,7 @@ fn hostile_folders_end_quickly_with_one_clear_error_each_and_no_request() {
         assert!(started.elapsed() < Duration::from_secs(10), "bounded time");
         ran
     };
-    let cases: [(&str, &dyn Fn(&Path), &str); 5] = [
+    let cases: [(&str, &Prepare, &str); 5] = [
         // Two links back to the folder itself: walked once, each link named.
         (
             "two-links-to-dot",
