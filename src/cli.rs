@@ -62,10 +62,10 @@ pub struct SchemaArgs {
 pub struct ServerArgs {
     /// Bamboo's base URL (with its context path, if any), or `sim:WORLD.yaml` to start the
     /// simulator inside this process.
-    #[arg(long, env = "BAMBOO_URL")]
+    #[arg(long, env = "BAMBOO_URL", hide_env_values = true)]
     pub server: String,
     /// Read the personal access token from this file (else BAMBOO_TOKEN).
-    #[arg(long, env = "BAMBOO_TOKEN_FILE")]
+    #[arg(long, env = "BAMBOO_TOKEN_FILE", hide_env_values = true)]
     pub token_file: Option<PathBuf>,
     /// Requests in flight at once, at most.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -141,8 +141,8 @@ pub struct ApplyArgs {
     /// How long `--wait` waits in all.
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// How often `--wait` re-reads builds.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    /// How often `--wait` re-reads builds (100ms at least).
+    #[arg(long, default_value = "2s", value_parser = parse_poll_interval)]
     pub poll_interval: Duration,
     /// `human`, or `json` for one event per line.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
@@ -179,6 +179,17 @@ pub struct SimArgs {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:8085")]
     pub listen: SocketAddr,
+}
+
+/// A poll interval: a duration of 100 ms at least, so that `--wait` cannot flood a server.
+fn parse_poll_interval(text: &str) -> Result<Duration, String> {
+    let interval = parse_duration(text)?;
+    if interval < Duration::from_millis(100) {
+        return Err(format!(
+            "`{text}` is too short: --wait re-reads every build each round; use 100ms or more"
+        ));
+    }
+    Ok(interval)
 }
 
 /// `250ms`, `30s`, `5m`, `1h`.

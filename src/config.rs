@@ -28,6 +28,14 @@ pub enum ConfigError {
     MissingPassword,
     #[error("invalid server URL `{0}`: expected http(s)://host[:port][/context] or sim:WORLD.yaml")]
     BadServer(String),
+    #[error(
+        "the server URL carries credentials (`user:password@`), which would be shown and saved with it; give the address alone, and the credentials in BAMBOO_TOKEN (or BAMBOO_TOKEN_FILE), or BAMBOO_USERNAME and BAMBOO_PASSWORD"
+    )]
+    CredentialsInUrl,
+    #[error(
+        "the server URL `{0}` has a query or a fragment; give Bamboo's base address, such as https://bamboo.example.com/bamboo"
+    )]
+    UrlWithQuery(String),
     #[error("cannot start the embedded simulator: {0}")]
     Simulator(String),
     #[error(transparent)]
@@ -45,10 +53,7 @@ pub async fn connect(args: &ServerArgs) -> Result<Connection, ConfigError> {
             let server = sim::spawn(world, listener).map_err(ConfigError::Simulator)?;
             (server.url(), Some(server))
         }
-        None if args.server.starts_with("http://") || args.server.starts_with("https://") => {
-            (args.server.trim_end_matches('/').to_string(), None)
-        }
-        None => return Err(ConfigError::BadServer(args.server.clone())),
+        None => (server_url(&args.server)?, None),
     };
     let client = BambooClient::new(ClientConfig {
         server: server.clone(),
@@ -65,6 +70,33 @@ pub async fn connect(args: &ServerArgs) -> Result<Connection, ConfigError> {
     })
 }
 
+/// Bamboo's base URL, checked: http or https with a host, no credentials (they would be shown
+/// in plans and saved in plan files), no query. Without a trailing slash.
+fn server_url(given: &str) -> Result<String, ConfigError> {
+    let url = url::Url::parse(given).map_err(|_| ConfigError::BadServer(redacted(given)))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::CredentialsInUrl);
+    }
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::BadServer(given.to_string()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::UrlWithQuery(given.to_string()));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// A URL that did not parse, shown without what may be a password: everything between `//`
+/// and `@` is hidden.
+fn redacted(given: &str) -> String {
+    match (given.find("//"), given.rfind('@')) {
+        (Some(start), Some(at)) if at > start => {
+            format!("{}//…@{}", &given[..start], &given[at + 1..])
+        }
+        _ => given.to_string(),
+    }
+}
+
 /// Credentials from a token file, else the environment; anonymous when nothing is set.
 fn credentials(
     token_file: Option<&Path>,
@@ -77,11 +109,17 @@ fn credentials(
         })?;
         return Ok(Credentials::Token(Secret::new(text.trim())));
     }
-    if let Some(token) = env("BAMBOO_TOKEN").filter(|t| !t.is_empty()) {
-        return Ok(Credentials::Token(Secret::new(token)));
+    // A token never holds white space; `echo $TOKEN > file` and many secret stores add a
+    // newline, which no HTTP header may carry.
+    if let Some(token) = env("BAMBOO_TOKEN").filter(|t| !t.trim().is_empty()) {
+        return Ok(Credentials::Token(Secret::new(token.trim())));
     }
-    if let Some(username) = env("BAMBOO_USERNAME").filter(|u| !u.is_empty()) {
-        let password = env("BAMBOO_PASSWORD").ok_or(ConfigError::MissingPassword)?;
+    if let Some(username) = env("BAMBOO_USERNAME").filter(|u| !u.trim().is_empty()) {
+        let username = username.trim().to_string();
+        // A password may hold spaces, but not a line break at its end.
+        let password = env("BAMBOO_PASSWORD")
+            .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
+            .ok_or(ConfigError::MissingPassword)?;
         return Ok(Credentials::Basic {
             username,
             password: Secret::new(password),
@@ -110,5 +148,37 @@ mod tests {
             Err(ConfigError::MissingPassword)
         ));
         assert_eq!(credentials(None, |_| None).unwrap(), Credentials::Anonymous);
+        let newline = |name: &str| (name == "BAMBOO_TOKEN").then(|| "tok-123\n".to_string());
+        assert_eq!(
+            credentials(None, newline).unwrap(),
+            Credentials::Token(Secret::new("tok-123"))
+        );
+    }
+
+    #[test]
+    fn server_urls_are_checked_and_never_carry_credentials() {
+        assert_eq!(
+            server_url("https://ci.example.com/bamboo/").unwrap(),
+            "https://ci.example.com/bamboo"
+        );
+        for bad in [
+            "ftp://ci",
+            "ci.example.com",
+            "http://",
+            "https://ci/bamboo?x=1",
+        ] {
+            assert!(server_url(bad).is_err(), "{bad}");
+        }
+        let error = server_url("https://bot:s3cret@ci.example.com")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !error.contains("s3cret") && error.contains("BAMBOO_PASSWORD"),
+            "{error}"
+        );
+        let unparsable = server_url("https://bot:s3cret@[bad")
+            .unwrap_err()
+            .to_string();
+        assert!(!unparsable.contains("s3cret"), "{unparsable}");
     }
 }

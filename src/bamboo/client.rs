@@ -64,6 +64,10 @@ pub enum BambooError {
     Tls { what: String, detail: String },
     #[error("{what}: unexpected answer from Bamboo: {detail}")]
     Decode { what: String, detail: String },
+    #[error(
+        "{what}: the answer is larger than {limit_mib} MiB, which no Bamboo answer is; is --server the Bamboo server?"
+    )]
+    TooLarge { what: String, limit_mib: usize },
     /// The server answered with something other than what was asked for: acting on it could
     /// promote a build nobody named.
     #[error(
@@ -88,6 +92,11 @@ pub enum WriteError {
     #[error("outcome unknown: {0}")]
     Unknown(String),
 }
+
+/// The largest answer read: a page of a hundred builds with their stages is about 300 kB, so
+/// this is generous, and an endless answer (a misbehaving proxy) ends with an error instead of
+/// taking the machine's memory.
+const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 /// How much of a write's answer is read: a 2xx is accepted whatever its body says, so the
 /// body is read only to free the connection, and a huge one is not read to its end.
@@ -116,6 +125,9 @@ pub struct BambooClient {
     server_time: Mutex<Option<ServerTime>>,
     /// The zero of the monotonic times in `server_time`.
     origin: Instant,
+    /// The server's base URL, for messages.
+    server: String,
+    warned_unreachable: std::sync::atomic::AtomicBool,
     request_timeout: Duration,
 }
 
@@ -147,6 +159,8 @@ impl BambooClient {
             paused_until: Mutex::new(None),
             server_time: Mutex::new(None),
             origin: Instant::now(),
+            server: config.server.trim_end_matches('/').to_string(),
+            warned_unreachable: std::sync::atomic::AtomicBool::new(false),
             request_timeout: config.request_timeout,
         })
     }
@@ -170,6 +184,21 @@ impl BambooClient {
         let reading = ServerTime::reading(self.origin, date, sent, Instant::now());
         let mut known = self.server_time.lock().expect("server time lock");
         *known = Some(known.map_or(reading, |k| k.narrowed(reading)));
+    }
+
+    /// `GET info`: Bamboo's version, when `server` is Bamboo's address. Used to tell a wrong
+    /// address from missing plans, once something failed.
+    pub async fn info(&self) -> Result<String, BambooError> {
+        let info: Option<Info> = self.get("read the server's info", "info", &[]).await?;
+        info.map(|i| i.version).ok_or_else(|| BambooError::Status {
+            what: "read the server's info".into(),
+            status: 404,
+            message: "no such resource".into(),
+        })
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
     }
 
     /// `GET plan/{key}?expand=stages.stage`; `None` when there is no such plan.
@@ -434,6 +463,8 @@ impl BambooClient {
         let Some(body) = body else {
             return Ok(None);
         };
+        // Kept to say what came back when it is not the JSON expected.
+        let body_start = body.slice(..body.len().min(512));
         // Every read of a run is polled by one task, so a listing page decoded in place (about
         // 1 ms for 300 kB) would hold up the sending and receiving of all the others. Large
         // bodies are decoded on the blocking pool instead, beside the task, on another core.
@@ -448,7 +479,7 @@ impl BambooClient {
         };
         decoded.map(Some).map_err(|e| BambooError::Decode {
             what: what.to_string(),
-            detail: e.to_string(),
+            detail: not_json(&body_start, &e),
         })
     }
 
@@ -504,7 +535,19 @@ impl BambooClient {
                         detail,
                     });
                 }
+                Attempt::TooLarge => {
+                    return Err(BambooError::TooLarge {
+                        what: what.into(),
+                        limit_mib: MAX_ANSWER_BYTES >> 20,
+                    });
+                }
                 Attempt::Transient(detail, retry_after) => {
+                    if retries == 0
+                        && retry_after.is_none()
+                        && !detail.starts_with("Bamboo answered")
+                    {
+                        self.warn_unreachable(&detail);
+                    }
                     if retries >= self.retry.max_retries {
                         return Err(BambooError::Transport {
                             what: what.into(),
@@ -524,6 +567,20 @@ impl BambooClient {
             };
             retries += 1;
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Says once per run that the server does not answer, so that a run against an
+    /// unreachable address is not silent while it retries.
+    fn warn_unreachable(&self, detail: &str) {
+        if !self
+            .warned_unreachable
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            eprintln!(
+                "warning: no answer from {} yet ({detail}); trying again, up to {} times",
+                self.server, self.retry.max_retries
+            );
         }
     }
 
@@ -548,6 +605,8 @@ impl BambooClient {
 
 enum Attempt {
     Done(Option<Bytes>),
+    /// The answer is larger than `MAX_ANSWER_BYTES`: no Bamboo answer is that large.
+    TooLarge,
     Refused(u16, String),
     Tls(String),
     Transient(String, Option<Duration>),
@@ -565,13 +624,15 @@ impl BambooClient {
         let status = response.status();
         let retry_after = retry::retry_after(header(&response, "Retry-After").as_deref());
         let location = header(&response, "Location");
-        // Bytes, not text: a listing page is hundreds of kB, and serde_json checks UTF-8 itself.
-        let body = match response.bytes().await {
-            Ok(body) => body,
+        let body = match read_answer(response).await {
+            Ok(Some(body)) => body,
+            Ok(None) => return Attempt::TooLarge,
             Err(e) => return Attempt::Transient(describe(&e), None),
         };
         if status.is_success() {
-            Attempt::Done(Some(body))
+            // An empty 2xx where an object was expected (a 204 for a branch that does not
+            // exist, on some servers) means there is none.
+            Attempt::Done((!body.is_empty()).then_some(body))
         } else if status == StatusCode::NOT_FOUND {
             Attempt::Done(None)
         } else if retry::is_transient(status.as_u16()) {
@@ -580,12 +641,38 @@ impl BambooClient {
             } else {
                 None
             };
-            Attempt::Transient(format!("Bamboo answered {status}"), retry_after)
+            let message = error_message(&body);
+            Attempt::Transient(format!("Bamboo answered {status}: {message}"), retry_after)
         } else {
             let message = refusal_message(status, location.as_deref(), &body);
             Attempt::Refused(status.as_u16(), message)
         }
     }
+}
+
+/// An answer's body, or `None` when it is larger than `MAX_ANSWER_BYTES`. Bytes, not text: a
+/// listing page is hundreds of kB, and serde_json checks UTF-8 itself.
+async fn read_answer(mut response: reqwest::Response) -> Result<Option<Bytes>, reqwest::Error> {
+    match response.content_length() {
+        Some(length) if length > MAX_ANSWER_BYTES as u64 => return Ok(None),
+        // The length is known and bounded: read it in one piece.
+        Some(_) => return response.bytes().await.map(Some),
+        None => {}
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(Bytes::from(body)))
+}
+
+/// The part of `GET info` that says this is Bamboo.
+#[derive(serde::Deserialize)]
+struct Info {
+    version: String,
 }
 
 /// Up to `cap` bytes of an answer's body; the rest is left unread. `None` if the connection
@@ -635,11 +722,48 @@ fn refusal_message(status: StatusCode, location: Option<&str>, body: &[u8]) -> S
     }
 }
 
-/// Bamboo's `message`, or the start of whatever came instead.
+/// Bamboo's `message`, or what came instead, in a few words.
 fn error_message(body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(body) => body.message,
-        Err(_) => String::from_utf8_lossy(body).chars().take(200).collect(),
+        Err(_) => what_came(body),
+    }
+}
+
+/// A body that is not Bamboo's JSON, named for what it is and what that usually means.
+fn what_came(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let start = text.trim_start();
+    let lower = start
+        .chars()
+        .take(200)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if start.is_empty() {
+        "an empty answer".to_string()
+    } else if lower.starts_with("<!doctype html") || lower.contains("<html") {
+        "an HTML page, not JSON: most often a single-sign-on login page or a proxy's error page; check --server, and that the proxy lets /rest/api/latest through".to_string()
+    } else if start.starts_with('<') {
+        "XML, not JSON: something between here and Bamboo dropped the `Accept: application/json` header".to_string()
+    } else {
+        let line: String = start
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(100)
+            .collect();
+        format!("`{line}`")
+    }
+}
+
+/// Why an answer that should be JSON could not be read.
+fn not_json(body_start: &[u8], error: &serde_json::Error) -> String {
+    let came = what_came(body_start);
+    if came.starts_with('`') {
+        format!("{error} in {came}")
+    } else {
+        came
     }
 }
 

@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 
+use crate::bamboo::{BambooClient, BambooError};
 use crate::cli::{DiagnosticFormat, OutputFormat, Selection, ServerArgs};
 use crate::config::{self, Connection};
 use crate::manifest::{self, Desired};
-use crate::observe::{self, Observed};
+use crate::observe;
+use crate::observe::Observed;
 use crate::reconcile::{self, Plan};
 use crate::render::human::Style;
 use crate::{exit, render, stdout};
@@ -43,10 +45,13 @@ pub async fn plan(
     let observed = observe_or_report(&connection, &desired).await?;
     let online = reconcile::check(&desired, &observed);
     if !online.is_empty() {
-        super::validate::report(&online, DiagnosticFormat::Human, "nothing was queued");
-        if let Some(note) = wrong_address_note(&observed, &connection.server) {
-            eprintln!("{note}");
+        // When no plan at all is found, the likelier mistake is the address, not every key.
+        let none_found = observed.plans.values().all(Option::is_none);
+        if none_found && let Some(problem) = address_problem(&connection.client).await {
+            eprintln!("error: {problem}; nothing was queued");
+            return Err(exit::ERROR);
         }
+        super::validate::report(&online, DiagnosticFormat::Human, "nothing was queued");
         return Err(exit::ERROR);
     }
     let plan = reconcile::plan(&desired, &observed);
@@ -57,16 +62,46 @@ pub async fn plan(
     })
 }
 
-/// When not one of several plans exists, the likelier mistake is the address, not every key:
-/// a Bamboo served under a context path (`/bamboo`) answers 404 to everything without it.
-fn wrong_address_note(observed: &Observed, server: &str) -> Option<String> {
-    let missing = observed.plans.values().filter(|p| p.is_none()).count();
-    (missing >= 2 && missing == observed.plans.len()).then(|| {
+/// What is wrong with the server's address, if `GET info` shows it is not Bamboo's REST API:
+/// a missing or extra context path, `/rest/api/latest` given twice, a login page. `None` when
+/// the address answers as Bamboo (or cannot tell: credentials refused).
+async fn address_problem(client: &BambooClient) -> Option<String> {
+    let server = client.server();
+    let answer = match client.info().await {
+        Ok(_)
+        | Err(BambooError::Status {
+            status: 401 | 403, ..
+        }) => return None,
+        Err(BambooError::Status {
+            status, message, ..
+        }) => format!("{status} ({message})"),
+        Err(BambooError::Decode { detail, .. }) => detail,
+        Err(BambooError::Transport { detail, .. }) => return Some(unreachable(server, &detail)),
+        Err(other) => other.to_string(),
+    };
+    let fix = if server.trim_end_matches('/').ends_with("/rest/api/latest") {
+        "give Bamboo's base address without /rest/api/latest".to_string()
+    } else {
         format!(
-            "note: none of the {missing} plans was found on {server}; if Bamboo is served under a \
-             context path, include it in --server (such as https://bamboo.example.com/bamboo)"
+            "give Bamboo's base address as --server: with its context path if it has one (such as {server}/bamboo), without one if it has none"
         )
-    })
+    };
+    Some(format!(
+        "{server} does not answer as Bamboo: GET {server}/rest/api/latest/info gave {answer}. {fix}"
+    ))
+}
+
+/// A read that failed every retry, said of the server rather than of the read.
+fn unreachable(server: &str, detail: &str) -> String {
+    if detail.starts_with("Bamboo answered") {
+        format!(
+            "Bamboo at {server} keeps failing: {detail}; try again later, or ask its administrators"
+        )
+    } else {
+        format!(
+            "cannot reach Bamboo at {server}: {detail}; check --server (or BAMBOO_URL), the network and any proxy"
+        )
+    }
 }
 
 pub fn load(paths: &[PathBuf]) -> Result<Desired, u8> {
@@ -86,12 +121,21 @@ fn report_connect_error(error: config::ConfigError) -> u8 {
 }
 
 pub async fn observe_or_report(connection: &Connection, desired: &Desired) -> Result<Observed, u8> {
-    observe::observe(&connection.client, desired)
-        .await
-        .map_err(|e| {
-            eprintln!("error: {e}");
-            exit::ERROR
-        })
+    let client = &connection.client;
+    let error = match observe::observe(client, desired).await {
+        Ok(observed) => return Ok(observed),
+        Err(error) => error,
+    };
+    // Errors that come from the address rather than from one read are said once, naming it.
+    let problem = match &error {
+        BambooError::Transport { detail, .. } => Some(unreachable(client.server(), detail)),
+        BambooError::Decode { .. } | BambooError::TooLarge { .. } | BambooError::Status { .. } => {
+            address_problem(client).await
+        }
+        _ => None,
+    };
+    eprintln!("error: {}", problem.unwrap_or_else(|| error.to_string()));
+    Err(exit::ERROR)
 }
 
 /// The document for `--format json` and `--out`.

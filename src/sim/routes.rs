@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::engine::{Build, Engine, PlanState, QueueRequest, Refused, not_found_build};
 use super::view::{self, ResultView};
+use super::world::{Behaviour, ErrorSubCode, UnknownBranch};
 
 /// One request to the REST API, parsed.
 pub struct ApiRequest {
@@ -89,12 +90,17 @@ fn no_content() -> Reply {
     }
 }
 
-impl From<Refused> for Reply {
-    fn from(r: Refused) -> Reply {
+impl Reply {
+    /// A refusal in the error body of the server's version.
+    fn refused(r: Refused, behaviour: &Behaviour) -> Reply {
+        let body = match behaviour.error_sub_code {
+            ErrorSubCode::Present => to_json(&view::error(r.status, &r.message)),
+            ErrorSubCode::Absent => to_json(&view::error_without_sub_code(r.status, &r.message)),
+        };
         Reply {
             status: r.status,
             root: "status",
-            body: Some(to_json(&view::error(r.status, &r.message))),
+            body: Some(body),
         }
     }
 }
@@ -134,7 +140,17 @@ pub fn read(engine: &Engine, req: &ApiRequest, ctx: &Context<'_>) -> Reply {
         ["queue"] => Ok(queue(engine, ctx)),
         _ => Err(no_route()),
     };
-    result.unwrap_or_else(Reply::from)
+    match result {
+        Ok(reply) => reply,
+        // An unknown branch: some servers answer an empty 204 instead of a 404.
+        Err(refused)
+            if refused.message.starts_with("Branch ")
+                && engine.behaviour.unknown_branch == UnknownBranch::NoContent =>
+        {
+            no_content()
+        }
+        Err(refused) => Reply::refused(refused, &engine.behaviour),
+    }
 }
 
 /// Answers a POST, PUT or DELETE.
@@ -150,7 +166,7 @@ pub fn write(engine: &mut Engine, req: &ApiRequest, ctx: &Context<'_>) -> Reply 
             .and_then(|(plan, n)| engine.stop(plan, n, ctx.now).map(|()| no_content())),
         _ => Err(no_route()),
     };
-    result.unwrap_or_else(Reply::from)
+    result.unwrap_or_else(|refused| Reply::refused(refused, &engine.behaviour))
 }
 
 fn no_route() -> Refused {
@@ -247,12 +263,16 @@ fn result_view<'a>(
     let stages = req.expands("stages") || req.expands("results.result.stages");
     let jobs =
         req.expands("stages.stage.results") || req.expands("results.result.stages.stage.results");
+    let expands = |what: &str| req.expands(what) || req.expands(&format!("results.result.{what}"));
     ResultView {
         base: ctx.base,
         plan,
         build,
         stages,
         jobs,
+        labels: expands("labels"),
+        vcs_revisions: expands("vcsRevisions"),
+        changes: expands("changes"),
     }
 }
 
@@ -314,11 +334,16 @@ fn paged(
         .take(max)
         .map(|(p, b)| view::result(&result_view(ctx, req, p, b)))
         .collect();
-    let count = shown.len();
+    // Like Data Center 10: without `expand=results.result…` a listing has counts but no
+    // array. `max-result` echoes the page size asked for, not the items shown.
+    let mut results = view::collection("result", shown, size, start, max);
+    if !req.expands("results.result") {
+        results.items = None;
+    }
     let listing = Listing {
         expand: "results",
         link: view::link(ctx.base, path),
-        results: view::collection("result", shown, size, start, count),
+        results,
     };
     ok("results", &listing)
 }

@@ -51,7 +51,7 @@ pub fn link(base: &str, path: &str) -> Link {
 pub struct Collection<T> {
     item: &'static str,
     /// `None` when the collection is not expanded: only its counts are shown.
-    items: Option<Vec<T>>,
+    pub items: Option<Vec<T>>,
     size: usize,
     start: usize,
     max: usize,
@@ -215,6 +215,11 @@ pub struct ResultView<'a> {
     pub build: &'a Build,
     pub stages: bool,
     pub jobs: bool,
+    /// Real servers list labels, VCS revisions and changes only when `expand` asks for them,
+    /// and count them otherwise: a client that stopped asking must not still find them.
+    pub labels: bool,
+    pub vcs_revisions: bool,
+    pub changes: bool,
 }
 
 /// A build result (`bamboo12-result_detail.json`).
@@ -325,6 +330,18 @@ pub fn result<'a>(view: &ResultView<'a>) -> ResultJson<'a> {
     if !view.stages {
         stages.items = None;
     }
+    let mut labels = labels(build);
+    if !view.labels {
+        labels.items = None;
+    }
+    let mut vcs_revisions = collection("vcsRevision", vec![revision], 1, 0, 1);
+    if !view.vcs_revisions {
+        vcs_revisions.items = None;
+    }
+    let mut changes = collection("change", Vec::new(), 0, 0, 0);
+    if !view.changes {
+        changes.items = None;
+    }
     ResultJson {
         expand: "changes,metadata,plan,vcsRevisions,artifacts,comments,labels,jiraIssues,variables,stages",
         link: link(base, &format!("result/{key}")),
@@ -339,7 +356,7 @@ pub fn result<'a>(view: &ResultView<'a>) -> ResultJson<'a> {
         completed,
         build_relative_time: "",
         vcs_revision_key: &build.revision,
-        vcs_revisions: collection("vcsRevision", vec![revision], 1, 0, 1),
+        vcs_revisions,
         build_test_summary: "No tests found",
         successful_test_count: 0,
         failed_test_count: 0,
@@ -353,9 +370,9 @@ pub fn result<'a>(view: &ResultView<'a>) -> ResultJson<'a> {
         successful: o.state == "Successful",
         build_reason: &build.trigger_reason,
         reason_summary: &build.trigger_reason,
-        labels: labels(build),
+        labels,
         artifacts: Counts::default(),
-        changes: collection("change", Vec::new(), 0, 0, 0),
+        changes,
         comments: Counts::default(),
         jira_issues: Counts::default(),
         metadata: Counts::default(),
@@ -806,15 +823,23 @@ pub struct ErrorJson<'a> {
     message: &'a str,
     #[serde(rename = "status-code")]
     status_code: u16,
-    #[serde(rename = "sub-code")]
-    sub_code: i32,
+    #[serde(rename = "sub-code", skip_serializing_if = "Option::is_none")]
+    sub_code: Option<i32>,
 }
 
 pub fn error(status: u16, message: &str) -> ErrorJson<'_> {
     ErrorJson {
         message,
         status_code: status,
-        sub_code: -1,
+        sub_code: Some(-1),
+    }
+}
+
+/// Bamboo 5's error body: no `sub-code`.
+pub fn error_without_sub_code(status: u16, message: &str) -> ErrorJson<'_> {
+    ErrorJson {
+        sub_code: None,
+        ..error(status, message)
     }
 }
 

@@ -81,6 +81,27 @@ pub struct Behaviour {
     pub unknown_stage: Refusal,
     /// Queueing a build of a disabled plan.
     pub disabled_plan: Refusal,
+    /// A branch name the plan does not have: 404 (Bamboo 6 to 9), or an empty 204 (seen on
+    /// Data Center servers).
+    pub unknown_branch: UnknownBranch,
+    /// Whether error bodies carry `sub-code` (Bamboo 5's do not).
+    pub error_sub_code: ErrorSubCode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UnknownBranch {
+    #[default]
+    NotFound,
+    NoContent,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ErrorSubCode {
+    #[default]
+    Present,
+    Absent,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -349,7 +349,7 @@ spec:
             "--auto-approve",
             "--wait",
             "--poll-interval",
-            "50ms",
+            "100ms",
             "--timeout",
             "60s",
             path_str(&dir),
@@ -392,7 +392,7 @@ fn a_stage_that_fails_after_promotion_fails_the_run() {
             "--auto-approve",
             "--wait",
             "--poll-interval",
-            "50ms",
+            "100ms",
             "--format",
             "json",
             path_str(&dir),
@@ -434,7 +434,7 @@ fn ctrl_c_stops_waiting_and_says_what_was_queued() {
             "--auto-approve",
             "--wait",
             "--poll-interval",
-            "50ms",
+            "100ms",
             path_str(&dir),
         ])
         .spawn();

@@ -5,6 +5,7 @@ mod manifests;
 mod observe;
 mod plan;
 mod safety;
+mod servers;
 mod sim_http;
 mod sim_semantics;
 mod support;

@@ -174,15 +174,30 @@ fn a_server_under_a_context_path() {
         .run();
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert!(ran.stdout.contains("2 to promote"), "{}", ran.stdout);
-    let without = sim.cmd(&["plan", path_str(&dir)]).run();
-    assert_eq!(without.code, 1, "without the context path: 404s");
-    assert!(
-        without
-            .stderr
-            .contains("if Bamboo is served under a context path, include it in --server"),
-        "{}",
-        without.stderr
-    );
+    // A wrong address is one message naming it and the fix, not one error per target.
+    let wrong = [
+        (sim.url.clone(), "with its context path if it has one"),
+        (
+            format!("{}/bamboo/ci", sim.url),
+            "without one if it has none",
+        ),
+        (
+            format!("{}/bamboo/rest/api/latest", sim.url),
+            "without /rest/api/latest",
+        ),
+    ];
+    for (server, fix) in wrong {
+        let ran = Run::new(&["plan", path_str(&dir)]).server(&server).run();
+        assert_eq!(ran.code, 1, "{server}: {}", ran.stderr);
+        assert!(
+            ran.stderr
+                .contains(&format!("{server} does not answer as Bamboo"))
+                && ran.stderr.contains(fix),
+            "{server}: {}",
+            ran.stderr
+        );
+        assert_eq!(ran.stderr.lines().count(), 1, "{server}: {}", ran.stderr);
+    }
 }
 
 #[test]

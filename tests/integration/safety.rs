@@ -535,7 +535,7 @@ fn under_next_only_wait_continues_a_build_that_stopped_short_and_reports_what_ra
             "--auto-approve",
             "--wait",
             "--poll-interval",
-            "50ms",
+            "100ms",
             "--timeout",
             "60s",
             path_str(&dir),
@@ -589,7 +589,7 @@ fn a_saved_plan_under_next_only_lists_only_the_stages_that_ran() {
             "--auto-approve",
             "--wait",
             "--poll-interval",
-            "50ms",
+            "100ms",
             plan.to_str().unwrap(),
         ])
         .spawn();

@@ -99,9 +99,13 @@ fn served_shapes_carry_every_field_of_the_recorded_responses() {
         "bamboo6-result-paused-at-manual-stage.json",
         &get(&sim, "result/LAB-PROV-7?expand=stages.stage"),
     );
+    // Recorded with labels and VCS revisions expanded; the simulator lists them only then.
     assert_same_fields(
         "bamboo12-result_detail.json",
-        &get(&sim, "result/LAB-PROV-4?expand=stages.stage.results.result"),
+        &get(
+            &sim,
+            "result/LAB-PROV-4?expand=stages.stage.results.result,labels,vcsRevisions",
+        ),
     );
     assert_same_fields(
         "bamboo12-result_stopped.json",
@@ -109,7 +113,7 @@ fn served_shapes_carry_every_field_of_the_recorded_responses() {
     );
     assert_same_fields(
         "bamboo5-result_with_changes.json",
-        &get(&sim, "result/LAB-PROV-8?expand=stages.stage"),
+        &get(&sim, "result/LAB-PROV-8?expand=stages.stage,changes"),
     );
     assert_same_fields("bamboo12-plan.json", &get(&sim, "plan/LAB-PROV"));
     assert_same_fields("bamboo5-plan.json", &get(&sim, "plan/LAB-PROV"));
@@ -311,37 +315,49 @@ fn history_filters_paging_branches_and_labels() {
             .map(|r| r["number"].as_u64().unwrap())
             .collect()
     };
+    // Listings name their builds only when asked to, as on Data Center 10.
+    let listed = |path: &str| {
+        let join = if path.contains('?') { '&' } else { '?' };
+        numbers(&get(&sim, &format!("{path}{join}expand=results.result")))
+    };
+    let bare = get(&sim, "result/LAB-PROV?includeAllStates=true");
+    assert!(bare["results"]["result"].is_null(), "{bare}");
+    assert_eq!(bare["results"]["size"], 5);
     assert_eq!(
-        numbers(&get(&sim, "result/LAB-PROV")),
+        listed("result/LAB-PROV"),
         [8, 7, 6, 4],
         "running builds need includeAllStates"
     );
     assert_eq!(
-        numbers(&get(&sim, "result/LAB-PROV?includeAllStates=true")),
+        listed("result/LAB-PROV?includeAllStates=true"),
         [9, 8, 7, 6, 4]
     );
-    assert_eq!(numbers(&get(&sim, "result/LAB-PROV?continuable=true")), [7]);
-    assert_eq!(
-        numbers(&get(&sim, "result/LAB-PROV?buildstate=Failed")),
-        [4]
-    );
-    assert_eq!(numbers(&get(&sim, "result/LAB-PROV?label=rc")), [7]);
+    assert_eq!(listed("result/LAB-PROV?continuable=true"), [7]);
+    assert_eq!(listed("result/LAB-PROV?buildstate=Failed"), [4]);
+    assert_eq!(listed("result/LAB-PROV?label=rc"), [7]);
     let page = get(
         &sim,
-        "result/LAB-PROV?includeAllStates=true&max-results=2&start-index=2",
+        "result/LAB-PROV?includeAllStates=true&max-results=4&start-index=3&expand=results.result",
     );
-    assert_eq!(numbers(&page), [7, 6]);
+    assert_eq!(numbers(&page), [6, 4]);
     assert_eq!(
         (
             page["results"]["size"].as_u64(),
-            page["results"]["start-index"].as_u64()
+            page["results"]["start-index"].as_u64(),
+            page["results"]["max-result"].as_u64(),
         ),
-        (Some(5), Some(2))
+        (Some(5), Some(3), Some(4)),
+        "max-result echoes the page size asked for"
     );
-    assert_eq!(
-        numbers(&get(&sim, "result/LAB-PROV/branch/feature%2Flogin")),
-        [2]
+    // Labels are listed only when asked for too.
+    let build = get(&sim, "result/LAB-PROV-7");
+    assert!(
+        build["labels"]["label"].is_null() && build["labels"]["size"] == 1,
+        "{build}"
     );
+    let build = get(&sim, "result/LAB-PROV-7?expand=labels");
+    assert_eq!(build["labels"]["label"][0]["name"], "rc");
+    assert_eq!(listed("result/LAB-PROV/branch/feature%2Flogin"), [2]);
     assert_eq!(
         get(&sim, "plan/LAB-PROV/branch/feature%2Flogin")["key"],
         "LAB-PROV1"
