@@ -1,17 +1,69 @@
 //! Online validation: what only Bamboo can tell about a manifest — the plan, branch or stage it
-//! names does not exist, or the stage is automatic — as diagnostics at the manifest's line.
-//! Pure: it reads `Observed`, not the network.
+//! names does not exist, the stage is automatic, or two selectors name the same build with
+//! different demands — as diagnostics at the manifest's line. Pure: it reads `Observed`, not
+//! the network.
+
+use std::collections::BTreeMap;
 
 use crate::manifest::{Desired, ManifestError, Target};
 use crate::observe::{Observed, build_plan_key};
 use crate::suggest;
 
 pub fn check(desired: &Desired, observed: &Observed) -> Vec<ManifestError> {
-    desired
+    let mut errors: Vec<ManifestError> = desired
         .targets
         .iter()
         .filter_map(|t| check_target(t, observed))
-        .collect()
+        .collect();
+    if errors.is_empty() {
+        errors.extend(same_build(desired, observed));
+    }
+    errors
+}
+
+/// Two targets whose selectors differ (`build: 42` and `{label: rc}`) but that name the same
+/// build, demanding different stages or one with `executeAllStages`: offline validation
+/// cannot see it, and the build can only do one.
+fn same_build(desired: &Desired, observed: &Observed) -> Vec<ManifestError> {
+    let mut first: BTreeMap<&str, &Target> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for target in &desired.targets {
+        let Some(build) = build_plan_key(target, observed)
+            .and_then(|key| observed.builds.get(&(key, target.build.clone())))
+            .and_then(Option::as_ref)
+        else {
+            continue;
+        };
+        let Some(other) = first.get(build.key.as_str()).copied() else {
+            first.insert(&build.key, target);
+            continue;
+        };
+        if other.stage == target.stage && other.execute_all_stages == target.execute_all_stages {
+            continue;
+        }
+        let wants = |t: &Target| {
+            let all = if t.execute_all_stages {
+                ", executeAllStages"
+            } else {
+                ""
+            };
+            format!("target `{}` ({}) wants `{}`{all}", t.id, t.build, t.stage)
+        };
+        errors.push(
+            ManifestError::at(
+                "bamboo::same_build",
+                target.places.stage.clone(),
+                wants(target),
+                format!(
+                    "targets `{}` and `{}` name the same build, {}, with different demands",
+                    other.id, target.id, build.key
+                ),
+            )
+            .with_related(other.places.stage.clone(), wants(other))
+            .with_help("a build reaches one stage; keep the target for the furthest stage and remove the other"),
+        );
+    }
+    errors
 }
 
 fn check_target(target: &Target, observed: &Observed) -> Option<ManifestError> {

@@ -707,7 +707,8 @@ pub struct PlanJson<'a> {
     is_active: bool,
     is_building: bool,
     is_favourite: bool,
-    average_build_time_in_seconds: u64,
+    /// A float on real servers (`16.0`), though the recorded 12.1 answer shows `16`.
+    average_build_time_in_seconds: f64,
     actions: Counts,
     branches: Counts,
     variable_context: VariableContext,
@@ -772,7 +773,8 @@ pub fn plan<'a>(base: &str, plan: &'a PlanState, expand_stages: bool) -> PlanJso
         is_building: busy,
         is_favourite: false,
         average_build_time_in_seconds: plan.stages.iter().map(|s| s.duration_ms).sum::<u64>()
-            / 1000,
+            as f64
+            / 1000.0,
         actions: Counts::default(),
         branches: Counts::of(plan.branches.len()),
         variable_context: VariableContext::default(),

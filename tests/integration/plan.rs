@@ -262,3 +262,31 @@ spec:
     );
     assert!(sim.requests().is_empty(), "nothing is contacted");
 }
+
+#[test]
+fn two_selectors_that_name_the_same_build_with_different_stages_are_an_error() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(
+        "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: twice }
+spec:
+  targets:
+    - { id: by-number, plan: SHOP-APP, build: 42, stage: Deploy Staging }
+    - { id: by-label, plan: SHOP-APP, build: { label: rc }, stage: Deploy Prod }
+",
+    );
+    let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("bamboo::same_build")
+            && ran.stderr.contains("SHOP-APP-42")
+            && ran.stderr.contains("wants `Deploy Prod`"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        sim.requests().iter().all(|r| r["method"] == "GET"),
+        "nothing written"
+    );
+}
