@@ -1,5 +1,7 @@
-//! XML answers for clients that do not ask for JSON, as Bamboo gives them. Only the shape
-//! matters: a client that forgot `Accept: application/json` must see that it got no JSON.
+//! XML answers for clients that do not ask for JSON, as Bamboo gives them: scalars as the
+//! element's attributes (`<result key=".." state=".." lifeCycleState="..">`), objects and
+//! lists as child elements. A client that forgot `Accept: application/json` must see that it
+//! got no JSON.
 
 use serde_json::Value;
 
@@ -13,8 +15,20 @@ fn element(out: &mut String, name: &str, value: &Value) {
     match value {
         Value::Array(items) => items.iter().for_each(|item| element(out, name, item)),
         Value::Object(map) => {
-            out.push_str(&format!("<{name}>"));
-            map.iter().for_each(|(k, v)| element(out, k, v));
+            let (scalars, nested): (Vec<_>, Vec<_>) = map
+                .iter()
+                .partition(|(_, v)| !matches!(v, Value::Object(_) | Value::Array(_)));
+            out.push_str(&format!("<{name}"));
+            for (key, value) in scalars {
+                let text = match value {
+                    Value::String(s) => escape(s),
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                out.push_str(&format!(" {key}=\"{text}\""));
+            }
+            out.push('>');
+            nested.into_iter().for_each(|(k, v)| element(out, k, v));
             out.push_str(&format!("</{name}>"));
         }
         Value::Null => out.push_str(&format!("<{name}/>")),
@@ -27,4 +41,5 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

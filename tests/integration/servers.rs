@@ -230,3 +230,22 @@ fn a_poll_interval_below_100ms_is_refused() {
     assert_ne!(ran.code, 0);
     assert!(ran.stderr.contains("too short"), "{}", ran.stderr);
 }
+
+#[test]
+fn xml_in_place_of_json_says_the_accept_header_was_lost() {
+    let url = hostile(|stream| {
+        respond(
+            stream,
+            "200 OK",
+            "application/xml",
+            r#"<?xml version="1.0"?><result key="SHOP-APP-42" state="Successful"/>"#,
+        );
+    });
+    let (ran, _) = plan(&url);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("XML, not JSON") && ran.stderr.contains("Accept"),
+        "{}",
+        ran.stderr
+    );
+}

@@ -258,6 +258,16 @@ fn xml_unless_json_is_asked_for_and_bamboo_errors() {
     let (status, body) = sim.request("GET", "/rest/api/latest/plan/LAB-PROV", &[READER], "");
     assert_eq!(status, 200);
     assert!(body.starts_with("<?xml"), "{body}");
+    // Scalars are attributes, as on real servers.
+    assert!(
+        body.contains(r#"<plan "#) && body.contains(r#" key="LAB-PROV""#),
+        "{body}"
+    );
+    let (_, body) = sim.request("GET", "/rest/api/latest/result/LAB-PROV-7", &[READER], "");
+    assert!(
+        body.contains(r#" lifeCycleState="Finished""#) && body.contains(r#" key="LAB-PROV-7""#),
+        "{body}"
+    );
     let (_, body) = sim.request("GET", "/rest/api/latest/plan/LAB-PROV.json", &[READER], "");
     assert!(body.starts_with('{'), ".json suffix gives JSON: {body}");
     let (status, body) = sim.request(
