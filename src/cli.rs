@@ -150,6 +150,9 @@ pub struct ApplyArgs {
     /// Append every write, as JSON lines, to this file.
     #[arg(long)]
     pub audit_log: Option<PathBuf>,
+    /// Exit 2 when this run promoted something (0 when it did nothing), like Terraform.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
     /// How long to wait for another apply's lock on a build before giving up on it.
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub lock_timeout: Duration,

@@ -3,7 +3,8 @@
 
 pub const SUCCESS: u8 = 0;
 pub const ERROR: u8 = 1;
-/// `plan --detailed-exitcode`: there are promotions to apply.
+/// `plan --detailed-exitcode`: there are promotions to apply. `apply --detailed-exitcode`:
+/// this run promoted something.
 pub const CHANGES_PENDING: u8 = 2;
 /// At least one target is blocked (failed, stopped, missing build, disabled plan).
 pub const BLOCKED: u8 = 3;
@@ -17,6 +18,9 @@ pub const STAGE_FAILED: u8 = 6;
 /// call's effect). Its lock label stays on the build, so no other run acts on it before it
 /// expires; check the build in Bamboo.
 pub const OUTCOME_UNKNOWN: u8 = 7;
+/// The command line is wrong (an unknown flag, a missing value): clap's own 2 would read as
+/// "changes pending" to a CI job, so usage errors take sysexits' EX_USAGE.
+pub const USAGE: u8 = 64;
 /// `apply` stopped by SIGINT (Ctrl-C): no write after the signal.
 pub const INTERRUPTED: u8 = 130;
 /// `apply` stopped by SIGTERM (how CI systems cancel a job): no write after the signal.

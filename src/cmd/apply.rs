@@ -319,6 +319,8 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
         exit::STALE_PLAN
     } else if tally.blocked > 0 || tally.short > 0 {
         exit::BLOCKED
+    } else if args.detailed_exitcode && tally.promoted > 0 {
+        exit::CHANGES_PENDING
     } else {
         exit::SUCCESS
     }
