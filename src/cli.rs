@@ -205,16 +205,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let number: u64 = number
         .parse()
         .map_err(|_| format!("`{text}` is not a duration such as 30s or 5m"))?;
-    let ms = match unit {
-        "ms" => number,
-        "s" | "" => number * 1000,
-        "m" => number * 60_000,
-        "h" => number * 3_600_000,
+    let per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" | "" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
         _ => {
             return Err(format!(
                 "unknown unit `{unit}` in `{text}`: use ms, s, m or h"
             ));
         }
     };
-    Ok(Duration::from_millis(ms))
+    number
+        .checked_mul(per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{text}` is too long a duration"))
 }

@@ -26,6 +26,10 @@ pub enum ConfigError {
     TokenFile { path: String, detail: String },
     #[error("BAMBOO_USERNAME is set but BAMBOO_PASSWORD is not")]
     MissingPassword,
+    #[error(
+        "the token from {0} holds a space, a line break or a control character inside it; a token is one word"
+    )]
+    BadToken(String),
     #[error("invalid server URL `{0}`: expected http(s)://host[:port][/context] or sim:WORLD.yaml")]
     BadServer(String),
     #[error(
@@ -97,6 +101,15 @@ fn redacted(given: &str) -> String {
     }
 }
 
+/// A token as credentials; one with a space or a control character inside cannot be sent in
+/// a header, and would fail every request the same way.
+fn token_credentials(token: &str, from: &str) -> Result<Credentials, ConfigError> {
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConfigError::BadToken(from.to_string()));
+    }
+    Ok(Credentials::Token(Secret::new(token)))
+}
+
 /// Credentials from a token file, else the environment; anonymous when nothing is set.
 fn credentials(
     token_file: Option<&Path>,
@@ -107,12 +120,12 @@ fn credentials(
             path: path.display().to_string(),
             detail: e.to_string(),
         })?;
-        return Ok(Credentials::Token(Secret::new(text.trim())));
+        return token_credentials(text.trim(), &path.display().to_string());
     }
     // A token never holds white space; `echo $TOKEN > file` and many secret stores add a
     // newline, which no HTTP header may carry.
     if let Some(token) = env("BAMBOO_TOKEN").filter(|t| !t.trim().is_empty()) {
-        return Ok(Credentials::Token(Secret::new(token.trim())));
+        return token_credentials(token.trim(), "BAMBOO_TOKEN");
     }
     if let Some(username) = env("BAMBOO_USERNAME").filter(|u| !u.trim().is_empty()) {
         let username = username.trim().to_string();
@@ -152,6 +165,12 @@ mod tests {
         assert_eq!(
             credentials(None, newline).unwrap(),
             Credentials::Token(Secret::new("tok-123"))
+        );
+        let inside = |name: &str| (name == "BAMBOO_TOKEN").then(|| "s3cr\n3t".to_string());
+        let error = credentials(None, inside).unwrap_err().to_string();
+        assert!(
+            error.contains("BAMBOO_TOKEN") && !error.contains("s3cr"),
+            "{error}"
         );
     }
 

@@ -27,6 +27,9 @@ pub const PREFIX: &str = "bamboo-promote-lock-";
 /// How long a label lives unless `--lock-ttl` says otherwise.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
 
+/// The longest `--lock-ttl`: a lock left behind blocks its build that long.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// What `--lock-ttl` must exceed besides one request timeout: the server's time is known to
 /// about a second (`Date` has no milliseconds), plus room for a write window of a second.
 pub const TTL_MARGIN: Duration = Duration::from_secs(3);
@@ -59,6 +62,10 @@ pub enum LeaseError {
     NoServerTime,
     #[error("stopped by a signal before the lock was taken")]
     Stopped,
+    #[error(
+        "the lock label put on {0} did not show when the build was read back: the server, or a proxy before it, does not keep labels, so no lock can hold; nothing was written"
+    )]
+    NotKept(String),
 }
 
 /// A lock label read off a build.
@@ -93,8 +100,13 @@ impl LockLabel {
     /// Expired once the server's clock is past its end. A label we cannot read is someone
     /// else's format: it is honoured until removed by hand.
     pub fn is_expired(&self, server_now_ms: i64) -> bool {
-        self.taken_ms
-            .is_some_and(|taken| server_now_ms > taken + self.ttl.as_millis() as i64)
+        self.end_ms().is_some_and(|end| server_now_ms > end)
+    }
+
+    /// When it expires on the server's clock; a lifetime too long to add never ends.
+    fn end_ms(&self) -> Option<i64> {
+        let ttl = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
+        self.taken_ms.map(|taken| taken.saturating_add(ttl))
     }
 
     /// `label …, taken 2m 10s ago, expires in 7m 50s`, on the server's clock.
@@ -102,8 +114,8 @@ impl LockLabel {
         let Some(taken) = self.taken_ms else {
             return format!("label {}, in a form this version does not read", self.name);
         };
-        let age = Duration::from_millis((server_now_ms - taken).max(0) as u64);
-        let end = taken + self.ttl.as_millis() as i64;
+        let age = Duration::from_millis(server_now_ms.saturating_sub(taken).max(0) as u64);
+        let end = self.end_ms().unwrap_or(i64::MAX);
         let expiry = if server_now_ms > end {
             format!(
                 "expired {} ago",
@@ -112,7 +124,9 @@ impl LockLabel {
         } else {
             format!(
                 "expires in {}",
-                words(Duration::from_millis((end - server_now_ms) as u64))
+                words(Duration::from_millis(
+                    end.saturating_sub(server_now_ms) as u64
+                ))
             )
         };
         format!("label {}, taken {} ago, {expiry}", self.name, words(age))
@@ -222,6 +236,11 @@ impl Lease {
             client.add_label(build_key, &label).await?;
             let verified = async {
                 let build = read_build(client, build_key).await?;
+                // Our label must show: a server (or a proxy) that answers a label write
+                // without keeping it would let two applies both see no other lock.
+                if !build.labels.contains(&label) {
+                    return Err(LeaseError::NotKept(build_key.to_string()));
+                }
                 // The read's own Date is in by now: the freshest view of the server's clock.
                 let server = client.server_time().ok_or(LeaseError::NoServerTime)?;
                 let ours = [Some(label.as_str()), ours_already];
@@ -259,8 +278,10 @@ impl Lease {
             }
             attempt += 1;
             let ceiling = (100 * u64::from(attempt.min(10))).max(100);
-            let pause = rand::rng().random_range(ceiling / 2..=ceiling * 2);
-            if !stop.sleep(Duration::from_millis(pause)).await {
+            let pause = Duration::from_millis(rand::rng().random_range(ceiling / 2..=ceiling * 2));
+            // The last pause ends with the patience, so the wait says what was asked.
+            let left = settings.patience.saturating_sub(started.elapsed());
+            if !stop.sleep(pause.min(left)).await {
                 return Err(LeaseError::Stopped);
             }
         }
@@ -358,6 +379,11 @@ mod tests {
         let odd = LockLabel::parse("bamboo-promote-lock-garbage").unwrap();
         assert!(!odd.is_expired(i64::MAX));
         assert!(LockLabel::parse("release-candidate").is_none());
+        // A lifetime too long to add to the time never ends, rather than wrapping around.
+        let endless =
+            LockLabel::parse("bamboo-promote-lock-5000-10000000000000000-0a1b2c3d").unwrap();
+        assert!(!endless.is_expired(i64::MAX));
+        assert!(endless.describe(6000).contains("expires in"));
     }
 
     #[test]

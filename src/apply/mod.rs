@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde_json::json;
 
-pub use lease::{DEFAULT_TTL, Settings as LeaseSettings, TTL_MARGIN};
+pub use lease::{MAX_TTL, Settings as LeaseSettings, TTL_MARGIN};
 pub use report::Reporter;
 pub use stop::{Signal, Stop};
 
@@ -123,6 +123,8 @@ pub async fn run(
     let mut progress = Progress::new(reporter.is_json());
     let mut timed_out = false;
     clear_orphaned_locks(client, &plan).await;
+    // Whether `plan` is from this round's reads: nothing is promoted from an older one.
+    let mut fresh = true;
     loop {
         if stop.requested() {
             break;
@@ -130,6 +132,7 @@ pub async fn run(
         let todo: Vec<(String, Action)> = plan
             .items
             .iter()
+            .filter(|_| fresh)
             .filter(|i| !ledger.done.contains_key(&i.target.id))
             .filter_map(|i| match &i.status {
                 Status::Queue { action } if !ledger.held.contains(&action.build_key) => {
@@ -139,15 +142,33 @@ pub async fn run(
             })
             .collect();
         let ctx = &ctx;
-        let promotions = join_all(todo.iter().map(|(id, action)| async move {
-            let request = Request {
-                target: id,
-                action,
-                require_fingerprint,
-            };
-            (id.clone(), action.clone(), promote(ctx, &request).await)
+        // Builds are promoted side by side, but the targets of one build one after another:
+        // once a call to a build has an unknown outcome, no other target's call may follow it.
+        let promotions = join_all(by_build(todo).into_iter().map(|group| async move {
+            let mut promoted = Vec::new();
+            let mut held = false;
+            for (id, action) in group {
+                let promotion = if held {
+                    Promotion::Skipped(format!(
+                        "a call to {} earlier in this run has an unknown outcome",
+                        action.build_key
+                    ))
+                } else {
+                    let request = Request {
+                        target: &id,
+                        action: &action,
+                        require_fingerprint,
+                    };
+                    promote(ctx, &request).await
+                };
+                held = held || promotion.holds_build();
+                promoted.push((id, action, promotion));
+            }
+            promoted
         }))
-        .await;
+        .await
+        .into_iter()
+        .flatten();
         for (id, action, promotion) in promotions {
             report_promotion(reporter, &id, &action, &promotion);
             if let Some(outcome) = ledger.record(&action, promotion) {
@@ -181,13 +202,21 @@ pub async fn run(
             break;
         }
         if let Source::Manifests(desired) = source {
+            fresh = false;
             match observe::observe(client, desired).await {
-                Ok(observed) => plan = reconcile::plan(desired, &observed),
-                Err(e) => eprintln!("warning: cannot re-read Bamboo, will try again: {e}"),
-            }
-            for item in &plan.items {
-                if let Some(build) = &item.build {
-                    builds.insert(item.target.id.clone(), ObservedBuild::clone(build));
+                Ok(observed) => {
+                    fresh = true;
+                    plan = reconcile::plan(desired, &observed);
+                    for item in &plan.items {
+                        if let Some(build) = &item.build {
+                            builds.insert(item.target.id.clone(), ObservedBuild::clone(build));
+                        }
+                    }
+                }
+                // Nothing is decided on the previous round's reads: they predate our calls.
+                Err(e) => {
+                    eprintln!("warning: cannot re-read Bamboo, will try again: {e}");
+                    continue;
                 }
             }
         } else {
@@ -261,7 +290,7 @@ impl Ledger {
                     finished: false,
                 }
             }
-            Promotion::NotNeeded(_) | Promotion::Stopped => return None,
+            Promotion::NotNeeded(_) | Promotion::Stopped | Promotion::Skipped(_) => return None,
             Promotion::Stale { planned, found } => Outcome::Stale { planned, found },
             Promotion::Refused(message) => Outcome::Refused(message),
             Promotion::MovedByOther(message) => Outcome::MovedByOther(message),
@@ -380,6 +409,18 @@ fn ended(stage: &ObservedStage, state: &str) -> bool {
     stage.life_cycle_state == "Finished" && stage.state == state
 }
 
+/// The round's promotions by build, in plan order within each.
+fn by_build(todo: Vec<(String, Action)>) -> Vec<Vec<(String, Action)>> {
+    let mut groups: BTreeMap<String, Vec<(String, Action)>> = BTreeMap::new();
+    for (id, action) in todo {
+        groups
+            .entry(action.build_key.clone())
+            .or_default()
+            .push((id, action));
+    }
+    groups.into_values().collect()
+}
+
 /// A build that nothing moves now: not queued, and no stage waiting or running.
 fn at_rest(build: &ObservedBuild) -> bool {
     let busy = |state: &str| matches!(state, "Pending" | "Queued" | "InProgress");
@@ -413,6 +454,11 @@ fn report_promotion(reporter: &Reporter, id: &str, action: &Action, promotion: &
             "unknown",
             || format!("{id}: the call to {build} has an unknown outcome ({detail}). It is not sent again: a re-read cannot see a call still on its way. Check {build} in Bamboo; lock label {lock} keeps every run off it until it expires, or remove it with `bamboo-promote unlock {build} --force` once checked"),
             json!({ "target": id, "build": build, "message": detail, "lock": lock }),
+        ),
+        Promotion::Skipped(reason) => reporter.event(
+            "skipped",
+            || format!("{id}: {build} not promoted: {reason}"),
+            json!({ "target": id, "build": build, "reason": reason }),
         ),
         Promotion::Stopped => reporter.event(
             "skipped",

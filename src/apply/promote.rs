@@ -52,6 +52,23 @@ pub enum Promotion {
     Failed(String),
     /// A signal came before the call: nothing was sent.
     Stopped,
+    /// Not tried, for the reason given: nothing was sent.
+    Skipped(String),
+}
+
+impl Promotion {
+    /// Whether the build must get no other call in this run: the call's outcome is unknown,
+    /// or it was accepted but Bamboo never showed it.
+    pub fn holds_build(&self) -> bool {
+        matches!(
+            self,
+            Promotion::Unknown { .. }
+                | Promotion::Queued {
+                    confirmed: false,
+                    ..
+                }
+        )
+    }
 }
 
 pub struct Request<'a> {
@@ -167,9 +184,12 @@ async fn write(
         ctx.reporter
             .audit(request.target, &action.build_key, call, outcome, detail);
     };
+    ctx.reporter
+        .sending(request.target, &action.build_key, &describe_call(&action));
     let sent = client
         .continue_build(&action.build_key, &action.stage, action.execute_all_stages)
         .await;
+    ctx.reporter.answered(&action.build_key);
     match sent {
         Ok(()) => {
             audit("accepted", None);

@@ -14,6 +14,8 @@ use crate::reconcile::FORMAT_VERSION;
 pub struct Reporter {
     json: bool,
     audit_file: Option<Mutex<File>>,
+    /// Queue calls sent and not yet answered: (target, build, call).
+    in_flight: Mutex<Vec<(String, String, String)>>,
 }
 
 /// One write, for the audit trail.
@@ -40,7 +42,11 @@ impl Reporter {
             )),
             None => None,
         };
-        Ok(Reporter { json, audit_file })
+        Ok(Reporter {
+            json,
+            audit_file,
+            in_flight: Mutex::new(Vec::new()),
+        })
     }
 
     pub fn is_json(&self) -> bool {
@@ -69,6 +75,35 @@ impl Reporter {
             || format!("{target}: waiting for the lock on {build} ({holder})"),
             json!({ "target": target, "build": build, "holder": holder }),
         );
+    }
+
+    /// A queue call is about to be sent: recorded, so that a process told to die at once
+    /// still writes it to the audit trail (`abandon_in_flight`).
+    pub fn sending(&self, target: &str, build: &str, call: &str) {
+        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+        in_flight.push((target.to_string(), build.to_string(), call.to_string()));
+    }
+
+    /// The call to `build` has its answer (or gave up waiting for one).
+    pub fn answered(&self, build: &str) {
+        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+        in_flight.retain(|(_, b, _)| b != build);
+    }
+
+    /// Writes every call still waiting for its answer to the audit trail as abandoned with an
+    /// unknown outcome (their lock labels stay on the builds); returns how many there were.
+    pub fn abandon_in_flight(&self) -> usize {
+        let in_flight = std::mem::take(&mut *self.in_flight.lock().expect("in-flight lock"));
+        for (target, build, call) in &in_flight {
+            self.audit(
+                target,
+                build,
+                call.clone(),
+                "abandoned by a second signal; outcome unknown, lock kept",
+                None,
+            );
+        }
+        in_flight.len()
     }
 
     pub fn audit(

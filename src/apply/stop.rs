@@ -50,8 +50,11 @@ struct Inner {
 
 impl Stop {
     /// A stop that SIGINT and SIGTERM set from now on.
-    /// The handlers are in place when this returns, before any write can start.
-    pub fn on_signals() -> Stop {
+    /// The handlers are in place when this returns, before any write can start. A second
+    /// signal exits at once, after `last_words`, which writes the calls still in flight to the
+    /// audit trail and says how many there were: with any, the exit code is 7 (outcome
+    /// unknown), not the signal's.
+    pub fn on_signals(last_words: impl Fn() -> usize + Send + 'static) -> Stop {
         use tokio::signal::unix::{SignalKind, signal};
         let stop = Stop::default();
         let set = stop.clone();
@@ -74,7 +77,12 @@ impl Stop {
                         which.name(),
                         first.name()
                     );
-                    std::process::exit(i32::from(which.exit_code()));
+                    let code = if last_words() > 0 {
+                        exit::OUTCOME_UNKNOWN
+                    } else {
+                        which.exit_code()
+                    };
+                    std::process::exit(i32::from(code));
                 }
                 eprintln!(
                     "\n{}: no new write; finishing the call in flight, then releasing locks",

@@ -401,9 +401,9 @@ impl BambooClient {
             || status.is_redirection();
         if !refused {
             let message = error_message(&body);
-            return Err(WriteError::Unknown(format!(
-                "Bamboo answered {status}: {message}"
-            )));
+            return Err(WriteError::Unknown(
+                self.scrub(format!("Bamboo answered {status}: {message}")),
+            ));
         }
         let message = refusal_message(status, location.as_deref(), &body);
         Err(WriteError::Refused {
@@ -414,7 +414,29 @@ impl BambooClient {
 
     /// Bamboo's message for a 401 or 403, with what to do about it: Bamboo says only that
     /// access was refused, not which credentials it saw or which permission was missing.
+    /// A text that came from the server, without our credentials: a server or proxy that
+    /// echoes the request's headers in its error message must not get them printed or logged.
+    fn scrub(&self, text: String) -> String {
+        use base64::Engine as _;
+        let secrets: Vec<String> = match &self.credentials {
+            Credentials::Anonymous => Vec::new(),
+            Credentials::Token(token) => vec![token.expose().to_string()],
+            Credentials::Basic { username, password } => vec![
+                password.expose().to_string(),
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{}", password.expose())),
+            ],
+        };
+        secrets
+            .iter()
+            .filter(|secret| !secret.is_empty())
+            .fold(text, |text, secret| {
+                text.replace(secret.as_str(), "[redacted]")
+            })
+    }
+
     fn with_access_hint(&self, status: u16, message: String) -> String {
+        let message = self.scrub(message);
         let hint = match (status, &self.credentials) {
             (401, Credentials::Anonymous) => {
                 "no credentials were given: set BAMBOO_TOKEN, BAMBOO_TOKEN_FILE, or BAMBOO_USERNAME and BAMBOO_PASSWORD"
@@ -479,7 +501,7 @@ impl BambooClient {
         };
         decoded.map(Some).map_err(|e| BambooError::Decode {
             what: what.to_string(),
-            detail: not_json(&body_start, &e),
+            detail: self.scrub(not_json(&body_start, &e)),
         })
     }
 
@@ -542,6 +564,7 @@ impl BambooClient {
                     });
                 }
                 Attempt::Transient(detail, retry_after) => {
+                    let detail = self.scrub(detail);
                     if retries == 0
                         && retry_after.is_none()
                         && !detail.starts_with("Bamboo answered")

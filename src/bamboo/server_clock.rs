@@ -33,12 +33,17 @@ impl ServerTime {
         }
     }
 
-    /// The readings together. When they contradict each other the server's clock was set
-    /// (or the answers lie): the newer reading wins.
+    /// The readings together. When they contradict each other the server's clock was set, or
+    /// an answer lies about it: then the interval spans both, so that the time is less
+    /// certain — lock windows shrink, others' locks look younger — never more trusted.
     pub fn narrowed(self, newer: ServerTime) -> ServerTime {
         let (low, high) = (self.low.max(newer.low), self.high.min(newer.high));
         if low > high {
-            newer
+            ServerTime {
+                low: self.low.min(newer.low),
+                high: self.high.max(newer.high),
+                ..self
+            }
         } else {
             ServerTime { low, high, ..self }
         }
@@ -65,7 +70,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn readings_narrow_and_a_held_answer_does_not_drag_the_time_back() {
+    fn readings_narrow_a_held_answer_does_not_drag_the_time_back_and_a_lying_one_adds_doubt() {
         let origin = Instant::now();
         let at = |ms: u64| origin + Duration::from_millis(ms);
         // A quick answer: sent at 100 ms, received at 120 ms, stamped 10:00:00.
@@ -82,8 +87,11 @@ mod tests {
             "the quick reading still counts"
         );
         assert!(both.uncertainty() <= quick.uncertainty());
-        // A server whose clock was set back an hour: the readings contradict, the newer wins.
-        let set_back = ServerTime::reading(origin, 32_400_000, at(6_000), at(6_010));
-        assert_eq!(both.narrowed(set_back).earliest(at(6_010)), 32_400_000);
+        // An answer an hour ahead (a clock set forward, or a lie): the readings contradict, and
+        // the time becomes less certain instead of jumping: the earliest stays where it was.
+        let ahead = ServerTime::reading(origin, 39_600_000, at(6_000), at(6_010));
+        let widened = both.narrowed(ahead);
+        assert_eq!(widened.earliest(at(6_010)), both.earliest(at(6_010)));
+        assert!(widened.uncertainty() > Duration::from_secs(3500));
     }
 }

@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -14,6 +15,12 @@ use crate::{exit, stdout};
 
 pub async fn run(args: &ApplyArgs) -> u8 {
     let least_ttl = args.server.request_timeout + apply::TTL_MARGIN;
+    if args.lock_ttl > apply::MAX_TTL {
+        eprintln!(
+            "error: --lock-ttl is at most 24h: a lock left behind by a killed apply blocks its build that long"
+        );
+        return exit::ERROR;
+    }
     if args.lock_ttl <= least_ttl {
         eprintln!(
             "error: --lock-ttl must be longer than {least_ttl:?} (--request-timeout plus {:?}): a write must land well before its lock may be taken for abandoned",
@@ -23,7 +30,7 @@ pub async fn run(args: &ApplyArgs) -> u8 {
     }
     let reporter = match Reporter::new(args.format == OutputFormat::Json, args.audit_log.as_deref())
     {
-        Ok(reporter) => reporter,
+        Ok(reporter) => Arc::new(reporter),
         Err(e) => {
             eprintln!("error: cannot open the audit log: {e}");
             return exit::ERROR;
@@ -43,7 +50,7 @@ fn saved_plan_path(args: &ApplyArgs) -> Option<&Path> {
     }
 }
 
-async fn apply_manifests(args: &ApplyArgs, reporter: &Reporter) -> u8 {
+async fn apply_manifests(args: &ApplyArgs, reporter: &Arc<Reporter>) -> u8 {
     let planned = match super::pipeline::plan(&args.paths, &args.server, &args.selection).await {
         Ok(planned) => planned,
         Err(code) => return code,
@@ -61,7 +68,7 @@ async fn apply_manifests(args: &ApplyArgs, reporter: &Reporter) -> u8 {
     .await
 }
 
-async fn apply_saved(args: &ApplyArgs, path: &Path, reporter: &Reporter) -> u8 {
+async fn apply_saved(args: &ApplyArgs, path: &Path, reporter: &Arc<Reporter>) -> u8 {
     if !args.selection.targets.is_empty() {
         eprintln!(
             "error: a saved plan is applied whole; choose targets with `plan --target` instead"
@@ -85,6 +92,19 @@ async fn apply_saved(args: &ApplyArgs, path: &Path, reporter: &Reporter) -> u8 {
             document.kind,
             document.format_version,
             crate::reconcile::FORMAT_VERSION
+        );
+        return exit::ERROR;
+    }
+    if let Some(item) = document
+        .plan
+        .items
+        .iter()
+        .find(|i| !i.call_matches_target())
+    {
+        eprintln!(
+            "error: {}: the call saved for target `{}` is not the one its target asks for (was the file edited?); nothing was sent. Make a new plan with `bamboo-promote plan --out`",
+            path.display(),
+            item.target.id
         );
         return exit::ERROR;
     }
@@ -113,7 +133,7 @@ async fn apply_saved(args: &ApplyArgs, path: &Path, reporter: &Reporter) -> u8 {
 /// What both kinds of apply share once they have a plan: show it, confirm, run, summarize.
 async fn execute(
     args: &ApplyArgs,
-    reporter: &Reporter,
+    reporter: &Arc<Reporter>,
     client: &BambooClient,
     server: &str,
     source: Source<'_>,
@@ -123,7 +143,8 @@ async fn execute(
     if let Err(code) = confirm(args, &plan) {
         return code;
     }
-    let stop = Stop::on_signals();
+    let last_words = reporter.clone();
+    let stop = Stop::on_signals(move || last_words.abandon_in_flight());
     let applied = apply::run(client, source, plan, &options(args), reporter, &stop).await;
     finish(args, reporter, &applied)
 }

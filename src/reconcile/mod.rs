@@ -60,6 +60,7 @@ pub fn target_ref(target: &Target) -> TargetRef {
         build: target.build.clone(),
         stage: target.stage.clone(),
         after: target.after.clone(),
+        execute_all_stages: target.execute_all_stages,
     }
 }
 

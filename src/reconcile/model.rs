@@ -10,7 +10,7 @@ use crate::manifest::BuildSelector;
 use crate::observe::ObservedBuild;
 
 /// The JSON contract's version: additive changes within a major version.
-pub const FORMAT_VERSION: &str = "1.0";
+pub const FORMAT_VERSION: &str = "1.1";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,6 +37,9 @@ pub struct TargetRef {
     pub build: BuildSelector,
     pub stage: String,
     pub after: Vec<String>,
+    /// Added in 1.1; a 1.0 document reads as `false`.
+    #[serde(default)]
+    pub execute_all_stages: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +57,34 @@ pub enum Status {
     Waiting { on: Vec<String> },
     /// Nothing can be done without a person.
     Blocked { reason: BlockReason },
+}
+
+impl PlanItem {
+    /// Whether a promotion's call is the one its target asks for: a saved plan is a file a
+    /// person can edit, and `apply` sends the call it holds.
+    pub fn call_matches_target(&self) -> bool {
+        let Status::Queue { action } = &self.status else {
+            return true;
+        };
+        let all = if action.execute_all_stages {
+            "true"
+        } else {
+            "false"
+        };
+        let query = [
+            ("stage".to_string(), action.stage.clone()),
+            ("executeAllStages".to_string(), all.to_string()),
+        ];
+        action.stage == self.target.stage
+            && action.execute_all_stages == self.target.execute_all_stages
+            && action.method == "PUT"
+            && action.path == format!("queue/{}", crate::bamboo::encode_segment(&action.build_key))
+            && action.query == query
+            && self
+                .build
+                .as_ref()
+                .is_none_or(|build| build.key == action.build_key)
+    }
 }
 
 impl Status {

@@ -36,6 +36,8 @@ struct Shared {
     in_flight: AtomicUsize,
     seq: AtomicU64,
     started: std::time::Instant,
+    /// Moved on by every reset: a write held for later belongs to the world it arrived in.
+    generation: AtomicU64,
 }
 
 /// A running simulator.
@@ -81,6 +83,7 @@ pub fn spawn(world: World, listener: TcpListener) -> Result<SimServer, String> {
         in_flight: AtomicUsize::new(0),
         seq: AtomicU64::new(0),
         started: std::time::Instant::now(),
+        generation: AtomicU64::new(0),
     });
     let app = axum::Router::new().fallback(handle).with_state(shared);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -158,9 +161,12 @@ async fn handle(
             // Like a proxy that holds the write: it reaches the server later, whether or not
             // the client is still there, and the client never hears back.
             let late = shared.clone();
+            let generation = shared.generation.load(Ordering::SeqCst);
             tokio::spawn(async move {
                 until_clock(&late.clock, arrived + ms).await;
-                reply(&late, &request, late.clock.now());
+                if late.generation.load(Ordering::SeqCst) == generation {
+                    reply(&late, &request, late.clock.now());
+                }
             });
             withhold().await;
         }
@@ -277,6 +283,10 @@ fn answer(
     let request = ApiRequest::new(method.as_str(), &path, &query, body.to_vec());
     if fault == Some(Fault::ApplyLate) {
         return (empty_response(200), Delivery::Late(after_ms, request));
+    }
+    if fault == Some(Fault::Swallow) && is_write {
+        let status = if path.starts_with("queue/") { 200 } else { 204 };
+        return (empty_response(status), Delivery::Answer);
     }
     let reply = reply(shared, &request, shared.clock.now());
     let response = match (reply.body, wants_json) {
@@ -531,6 +541,7 @@ fn control_endpoint(
             // All three at once, so that no request sees a fresh world with old faults. No
             // other path holds two of these locks together, so the order cannot deadlock.
             let (mut engine, mut faults, mut log) = (engine(), faults(), log());
+            shared.generation.fetch_add(1, Ordering::SeqCst);
             shared.clock.reset();
             match Engine::new(&shared.world, shared.clock.now()) {
                 Ok(fresh) => *engine = fresh,

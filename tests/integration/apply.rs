@@ -416,7 +416,7 @@ fn a_stage_that_fails_after_promotion_fails_the_run() {
             && kinds.last() == Some(&"summary"),
         "{kinds:?}"
     );
-    assert!(events.iter().all(|e| e["formatVersion"] == "1.0"));
+    assert!(events.iter().all(|e| e["formatVersion"] == "1.1"));
     assert!(
         events
             .iter()

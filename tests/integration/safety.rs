@@ -737,3 +737,184 @@ fn a_lock_ttl_too_short_for_the_request_timeout_is_refused_before_anything_is_se
     );
     assert!(sim.requests().is_empty());
 }
+
+/// Two targets on one build: the same demand twice, under two ids.
+const TWICE: &str = "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: twice }
+spec:
+  targets:
+    - { id: a, plan: SHOP-APP, build: 42, stage: Deploy Staging }
+    - { id: b, plan: SHOP-APP, build: { label: rc2 }, stage: Deploy Staging }
+";
+
+#[test]
+fn after_an_unknown_outcome_no_other_target_writes_to_that_build_in_the_run() {
+    let dir = manifests(TWICE);
+    let sim = Sim::start(&world(0, "", "rc2"));
+    for trial in 0..5 {
+        let trial = format!("trial {trial}");
+        sim.reset();
+        sim.set_faults(
+            r#"{ "script": [ { "method": "PUT", "path": "queue/SHOP-APP-42",
+                 "fault": "applyLate", "afterMs": 1000000000 } ] }"#,
+        );
+        // The lock lives 5 s on the server's clock, which the test moves 1 s at a time while
+        // the second target would wait for it.
+        let child = sim
+            .cmd(&[
+                "apply",
+                "--auto-approve",
+                "--request-timeout",
+                "1s",
+                "--lock-ttl",
+                "5s",
+                "--lock-timeout",
+                "30s",
+                path_str(&dir),
+            ])
+            .spawn();
+        let ran = sim.wait_advancing(child, 1000);
+        assert_eq!(ran.code, 7, "{trial}: {}\n{}", ran.stdout, ran.stderr);
+        assert!(
+            ran.stderr
+                .contains("earlier in this run has an unknown outcome"),
+            "{trial}: {}",
+            ran.stderr
+        );
+        assert_eq!(
+            writes_to(&sim, "SHOP-APP-42"),
+            1,
+            "{trial}: one call in the run"
+        );
+        let label_writes = sim
+            .requests()
+            .iter()
+            .filter(|r| r["method"] != "GET" && r["path"].as_str().unwrap().contains("/label"))
+            .count();
+        assert_eq!(
+            label_writes, 1,
+            "{trial}: the kept lock is not touched again"
+        );
+        // The held call lands now, long after the run.
+        sim.advance(1_000_000_000);
+        wait_for_run(&sim, "SHOP-APP-42", "Deploy Staging");
+        assert_staging_ran_once(&sim, &trial);
+    }
+}
+
+#[test]
+fn a_server_that_does_not_keep_labels_gets_no_call() {
+    let sim = Sim::start(&world(0, "", ""));
+    sim.set_faults(
+        r#"{ "script": [ { "method": "POST", "path": "/label", "fault": "swallow" } ] }"#,
+    );
+    let ran = apply(&sim, &manifests(STAGING), &[]);
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("did not show"), "{}", ran.stdout);
+    assert!(sim.queue_writes().is_empty());
+    assert_eq!(sim.ran("SHOP-APP-42"), ["Build"]);
+}
+
+#[test]
+fn wait_decides_nothing_on_reads_older_than_its_calls() {
+    let dir = manifests(ORDERED);
+    let sim = Sim::start(&world(100, "", ""));
+    let child = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--wait",
+            "--poll-interval",
+            "100ms",
+            path_str(&dir),
+        ])
+        .spawn();
+    // Once the upstream call is confirmed and its lock released, every read of the next
+    // round fails, retries and all.
+    wait_for_request(&sim, |r| {
+        r["method"] == "DELETE"
+            && r["path"]
+                .as_str()
+                .unwrap()
+                .starts_with("result/SHOP-APP-42/label")
+    });
+    sim.set_faults(r#"{ "script": [ { "method": "GET", "times": 12, "fault": "serverError" } ] }"#);
+    let ran = sim.wait_advancing(child, 100);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("cannot re-read Bamboo"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stdout.contains("2 promoted"), "{}", ran.stdout);
+    assert_eq!(writes_to(&sim, "SHOP-APP-42"), 1);
+    assert_eq!(sim.ran("SHOP-API-7"), ["Build", "Deploy Staging"]);
+}
+
+#[test]
+fn an_edited_saved_plan_is_refused_before_anything_is_sent() {
+    let sim = Sim::start(&world(0, "", ""));
+    let dir = manifests(STAGING);
+    let plan_dir = scratch("plan");
+    let plan = plan_dir.join("plan.json");
+    let plan = plan.to_str().unwrap();
+    assert_eq!(
+        sim.cmd(&["plan", "--out", plan, path_str(&dir)]).run().code,
+        0
+    );
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+    // The call's own stage, or its executeAllStages, as a person might edit them.
+    let edits: [(&str, Value); 2] = [
+        ("stage", Value::from("Deploy Prod")),
+        ("executeAllStages", Value::from(true)),
+    ];
+    for (field, value) in edits {
+        let mut edited = saved.clone();
+        edited["items"][0]["status"]["action"][field] = value;
+        std::fs::write(plan, edited.to_string()).unwrap();
+        sim.clear_requests();
+        let ran = sim.cmd(&["apply", "--auto-approve", plan]).run();
+        assert_eq!(ran.code, 1, "{}", ran.stderr);
+        assert!(
+            ran.stderr.contains("was the file edited?"),
+            "{}",
+            ran.stderr
+        );
+        assert!(sim.requests().is_empty(), "nothing sent");
+    }
+}
+
+#[test]
+fn a_second_signal_during_a_call_still_records_it_and_exits_7() {
+    let dir = manifests(STAGING);
+    let audit_dir = scratch("audit");
+    let audit = audit_dir.join("audit.jsonl");
+    let sim = Sim::start(&world(0, "", ""));
+    sim.set_faults(
+        r#"{ "script": [ { "method": "PUT", "path": "queue/SHOP-APP-42",
+             "fault": "hold", "afterMs": 1 } ] }"#,
+    );
+    let child = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--audit-log",
+            audit.to_str().unwrap(),
+            path_str(&dir),
+        ])
+        .spawn();
+    wait_for_request(&sim, |r| r["path"] == "queue/SHOP-APP-42");
+    signal(&child, "TERM");
+    // The first signal is taken (its line printed) before the second is sent.
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "TERM");
+    let ran = Ran::finish(child);
+    assert_eq!(ran.code, 7, "{}\n{}", ran.stdout, ran.stderr);
+    let audit = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        audit.contains("abandoned by a second signal") && audit.contains("queue/SHOP-APP-42"),
+        "{audit}"
+    );
+    assert_eq!(lock_labels(&sim, "SHOP-APP-42").len(), 1, "the lock stays");
+}

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use crate::support::{Run, Sim};
 use crate::worlds::{MANIFEST, SHOP, manifests, path_str};
 
-/// What a hostile server does with a connection once it has read the request's head.
-type Answer = fn(&mut std::net::TcpStream);
+/// What a hostile server does with a connection once it has read the request's head (given).
+type Answer = fn(&mut std::net::TcpStream, &str);
 
 /// A server on 127.0.0.1 that answers every request with `answer`; returns its URL.
 fn hostile(answer: Answer) -> String {
@@ -21,11 +21,12 @@ fn hostile(answer: Answer) -> String {
             let Ok(mut stream) = stream else { return };
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
+                let (mut head, mut line) = (String::new(), String::new());
                 while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    head.push_str(&line);
                     line.clear();
                 }
-                answer(&mut stream);
+                answer(&mut stream, &head);
             });
         }
     });
@@ -49,7 +50,7 @@ fn respond(stream: &mut std::net::TcpStream, status: &str, content_type: &str, b
 
 #[test]
 fn an_endless_answer_ends_at_the_cap_with_a_clear_message() {
-    let url = hostile(|stream| {
+    let url = hostile(|stream, _| {
         let _ = write!(
             stream,
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -65,7 +66,7 @@ fn an_endless_answer_ends_at_the_cap_with_a_clear_message() {
 
 #[test]
 fn a_login_page_in_place_of_json_is_named_for_what_it_is() {
-    let url = hostile(|stream| {
+    let url = hostile(|stream, _| {
         respond(
             stream,
             "200 OK",
@@ -88,7 +89,7 @@ fn a_login_page_in_place_of_json_is_named_for_what_it_is() {
 
 #[test]
 fn a_401_html_page_is_summed_up_not_dumped() {
-    let url = hostile(|stream| {
+    let url = hostile(|stream, _| {
         respond(
             stream,
             "401 Unauthorized",
@@ -108,7 +109,7 @@ fn a_401_html_page_is_summed_up_not_dumped() {
 
 #[test]
 fn bamboos_message_in_a_5xx_is_shown() {
-    let url = hostile(|stream| {
+    let url = hostile(|stream, _| {
         respond(
             stream,
             "500 Internal Server Error",
@@ -233,7 +234,7 @@ fn a_poll_interval_below_100ms_is_refused() {
 
 #[test]
 fn xml_in_place_of_json_says_the_accept_header_was_lost() {
-    let url = hostile(|stream| {
+    let url = hostile(|stream, _| {
         respond(
             stream,
             "200 OK",
@@ -248,4 +249,46 @@ fn xml_in_place_of_json_says_the_accept_header_was_lost() {
         "{}",
         ran.stderr
     );
+}
+
+#[test]
+fn a_server_that_echoes_the_token_in_its_messages_does_not_get_it_printed() {
+    // A proxy that quotes the request's Authorization header back in its error message.
+    let url = hostile(|stream, head| {
+        let auth = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+            .unwrap_or("");
+        let body = format!(r#"{{"message":"refused; you sent {auth}"}}"#);
+        respond(stream, "401 Unauthorized", "application/json", &body);
+    });
+    let dir = manifests(MANIFEST);
+    let audit_dir = crate::support::scratch("audit");
+    let audit = audit_dir.join("audit.jsonl");
+    let ran = Run::new(&[
+        "apply",
+        "--auto-approve",
+        "--audit-log",
+        audit.to_str().unwrap(),
+        path_str(&dir),
+    ])
+    .server(&url)
+    .env("BAMBOO_TOKEN", "s3cr3t-TOKEN-xyz")
+    .run();
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let everything = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(everything.contains("[redacted]"), "{everything}");
+    assert!(!everything.contains("s3cr3t"), "{everything}");
+    let basic = Run::new(&["plan", path_str(&dir)])
+        .server(&url)
+        .env("BAMBOO_USERNAME", "bot")
+        .env("BAMBOO_PASSWORD", "pa55word-xyz")
+        .run();
+    assert_eq!(basic.code, 1);
+    // `bot:pa55word-xyz` in base64, as the basic-auth header carries it.
+    for leaked in ["pa55word-xyz", "Ym90OnBhNTV3b3JkLXh5eg=="] {
+        assert!(!basic.stderr.contains(leaked), "{}", basic.stderr);
+    }
+    let written = std::fs::read_to_string(&audit).unwrap_or_default();
+    assert!(!written.contains("s3cr3t"), "{written}");
 }
