@@ -21,7 +21,7 @@ pub struct Cli {
 pub enum Command {
     /// Check manifests offline: syntax, fields, ids, `after` references, cycles, conflicts.
     Validate(ValidateArgs),
-    /// Print the JSON Schema of the manifest format.
+    /// Print a JSON Schema: of the manifest format, the plan document, or apply's events.
     Schema(SchemaArgs),
     /// Show what apply would do, without changing anything.
     Plan(PlanArgs),
@@ -52,9 +52,20 @@ pub enum DiagnosticFormat {
 
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
+    /// Which schema: the manifest format, the plan document (`plan --format json`, saved
+    /// plans), or apply's event stream (`apply --format json`).
+    #[arg(long, value_enum, default_value_t = SchemaKind::Manifest)]
+    pub kind: SchemaKind,
     /// Write the schema to this file instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    Manifest,
+    Plan,
+    Events,
 }
 
 /// Where Bamboo is and how to talk to it.

@@ -7,6 +7,7 @@
 //! SIGINT or SIGTERM no new write starts; a call already sent is seen through. A build whose
 //! write has an unknown outcome gets no other write in the run.
 
+pub mod events;
 mod lease;
 mod progress;
 mod promote;
@@ -18,8 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use serde_json::json;
 
+pub use events::{Counts, Event, TargetOutcome};
 pub use lease::{MAX_TTL, Settings as LeaseSettings, TTL_MARGIN};
 pub use report::Reporter;
 pub use stop::{Signal, Stop};
@@ -28,6 +29,7 @@ use crate::bamboo::BambooClient;
 use crate::manifest::Desired;
 use crate::observe::{self, ObservedBuild, ObservedStage};
 use crate::reconcile::{self, Action, Plan, Status};
+use crate::render::human::status_words;
 use progress::Progress;
 use promote::{Context, Promotion, Request, promote, reread};
 
@@ -46,38 +48,33 @@ pub enum Source<'a> {
     Saved,
 }
 
-/// How each target ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How each target ended; in the event stream's summary as `{"outcome": "promoted", ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(
+    tag = "outcome",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Outcome {
-    /// Queued by this run; `finished` once every stage it ran has passed (with `--wait`), when
-    /// `runs` lists the stages that ran rather than those the call was to run.
-    Promoted {
-        runs: Vec<String>,
-        finished: bool,
-    },
-    /// Queued by this run, and a stage it ran failed.
-    StageFailed {
-        stage: String,
-    },
-    /// Queued by this run, but Bamboo ran less than asked and paused `before` this stage.
-    PausedShort {
-        ran: Vec<String>,
-        before: String,
-    },
-    /// Nothing to do: the final status says why.
-    Unchanged(Status),
-    Stale {
-        planned: String,
-        found: String,
-    },
-    Refused(String),
-    MovedByOther(String),
+    /// Promoted by this run; `finished` once every stage it ran has passed (with `--wait`),
+    /// when `runs` lists the stages that ran rather than those the call was to run.
+    Promoted { runs: Vec<String>, finished: bool },
+    /// Promoted by this run, and a stage it ran failed.
+    StageFailed { stage: String },
+    /// Promoted by this run, but Bamboo ran less than asked and paused `before` this stage.
+    PausedShort { ran: Vec<String>, before: String },
+    /// Nothing was done: the target's status says why.
+    Unchanged { status: Status },
+    /// The saved plan was stale for the build: nothing was sent.
+    Stale { planned: String, found: String },
+    /// Bamboo refused the call, and the build did not move.
+    Refused { message: String },
+    /// Bamboo refused the call because someone else moved the build first.
+    MovedByOther { message: String },
     /// The call may or may not take effect; its lock label stays on the build.
-    Unknown {
-        detail: String,
-        lock: String,
-    },
-    Error(String),
+    Unknown { message: String, lock: String },
+    /// The promotion failed before a call was sent (a lock held too long, reads failing).
+    Error { message: String },
 }
 
 pub struct Applied {
@@ -234,10 +231,13 @@ pub async fn run(
                 .get(&item.target.id)
                 .or(item.build.as_deref())
                 .map(|b| b.key.clone());
-            let outcome = ledger
-                .done
-                .remove(&item.target.id)
-                .unwrap_or_else(|| Outcome::Unchanged(item.status.clone()));
+            let outcome =
+                ledger
+                    .done
+                    .remove(&item.target.id)
+                    .unwrap_or_else(|| Outcome::Unchanged {
+                        status: item.status.clone(),
+                    });
             (item.target.id.clone(), build, outcome)
         })
         .collect();
@@ -292,13 +292,16 @@ impl Ledger {
             }
             Promotion::NotNeeded(_) | Promotion::Stopped | Promotion::Skipped(_) => return None,
             Promotion::Stale { planned, found } => Outcome::Stale { planned, found },
-            Promotion::Refused(message) => Outcome::Refused(message),
-            Promotion::MovedByOther(message) => Outcome::MovedByOther(message),
+            Promotion::Refused(message) => Outcome::Refused { message },
+            Promotion::MovedByOther(message) => Outcome::MovedByOther { message },
             Promotion::Unknown { detail, lock } => {
                 self.held.insert(action.build_key.clone());
-                Outcome::Unknown { detail, lock }
+                Outcome::Unknown {
+                    message: detail,
+                    lock,
+                }
             }
-            Promotion::Failed(message) => Outcome::Error(message),
+            Promotion::Failed(message) => Outcome::Error { message },
         })
     }
 
@@ -334,10 +337,13 @@ impl Ledger {
                 .find(|s| ended(s, "Failed"))
             {
                 let stage = failed.name.clone();
-                reporter.event(
-                    "failed",
+                reporter.emit(
+                    Event::StageFailed {
+                        target: id.clone(),
+                        build: build.key.clone(),
+                        stage: stage.clone(),
+                    },
                     || format!("{id}: stage {stage} of {} failed", build.key),
-                    json!({ "target": id, "build": build.key, "stage": stage }),
                 );
                 self.done.insert(id.clone(), Outcome::StageFailed { stage });
                 continue;
@@ -352,10 +358,13 @@ impl Ledger {
             all_ran.extend(ran.iter().cloned());
             if ran.len() == runs.len() {
                 self.carried.remove(id);
-                reporter.event(
-                    "finished",
+                reporter.emit(
+                    Event::Finished {
+                        target: id.clone(),
+                        build: build.key.clone(),
+                        runs: all_ran.clone(),
+                    },
                     || format!("{id}: {} finished {}", build.key, all_ran.join(", ")),
-                    json!({ "target": id, "build": build.key, "runs": all_ran }),
                 );
                 let finished = Outcome::Promoted {
                     runs: all_ran,
@@ -377,17 +386,25 @@ impl Ledger {
                 .unwrap_or_default();
             let again =
                 may_continue && !self.held.contains(&build.key) && all_ran.len() < CONTINUATIONS;
-            reporter.event(
-                "paused",
-                || {
-                    format!(
-                        "{id}: {} paused before {before}; Bamboo ran {}{}",
-                        build.key,
-                        if ran.is_empty() { "nothing".into() } else { ran.join(", ") },
-                        if again { "; continuing it" } else { "" }
-                    )
+            let words = format!(
+                "{id}: {} paused before {before}; Bamboo ran {}{}",
+                build.key,
+                if ran.is_empty() {
+                    "nothing".into()
+                } else {
+                    ran.join(", ")
                 },
-                json!({ "target": id, "build": build.key, "ran": ran, "before": before, "continuing": again }),
+                if again { "; continuing it" } else { "" }
+            );
+            reporter.emit(
+                Event::Paused {
+                    target: id.clone(),
+                    build: build.key.clone(),
+                    ran: ran.clone(),
+                    before: before.clone(),
+                    continuing: again,
+                },
+                || words,
             );
             if again {
                 // The next round re-plans the target from this read and promotes it anew.
@@ -428,42 +445,39 @@ fn at_rest(build: &ObservedBuild) -> bool {
 }
 
 fn report_promotion(reporter: &Reporter, id: &str, action: &Action, promotion: &Promotion) {
-    let build = action.build_key.as_str();
+    let (target, build) = (id.to_string(), action.build_key.clone());
+    let key = action.build_key.as_str();
     match promotion {
-        Promotion::Queued { runs, note, .. } => reporter.event(
-            "queued",
-            || format!("{id}: queued {build} → {} (runs {}){}", action.stage, runs.join(", "), note.as_ref().map_or(String::new(), |n| format!("; {n}"))),
-            json!({ "target": id, "build": build, "stage": action.stage, "runs": runs, "note": note }),
+        Promotion::Queued { runs, note, .. } => reporter.emit(
+            Event::Promoted { target, build, stage: action.stage.clone(), runs: runs.clone(), note: note.clone() },
+            || format!("{id}: promoted {key} → {} (queued; runs {}){}", action.stage, runs.join(", "), note.as_ref().map_or(String::new(), |n| format!("; {n}"))),
         ),
-        Promotion::NotNeeded(status) => reporter.event(
-            "skipped",
-            || format!("{id}: nothing to do on re-read ({status:?})"),
-            json!({ "target": id, "build": build, "reason": "not needed on re-read", "status": status }),
+        Promotion::NotNeeded(status) => {
+            let now = status_words(status);
+            reporter.emit(
+                Event::Skipped { target, build, reason: format!("not needed on re-read: {now}") },
+                || format!("{id}: nothing to do on re-read ({now})"),
+            );
+        }
+        Promotion::Stale { planned, found } => reporter.emit(
+            Event::Stale { target, build, planned: planned.clone(), found: found.clone() },
+            || format!("{id}: saved plan is stale for {key} (planned {planned}, now {found}); not promoted"),
         ),
-        Promotion::Stale { planned, found } => reporter.event(
-            "stale",
-            || format!("{id}: saved plan is stale for {build} (planned {planned}, now {found}); not queued"),
-            json!({ "target": id, "build": build, "planned": planned, "found": found }),
+        Promotion::Refused(message) | Promotion::MovedByOther(message) | Promotion::Failed(message) => reporter.emit(
+            Event::Error { target: Some(target), build: Some(build), message: message.clone(), diagnostics: Vec::new() },
+            || format!("{id}: {key} not promoted: {message}"),
         ),
-        Promotion::Refused(message) | Promotion::MovedByOther(message) | Promotion::Failed(message) => reporter.event(
-            "failed",
-            || format!("{id}: {build} not promoted: {message}"),
-            json!({ "target": id, "build": build, "message": message }),
+        Promotion::Unknown { detail, lock } => reporter.emit(
+            Event::Unknown { target, build, message: detail.clone(), lock: lock.clone() },
+            || format!("{id}: the call to {key} has an unknown outcome ({detail}). It is not sent again: a re-read cannot see a call still on its way. Check {key} in Bamboo; lock label {lock} keeps every run off it until it expires, or remove it with `bamboo-promote unlock {key} --force` once checked"),
         ),
-        Promotion::Unknown { detail, lock } => reporter.event(
-            "unknown",
-            || format!("{id}: the call to {build} has an unknown outcome ({detail}). It is not sent again: a re-read cannot see a call still on its way. Check {build} in Bamboo; lock label {lock} keeps every run off it until it expires, or remove it with `bamboo-promote unlock {build} --force` once checked"),
-            json!({ "target": id, "build": build, "message": detail, "lock": lock }),
+        Promotion::Skipped(reason) => reporter.emit(
+            Event::Skipped { target, build, reason: reason.clone() },
+            || format!("{id}: {key} not promoted: {reason}"),
         ),
-        Promotion::Skipped(reason) => reporter.event(
-            "skipped",
-            || format!("{id}: {build} not promoted: {reason}"),
-            json!({ "target": id, "build": build, "reason": reason }),
-        ),
-        Promotion::Stopped => reporter.event(
-            "skipped",
-            || format!("{id}: {build} not promoted: stopped by a signal before the call"),
-            json!({ "target": id, "build": build, "reason": "stopped by a signal" }),
+        Promotion::Stopped => reporter.emit(
+            Event::Skipped { target, build, reason: "stopped by a signal before the call".into() },
+            || format!("{id}: {key} not promoted: stopped by a signal before the call"),
         ),
     }
 }

@@ -1,15 +1,14 @@
 //! What apply tells people and machines: progress and events (human lines on stderr, or one
-//! versioned JSON event per line on stdout), and the audit trail of every write (stderr, and
-//! `--audit-log FILE` as JSON lines). Nothing here ever sees a secret.
+//! versioned JSON event per line on stdout, see `events`), and the audit trail of every write
+//! (stderr, and `--audit-log FILE` as JSON lines). Nothing here ever sees a secret.
 
 use std::fs::File;
 use std::io::Write;
 use std::sync::Mutex;
 
 use serde::Serialize;
-use serde_json::{Value, json};
 
-use crate::reconcile::FORMAT_VERSION;
+use super::events::{Event, EventLine};
 
 pub struct Reporter {
     json: bool,
@@ -53,16 +52,12 @@ impl Reporter {
         self.json
     }
 
-    /// An event: `{"formatVersion", "event", "time", ...fields}` on stdout in JSON mode, a line
-    /// on stderr otherwise.
-    pub fn event(&self, event: &str, human: impl FnOnce() -> String, fields: Value) {
+    /// An event: one JSON line on stdout in JSON mode, `human` on stderr otherwise.
+    pub fn emit(&self, event: Event, human: impl FnOnce() -> String) {
         if self.json {
-            let mut line =
-                json!({ "formatVersion": FORMAT_VERSION, "event": event, "time": now() });
-            if let (Some(line), Value::Object(fields)) = (line.as_object_mut(), fields) {
-                line.extend(fields);
-            }
-            crate::stdout::line(line);
+            crate::stdout::line(
+                serde_json::to_string(&EventLine::now(&event)).expect("an event serializes"),
+            );
         } else {
             eprintln!("{}", human());
         }
@@ -70,10 +65,13 @@ impl Reporter {
 
     /// Another apply holds the lock on a build this one waits for.
     pub fn lock_wait(&self, target: &str, build: &str, holder: &str) {
-        self.event(
-            "lockWait",
+        self.emit(
+            Event::LockWait {
+                target: target.into(),
+                build: build.into(),
+                holder: holder.into(),
+            },
             || format!("{target}: waiting for the lock on {build} ({holder})"),
-            json!({ "target": target, "build": build, "holder": holder }),
         );
     }
 

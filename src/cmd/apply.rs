@@ -4,36 +4,30 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use serde_json::json;
-
-use crate::apply::{self, Applied, Outcome, Reporter, Source, Stop};
+use super::failure::{Failure, Json};
+use crate::apply::{self, Applied, Counts, Event, Outcome, Reporter, Source, Stop, TargetOutcome};
 use crate::bamboo::BambooClient;
 use crate::cli::{ApplyArgs, OutputFormat};
 use crate::reconcile::{Plan, Status};
-use crate::render::{self, PlanDocument, human::Style};
+use crate::render::human::{Style, status_words};
+use crate::render::{self, PlanDocument};
 use crate::{exit, stdout};
 
 pub async fn run(args: &ApplyArgs) -> u8 {
     let least_ttl = args.server.request_timeout + apply::TTL_MARGIN;
     if args.lock_ttl > apply::MAX_TTL {
-        eprintln!(
-            "error: --lock-ttl is at most 24h: a lock left behind by a killed apply blocks its build that long"
-        );
-        return exit::ERROR;
+        return Failure::new("--lock-ttl is at most 24h: a lock left behind by a killed apply blocks its build that long").report(json_events(args));
     }
     if args.lock_ttl <= least_ttl {
-        eprintln!(
-            "error: --lock-ttl must be longer than {least_ttl:?} (--request-timeout plus {:?}): a write must land well before its lock may be taken for abandoned",
-            apply::TTL_MARGIN
-        );
-        return exit::ERROR;
+        return Failure::new(format!("--lock-ttl must be longer than {least_ttl:?} (--request-timeout plus {:?}): a write must land well before its lock may be taken for abandoned",
+            apply::TTL_MARGIN)).report(json_events(args));
     }
     let reporter = match Reporter::new(args.format == OutputFormat::Json, args.audit_log.as_deref())
     {
         Ok(reporter) => Arc::new(reporter),
         Err(e) => {
-            eprintln!("error: cannot open the audit log: {e}");
-            return exit::ERROR;
+            return Failure::new(format!("cannot open the audit log: {e}"))
+                .report(json_events(args));
         }
     };
     match saved_plan_path(args) {
@@ -53,7 +47,7 @@ fn saved_plan_path(args: &ApplyArgs) -> Option<&Path> {
 async fn apply_manifests(args: &ApplyArgs, reporter: &Arc<Reporter>) -> u8 {
     let planned = match super::pipeline::plan(&args.paths, &args.server, &args.selection).await {
         Ok(planned) => planned,
-        Err(code) => return code,
+        Err(failure) => return failure.report(json_events(args)),
     };
     let source = Source::Manifests(&planned.desired);
     let connection = &planned.connection;
@@ -70,54 +64,41 @@ async fn apply_manifests(args: &ApplyArgs, reporter: &Arc<Reporter>) -> u8 {
 
 async fn apply_saved(args: &ApplyArgs, path: &Path, reporter: &Arc<Reporter>) -> u8 {
     if !args.selection.targets.is_empty() {
-        eprintln!(
-            "error: a saved plan is applied whole; choose targets with `plan --target` instead"
-        );
-        return exit::ERROR;
+        return Failure::new(
+            "a saved plan is applied whole; choose targets with `plan --target` instead",
+        )
+        .report(json_events(args));
     }
-    let document: PlanDocument = match std::fs::read_to_string(path)
-        .map_err(|e| e.to_string())
-        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
-    {
+    let document = match read_saved(path) {
         Ok(document) => document,
         Err(e) => {
-            eprintln!("error: cannot read the saved plan {}: {e}", path.display());
-            return exit::ERROR;
+            return Failure::new(format!(
+                "cannot apply the saved plan {}: {e}",
+                path.display()
+            ))
+            .report(json_events(args));
         }
     };
-    if !PlanDocument::is_compatible(&document.format_version) || document.kind != "plan" {
-        eprintln!(
-            "error: {} is a {} document of format {}; this version applies plans of format {}",
-            path.display(),
-            document.kind,
-            document.format_version,
-            crate::reconcile::FORMAT_VERSION
-        );
-        return exit::ERROR;
-    }
     if let Some(item) = document
         .plan
         .items
         .iter()
         .find(|i| !i.call_matches_target())
     {
-        eprintln!(
-            "error: {}: the call saved for target `{}` is not the one its target asks for (was the file edited?); nothing was sent. Make a new plan with `bamboo-promote plan --out`",
+        return Failure::new(format!("{}: the call saved for target `{}` is not the one its target asks for (was the file edited?); nothing was sent. Make a new plan with `bamboo-promote plan --out`",
             path.display(),
-            item.target.id
-        );
-        return exit::ERROR;
+            item.target.id)).report(json_events(args));
     }
     if document.server != args.server.server {
-        eprintln!(
-            "error: the saved plan was made for {}, not {}",
+        return Failure::new(format!(
+            "the saved plan was made for {}, not {}",
             document.server, args.server.server
-        );
-        return exit::ERROR;
+        ))
+        .report(json_events(args));
     }
     let connection = match super::pipeline::connect(&args.server).await {
         Ok(connection) => connection,
-        Err(code) => return code,
+        Err(failure) => return failure.report(json_events(args)),
     };
     execute(
         args,
@@ -128,6 +109,31 @@ async fn apply_saved(args: &ApplyArgs, path: &Path, reporter: &Arc<Reporter>) ->
         document.plan,
     )
     .await
+}
+
+/// apply prints its errors as events of its stream with `--format json`.
+fn json_events(args: &ApplyArgs) -> Json {
+    if args.format == OutputFormat::Json {
+        Json::Event
+    } else {
+        Json::No
+    }
+}
+
+/// A saved plan this version can apply: read as JSON first, so that a document of another
+/// format version or kind is named as such rather than failing on its first unknown field.
+fn read_saved(path: &Path) -> Result<PlanDocument, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let version = value["formatVersion"].as_str().unwrap_or("unknown");
+    let kind = value["kind"].as_str().unwrap_or("unknown");
+    if !PlanDocument::is_compatible(version) || kind != "plan" {
+        return Err(format!(
+            "it is a {kind} document of format {version}; this version applies plans of format {}: make a new one with `bamboo-promote plan --out`",
+            crate::reconcile::FORMAT_VERSION
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
 /// What both kinds of apply share once they have a plan: show it, confirm, run, summarize.
@@ -164,7 +170,12 @@ fn options(args: &ApplyArgs) -> apply::Options {
 fn show_plan(args: &ApplyArgs, reporter: &Reporter, plan: &Plan, server: &str) {
     if args.format == OutputFormat::Json {
         for item in &plan.items {
-            reporter.event("planned", String::new, json!({ "target": item.target.id, "build": item.build.as_ref().map(|b| &b.key), "status": item.status }));
+            let planned = Event::Planned {
+                target: item.target.id.clone(),
+                build: item.build.as_ref().map(|b| b.key.clone()),
+                status: item.status.clone(),
+            };
+            reporter.emit(planned, String::new);
         }
     } else {
         stdout::text(render::human::render(
@@ -202,22 +213,11 @@ fn confirm(args: &ApplyArgs, plan: &Plan) -> Result<(), u8> {
     }
 }
 
-#[derive(Default)]
-struct Tally {
-    promoted: usize,
-    in_sync: usize,
-    failed: Vec<String>,
-    blocked: usize,
-    waiting: usize,
-    stale: usize,
-    errors: usize,
-    unknown: usize,
-    short: usize,
-    unfinished: usize,
-}
-
+/// The closing report: a line per target and the counts for people, or the `summary` event;
+/// then the exit code, by the README's precedence.
 fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
-    let mut tally = Tally::default();
+    let mut counts = Counts::default();
+    let mut unfinished = 0;
     let mut lines = Vec::new();
     let id_width = applied
         .outcomes
@@ -232,115 +232,136 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
         .max()
         .unwrap_or(0);
     for (id, build, outcome) in &applied.outcomes {
+        if matches!(
+            outcome,
+            Outcome::Promoted {
+                finished: false,
+                ..
+            }
+        ) && args.wait
+        {
+            unfinished += 1;
+        }
+        let text = count(&mut counts, outcome);
         let build = build.as_deref().unwrap_or("-");
-        let text = match outcome {
-            Outcome::Promoted { runs, finished } => {
-                tally.promoted += 1;
-                if args.wait && !finished {
-                    tally.unfinished += 1;
-                }
-                let state = if *finished { "finished" } else { "queued" };
-                format!("promoted ({state}): {}", runs.join(", "))
-            }
-            Outcome::PausedShort { ran, before } => {
-                tally.short += 1;
-                let ran = if ran.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    ran.join(", ")
-                };
-                format!("promoted, but Bamboo ran only {ran} and paused before {before}")
-            }
-            Outcome::Unknown { detail, lock } => {
-                tally.unknown += 1;
-                format!(
-                    "outcome unknown ({detail}); not sent again. Check the build in Bamboo; lock label {lock} stays until it expires"
-                )
-            }
-            Outcome::StageFailed { stage } => {
-                tally.failed.push(format!("{id}: {stage}"));
-                format!("promoted, but stage {stage} failed")
-            }
-            Outcome::Unchanged(status) => match status {
-                Status::InSync | Status::Ahead { .. } => {
-                    tally.in_sync += 1;
-                    "in sync".into()
-                }
-                Status::Blocked { reason } => {
-                    tally.blocked += 1;
-                    format!("blocked: {reason}")
-                }
-                Status::Waiting { on } => {
-                    tally.waiting += 1;
-                    format!("waiting on {}", on.join(", "))
-                }
-                Status::Running { .. } => "running (not ours)".into(),
-                Status::Queue { .. } => "not promoted".into(),
-            },
-            Outcome::Stale { planned, found } => {
-                tally.stale += 1;
-                format!("not queued: saved plan is stale (planned {planned}, now {found})")
-            }
-            Outcome::MovedByOther(message) => {
-                tally.in_sync += 1;
-                format!("moved by someone else meanwhile ({message})")
-            }
-            Outcome::Refused(message) | Outcome::Error(message) => {
-                tally.errors += 1;
-                format!("error: {message}")
-            }
-        };
         lines.push(format!("  {id:<id_width$}  {build:<build_width$}  {text}"));
     }
-    let summary = format!(
-        "Apply: {} promoted, {} in sync, {} failed{}, {} blocked, {} waiting, {} stale, {} unknown, {} errors{}{}.",
-        tally.promoted,
-        tally.in_sync,
-        tally.failed.len(),
-        if tally.failed.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", tally.failed.join("; "))
-        },
-        tally.blocked,
-        tally.waiting,
-        tally.stale,
-        tally.unknown,
-        tally.errors,
-        if applied.timed_out {
-            format!(", timed out with {} still running", tally.unfinished)
-        } else {
-            String::new()
-        },
-        applied
-            .stopped_by
-            .map_or(String::new(), |s| format!(", stopped by {}", s.name())),
-    );
+    let code = exit_code(args, &counts, applied);
     if reporter.is_json() {
-        let outcomes: Vec<_> = applied.outcomes.iter().map(|(id, build, o)| json!({ "target": id, "build": build, "outcome": format!("{o:?}") })).collect();
-        reporter.event(
-            "summary",
-            String::new,
-            json!({ "summary": summary, "outcomes": outcomes, "timedOut": applied.timed_out }),
-        );
+        let outcomes = applied
+            .outcomes
+            .iter()
+            .map(|(id, build, outcome)| TargetOutcome {
+                target: id.clone(),
+                build: build.clone(),
+                outcome: outcome.clone(),
+            })
+            .collect();
+        let summary = Event::Summary {
+            counts,
+            outcomes,
+            timed_out: applied.timed_out,
+            stopped_by: applied.stopped_by.map(|s| s.name().to_string()),
+            exit_code: code,
+        };
+        reporter.emit(summary, String::new);
     } else {
-        stdout::line(format_args!("\n{}\n{summary}", lines.join("\n")));
+        let mut summary = format!(
+            "Apply: {} promoted, {} in sync, {} stage failed, {} paused short, {} blocked, {} waiting, {} moved by others, {} stale, {} unknown, {} errors",
+            counts.promoted,
+            counts.in_sync,
+            counts.stage_failed,
+            counts.paused_short,
+            counts.blocked,
+            counts.waiting,
+            counts.moved_by_other,
+            counts.stale,
+            counts.unknown,
+            counts.errors,
+        );
+        if applied.timed_out {
+            summary.push_str(&format!(", timed out with {unfinished} still running"));
+        }
+        if let Some(signal) = applied.stopped_by {
+            summary.push_str(&format!(", stopped by {}", signal.name()));
+        }
+        stdout::line(format_args!("\n{}\n{summary}.", lines.join("\n")));
     }
-    if tally.unknown > 0 {
+    code
+}
+
+/// Counts an outcome and says it in a few words.
+fn count(counts: &mut Counts, outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Promoted { runs, finished } => {
+            counts.promoted += 1;
+            let state = if *finished { "finished" } else { "queued" };
+            format!("promoted ({state}): {}", runs.join(", "))
+        }
+        Outcome::PausedShort { ran, before } => {
+            counts.paused_short += 1;
+            let ran = if ran.is_empty() {
+                "nothing".to_string()
+            } else {
+                ran.join(", ")
+            };
+            format!("promoted, but Bamboo ran only {ran} and paused before {before}")
+        }
+        Outcome::Unknown { message, lock } => {
+            counts.unknown += 1;
+            format!(
+                "outcome unknown ({message}); not sent again. Check the build in Bamboo; lock label {lock} stays until it expires"
+            )
+        }
+        Outcome::StageFailed { stage } => {
+            counts.stage_failed += 1;
+            format!("promoted, but stage {stage} failed")
+        }
+        Outcome::Unchanged { status } => {
+            match status {
+                Status::InSync | Status::Ahead { .. } => counts.in_sync += 1,
+                Status::Blocked { .. } => counts.blocked += 1,
+                Status::Waiting { .. } => counts.waiting += 1,
+                Status::Running { .. } | Status::Queue { .. } => {}
+            }
+            match status {
+                Status::Queue { .. } => "not promoted".into(),
+                Status::Running { .. } => "running (not this run's call)".into(),
+                other => status_words(other),
+            }
+        }
+        Outcome::Stale { planned, found } => {
+            counts.stale += 1;
+            format!("not promoted: saved plan is stale (planned {planned}, now {found})")
+        }
+        Outcome::MovedByOther { message } => {
+            counts.moved_by_other += 1;
+            format!("moved by someone else meanwhile ({message})")
+        }
+        Outcome::Refused { message } | Outcome::Error { message } => {
+            counts.errors += 1;
+            format!("error: {message}")
+        }
+    }
+}
+
+/// The first that applies of: 7, 1, 6, the signal's, 4, 5, 3, 2 (with --detailed-exitcode), 0.
+fn exit_code(args: &ApplyArgs, counts: &Counts, applied: &Applied) -> u8 {
+    if counts.unknown > 0 {
         exit::OUTCOME_UNKNOWN
-    } else if tally.errors > 0 {
+    } else if counts.errors > 0 {
         exit::ERROR
-    } else if !tally.failed.is_empty() {
+    } else if counts.stage_failed > 0 {
         exit::STAGE_FAILED
     } else if let Some(signal) = applied.stopped_by {
         signal.exit_code()
     } else if applied.timed_out {
         exit::TIMED_OUT
-    } else if tally.stale > 0 {
+    } else if counts.stale > 0 {
         exit::STALE_PLAN
-    } else if tally.blocked > 0 || tally.short > 0 {
+    } else if counts.blocked > 0 || counts.paused_short > 0 {
         exit::BLOCKED
-    } else if args.detailed_exitcode && tally.promoted > 0 {
+    } else if args.detailed_exitcode && counts.promoted > 0 {
         exit::CHANGES_PENDING
     } else {
         exit::SUCCESS

@@ -1,6 +1,7 @@
 //! One file per subcommand, each thin: load → observe → plan → render or apply.
 
 pub mod apply;
+mod failure;
 mod pipeline;
 pub mod plan;
 pub mod schema;

@@ -3,15 +3,17 @@
 
 use std::path::PathBuf;
 
+use super::failure::Failure;
 use crate::bamboo::{BambooClient, BambooError};
-use crate::cli::{DiagnosticFormat, OutputFormat, Selection, ServerArgs};
+use crate::cli::{OutputFormat, Selection, ServerArgs};
 use crate::config::{self, Connection};
 use crate::manifest::{self, Desired};
 use crate::observe;
 use crate::observe::Observed;
 use crate::reconcile::{self, Plan};
+use crate::render::DocumentKind;
 use crate::render::human::Style;
-use crate::{exit, render, stdout};
+use crate::{render, stdout};
 
 pub struct Planned {
     pub connection: Connection,
@@ -19,13 +21,12 @@ pub struct Planned {
     pub plan: Plan,
 }
 
-/// Loads, selects, observes and plans; on failure the error is already reported and the exit
-/// code is returned.
+/// Loads, selects, observes and plans; a failure says why, for `Failure::report`.
 pub async fn plan(
     paths: &[PathBuf],
     server: &ServerArgs,
     selection: &Selection,
-) -> Result<Planned, u8> {
+) -> Result<Planned, Failure> {
     // Neither parsing the manifests nor setting up the client (which reads the system's trusted
     // certificates) contacts the server, so they run side by side; the manifests' verdict
     // comes first, and nothing is sent unless they are valid.
@@ -37,22 +38,17 @@ pub async fn plan(
     let desired = desired
         .expect("the manifest loader panicked")?
         .select(&selection.targets)
-        .map_err(|e| {
-            eprintln!("error: {e}; nothing was contacted");
-            exit::ERROR
-        })?;
-    let connection = connection.map_err(report_connect_error)?;
-    let observed = observe_or_report(&connection, &desired).await?;
+        .map_err(|e| Failure::new(format!("{e}; nothing was contacted")))?;
+    let connection = connection.map_err(|e| Failure::new(e.to_string()))?;
+    let observed = observe(&connection, &desired).await?;
     let online = reconcile::check(&desired, &observed);
     if !online.is_empty() {
         // When no plan at all is found, the likelier mistake is the address, not every key.
         let none_found = observed.plans.values().all(Option::is_none);
         if none_found && let Some(problem) = address_problem(&connection.client).await {
-            eprintln!("error: {problem}; nothing was queued");
-            return Err(exit::ERROR);
+            return Err(Failure::new(format!("{problem}; nothing was queued")));
         }
-        super::validate::report(&online, DiagnosticFormat::Human, "nothing was queued");
-        return Err(exit::ERROR);
+        return Err(Failure::manifests(online, "nothing was queued"));
     }
     let plan = reconcile::plan(&desired, &observed);
     Ok(Planned {
@@ -104,29 +100,24 @@ fn unreachable(server: &str, detail: &str) -> String {
     }
 }
 
-pub fn load(paths: &[PathBuf]) -> Result<Desired, u8> {
-    manifest::load(paths).map_err(|errors| {
-        super::validate::report(&errors, DiagnosticFormat::Human, "nothing was contacted");
-        exit::ERROR
-    })
+pub fn load(paths: &[PathBuf]) -> Result<Desired, Failure> {
+    manifest::load(paths).map_err(|errors| Failure::manifests(errors, "nothing was contacted"))
 }
 
-pub async fn connect(server: &ServerArgs) -> Result<Connection, u8> {
-    config::connect(server).await.map_err(report_connect_error)
+pub async fn connect(server: &ServerArgs) -> Result<Connection, Failure> {
+    config::connect(server)
+        .await
+        .map_err(|e| Failure::new(e.to_string()))
 }
 
-fn report_connect_error(error: config::ConfigError) -> u8 {
-    eprintln!("error: {error}");
-    exit::ERROR
-}
-
-pub async fn observe_or_report(connection: &Connection, desired: &Desired) -> Result<Observed, u8> {
+/// Observes; errors that come from the address rather than from one read are said once,
+/// naming it.
+async fn observe(connection: &Connection, desired: &Desired) -> Result<Observed, Failure> {
     let client = &connection.client;
     let error = match observe::observe(client, desired).await {
         Ok(observed) => return Ok(observed),
         Err(error) => error,
     };
-    // Errors that come from the address rather than from one read are said once, naming it.
     let problem = match &error {
         BambooError::Transport { detail, .. } => Some(unreachable(client.server(), detail)),
         BambooError::Decode { .. } | BambooError::TooLarge { .. } | BambooError::Status { .. } => {
@@ -134,12 +125,11 @@ pub async fn observe_or_report(connection: &Connection, desired: &Desired) -> Re
         }
         _ => None,
     };
-    eprintln!("error: {}", problem.unwrap_or_else(|| error.to_string()));
-    Err(exit::ERROR)
+    Err(Failure::new(problem.unwrap_or_else(|| error.to_string())))
 }
 
 /// The document for `--format json` and `--out`.
-pub fn document(kind: &str, planned: &Planned) -> render::PlanDocument {
+pub fn document(kind: DocumentKind, planned: &Planned) -> render::PlanDocument {
     render::PlanDocument::new(
         kind,
         &planned.connection.given,
@@ -149,13 +139,13 @@ pub fn document(kind: &str, planned: &Planned) -> render::PlanDocument {
 }
 
 /// Prints a plan (`kind` = `plan`, with the calls) or a status report in the chosen format.
-pub fn print(format: OutputFormat, kind: &str, planned: &Planned) {
+pub fn print(format: OutputFormat, kind: DocumentKind, planned: &Planned) {
     let server = &planned.connection.server;
     match format {
         OutputFormat::Human => stdout::text(render::human::render(
             &planned.plan,
             server,
-            kind == "plan",
+            kind == DocumentKind::Plan,
             Style::for_stdout(),
         )),
         OutputFormat::Markdown => stdout::text(render::markdown::render(&planned.plan, server)),

@@ -1,16 +1,18 @@
 //! `plan`: what apply would do, without changing anything.
 
+use super::failure::json_errors;
 use crate::cli::PlanArgs;
 use crate::exit;
+use crate::render::DocumentKind;
 
 pub async fn run(args: &PlanArgs) -> u8 {
     let planned = match super::pipeline::plan(&args.paths, &args.server, &args.selection).await {
         Ok(planned) => planned,
-        Err(code) => return code,
+        Err(failure) => return failure.report(json_errors(args.format)),
     };
-    super::pipeline::print(args.format, "plan", &planned);
+    super::pipeline::print(args.format, DocumentKind::Plan, &planned);
     if let Some(path) = &args.out {
-        let document = super::pipeline::document("plan", &planned);
+        let document = super::pipeline::document(DocumentKind::Plan, &planned);
         let text = serde_json::to_string_pretty(&document).expect("plan serializes");
         if let Err(e) = std::fs::write(path, text + "\n") {
             eprintln!("error: cannot write the plan to {}: {e}", path.display());

@@ -1,10 +1,15 @@
-//! `schema`: the JSON Schema of the manifest format, generated from the Rust types.
+//! `schema`: the JSON Schemas of the manifest format and of the JSON this tool prints, each
+//! generated from the Rust types that read or write it.
 
-use crate::cli::SchemaArgs;
-use crate::{exit, manifest, stdout};
+use crate::cli::{SchemaArgs, SchemaKind};
+use crate::{apply, exit, manifest, render, stdout};
 
 pub fn run(args: &SchemaArgs) -> u8 {
-    let schema = manifest::schema();
+    let schema = match args.kind {
+        SchemaKind::Manifest => manifest::schema(),
+        SchemaKind::Plan => render::document::schema(),
+        SchemaKind::Events => apply::events::schema(),
+    };
     match &args.out {
         None => {
             stdout::text(schema);

@@ -1,14 +1,16 @@
 //! `status`: where each target's build stands now.
 
+use super::failure::json_errors;
 use crate::cli::StatusArgs;
 use crate::exit;
+use crate::render::DocumentKind;
 
 pub async fn run(args: &StatusArgs) -> u8 {
     let planned = match super::pipeline::plan(&args.paths, &args.server, &args.selection).await {
         Ok(planned) => planned,
-        Err(code) => return code,
+        Err(failure) => return failure.report(json_errors(args.format)),
     };
-    super::pipeline::print(args.format, "status", &planned);
+    super::pipeline::print(args.format, DocumentKind::Status, &planned);
     if planned.plan.summary().blocked > 0 {
         exit::BLOCKED
     } else {

@@ -1,5 +1,6 @@
 //! `unlock`: takes bamboo-promote's lock labels off builds (see `apply::unlock`).
 
+use super::failure::Json;
 use crate::apply::unlock::unlock;
 use crate::cli::UnlockArgs;
 use crate::exit;
@@ -7,7 +8,7 @@ use crate::exit;
 pub async fn run(args: &UnlockArgs) -> u8 {
     let connection = match super::pipeline::connect(&args.server).await {
         Ok(connection) => connection,
-        Err(code) => return code,
+        Err(failure) => return failure.report(Json::No),
     };
     let mut code = exit::SUCCESS;
     for build_key in &args.builds {

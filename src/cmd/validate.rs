@@ -2,15 +2,15 @@
 
 use crate::cli::{DiagnosticFormat, ValidateArgs};
 use crate::manifest::{self, ManifestError};
+use crate::render::ValidationDocument;
 use crate::{exit, stdout};
 
 pub fn run(args: &ValidateArgs) -> u8 {
     match manifest::load(&args.paths) {
         Ok(desired) => {
             if args.format == DiagnosticFormat::Json {
-                stdout::line(
-                    serde_json::json!({ "valid": true, "targets": desired.targets.len(), "diagnostics": [] }),
-                );
+                let document = ValidationDocument::new(desired.targets.len(), Vec::new());
+                stdout::line(serde_json::to_string(&document).expect("a document serializes"));
             } else {
                 eprintln!(
                     "{} in {}: valid",
@@ -32,21 +32,32 @@ pub fn run(args: &ValidateArgs) -> u8 {
 pub fn report(errors: &[ManifestError], format: DiagnosticFormat, consequence: &str) {
     match format {
         DiagnosticFormat::Json => {
-            let diagnostics: Vec<_> = errors.iter().map(ManifestError::to_json).collect();
-            stdout::line(serde_json::json!({ "valid": false, "diagnostics": diagnostics }));
+            let diagnostics = errors.iter().map(ManifestError::to_json).collect();
+            let document = ValidationDocument::new(0, diagnostics);
+            stdout::line(serde_json::to_string(&document).expect("a document serializes"));
         }
         DiagnosticFormat::Human => {
-            for error in errors {
-                eprintln!("{:?}", miette::Report::new(error.clone()));
-            }
-            let files: std::collections::BTreeSet<_> = errors.iter().map(|e| &e.path).collect();
-            eprintln!(
-                "{} in {}; {consequence}",
-                counted(errors.len(), "error"),
-                counted(files.len(), "file")
-            );
+            print_reports(errors);
+            eprintln!("{}", summary_line(errors, consequence));
         }
     }
+}
+
+/// Each error as miette renders it, on stderr.
+pub fn print_reports(errors: &[ManifestError]) {
+    for error in errors {
+        eprintln!("{:?}", miette::Report::new(error.clone()));
+    }
+}
+
+/// `2 errors in 1 file; nothing was contacted`.
+pub fn summary_line(errors: &[ManifestError], consequence: &str) -> String {
+    let files: std::collections::BTreeSet<_> = errors.iter().map(|e| &e.path).collect();
+    format!(
+        "{} in {}; {consequence}",
+        counted(errors.len(), "error"),
+        counted(files.len(), "file")
+    )
 }
 
 /// `1 file`, `2 files`: the summary lines count things a user reads as words.

@@ -177,8 +177,8 @@ impl ManifestError {
     }
 }
 
-/// The JSON form of a diagnostic (`validate --format json`).
-#[derive(Debug, Serialize)]
+/// The JSON form of a diagnostic (`validate --format json`, and error documents).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct JsonDiagnostic {
     pub file: String,
     pub line: usize,

@@ -4,21 +4,25 @@
 
 use std::sync::Arc;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::BuildSelector;
 use crate::observe::ObservedBuild;
 
-/// The JSON contract's version: additive changes within a major version.
-pub const FORMAT_VERSION: &str = "1.1";
+/// The JSON contract's version (plan documents and apply's events): additive changes raise
+/// the minor version, a rename or a removal the major one. 2.0 renamed the status `queue` to
+/// `promote` (one name for one thing in JSON, Markdown and the terminal) and gave the events
+/// typed fields where 1.x had English sentences and debug text.
+pub const FORMAT_VERSION: &str = "2.0";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     pub items: Vec<PlanItem>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanItem {
     pub target: TargetRef,
@@ -28,7 +32,7 @@ pub struct PlanItem {
 }
 
 /// What an item is about, as the manifest said it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetRef {
     pub id: String,
@@ -37,12 +41,10 @@ pub struct TargetRef {
     pub build: BuildSelector,
     pub stage: String,
     pub after: Vec<String>,
-    /// Added in 1.1; a 1.0 document reads as `false`.
-    #[serde(default)]
     pub execute_all_stages: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "status", rename_all = "camelCase")]
 pub enum Status {
     /// The target stage ran and passed; no manual stage after it has run.
@@ -50,6 +52,7 @@ pub enum Status {
     /// The build went further: these manual stages after the target ran too.
     Ahead { beyond: Vec<String> },
     /// One call will bring the build to its target.
+    #[serde(rename = "promote")]
     Queue { action: Action },
     /// The build is queued or running; nothing to do until it stops.
     Running { stage: Option<String> },
@@ -94,7 +97,7 @@ impl Status {
 }
 
 /// The exact call a promotion makes, and what it will run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Action {
     pub method: String,
@@ -110,7 +113,7 @@ pub struct Action {
     pub fingerprint: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum BlockReason {
     PlanMissing,
@@ -165,7 +168,7 @@ impl std::fmt::Display for BlockReason {
 }
 
 /// Counts for the summary line.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub to_promote: usize,

@@ -96,6 +96,11 @@ fn build_label(item: &PlanItem) -> Cow<'_, str> {
     }
 }
 
+/// A status in the words of the plan: `in sync`, `promote to Deploy Staging`, `blocked: …`.
+pub fn status_words(status: &Status) -> String {
+    describe(status, true).2
+}
+
 fn describe(status: &Status, planning: bool) -> (&'static str, &'static str, String) {
     match status {
         Status::InSync => ("=", "32", "in sync".into()),

@@ -400,27 +400,23 @@ fn a_stage_that_fails_after_promotion_fails_the_run() {
         .spawn();
     let ran = sim.wait_advancing(child, 500);
     assert_eq!(ran.code, 6, "{}", ran.stderr);
-    let events: Vec<serde_json::Value> = ran
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = crate::contracts::events(&ran.stdout);
     let kinds: Vec<&str> = events
         .iter()
         .map(|e| e["event"].as_str().unwrap())
         .collect();
     assert!(
         kinds.contains(&"planned")
-            && kinds.contains(&"queued")
-            && kinds.contains(&"failed")
+            && kinds.contains(&"promoted")
+            && kinds.contains(&"stageFailed")
             && kinds.last() == Some(&"summary"),
         "{kinds:?}"
     );
-    assert!(events.iter().all(|e| e["formatVersion"] == "1.1"));
+    assert!(events.iter().all(|e| e["formatVersion"] == "2.0"));
     assert!(
         events
             .iter()
-            .any(|e| e["event"] == "failed" && e["stage"] == "Smoke")
+            .any(|e| e["event"] == "stageFailed" && e["stage"] == "Smoke")
     );
 }
 

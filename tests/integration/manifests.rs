@@ -82,7 +82,7 @@ fn all_errors_of_all_files_come_in_one_run_as_json_too() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests/invalid");
     let ran = Run::new(&["validate", "--format", "json", dir.to_str().unwrap()]).run();
     assert_eq!(ran.code, 1);
-    let report: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+    let report = crate::contracts::plan_json(&ran.stdout);
     let diagnostics = report["diagnostics"].as_array().unwrap();
     let files: std::collections::BTreeSet<&str> = diagnostics
         .iter()
@@ -100,7 +100,7 @@ fn all_errors_of_all_files_come_in_one_run_as_json_too() {
         dir.join("39-after-cycle.yaml").to_str().unwrap(),
     ])
     .run();
-    let report: serde_json::Value = serde_json::from_str(&one.stdout).unwrap();
+    let report = crate::contracts::plan_json(&one.stdout);
     let cycle = &report["diagnostics"][0];
     assert_eq!(cycle["code"], "manifest::cycle");
     assert_eq!(

@@ -68,11 +68,11 @@ fn json_and_markdown_plans() {
     let sim = Sim::start(SHOP);
     let dir = manifests(MANIFEST);
     let ran = sim.cmd(&["plan", "--format", "json", path_str(&dir)]).run();
-    let doc: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
-    assert_eq!(doc["formatVersion"], "1.1");
+    let doc = crate::contracts::plan_json(&ran.stdout);
+    assert_eq!(doc["formatVersion"], "2.0");
     assert_eq!(doc["summary"]["toPromote"], 2);
     let app = &doc["items"][0];
-    assert_eq!(app["status"]["status"], "queue");
+    assert_eq!(app["status"]["status"], "promote");
     assert_eq!(app["status"]["action"]["path"], "queue/SHOP-APP-42");
     assert_eq!(
         app["status"]["action"]["runs"],

@@ -863,7 +863,7 @@ fn an_edited_saved_plan_is_refused_before_anything_is_sent() {
         sim.cmd(&["plan", "--out", plan, path_str(&dir)]).run().code,
         0
     );
-    let saved: Value = serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+    let saved = crate::contracts::plan_json(&std::fs::read_to_string(plan).unwrap());
     // The call's own stage, or its executeAllStages, as a person might edit them.
     let edits: [(&str, Value); 2] = [
         ("stage", Value::from("Deploy Prod")),

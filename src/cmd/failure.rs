@@ -1,0 +1,85 @@
+//! Why a command stopped before it could act, reported the same way by every command: reports
+//! for people on stderr, and with `--format json` one JSON object on stdout too — an error
+//! document for `plan` and `status`, an `error` event in apply's stream — so that CI can mark
+//! the manifest's lines.
+
+use crate::apply::{Event, events::EventLine};
+use crate::manifest::ManifestError;
+use crate::render::ErrorDocument;
+use crate::{exit, stdout};
+
+/// How a command prints JSON, if it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Json {
+    No,
+    /// `plan` and `status`: one document.
+    Document,
+    /// `apply`: a line of its event stream.
+    Event,
+}
+
+pub struct Failure {
+    /// One line; for manifest problems, how many and what did not happen because of them.
+    pub message: String,
+    pub diagnostics: Vec<ManifestError>,
+}
+
+impl Failure {
+    pub fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// Manifest problems; `consequence` says what did not happen because of them.
+    pub fn manifests(errors: Vec<ManifestError>, consequence: &str) -> Failure {
+        Failure {
+            message: super::validate::summary_line(&errors, consequence),
+            diagnostics: errors,
+        }
+    }
+
+    /// Prints it and returns the exit code.
+    pub fn report(&self, json: Json) -> u8 {
+        if self.diagnostics.is_empty() {
+            eprintln!("error: {}", self.message);
+        } else {
+            super::validate::print_reports(&self.diagnostics);
+            eprintln!("{}", self.message);
+        }
+        let diagnostics = self
+            .diagnostics
+            .iter()
+            .map(ManifestError::to_json)
+            .collect();
+        match json {
+            Json::No => {}
+            Json::Document => stdout::line(
+                serde_json::to_string(&ErrorDocument::new(&self.message, diagnostics))
+                    .expect("an error document serializes"),
+            ),
+            Json::Event => {
+                let event = Event::Error {
+                    target: None,
+                    build: None,
+                    message: self.message.clone(),
+                    diagnostics,
+                };
+                stdout::line(
+                    serde_json::to_string(&EventLine::now(&event)).expect("an event serializes"),
+                );
+            }
+        }
+        exit::ERROR
+    }
+}
+
+/// How `plan` and `status` print errors in `format`.
+pub fn json_errors(format: crate::cli::OutputFormat) -> Json {
+    if format == crate::cli::OutputFormat::Json {
+        Json::Document
+    } else {
+        Json::No
+    }
+}
