@@ -102,6 +102,13 @@ pub enum OutputFormat {
     Markdown,
 }
 
+/// apply reports as it goes: lines for people, or events for machines (no Markdown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApplyFormat {
+    Human,
+    Json,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Manifest files or folders.
@@ -156,8 +163,8 @@ pub struct ApplyArgs {
     #[arg(long, default_value = "2s", value_parser = parse_poll_interval)]
     pub poll_interval: Duration,
     /// `human`, or `json` for one event per line.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
-    pub format: OutputFormat,
+    #[arg(long, value_enum, default_value_t = ApplyFormat::Human)]
+    pub format: ApplyFormat,
     /// Append every write, as JSON lines, to this file.
     #[arg(long)]
     pub audit_log: Option<PathBuf>,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::failure::{Failure, Json};
 use crate::apply::{self, Applied, Counts, Event, Outcome, Reporter, Source, Stop, TargetOutcome};
 use crate::bamboo::BambooClient;
-use crate::cli::{ApplyArgs, OutputFormat};
+use crate::cli::{ApplyArgs, ApplyFormat};
 use crate::reconcile::{Plan, Status};
 use crate::render::human::{Style, status_words};
 use crate::render::{self, PlanDocument};
@@ -22,7 +22,7 @@ pub async fn run(args: &ApplyArgs) -> u8 {
         return Failure::new(format!("--lock-ttl must be longer than {least_ttl:?} (--request-timeout plus {:?}): a write must land well before its lock may be taken for abandoned",
             apply::TTL_MARGIN)).report(json_events(args));
     }
-    let reporter = match Reporter::new(args.format == OutputFormat::Json, args.audit_log.as_deref())
+    let reporter = match Reporter::new(args.format == ApplyFormat::Json, args.audit_log.as_deref())
     {
         Ok(reporter) => Arc::new(reporter),
         Err(e) => {
@@ -113,7 +113,7 @@ async fn apply_saved(args: &ApplyArgs, path: &Path, reporter: &Arc<Reporter>) ->
 
 /// apply prints its errors as events of its stream with `--format json`.
 fn json_events(args: &ApplyArgs) -> Json {
-    if args.format == OutputFormat::Json {
+    if args.format == ApplyFormat::Json {
         Json::Event
     } else {
         Json::No
@@ -168,7 +168,7 @@ fn options(args: &ApplyArgs) -> apply::Options {
 }
 
 fn show_plan(args: &ApplyArgs, reporter: &Reporter, plan: &Plan, server: &str) {
-    if args.format == OutputFormat::Json {
+    if args.format == ApplyFormat::Json {
         for item in &plan.items {
             let planned = Event::Planned {
                 target: item.target.id.clone(),

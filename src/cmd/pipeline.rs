@@ -19,6 +19,8 @@ pub struct Planned {
     pub connection: Connection,
     pub desired: Desired,
     pub plan: Plan,
+    /// The manifest paths as given: names the set in a pull-request comment's marker.
+    pub set: String,
 }
 
 /// Loads, selects, observes and plans; a failure says why, for `Failure::report`.
@@ -51,10 +53,12 @@ pub async fn plan(
         return Err(Failure::manifests(online, "nothing was queued"));
     }
     let plan = reconcile::plan(&desired, &observed);
+    let set: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     Ok(Planned {
         connection,
         desired,
         plan,
+        set: set.join(" "),
     })
 }
 
@@ -148,7 +152,12 @@ pub fn print(format: OutputFormat, kind: DocumentKind, planned: &Planned) {
             kind == DocumentKind::Plan,
             Style::for_stdout(),
         )),
-        OutputFormat::Markdown => stdout::text(render::markdown::render(&planned.plan, server)),
+        OutputFormat::Markdown => stdout::text(render::markdown::render(
+            &planned.plan,
+            server,
+            kind,
+            &planned.set,
+        )),
         OutputFormat::Json => stdout::line(
             serde_json::to_string_pretty(&document(kind, planned)).expect("a plan serializes"),
         ),

@@ -84,7 +84,8 @@ fn json_and_markdown_plans() {
     );
 
     let ran = sim
-        .cmd(&["plan", "--format", "markdown", path_str(&dir)])
+        .cmd(&["plan", "--format", "markdown", "shop.yaml"])
+        .current_dir(&dir)
         .run();
     insta::assert_snapshot!("plan_markdown", redact(&ran.stdout, &sim));
 }
@@ -288,5 +289,64 @@ spec:
     assert!(
         sim.requests().iter().all(|r| r["method"] == "GET"),
         "nothing written"
+    );
+}
+
+#[test]
+fn markdown_comments_escape_fold_link_order_and_stay_under_githubs_limit() {
+    // 600 targets over one plan whose stage names carry Markdown; every fourth needs a call.
+    let mut world = String::from(
+        "settings: { clock: manual }\nprojects:\n  - key: BIG\n    plans:\n      - key: P\n        stages:\n          - { name: Build }\n          - { name: \"Deploy | *prod*\", manual: true }\n        builds:\n",
+    );
+    let mut manifest = String::from(
+        "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: { name: big }\nspec:\n  targets:\n",
+    );
+    for n in 1..=600 {
+        let state = if n % 4 == 0 {
+            "{ pausedBefore: \"Deploy | *prod*\" }"
+        } else {
+            "complete"
+        };
+        world.push_str(&format!("          - {{ number: {n}, state: {state} }}\n"));
+        let after = if n == 8 { ", after: [t4]" } else { "" };
+        manifest.push_str(&format!(
+            "    - {{ id: t{n}, plan: BIG-P, build: {n}, stage: \"Deploy | *prod*\"{after} }}\n"
+        ));
+    }
+    let sim = Sim::start(&world);
+    let dir = manifests(&manifest);
+    let ran = sim
+        .cmd(&["plan", "--format", "markdown", "shop.yaml"])
+        .current_dir(&dir)
+        .run();
+    let comment = ran.stdout;
+    assert!(comment.len() < 65_536, "{} characters", comment.len());
+    assert!(
+        comment.starts_with("<!-- bamboo-promote:plan shop.yaml -->"),
+        "{comment}"
+    );
+    assert!(comment.contains("Deploy \\| \\*prod\\*"), "escaped");
+    assert!(!comment.contains("Deploy | *prod*"), "never raw in a cell");
+    assert!(comment.contains(&format!("[BIG-P-4]({}/browse/BIG-P-4)", sim.url)));
+    assert!(comment.contains("<details><summary>450 in sync or ahead</summary>"));
+    assert!(
+        comment.contains("more targets are not shown"),
+        "the cap says what it left out"
+    );
+    // The 150 that need something come first, whole: t8 waits on t4, the others need a call.
+    let first_table = comment.split("<details>").next().unwrap();
+    assert_eq!(first_table.matches("promote to").count(), 149);
+    assert_eq!(first_table.matches("waiting on t4").count(), 1);
+    assert!(comment.contains("```mermaid\ngraph LR"), "{comment}");
+    // Status is titled as such.
+    let status = sim
+        .cmd(&["status", "--format", "markdown", "shop.yaml"])
+        .current_dir(&dir)
+        .run();
+    assert!(status.stdout.contains("### bamboo-promote status"));
+    assert!(
+        status
+            .stdout
+            .starts_with("<!-- bamboo-promote:status shop.yaml -->")
     );
 }
