@@ -48,6 +48,8 @@ pub struct ValidateArgs {
 pub enum DiagnosticFormat {
     Human,
     Json,
+    /// GitHub Actions annotations (`::error file=…,line=…,col=…::…`), marked on the diff.
+    Github,
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +102,8 @@ pub enum OutputFormat {
     Human,
     Json,
     Markdown,
+    /// The human plan, with errors as GitHub Actions annotations on the manifests' lines.
+    Github,
 }
 
 /// apply reports as it goes: lines for people, or events for machines (no Markdown).

@@ -16,6 +16,8 @@ pub enum Json {
     Document,
     /// `apply`: a line of its event stream.
     Event,
+    /// GitHub Actions annotations on stdout.
+    Github,
 }
 
 pub struct Failure {
@@ -59,6 +61,7 @@ impl Failure {
                 serde_json::to_string(&ErrorDocument::new(&self.message, diagnostics))
                     .expect("an error document serializes"),
             ),
+            Json::Github => super::validate::annotate(&self.diagnostics, &self.message),
             Json::Event => {
                 let event = Event::Error {
                     target: None,
@@ -77,9 +80,9 @@ impl Failure {
 
 /// How `plan` and `status` print errors in `format`.
 pub fn json_errors(format: crate::cli::OutputFormat) -> Json {
-    if format == crate::cli::OutputFormat::Json {
-        Json::Document
-    } else {
-        Json::No
+    match format {
+        crate::cli::OutputFormat::Json => Json::Document,
+        crate::cli::OutputFormat::Github => Json::Github,
+        _ => Json::No,
     }
 }

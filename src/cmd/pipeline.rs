@@ -146,7 +146,7 @@ pub fn document(kind: DocumentKind, planned: &Planned) -> render::PlanDocument {
 pub fn print(format: OutputFormat, kind: DocumentKind, planned: &Planned) {
     let server = &planned.connection.server;
     match format {
-        OutputFormat::Human => stdout::text(render::human::render(
+        OutputFormat::Human | OutputFormat::Github => stdout::text(render::human::render(
             &planned.plan,
             server,
             kind == DocumentKind::Plan,

@@ -40,7 +40,55 @@ pub fn report(errors: &[ManifestError], format: DiagnosticFormat, consequence: &
             print_reports(errors);
             eprintln!("{}", summary_line(errors, consequence));
         }
+        DiagnosticFormat::Github => {
+            print_reports(errors);
+            annotate(errors, &summary_line(errors, consequence));
+        }
     }
+}
+
+/// GitHub Actions workflow commands on stdout: one `::error` per diagnostic, at its file, line
+/// and column, so the problem is marked on the pull request's diff; `summary` when there are
+/// none to place.
+pub fn annotate(errors: &[ManifestError], summary: &str) {
+    if errors.is_empty() {
+        stdout::line(format_args!(
+            "::error title=bamboo-promote::{}",
+            escape_data(summary)
+        ));
+    }
+    for error in errors {
+        let (line, column) = error.line_column();
+        let mut properties = format!(
+            "file={}",
+            escape_property(&error.path.display().to_string())
+        );
+        if line > 0 {
+            properties.push_str(&format!(",line={line},col={column}"));
+        }
+        properties.push_str(&format!(",title={}", escape_property(error.code)));
+        let mut message = error.message.clone();
+        if let Some(help) = &error.help {
+            message.push_str("\nhelp: ");
+            message.push_str(help);
+        }
+        stdout::line(format_args!(
+            "::error {properties}::{}",
+            escape_data(&message)
+        ));
+    }
+}
+
+/// A workflow command's message, as GitHub's toolkit escapes it.
+fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A workflow command's property value: also `:` and `,`.
+fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
 /// Each error as miette renders it, on stderr.

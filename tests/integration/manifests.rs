@@ -244,3 +244,37 @@ fn manifest_names_are_matched_in_any_case() {
         ran.stderr
     );
 }
+
+#[test]
+fn github_annotations_mark_each_problem_at_its_line() {
+    let file = "tests/manifests/invalid/38-after-unknown.yaml";
+    let ran = Run::new(&["validate", "--format", "github", file])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .run();
+    assert_eq!(ran.code, 1);
+    assert_eq!(
+        ran.stdout,
+        format!(
+            "::error file={file},line=13,col=15,title=manifest%3A%3Aunknown_after::`after` names unknown target `app-stagin`%0Ahelp: did you mean `app-staging`?\n"
+        )
+    );
+    // The same from plan, for what only the server can tell.
+    let sim = crate::support::Sim::start(crate::worlds::SHOP);
+    let dir = scratch("github");
+    write(
+        &dir,
+        "shop.yaml",
+        &ONE_TARGET.replace("Deploy Staging", "Deploy Stagin"),
+    );
+    let ran = sim
+        .cmd(&["plan", "--format", "github", "shop.yaml"])
+        .current_dir(&dir)
+        .run();
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stdout.starts_with("::error file=shop.yaml,line=6,col=")
+            && ran.stdout.contains("title=bamboo%3A%3Aunknown_stage"),
+        "{}",
+        ran.stdout
+    );
+}
