@@ -31,6 +31,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Take bamboo-promote's lock labels off builds (expired ones; live ones with --force).
     Unlock(UnlockArgs),
+    /// Write manifests that describe what Bamboo holds now: the first plan is in sync.
+    Init(InitArgs),
     /// Serve a simulated Bamboo described by a world file.
     Sim(SimArgs),
 }
@@ -182,6 +184,25 @@ pub struct ApplyArgs {
     /// server's clock. Longer than --request-timeout by 3s at least.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub lock_ttl: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The Bamboo project whose plans to describe.
+    #[arg(long, value_name = "KEY")]
+    pub project: String,
+    /// Only these plans of the project (PROJ-PLAN); repeat for more. Default: every plan with
+    /// a build.
+    #[arg(long = "plan", value_name = "KEY")]
+    pub plans: Vec<String>,
+    /// The folder to write the manifest (and the schema editors read) into.
+    #[arg(long, default_value = "promotions")]
+    pub out: PathBuf,
+    /// Overwrite a manifest already there.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Args)]

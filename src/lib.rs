@@ -7,6 +7,7 @@
 // The simulator's JSON views copy Bamboo's large recorded shapes in `json!`, which needs it.
 #![recursion_limit = "256"]
 
+mod adopt;
 pub mod apply;
 pub mod bamboo;
 pub mod cli;
@@ -33,5 +34,6 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Status(args) => cmd::status::run(args).await,
         Command::Apply(args) => cmd::apply::run(args).await,
         Command::Unlock(args) => cmd::unlock::run(args).await,
+        Command::Init(args) => cmd::init::run(args).await,
     }
 }

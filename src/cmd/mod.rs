@@ -2,6 +2,7 @@
 
 pub mod apply;
 mod failure;
+pub mod init;
 mod pipeline;
 pub mod plan;
 pub mod schema;

@@ -3,6 +3,7 @@
 mod apply;
 mod contracts;
 mod exit_codes;
+mod init;
 mod manifests;
 mod observe;
 mod plan;
