@@ -19,8 +19,7 @@ pub fn furthest_manual_stage(build: &ObservedBuild) -> Option<&str> {
     build
         .stages
         .iter()
-        .filter(|s| s.manual && s.life_cycle_state == "Finished" && s.state == "Successful")
-        .next_back()
+        .rfind(|s| s.manual && s.life_cycle_state == "Finished" && s.state == "Successful")
         .map(|s| s.name.as_str())
 }
 
