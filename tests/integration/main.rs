@@ -7,6 +7,7 @@ mod init;
 mod manifests;
 mod observe;
 mod plan;
+mod recipes;
 mod safety;
 mod servers;
 mod sim_http;
