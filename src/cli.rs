@@ -11,29 +11,92 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Manifests say which builds should have reached which manual stages; `plan` shows what it
 /// would take, `apply` does it with only the calls needed, and never re-runs a stage.
 #[derive(Debug, Parser)]
-#[command(name = "bamboo-promote", version, propagate_version = true)]
+#[command(
+    name = "bamboo-promote",
+    version = env!("BAMBOO_PROMOTE_VERSION"),
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Examples, then the environment a command that talks to Bamboo reads, for `--help`.
+macro_rules! with_environment {
+    ($examples:literal) => {
+        concat!(
+            $examples,
+            "
+
+Environment:
+  BAMBOO_URL           Bamboo's base URL, as --server
+  BAMBOO_TOKEN         a personal access token (sent as Authorization: Bearer)
+  BAMBOO_TOKEN_FILE    a file holding the token, as --token-file
+  BAMBOO_USERNAME, BAMBOO_PASSWORD
+                       basic auth, where tokens are not available
+  SSL_CERT_FILE        a PEM file of CAs to trust besides the system's
+  HTTPS_PROXY, HTTP_PROXY
+                       a proxy to Bamboo
+  NO_COLOR             no colour"
+        )
+    };
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check manifests offline: syntax, fields, ids, `after` references, cycles, conflicts.
+    #[command(after_help = "Examples:
+  bamboo-promote validate promotions
+  bamboo-promote validate --format github promotions    # annotations on a pull request's diff
+  bamboo-promote validate --format json release.yaml")]
     Validate(ValidateArgs),
     /// Print a JSON Schema: of the manifest format, the plan document, or apply's events.
+    #[command(after_help = "Examples:
+  bamboo-promote schema --out schemas/promotion.v1.schema.json
+  bamboo-promote schema --kind events")]
     Schema(SchemaArgs),
     /// Show what apply would do, without changing anything.
+    #[command(after_help = with_environment!("Examples:
+  bamboo-promote plan promotions
+  bamboo-promote plan --detailed-exitcode --format markdown promotions > plan.md
+  bamboo-promote plan --target app-prod --out plan.json promotions
+  bamboo-promote plan --server sim:examples/sim/world.yaml examples/promotions"))]
     Plan(PlanArgs),
     /// Show where each target's build stands now.
+    #[command(after_help = with_environment!("Examples:
+  bamboo-promote status promotions
+  bamboo-promote status --format json promotions"))]
     Status(StatusArgs),
     /// Queue the promotions the manifests (or a saved plan) call for.
+    #[command(after_help = with_environment!("Examples:
+  bamboo-promote apply promotions                       # shows the plan, asks, applies
+  bamboo-promote apply --auto-approve --wait --timeout 45m promotions
+  bamboo-promote apply --auto-approve plan.json         # exactly what `plan --out` saved
+  bamboo-promote apply --auto-approve --format json --audit-log audit.jsonl promotions"))]
     Apply(ApplyArgs),
     /// Take bamboo-promote's lock labels off builds (expired ones; live ones with --force).
+    #[command(after_help = with_environment!("Examples:
+  bamboo-promote unlock SHOP-APP-42
+  bamboo-promote unlock --force SHOP-APP-42             # only when no apply is running"))]
     Unlock(UnlockArgs),
     /// Write manifests that describe what Bamboo holds now: the first plan is in sync.
+    #[command(after_help = with_environment!("Examples:
+  bamboo-promote init --project SHOP --out promotions
+  bamboo-promote init --project SHOP --plan SHOP-APP --plan SHOP-API"))]
     Init(InitArgs),
+    /// Print a shell's completion script (bash, zsh, fish, powershell, elvish).
+    #[command(after_help = "Examples:
+  bamboo-promote completions bash > ~/.local/share/bash-completion/completions/bamboo-promote
+  bamboo-promote completions zsh > ~/.zfunc/_bamboo-promote")]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), for `man -l -` or a man directory.
+    #[command(after_help = "Examples:
+  bamboo-promote man | man -l -
+  bamboo-promote man > ~/.local/share/man/man1/bamboo-promote.1")]
+    Man,
     /// Serve a simulated Bamboo described by a world file.
+    #[command(after_help = "Examples:
+  bamboo-promote sim --world examples/sim/world.yaml --listen 127.0.0.1:8085")]
     Sim(SimArgs),
 }
 
@@ -184,6 +247,13 @@ pub struct ApplyArgs {
     /// server's clock. Longer than --request-timeout by 3s at least.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub lock_ttl: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -35,5 +35,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Apply(args) => cmd::apply::run(args).await,
         Command::Unlock(args) => cmd::unlock::run(args).await,
         Command::Init(args) => cmd::init::run(args).await,
+        Command::Completions(args) => cmd::completions::completions(args),
+        Command::Man => cmd::completions::man(),
     }
 }

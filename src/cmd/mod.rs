@@ -1,6 +1,7 @@
 //! One file per subcommand, each thin: load → observe → plan → render or apply.
 
 pub mod apply;
+pub mod completions;
 mod failure;
 pub mod init;
 mod pipeline;

@@ -1,6 +1,7 @@
 //! One integration-test binary: the real `bamboo-promote` against its simulator on loopback.
 
 mod apply;
+mod cli;
 mod contracts;
 mod exit_codes;
 mod init;

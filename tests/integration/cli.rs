@@ -1,0 +1,72 @@
+//! The command line around the commands: help with examples and the environment, completions,
+//! the man page, the version.
+
+use crate::support::Run;
+
+const SUBCOMMANDS: [&str; 11] = [
+    "validate",
+    "schema",
+    "plan",
+    "status",
+    "apply",
+    "unlock",
+    "init",
+    "completions",
+    "man",
+    "sim",
+    "help",
+];
+
+#[test]
+fn every_subcommands_help_has_examples_and_those_that_talk_to_bamboo_list_the_environment() {
+    for command in &SUBCOMMANDS[..10] {
+        let ran = Run::new(&[command, "--help"]).run();
+        assert_eq!(ran.code, 0, "{command}");
+        assert!(
+            ran.stdout.contains("Examples:\n  bamboo-promote "),
+            "{command}: {}",
+            ran.stdout
+        );
+    }
+    for command in ["plan", "status", "apply", "unlock", "init"] {
+        let help = Run::new(&[command, "--help"]).run().stdout;
+        for variable in [
+            "BAMBOO_URL",
+            "BAMBOO_TOKEN",
+            "BAMBOO_USERNAME",
+            "SSL_CERT_FILE",
+        ] {
+            assert!(help.contains(variable), "{command} --help names {variable}");
+        }
+    }
+}
+
+#[test]
+fn completions_and_the_man_page_know_every_subcommand() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let ran = Run::new(&["completions", shell]).run();
+        assert_eq!(ran.code, 0, "{shell}");
+        for command in ["apply", "unlock", "init"] {
+            assert!(ran.stdout.contains(command), "{shell} completes {command}");
+        }
+    }
+    let man = Run::new(&["man"]).run();
+    assert_eq!(man.code, 0);
+    assert!(man.stdout.starts_with(".ie"), "roff");
+    for command in SUBCOMMANDS {
+        assert!(man.stdout.contains(command), "the man page names {command}");
+    }
+}
+
+#[test]
+fn the_version_names_the_commit_it_was_built_from() {
+    let ran = Run::new(&["--version"]).run();
+    assert_eq!(ran.code, 0);
+    // `bamboo-promote 0.1.0 (3f2a9c1d8e7b, 2026-11-29)` in a Git checkout, as the tests run.
+    let version = ran.stdout.trim();
+    let (_, commit) = version.split_once(" (").expect("a commit in parentheses");
+    let (hash, date) = commit.trim_end_matches(')').split_once(", ").unwrap();
+    assert_eq!(hash.len(), 12, "{version}");
+    assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{version}");
+    assert!(date.parse::<jiff::civil::Date>().is_ok(), "{version}");
+}
