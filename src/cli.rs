@@ -308,29 +308,37 @@ fn parse_poll_interval(text: &str) -> Result<Duration, String> {
     Ok(interval)
 }
 
-/// `250ms`, `30s`, `5m`, `1h`.
+/// `250ms`, `30s`, `1.5s`, `5m`, `1h30m`, `1h 30m`, or ISO 8601 (`PT1H30M`), read by jiff; a
+/// bare number is seconds. Negative or too long durations are refused.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration such as 30s or 5m"))?;
-    let per_unit: u64 = match unit {
-        "ms" => 1,
-        "s" | "" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => {
-            return Err(format!(
-                "unknown unit `{unit}` in `{text}`: use ms, s, m or h"
-            ));
-        }
+    let with_unit = if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        format!("{text}s")
+    } else {
+        text.to_string()
     };
-    number
-        .checked_mul(per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("`{text}` is too long a duration"))
+    let signed: jiff::SignedDuration = with_unit
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 30s, 1.5s, 5m or 1h30m"))?;
+    Duration::try_from(signed).map_err(|_| format!("`{text}` is negative"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        let ms = |text: &str| parse_duration(text).map(|d| d.as_millis());
+        assert_eq!(ms("250ms"), Ok(250));
+        assert_eq!(ms("30s"), Ok(30_000));
+        assert_eq!(ms("30"), Ok(30_000));
+        assert_eq!(ms("1.5s"), Ok(1_500));
+        assert_eq!(ms("1h30m"), Ok(5_400_000));
+        assert_eq!(ms("1h 30m"), Ok(5_400_000));
+        assert_eq!(ms("PT1H30M"), Ok(5_400_000));
+        for bad in ["", "soon", "-5s", "99999999999999999999999h", "5 parsecs"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }
