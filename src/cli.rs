@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::render::human::ColourChoice;
+
 /// Declarative promotion of Bamboo builds through manual stages.
 ///
 /// Manifests say which builds should have reached which manual stages; `plan` shows what it
@@ -19,6 +21,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// When to colour: on a terminal (auto; NO_COLOR turns it off, CLICOLOR_FORCE on), always,
+    /// or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColourChoice::Auto)]
+    pub color: ColourChoice,
 }
 
 /// Examples, then the environment a command that talks to Bamboo reads, for `--help`.

@@ -26,6 +26,7 @@ use cli::{Cli, Command};
 
 /// Runs one command line and returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
+    render::human::choose_colour(cli.color);
     match &cli.command {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Schema(args) => cmd::schema::run(args),

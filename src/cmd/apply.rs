@@ -199,9 +199,12 @@ fn confirm(args: &ApplyArgs, plan: &Plan) -> Result<(), u8> {
         );
         return Err(exit::ERROR);
     }
-    eprint!(
-        "\nDo you want to perform these {promotions} promotions? Only 'yes' will be accepted: "
-    );
+    let these = if promotions == 1 {
+        "this promotion".to_string()
+    } else {
+        format!("these {promotions} promotions")
+    };
+    eprint!("\nDo you want to perform {these}? Only 'yes' will be accepted: ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);

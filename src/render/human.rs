@@ -5,21 +5,57 @@
 use std::borrow::Cow;
 use std::fmt::{self, Write};
 
+use unicode_width::UnicodeWidthStr;
+
 use crate::observe::ObservedBuild;
 use crate::reconcile::{Plan, PlanItem, Status, Summary};
 
-/// Whether to colour: only on a terminal, never with `NO_COLOR`.
+/// `--color`: when to colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColourChoice {
+    /// On a terminal, unless `NO_COLOR` is set; also off a terminal with `CLICOLOR_FORCE`.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+static CHOICE: std::sync::OnceLock<ColourChoice> = std::sync::OnceLock::new();
+
+/// Sets `--color` for the run, once, before anything is printed.
+pub fn choose_colour(choice: ColourChoice) {
+    let _ = CHOICE.set(choice);
+}
+
+/// Whether to colour, and how wide the terminal is (`None` off a terminal: no fitting).
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
     pub colour: bool,
+    pub width: Option<usize>,
 }
 
 impl Style {
     pub fn for_stdout() -> Style {
         use std::io::IsTerminal;
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
+        let terminal = std::io::stdout().is_terminal();
+        let colour = match CHOICE.get().copied().unwrap_or_default() {
+            ColourChoice::Always => true,
+            ColourChoice::Never => false,
+            ColourChoice::Auto => !set("NO_COLOR") && (terminal || set("CLICOLOR_FORCE")),
+        };
+        let width = terminal
+            .then(|| console::Term::stdout().size_checked())
+            .flatten()
+            .map(|(_, columns)| usize::from(columns));
+        Style { colour, width }
+    }
+
+    /// No colour, no fitting: for Markdown and logs.
+    pub fn plain() -> Style {
         Style {
-            colour: std::io::stdout().is_terminal() && !no_color,
+            colour: false,
+            width: None,
         }
     }
 
@@ -46,33 +82,46 @@ impl fmt::Display for Painted<'_> {
     }
 }
 
+/// What the marks mean, under every human plan.
+pub const LEGEND: &str = "+ promote  = in sync or ahead  ~ running  … waiting  ! blocked    stages: ✓ done  ✗ failed  ▶ running  ▷ next  · not run  [target]";
+
 /// `plan` (with calls) or `status` (where things stand).
 pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> String {
     let mut out = String::new();
     let verb = if show_calls { "Plan" } else { "Status" };
-    let _ = writeln!(out, "{verb} for {} targets on {server}\n", plan.items.len());
+    let _ = writeln!(
+        out,
+        "{verb} for {} on {server}\n",
+        counted(plan.items.len(), "target")
+    );
     let id_width = plan
         .items
         .iter()
-        .map(|i| i.target.id.len())
+        .map(|i| i.target.id.width())
         .max()
         .unwrap_or(0);
     let key_width = plan
         .items
         .iter()
-        .map(|i| build_label(i).len())
+        .map(|i| build_label(i).width())
         .max()
         .unwrap_or(0);
     let pad = " ".repeat(id_width + 6);
     for item in &plan.items {
         let (mark, colour, words) = describe(&item.status, show_calls);
+        let id = &item.target.id;
+        let key = build_label(item);
+        // The status is never cut; the stage row gives way on a narrow terminal.
+        let room = style
+            .width
+            .map(|w| w.saturating_sub(2 + 2 + id_width + 2 + key_width + 2 + 2 + words.width()));
+        let stages = stage_row_styled(item.build.as_deref(), &item.target.stage, style, room);
         let _ = writeln!(
             out,
-            "  {} {:<id_width$}  {:<key_width$}  {}  {}",
+            "  {} {id}{}  {key}{}  {stages}  {}",
             style.paint(colour, mark),
-            item.target.id,
-            build_label(item),
-            stage_row(item.build.as_deref(), &item.target.stage),
+            " ".repeat(id_width - id.width()),
+            " ".repeat(key_width - key.width()),
             style.paint(colour, &words),
         );
         if let (true, Status::Queue { action }) = (show_calls, &item.status) {
@@ -85,7 +134,17 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
         }
     }
     let _ = writeln!(out, "\n{}", summary_line(&plan.summary(), show_calls));
+    let _ = writeln!(out, "{LEGEND}");
     out
+}
+
+/// `1 target`, `2 targets`.
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 fn build_label(item: &PlanItem) -> Cow<'_, str> {
@@ -116,12 +175,60 @@ fn describe(status: &Status, planning: bool) -> (&'static str, &'static str, Str
 
 /// `Build ✓ › [Deploy Staging ▷] › Deploy Prod ·`, written where it is displayed.
 pub fn stage_row<'a>(build: Option<&'a ObservedBuild>, target: &'a str) -> StageRow<'a> {
-    StageRow { build, target }
+    stage_row_styled(build, target, Style::plain(), None)
+}
+
+/// The stage row, its marks coloured, in `room` columns at most when given: the stages far
+/// from the target give way to `…` first.
+pub fn stage_row_styled<'a>(
+    build: Option<&'a ObservedBuild>,
+    target: &'a str,
+    style: Style,
+    room: Option<usize>,
+) -> StageRow<'a> {
+    StageRow {
+        build,
+        target,
+        style,
+        room,
+    }
 }
 
 pub struct StageRow<'a> {
     build: Option<&'a ObservedBuild>,
     target: &'a str,
+    style: Style,
+    room: Option<usize>,
+}
+
+impl StageRow<'_> {
+    /// Each stage's text and mark colour, and the index of the target.
+    fn cells(&self, build: &ObservedBuild) -> (Vec<(String, &'static str, &'static str)>, usize) {
+        let mut target = 0;
+        let cells = build
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let (symbol, colour) = match (s.life_cycle_state.as_str(), s.state.as_str()) {
+                    ("Finished", "Successful") => ("✓", "32"),
+                    ("Finished", "Failed") => ("✗", "31"),
+                    ("InProgress", _) => ("▶", "36"),
+                    ("Pending" | "Queued", _) => ("…", "36"),
+                    _ if s.runnable => ("▷", "33"),
+                    _ => ("·", "2"),
+                };
+                let text = if s.name == self.target {
+                    target = i;
+                    format!("[{} {symbol}]", s.name)
+                } else {
+                    format!("{} {symbol}", s.name)
+                };
+                (text, symbol, colour)
+            })
+            .collect();
+        (cells, target)
+    }
 }
 
 impl fmt::Display for StageRow<'_> {
@@ -129,21 +236,47 @@ impl fmt::Display for StageRow<'_> {
         let Some(build) = self.build else {
             return f.write_str("(no build)");
         };
-        for (i, s) in build.stages.iter().enumerate() {
-            let symbol = match (s.life_cycle_state.as_str(), s.state.as_str()) {
-                ("Finished", "Successful") => "✓",
-                ("Finished", "Failed") => "✗",
-                ("InProgress", _) => "▶",
-                ("Pending" | "Queued", _) => "…",
-                _ if s.runnable => "▷",
-                _ => "·",
+        let (cells, target) = self.cells(build);
+        // Which stages to show: all, or those nearest the target that fit, with `…` for the
+        // rest on each side.
+        let (mut first, mut last) = (0, cells.len().saturating_sub(1));
+        if let Some(room) = self.room {
+            // `name ✓` cells, ` › ` between them, `… › ` and ` › …` for what is left out.
+            let width = |from: usize, to: usize| {
+                let shown: usize = cells[from..=to].iter().map(|c| c.0.width()).sum();
+                shown
+                    + 3 * (to - from)
+                    + if from > 0 { 4 } else { 0 }
+                    + if to + 1 < cells.len() { 4 } else { 0 }
             };
-            let separator = if i == 0 { "" } else { " › " };
-            if s.name == self.target {
-                write!(f, "{separator}[{} {symbol}]", s.name)?;
-            } else {
-                write!(f, "{separator}{} {symbol}", s.name)?;
+            (first, last) = (target, target);
+            loop {
+                let grown_right = last + 1 < cells.len() && width(first, last + 1) <= room;
+                if grown_right {
+                    last += 1;
+                }
+                let grown_left = first > 0 && width(first - 1, last) <= room;
+                if grown_left {
+                    first -= 1;
+                }
+                if !grown_right && !grown_left {
+                    break;
+                }
             }
+        }
+        if first > 0 {
+            f.write_str("… › ")?;
+        }
+        for (i, (text, symbol, colour)) in cells.iter().enumerate().take(last + 1).skip(first) {
+            if i > first {
+                f.write_str(" › ")?;
+            }
+            // The mark is the last character but a closing bracket: colour just the mark.
+            let (before, after) = text.rsplit_once(symbol).unwrap_or((text, ""));
+            write!(f, "{before}{}{after}", self.style.paint(colour, symbol))?;
+        }
+        if last + 1 < cells.len() {
+            f.write_str(" › …")?;
         }
         Ok(())
     }
@@ -159,4 +292,77 @@ pub fn summary_line(s: &Summary, planning: bool) -> String {
         "{} {promote}, {} in sync, {} ahead, {} running, {} waiting, {} blocked.",
         s.to_promote, s.in_sync, s.ahead, s.running, s.waiting, s.blocked
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::ObservedStage;
+
+    fn build(stages: &[&str], done: usize) -> ObservedBuild {
+        ObservedBuild {
+            key: "A-B-1".into(),
+            number: 1,
+            life_cycle_state: "Finished".into(),
+            state: "Successful".into(),
+            continuable: true,
+            restartable: false,
+            revision: None,
+            labels: Vec::new(),
+            stages: stages
+                .iter()
+                .enumerate()
+                .map(|(i, name)| ObservedStage {
+                    name: (*name).into(),
+                    life_cycle_state: if i < done { "Finished" } else { "NotBuilt" }.into(),
+                    state: if i < done { "Successful" } else { "Unknown" }.into(),
+                    manual: i > 0,
+                    runnable: i == done,
+                    restartable: false,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_narrow_terminal_elides_the_stages_far_from_the_target_never_the_target() {
+        let stages = [
+            "Build",
+            "Test",
+            "Deploy Staging",
+            "Smoke",
+            "Deploy Prod",
+            "Verify",
+        ];
+        let b = build(&stages, 2);
+        let row =
+            |room| stage_row_styled(Some(&b), "Deploy Staging", Style::plain(), room).to_string();
+        assert_eq!(
+            row(None),
+            "Build ✓ › Test ✓ › [Deploy Staging ▷] › Smoke · › Deploy Prod · › Verify ·"
+        );
+        assert_eq!(
+            row(Some(45)),
+            "… › Test ✓ › [Deploy Staging ▷] › Smoke · › …"
+        );
+        assert_eq!(row(Some(44)), "… › [Deploy Staging ▷] › Smoke · › …");
+        assert_eq!(row(Some(5)), "… › [Deploy Staging ▷] › …");
+        for room in [20, 30, 40, 50, 60] {
+            assert!(row(Some(room)).contains("[Deploy Staging ▷]"));
+        }
+    }
+
+    #[test]
+    fn marks_are_coloured_only_when_asked_and_rows_align_by_display_width() {
+        let b = build(&["Build", "Deploy"], 1);
+        let coloured = Style {
+            colour: true,
+            width: None,
+        };
+        let row = stage_row_styled(Some(&b), "Deploy", coloured, None).to_string();
+        assert_eq!(row, "Build \x1b[32m✓\x1b[0m › [Deploy \x1b[33m▷\x1b[0m]");
+        assert_eq!(counted(1, "target"), "1 target");
+        assert_eq!(counted(2, "target"), "2 targets");
+        assert_eq!("déploiement-é".width(), "deploiement-e".width());
+    }
 }

@@ -1,7 +1,8 @@
 //! The command line around the commands: help with examples and the environment, completions,
 //! the man page, the version.
 
-use crate::support::Run;
+use crate::support::{Run, Sim};
+use crate::worlds::{MANIFEST, SHOP, manifests, path_str};
 
 const SUBCOMMANDS: [&str; 11] = [
     "validate",
@@ -69,4 +70,41 @@ fn the_version_names_the_commit_it_was_built_from() {
     assert_eq!(hash.len(), 12, "{version}");
     assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{version}");
     assert!(date.parse::<jiff::civil::Date>().is_ok(), "{version}");
+}
+
+#[test]
+fn colour_follows_the_flag_then_no_color_then_clicolor_force() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(MANIFEST);
+    let plan = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec!["plan"];
+        all.extend_from_slice(args);
+        all.push(path_str(&dir));
+        let mut run = sim.cmd(&all).env_remove("NO_COLOR");
+        for (key, value) in env {
+            run = run.env(key, value);
+        }
+        run.run().stdout.contains("\x1b[")
+    };
+    // Not a terminal: plain by default, coloured when forced either way.
+    assert!(!plan(&[], &[]));
+    assert!(plan(&["--color", "always"], &[("NO_COLOR", "1")]));
+    assert!(plan(&[], &[("CLICOLOR_FORCE", "1")]));
+    assert!(!plan(&[], &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]));
+    assert!(!plan(&["--color", "never"], &[("CLICOLOR_FORCE", "1")]));
+}
+
+#[test]
+fn one_target_is_a_target() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(&MANIFEST.replace(
+        "    - id: branch-staging\n      branch: release/1.0\n      stage: Deploy Staging\n",
+        "",
+    ).replace("    - id: api-staging\n      plan: SHOP-API\n      build: 7\n      stage: Deploy Staging\n", ""));
+    let ran = sim.cmd(&["plan", path_str(&dir)]).run();
+    assert!(
+        ran.stdout.starts_with("Plan for 1 target on "),
+        "{}",
+        ran.stdout
+    );
 }

@@ -321,6 +321,11 @@ impl Run {
         self
     }
 
+    pub fn env_remove(mut self, key: &str) -> Run {
+        self.command.env_remove(key);
+        self
+    }
+
     /// Standard output is a pipe whose reader is already gone, as in `plan | head` after
     /// `head` has read its lines.
     pub fn closed_stdout(mut self) -> Run {
