@@ -111,6 +111,10 @@ pub struct ValidateArgs {
     /// Manifest files or folders (every *.yaml / *.yml below, in path order).
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
+    /// Leave out of folder walks what this glob names: a name (`docker-compose.yml`, `*.ci.yaml`)
+    /// anywhere, or a path below the folder (`ci/*.yml`). Repeat for more.
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+    pub exclude: Vec<String>,
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Human)]
     pub format: DiagnosticFormat,
 }
@@ -189,6 +193,10 @@ pub struct PlanArgs {
     /// Manifest files or folders.
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
+    /// Leave out of folder walks what this glob names: a name (`docker-compose.yml`, `*.ci.yaml`)
+    /// anywhere, or a path below the folder (`ci/*.yml`). Repeat for more.
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+    pub exclude: Vec<String>,
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
@@ -208,6 +216,10 @@ pub struct StatusArgs {
     /// Manifest files or folders.
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
+    /// Leave out of folder walks what this glob names: a name (`docker-compose.yml`, `*.ci.yaml`)
+    /// anywhere, or a path below the folder (`ci/*.yml`). Repeat for more.
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+    pub exclude: Vec<String>,
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
@@ -221,6 +233,10 @@ pub struct ApplyArgs {
     /// Manifest files or folders, or one plan saved by `plan --out`.
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
+    /// Leave out of folder walks what this glob names: a name (`docker-compose.yml`, `*.ci.yaml`)
+    /// anywhere, or a path below the folder (`ci/*.yml`). Repeat for more.
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+    pub exclude: Vec<String>,
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
@@ -301,6 +317,13 @@ pub struct SimArgs {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:8085")]
     pub listen: SocketAddr,
+}
+
+/// A glob for `--exclude`, checked as the command line is read.
+fn parse_glob(text: &str) -> Result<String, String> {
+    globset::Glob::new(text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// A poll interval: a duration of 100 ms at least, so that `--wait` cannot flood a server.

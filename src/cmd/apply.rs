@@ -45,7 +45,14 @@ fn saved_plan_path(args: &ApplyArgs) -> Option<&Path> {
 }
 
 async fn apply_manifests(args: &ApplyArgs, reporter: &Arc<Reporter>) -> u8 {
-    let planned = match super::pipeline::plan(&args.paths, &args.server, &args.selection).await {
+    let planned = match super::pipeline::plan(
+        &args.paths,
+        &args.exclude,
+        &args.server,
+        &args.selection,
+    )
+    .await
+    {
         Ok(planned) => planned,
         Err(failure) => return failure.report(json_events(args)),
     };

@@ -26,6 +26,7 @@ pub struct Planned {
 /// Loads, selects, observes and plans; a failure says why, for `Failure::report`.
 pub async fn plan(
     paths: &[PathBuf],
+    exclude: &[String],
     server: &ServerArgs,
     selection: &Selection,
 ) -> Result<Planned, Failure> {
@@ -33,8 +34,9 @@ pub async fn plan(
     // certificates) contacts the server, so they run side by side; the manifests' verdict
     // comes first, and nothing is sent unless they are valid.
     let owned = paths.to_vec();
+    let exclude = manifest::Exclude::new(exclude).map_err(Failure::new)?;
     let (desired, connection) = tokio::join!(
-        tokio::task::spawn_blocking(move || load(&owned)),
+        tokio::task::spawn_blocking(move || load(&owned, &exclude)),
         config::connect(server)
     );
     let desired = desired
@@ -104,8 +106,9 @@ fn unreachable(server: &str, detail: &str) -> String {
     }
 }
 
-pub fn load(paths: &[PathBuf]) -> Result<Desired, Failure> {
-    manifest::load(paths).map_err(|errors| Failure::manifests(errors, "nothing was contacted"))
+pub fn load(paths: &[PathBuf], exclude: &manifest::Exclude) -> Result<Desired, Failure> {
+    manifest::load_excluding(paths, exclude)
+        .map_err(|errors| Failure::manifests(errors, "nothing was contacted"))
 }
 
 pub async fn connect(server: &ServerArgs) -> Result<Connection, Failure> {

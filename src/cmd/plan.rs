@@ -6,7 +6,14 @@ use crate::exit;
 use crate::render::DocumentKind;
 
 pub async fn run(args: &PlanArgs) -> u8 {
-    let planned = match super::pipeline::plan(&args.paths, &args.server, &args.selection).await {
+    let planned = match super::pipeline::plan(
+        &args.paths,
+        &args.exclude,
+        &args.server,
+        &args.selection,
+    )
+    .await
+    {
         Ok(planned) => planned,
         Err(failure) => return failure.report(json_errors(args.format)),
     };

@@ -6,7 +6,14 @@ use crate::render::ValidationDocument;
 use crate::{exit, stdout};
 
 pub fn run(args: &ValidateArgs) -> u8 {
-    match manifest::load(&args.paths) {
+    let exclude = match manifest::Exclude::new(&args.exclude) {
+        Ok(exclude) => exclude,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    match manifest::load_excluding(&args.paths, &exclude) {
         Ok(desired) => {
             if args.format == DiagnosticFormat::Json {
                 let document = ValidationDocument::new(desired.targets.len(), Vec::new());

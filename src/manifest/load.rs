@@ -20,15 +20,54 @@ pub struct LoadedFile {
     pub documents: Vec<Document>,
 }
 
+/// Paths left out of folder walks (`--exclude`): a pattern without `/` is matched against
+/// each name (as in `.gitignore`), one with `/` against the path below the folder walked.
+#[derive(Default)]
+pub struct Exclude {
+    names: globset::GlobSet,
+    paths: globset::GlobSet,
+}
+
+impl Exclude {
+    pub fn new(patterns: &[String]) -> Result<Exclude, String> {
+        let mut names = globset::GlobSetBuilder::new();
+        let mut paths = globset::GlobSetBuilder::new();
+        for pattern in patterns {
+            let glob = globset::GlobBuilder::new(pattern.trim_start_matches("./"))
+                .literal_separator(true)
+                .build()
+                .map_err(|e| format!("--exclude {pattern}: {e}"))?;
+            if pattern.contains('/') {
+                paths.add(glob);
+            } else {
+                names.add(glob);
+            }
+        }
+        let built = |set: globset::GlobSetBuilder| set.build().map_err(|e| e.to_string());
+        Ok(Exclude {
+            names: built(names)?,
+            paths: built(paths)?,
+        })
+    }
+
+    fn excludes(&self, below: &Path) -> bool {
+        below
+            .file_name()
+            .is_some_and(|name| self.names.is_match(name))
+            || self.paths.is_match(below)
+    }
+}
+
 /// Every `*.yaml` / `*.yml` (in any case) named or found below the given paths, sorted, each
 /// once. Folders are walked with symbolic links followed, but a link back to a folder above
-/// it is an error, not an endless walk; hidden files and folders are skipped.
-pub fn manifest_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<ManifestError>) {
+/// it is an error, not an endless walk; hidden files and folders, and what `exclude` names,
+/// are skipped. A file named on the command line is read whatever its name.
+pub fn manifest_files(paths: &[PathBuf], exclude: &Exclude) -> (Vec<PathBuf>, Vec<ManifestError>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
         if path.is_dir() {
-            walk(path, &mut files, &mut errors);
+            walk(path, exclude, &mut files, &mut errors);
         } else if path.exists() {
             files.push(path.clone());
         } else {
@@ -44,14 +83,19 @@ pub fn manifest_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<ManifestError>) {
     (files, errors)
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<ManifestError>) {
-    let visible = |entry: &walkdir::DirEntry| {
-        entry.depth() == 0 || !entry.file_name().to_string_lossy().starts_with('.')
+fn walk(dir: &Path, exclude: &Exclude, files: &mut Vec<PathBuf>, errors: &mut Vec<ManifestError>) {
+    let wanted = |entry: &walkdir::DirEntry| {
+        entry.depth() == 0
+            || !(entry.file_name().to_string_lossy().starts_with('.')
+                || entry
+                    .path()
+                    .strip_prefix(dir)
+                    .is_ok_and(|below| exclude.excludes(below)))
     };
     let entries = walkdir::WalkDir::new(dir)
         .follow_links(true)
         .into_iter()
-        .filter_entry(visible);
+        .filter_entry(wanted);
     for entry in entries {
         match entry {
             Ok(entry) if entry.file_type().is_dir() => {}

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 pub use diagnostic::{JsonDiagnostic, ManifestError, Place, SourceFile};
-pub use load::MAX_FILE_BYTES;
+pub use load::{Exclude, MAX_FILE_BYTES};
 pub use types::BuildSelector;
 
 /// One promotion, resolved: defaults applied, locations kept for later diagnostics.
@@ -86,7 +86,12 @@ impl Desired {
 
 /// Loads every manifest below `paths`; all errors of all files, or the desired state.
 pub fn load(paths: &[PathBuf]) -> Result<Desired, Vec<ManifestError>> {
-    let (files, mut errors) = load::manifest_files(paths);
+    load_excluding(paths, &Exclude::default())
+}
+
+/// `load`, leaving out of folder walks what `exclude` names.
+pub fn load_excluding(paths: &[PathBuf], exclude: &Exclude) -> Result<Desired, Vec<ManifestError>> {
+    let (files, mut errors) = load::manifest_files(paths, exclude);
     if files.is_empty() && errors.is_empty() {
         let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         let path = paths.first().cloned().unwrap_or_default();

@@ -278,3 +278,52 @@ fn github_annotations_mark_each_problem_at_its_line() {
         ran.stdout
     );
 }
+
+#[test]
+fn exclude_leaves_other_yaml_out_of_a_folder_walk() {
+    let dir = scratch("exclude");
+    write(&dir, "promotions.yaml", ONE_TARGET);
+    write(
+        &dir,
+        "docker-compose.yml",
+        "services:\n  web:\n    image: nginx\n",
+    );
+    write(&dir, "ci/pipeline.yml", "stages: [build]\n");
+    write(
+        &dir,
+        "ci/promotions.yaml",
+        &ONE_TARGET.replace("id: app", "id: ci-app"),
+    );
+    let validate = |extra: &[&str]| {
+        let mut args = vec!["validate"];
+        args.extend_from_slice(extra);
+        args.push(dir.to_str().unwrap());
+        Run::new(&args).run()
+    };
+    let all = validate(&[]);
+    assert_eq!(all.code, 1, "other YAML is not a manifest: {}", all.stderr);
+    let kept = validate(&[
+        "--exclude",
+        "docker-compose.yml",
+        "--exclude",
+        "ci/pipeline.yml",
+    ]);
+    assert_eq!(kept.code, 0, "{}", kept.stderr);
+    assert!(
+        kept.stderr.contains("2 targets in 2 files"),
+        "{}",
+        kept.stderr
+    );
+    let no_ci = validate(&["--exclude", "docker-compose.yml", "--exclude", "ci"]);
+    assert_eq!(no_ci.code, 0, "{}", no_ci.stderr);
+    assert!(
+        no_ci.stderr.contains("1 target in 1 file"),
+        "{}",
+        no_ci.stderr
+    );
+    assert_eq!(
+        validate(&["--exclude", "a[b"]).code,
+        64,
+        "a bad glob is a usage error"
+    );
+}
