@@ -25,6 +25,13 @@ pub struct Cli {
     /// or never.
     #[arg(long, global = true, value_enum, default_value_t = ColourChoice::Auto)]
     pub color: ColourChoice,
+    /// Log each request (method, path, status, time, retries) on stderr; twice, their answers
+    /// too. Credentials never appear. RUST_LOG, when set, chooses instead.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print only errors, the audit trail and the results: no progress.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 /// Examples, then the environment a command that talks to Bamboo reads, for `--help`.

@@ -14,6 +14,7 @@ pub mod cli;
 mod cmd;
 mod config;
 pub mod exit;
+mod logs;
 pub mod manifest;
 pub mod observe;
 pub mod reconcile;
@@ -27,6 +28,7 @@ use cli::{Cli, Command};
 /// Runs one command line and returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
     render::human::choose_colour(cli.color);
+    logs::start(cli.verbose, cli.quiet);
     match &cli.command {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Schema(args) => cmd::schema::run(args),

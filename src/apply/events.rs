@@ -123,6 +123,19 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Whether someone must act on it: said even with `-q`.
+    pub fn is_alarm(&self) -> bool {
+        matches!(
+            self,
+            Event::Error { .. }
+                | Event::Unknown { .. }
+                | Event::StageFailed { .. }
+                | Event::Stale { .. }
+        )
+    }
+}
+
 /// How many targets ended each way.
 #[derive(Debug, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -117,7 +117,7 @@ pub async fn run(
     };
     let mut ledger = Ledger::default();
     let mut builds: BTreeMap<String, ObservedBuild> = BTreeMap::new();
-    let mut progress = Progress::new(reporter.is_json());
+    let mut progress = Progress::new(reporter);
     let mut timed_out = false;
     clear_orphaned_locks(client, &plan).await;
     // Whether `plan` is from this round's reads: nothing is promoted from an older one.
@@ -212,7 +212,9 @@ pub async fn run(
                 }
                 // Nothing is decided on the previous round's reads: they predate our calls.
                 Err(e) => {
-                    eprintln!("warning: cannot re-read Bamboo, will try again: {e}");
+                    reporter.say(&format!(
+                        "warning: cannot re-read Bamboo, will try again: {e}"
+                    ));
                     continue;
                 }
             }
@@ -329,7 +331,7 @@ impl Ledger {
             else {
                 continue;
             };
-            progress.update(id, build, &item.target.stage);
+            progress.update(reporter, id, build, &item.target.stage);
             let stage_of = |name: &String| build.stages.iter().find(|s| &s.name == name);
             if let Some(failed) = runs
                 .iter()
@@ -419,6 +421,34 @@ impl Ledger {
                 self.done.insert(id.clone(), short);
             }
         }
+        let ours = |o: &Outcome| {
+            matches!(
+                o,
+                Outcome::Promoted { .. }
+                    | Outcome::StageFailed { .. }
+                    | Outcome::PausedShort { .. }
+            )
+        };
+        let continuing = self
+            .carried
+            .keys()
+            .filter(|id| !self.done.contains_key(*id));
+        let total = self.done.values().filter(|o| ours(o)).count() + continuing.count();
+        let running = |o: &Outcome| {
+            matches!(
+                o,
+                Outcome::Promoted {
+                    finished: false,
+                    ..
+                }
+            )
+        };
+        let finished = self
+            .done
+            .values()
+            .filter(|o| ours(o) && !running(o))
+            .count();
+        progress.tally(reporter, finished, total);
     }
 }
 

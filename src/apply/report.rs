@@ -3,7 +3,7 @@
 //! (stderr, and `--audit-log FILE` as JSON lines). Nothing here ever sees a secret.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -12,6 +12,8 @@ use super::events::{Event, EventLine};
 
 pub struct Reporter {
     json: bool,
+    /// Where progress bars are drawn, on a terminal: lines go above them.
+    bars: Option<indicatif::MultiProgress>,
     audit_file: Option<Mutex<File>>,
     /// Queue calls sent and not yet answered: (target, build, call).
     in_flight: Mutex<Vec<(String, String, String)>>,
@@ -41,8 +43,10 @@ impl Reporter {
             )),
             None => None,
         };
+        let drawn = !json && !crate::logs::quiet() && std::io::stderr().is_terminal();
         Ok(Reporter {
             json,
+            bars: drawn.then(indicatif::MultiProgress::new),
             audit_file,
             in_flight: Mutex::new(Vec::new()),
         })
@@ -52,14 +56,36 @@ impl Reporter {
         self.json
     }
 
+    pub fn is_quiet(&self) -> bool {
+        crate::logs::quiet()
+    }
+
+    /// The bars progress draws on a terminal, if any.
+    pub fn bars(&self) -> Option<&indicatif::MultiProgress> {
+        self.bars.as_ref()
+    }
+
+    /// A line on stderr, above the progress bars when they are drawn (indicatif moves them
+    /// down), so that no bar is left behind half-drawn.
+    pub fn say(&self, line: &str) {
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.println(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
     /// An event: one JSON line on stdout in JSON mode, `human` on stderr otherwise.
+    /// With `-q`, only what someone must act on is said: errors, unknown outcomes, failed
+    /// stages, stale plans.
     pub fn emit(&self, event: Event, human: impl FnOnce() -> String) {
         if self.json {
             crate::stdout::line(
                 serde_json::to_string(&EventLine::now(&event)).expect("an event serializes"),
             );
-        } else {
-            eprintln!("{}", human());
+        } else if !self.is_quiet() || event.is_alarm() {
+            self.say(&human());
         }
     }
 
@@ -120,7 +146,7 @@ impl Reporter {
             outcome,
             detail,
         };
-        eprintln!(
+        self.say(&format!(
             "audit: {} {} {} {} → {}{}",
             record.time,
             record.target,
@@ -131,7 +157,7 @@ impl Reporter {
                 .detail
                 .as_ref()
                 .map_or(String::new(), |d| format!(" ({d})"))
-        );
+        ));
         if let Some(file) = &self.audit_file {
             let line = serde_json::to_string(&record).expect("audit record serializes");
             let mut file = file.lock().expect("audit lock");

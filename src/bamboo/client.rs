@@ -393,6 +393,13 @@ impl BambooClient {
         let status = response.status();
         let location = header(&response, "Location");
         let body = read_capped(&mut response, WRITE_ANSWER_BYTES).await;
+        self.log_answer(
+            "PUT",
+            &path,
+            status,
+            sent,
+            body.as_deref().unwrap_or_default(),
+        );
         if status.is_success() {
             return Ok(());
         }
@@ -589,7 +596,40 @@ impl BambooClient {
                 }
             };
             retries += 1;
+            tracing::debug!("{what}: retry {retries} in {wait:.1?}");
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The method and the path below the API, with its query (which carries no secret:
+    /// credentials travel in a header), for logs.
+    fn describe_request(&self, request: &reqwest::RequestBuilder) -> (String, String) {
+        let Some(built) = request.try_clone().and_then(|r| r.build().ok()) else {
+            return (String::new(), String::new());
+        };
+        let url = built.url();
+        let path = url.path().strip_prefix("/").unwrap_or(url.path());
+        let below_api = self
+            .api
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .and_then(|(_, api_path)| path.strip_prefix(api_path))
+            .unwrap_or(path)
+            .trim_start_matches('/');
+        let query = url.query().map_or(String::new(), |q| format!("?{q}"));
+        (built.method().to_string(), format!("{below_api}{query}"))
+    }
+
+    /// `-v`: each answer's status and time; `-vv`: its body too, scrubbed of our credentials.
+    fn log_answer(&self, method: &str, path: &str, status: StatusCode, sent: Instant, body: &[u8]) {
+        tracing::debug!(
+            "{method} {path} → {} in {:.0?}",
+            status.as_u16(),
+            sent.elapsed()
+        );
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let text: String = String::from_utf8_lossy(body).chars().take(4096).collect();
+            tracing::trace!("{method} {path} body: {}", self.scrub(text));
         }
     }
 
@@ -638,10 +678,18 @@ enum Attempt {
 impl BambooClient {
     async fn attempt(&self, request: reqwest::RequestBuilder) -> Attempt {
         let sent = Instant::now();
+        let (method, path) = self.describe_request(&request);
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) if tls_failed(&e) => return Attempt::Tls(describe(&e)),
-            Err(e) => return Attempt::Transient(describe(&e), None),
+            Err(e) => {
+                tracing::debug!(
+                    "{method} {path} → {} after {:.0?}",
+                    describe(&e),
+                    sent.elapsed()
+                );
+                return Attempt::Transient(describe(&e), None);
+            }
         };
         self.note_date(&response, sent);
         let status = response.status();
@@ -652,6 +700,7 @@ impl BambooClient {
             Ok(None) => return Attempt::TooLarge,
             Err(e) => return Attempt::Transient(describe(&e), None),
         };
+        self.log_answer(&method, &path, status, sent, &body);
         if status.is_success() {
             // An empty 2xx where an object was expected (a 204 for a branch that does not
             // exist, on some servers) means there is none.

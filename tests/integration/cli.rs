@@ -108,3 +108,95 @@ fn one_target_is_a_target() {
         ran.stdout
     );
 }
+
+#[test]
+fn verbose_logs_each_request_and_never_a_credential() {
+    let sim = Sim::start(&SHOP.replace(
+        "settings: { clock: manual }",
+        "settings: { clock: manual }\nauth:\n  tokens: [{ token: s3cr3t-t0ken, permissions: [read, trigger] }]",
+    ));
+    let dir = manifests(MANIFEST);
+    let plan = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec!["plan"];
+        all.extend_from_slice(args);
+        all.push(path_str(&dir));
+        let mut run = sim.cmd(&all).env("BAMBOO_TOKEN", "s3cr3t-t0ken");
+        for (key, value) in env {
+            run = run.env(key, value);
+        }
+        run.run()
+    };
+    let quiet = plan(&[], &[]);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert!(
+        quiet.stderr.is_empty(),
+        "no logs by default: {}",
+        quiet.stderr
+    );
+    let verbose = plan(&["-v"], &[]);
+    assert!(
+        verbose
+            .stderr
+            .contains("GET result/SHOP-API-7?expand=stages.stage%2Clabels")
+            && verbose.stderr.contains("→ 200 in"),
+        "{}",
+        verbose.stderr
+    );
+    assert!(!verbose.stderr.contains("body:"), "bodies only at -vv");
+    let very = plan(&["-vv"], &[]);
+    assert!(very.stderr.contains("body: {"), "{}", very.stderr);
+    let by_env = plan(&[], &[("RUST_LOG", "bamboo_promote=debug")]);
+    assert!(by_env.stderr.contains("→ 200 in"), "{}", by_env.stderr);
+    for ran in [&verbose, &very, &by_env] {
+        assert!(!ran.stderr.contains("s3cr3t"), "{}", ran.stderr);
+    }
+}
+
+#[test]
+fn quiet_apply_keeps_the_audit_trail_and_the_results_only() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(MANIFEST);
+    let ran = sim
+        .cmd(&["apply", "-q", "--auto-approve", path_str(&dir)])
+        .run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stderr.contains("audit: "), "{}", ran.stderr);
+    assert!(
+        !ran.stderr.contains(": promoted SHOP-APP-42"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stdout.contains("2 promoted"), "{}", ran.stdout);
+}
+
+#[test]
+fn wait_says_how_many_have_finished() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(MANIFEST);
+    let child = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--wait",
+            "--poll-interval",
+            "100ms",
+            path_str(&dir),
+        ])
+        .spawn();
+    let ran = sim.wait_advancing(child, 500);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    // Off a terminal, a line each time the count changes, ending with all finished.
+    let counts: Vec<&str> = ran
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("waiting: "))
+        .collect();
+    assert_eq!(
+        counts.last(),
+        Some(&"waiting: 2 of 2 finished"),
+        "{}",
+        ran.stderr
+    );
+    let distinct: std::collections::BTreeSet<_> = counts.iter().collect();
+    assert_eq!(distinct.len(), counts.len(), "no line twice: {counts:?}");
+}
