@@ -8,6 +8,7 @@ mod init;
 mod manifests;
 mod observe;
 mod plan;
+mod readme;
 mod recipes;
 mod safety;
 mod servers;
