@@ -200,3 +200,47 @@ fn wait_says_how_many_have_finished() {
     let distinct: std::collections::BTreeSet<_> = counts.iter().collect();
     assert_eq!(distinct.len(), counts.len(), "no line twice: {counts:?}");
 }
+
+#[test]
+fn on_a_terminal_wait_draws_its_bars_and_prints_each_line_once() {
+    // Stages of 50 ms on a real clock, so that --wait ends by itself.
+    let sim = Sim::start(&SHOP.replace("settings: { clock: manual }", "settings: { clock: real }").replace(
+        "- { name: Smoke }",
+        "- { name: Smoke, durationMs: 50 }",
+    ).replace("- { name: Deploy Staging, manual: true }\n          - { name: Smoke", "- { name: Deploy Staging, manual: true, durationMs: 50 }\n          - { name: Smoke"));
+    let dir = manifests(MANIFEST);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python/answer_on_a_terminal.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg("yes")
+        .args([
+            crate::support::BIN,
+            "apply",
+            "--wait",
+            "--poll-interval",
+            "100ms",
+            path_str(&dir),
+        ])
+        .env("BAMBOO_URL", &sim.url)
+        .env("NO_COLOR", "1")
+        .env_remove("BAMBOO_TOKEN")
+        .output()
+        .expect("python3 runs");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    // indicatif drew (and redrew) its bars, yet every line above them came once.
+    assert!(screen.contains("\u{1b}["), "bars are drawn on a terminal");
+    assert_eq!(screen.matches("audit: ").count(), 2, "{screen}");
+    assert_eq!(
+        screen.matches(": promoted SHOP-APP-42").count(),
+        1,
+        "{screen}"
+    );
+    assert_eq!(
+        screen.matches("finished Deploy Staging, Smoke").count(),
+        2,
+        "{screen}"
+    );
+    assert!(screen.contains("2 promoted"), "{screen}");
+}
