@@ -26,7 +26,7 @@ pub use report::Reporter;
 pub use stop::{Signal, Stop};
 
 use crate::bamboo::BambooClient;
-use crate::manifest::Desired;
+use crate::manifest::{Desired, Gates};
 use crate::observe::{self, ObservedBuild, ObservedStage};
 use crate::reconcile::{self, Action, Plan, Status};
 use crate::render::human::status_words;
@@ -126,15 +126,17 @@ pub async fn run(
         if stop.requested() {
             break;
         }
-        let todo: Vec<(String, Action)> = plan
+        let todo: Vec<(String, Action, Gates)> = plan
             .items
             .iter()
             .filter(|_| fresh)
             .filter(|i| !ledger.done.contains_key(&i.target.id))
             .filter_map(|i| match &i.status {
-                Status::Queue { action } if !ledger.held.contains(&action.build_key) => {
-                    Some((i.target.id.clone(), action.clone()))
-                }
+                Status::Queue { action } if !ledger.held.contains(&action.build_key) => Some((
+                    i.target.id.clone(),
+                    action.clone(),
+                    i.target.require.clone(),
+                )),
                 _ => None,
             })
             .collect();
@@ -144,7 +146,7 @@ pub async fn run(
         let promotions = join_all(by_build(todo).into_iter().map(|group| async move {
             let mut promoted = Vec::new();
             let mut held = false;
-            for (id, action) in group {
+            for (id, action, gates) in group {
                 let promotion = if held {
                     Promotion::Skipped(format!(
                         "a call to {} earlier in this run has an unknown outcome",
@@ -154,6 +156,7 @@ pub async fn run(
                     let request = Request {
                         target: &id,
                         action: &action,
+                        gates: &gates,
                         require_fingerprint,
                     };
                     promote(ctx, &request).await
@@ -292,6 +295,8 @@ impl Ledger {
                     finished: false,
                 }
             }
+            // Blocked on the fresh read (a gate, a failed stage): that is how the target ends.
+            Promotion::NotNeeded(status @ Status::Blocked { .. }) => Outcome::Unchanged { status },
             Promotion::NotNeeded(_) | Promotion::Stopped | Promotion::Skipped(_) => return None,
             Promotion::Stale { planned, found } => Outcome::Stale { planned, found },
             Promotion::Refused(message) => Outcome::Refused { message },
@@ -457,13 +462,13 @@ fn ended(stage: &ObservedStage, state: &str) -> bool {
 }
 
 /// The round's promotions by build, in plan order within each.
-fn by_build(todo: Vec<(String, Action)>) -> Vec<Vec<(String, Action)>> {
-    let mut groups: BTreeMap<String, Vec<(String, Action)>> = BTreeMap::new();
-    for (id, action) in todo {
+fn by_build(todo: Vec<(String, Action, Gates)>) -> Vec<Vec<(String, Action, Gates)>> {
+    let mut groups: BTreeMap<String, Vec<(String, Action, Gates)>> = BTreeMap::new();
+    for (id, action, gates) in todo {
         groups
             .entry(action.build_key.clone())
             .or_default()
-            .push((id, action));
+            .push((id, action, gates));
     }
     groups.into_values().collect()
 }

@@ -13,8 +13,9 @@ use super::lease::{self, Lease, LeaseError};
 use super::report::Reporter;
 use super::stop::Stop;
 use crate::bamboo::{BambooClient, WriteError};
+use crate::manifest::Gates;
 use crate::observe::ObservedBuild;
-use crate::reconcile::{Action, Status, assess};
+use crate::reconcile::{Action, BlockReason, Status, assess};
 
 /// Pauses between the reads that confirm a write: quick at first, then calmer.
 const CONFIRM_PAUSES: [Duration; 4] = [
@@ -74,6 +75,8 @@ impl Promotion {
 pub struct Request<'a> {
     pub target: &'a str,
     pub action: &'a Action,
+    /// The target's gates, checked again on the build read under the lease.
+    pub gates: &'a Gates,
     /// For a saved plan: the build must still match what was planned.
     pub require_fingerprint: bool,
 }
@@ -146,10 +149,24 @@ fn still_needed(request: &Request<'_>, before: &ObservedBuild) -> Result<Action,
             found: before.fingerprint(),
         }));
     }
-    match assess(before, &planned.stage, planned.execute_all_stages) {
-        Status::Queue { action } => Ok(action),
-        other => Err(Box::new(Promotion::NotNeeded(other))),
+    let action = match assess(before, &planned.stage, planned.execute_all_stages) {
+        Status::Queue { action } => action,
+        other => return Err(Box::new(Promotion::NotNeeded(other))),
+    };
+    // A label may have come or gone since the plan: the gates are checked on this read.
+    if let Some(failed) = request
+        .gates
+        .check(&before.labels)
+        .into_iter()
+        .find(|g| !g.passed)
+    {
+        let reason = BlockReason::GateNotMet {
+            gate: failed.gate,
+            label: failed.label,
+        };
+        return Err(Box::new(Promotion::NotNeeded(Status::Blocked { reason })));
     }
+    Ok(action)
 }
 
 fn lease_failed(error: LeaseError) -> Promotion {

@@ -29,7 +29,53 @@ pub struct Target {
     pub stage: String,
     pub after: Vec<String>,
     pub execute_all_stages: bool,
+    pub require: Gates,
     pub places: TargetPlaces,
+}
+
+/// What a build must carry (and must not) before it is promoted. Checked on the labels read
+/// with the build, so a gate costs no request: when planning, and again under the lease.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct Gates {
+    pub labels: Vec<String>,
+    pub without_labels: Vec<String>,
+}
+
+/// One gate, checked on one build.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GateCheck {
+    /// `label` (the build must carry it) or `withoutLabel` (it must not).
+    pub gate: String,
+    pub label: String,
+    pub passed: bool,
+}
+
+impl Gates {
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.without_labels.is_empty()
+    }
+
+    /// Every gate, checked on a build's labels, in the manifest's order.
+    pub fn check(&self, labels: &[String]) -> Vec<GateCheck> {
+        let has = |label: &String| labels.contains(label);
+        let required = self.labels.iter().map(|l| GateCheck {
+            gate: "label".into(),
+            label: l.clone(),
+            passed: has(l),
+        });
+        let forbidden = self.without_labels.iter().map(|l| GateCheck {
+            gate: "withoutLabel".into(),
+            label: l.clone(),
+            passed: !has(l),
+        });
+        required.chain(forbidden).collect()
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -108,6 +108,24 @@ pub struct TargetSpec {
     #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub execute_all_stages: Option<Spanned<bool>>,
+    /// What the build must carry before it is promoted; a target whose gate is not met is
+    /// blocked, with the reason.
+    #[serde(default)]
+    pub require: Option<RequireSpec>,
+}
+
+/// Gates on a target's build.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequireSpec {
+    /// Labels the build must carry, every one (`qa-approved`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub labels: Vec<Spanned<String>>,
+    /// Labels the build must not carry, any of them (`do-not-promote`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub without_labels: Vec<Spanned<String>>,
 }
 
 /// Which build of a plan a target means.

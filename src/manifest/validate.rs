@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::diagnostic::{ManifestError, SourceFile};
 use super::load::place;
 use super::types::{API_VERSION, BuildSelector, Document, KIND, TargetSpec};
-use super::{Target, TargetPlaces};
+use super::{Gates, Target, TargetPlaces};
 use crate::suggest;
 
 /// Checks one document and turns its targets into resolved `Target`s.
@@ -69,6 +69,13 @@ pub fn document(
             stage: spec.stage.value.clone(),
             after: spec.after.iter().map(|a| a.value.clone()).collect(),
             execute_all_stages: execute_all.is_some_and(|e| e.value),
+            require: spec
+                .require
+                .as_ref()
+                .map_or_else(Gates::default, |r| Gates {
+                    labels: r.labels.iter().map(|l| l.value.clone()).collect(),
+                    without_labels: r.without_labels.iter().map(|l| l.value.clone()).collect(),
+                }),
             places: TargetPlaces {
                 id: place(file, &spec.id.referenced),
                 plan: place(file, &plan.referenced),

@@ -44,11 +44,26 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
 /// The status of one target, ignoring `after`.
 pub fn item(target: &Target, observed: &Observed) -> PlanItem {
     let build = build_for(target, observed);
-    let status = status_for(target, observed, build.as_deref());
+    let mut status = status_for(target, observed, build.as_deref());
+    let gates = build
+        .as_ref()
+        .map(|b| target.require.check(&b.labels))
+        .unwrap_or_default();
+    if let Status::Queue { .. } = status
+        && let Some(failed) = gates.iter().find(|g| !g.passed)
+    {
+        status = Status::Blocked {
+            reason: BlockReason::GateNotMet {
+                gate: failed.gate.clone(),
+                label: failed.label.clone(),
+            },
+        };
+    }
     PlanItem {
         target: target_ref(target),
         build,
         status,
+        gates,
     }
 }
 
@@ -61,6 +76,7 @@ pub fn target_ref(target: &Target) -> TargetRef {
         stage: target.stage.clone(),
         after: target.after.clone(),
         execute_all_stages: target.execute_all_stages,
+        require: target.require.clone(),
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::BuildSelector;
+use crate::manifest::{BuildSelector, GateCheck, Gates};
 use crate::observe::ObservedBuild;
 
 /// The JSON contract's version (plan documents and apply's events): additive changes raise
@@ -29,6 +29,9 @@ pub struct PlanItem {
     /// The build the target resolved to, as observed (shared with `Observed`).
     pub build: Option<Arc<ObservedBuild>>,
     pub status: Status,
+    /// The target's gates, checked on the build (those that pass too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateCheck>,
 }
 
 /// What an item is about, as the manifest said it.
@@ -42,6 +45,9 @@ pub struct TargetRef {
     pub stage: String,
     pub after: Vec<String>,
     pub execute_all_stages: bool,
+    /// Gates the build must pass; checked again under the lease before the call.
+    #[serde(default, skip_serializing_if = "Gates::is_empty")]
+    pub require: Gates,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -142,6 +148,11 @@ pub enum BlockReason {
     Unexpected {
         detail: String,
     },
+    /// A gate is not met: the build lacks a label it must carry, or carries one it must not.
+    GateNotMet {
+        gate: String,
+        label: String,
+    },
 }
 
 impl std::fmt::Display for BlockReason {
@@ -163,6 +174,12 @@ impl std::fmt::Display for BlockReason {
             }
             BlockReason::Stopped { stage: None } => f.write_str("build was stopped"),
             BlockReason::Unexpected { detail } => write!(f, "unexpected state: {detail}"),
+            BlockReason::GateNotMet { gate, label } if gate == "label" => {
+                write!(f, "the build lacks label {label} (require.labels)")
+            }
+            BlockReason::GateNotMet { label, .. } => {
+                write!(f, "the build carries label {label} (require.withoutLabels)")
+            }
         }
     }
 }

@@ -132,6 +132,18 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
             }
             let _ = writeln!(out, "\n{pad}runs: {}", action.runs.join(", "));
         }
+        if !item.gates.is_empty() {
+            let gates: Vec<String> = item
+                .gates
+                .iter()
+                .map(|g| {
+                    let mark = if g.passed { "✓" } else { "✗" };
+                    let without = if g.gate == "label" { "" } else { "without " };
+                    format!("{mark} {without}{}", g.label)
+                })
+                .collect();
+            let _ = writeln!(out, "{pad}gates: {}", gates.join(", "));
+        }
     }
     let _ = writeln!(out, "\n{}", summary_line(&plan.summary(), show_calls));
     let _ = writeln!(out, "{LEGEND}");

@@ -10,6 +10,7 @@ mod observe;
 mod plan;
 mod readme;
 mod recipes;
+mod release_day;
 mod safety;
 mod servers;
 mod sim_http;
