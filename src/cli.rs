@@ -269,6 +269,10 @@ pub struct ApplyArgs {
     /// Exit 2 when this run promoted something (0 when it did nothing), like Terraform.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Why this apply is run: written to the audit trail and to the comment left on each
+    /// build it promotes.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
     /// How long to wait for another apply's lock on a build before giving up on it.
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub lock_timeout: Duration,

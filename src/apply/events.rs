@@ -95,6 +95,18 @@ pub enum Event {
         build: String,
         runs: Vec<String>,
     },
+    /// The record of a promotion is on the build: a comment, and `label` when asked for.
+    Recorded {
+        target: String,
+        build: String,
+        label: Option<String>,
+    },
+    /// The record could not be written; the promotion stands.
+    RecordFailed {
+        target: String,
+        build: String,
+        message: String,
+    },
     /// A stage this run promoted failed.
     StageFailed {
         target: String,

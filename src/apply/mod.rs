@@ -11,6 +11,7 @@ pub mod events;
 mod lease;
 mod progress;
 mod promote;
+mod record;
 mod report;
 mod stop;
 pub mod unlock;
@@ -22,13 +23,14 @@ use futures_util::future::join_all;
 
 pub use events::{Counts, Event, TargetOutcome};
 pub use lease::{MAX_TTL, Settings as LeaseSettings, TTL_MARGIN};
+pub use record::RecordContext;
 pub use report::Reporter;
 pub use stop::{Signal, Stop};
 
 use crate::bamboo::BambooClient;
-use crate::manifest::{Desired, Gates};
+use crate::manifest::Desired;
 use crate::observe::{self, ObservedBuild, ObservedStage};
-use crate::reconcile::{self, Action, Plan, Status};
+use crate::reconcile::{self, Action, Plan, Status, TargetRef};
 use crate::render::human::status_words;
 use progress::Progress;
 use promote::{Context, Promotion, Request, promote, reread};
@@ -38,6 +40,8 @@ pub struct Options {
     pub timeout: Duration,
     pub poll: Duration,
     pub lease: LeaseSettings,
+    /// What the record left on each promoted build says.
+    pub record: RecordContext,
 }
 
 /// Where the next round's plan comes from.
@@ -114,6 +118,7 @@ pub async fn run(
         reporter,
         lease: options.lease,
         stop,
+        record: &options.record,
     };
     let mut ledger = Ledger::default();
     let mut builds: BTreeMap<String, ObservedBuild> = BTreeMap::new();
@@ -126,17 +131,15 @@ pub async fn run(
         if stop.requested() {
             break;
         }
-        let todo: Vec<(String, Action, Gates)> = plan
+        let todo: Vec<(TargetRef, Action)> = plan
             .items
             .iter()
             .filter(|_| fresh)
             .filter(|i| !ledger.done.contains_key(&i.target.id))
             .filter_map(|i| match &i.status {
-                Status::Queue { action } if !ledger.held.contains(&action.build_key) => Some((
-                    i.target.id.clone(),
-                    action.clone(),
-                    i.target.require.clone(),
-                )),
+                Status::Queue { action } if !ledger.held.contains(&action.build_key) => {
+                    Some((i.target.clone(), action.clone()))
+                }
                 _ => None,
             })
             .collect();
@@ -146,7 +149,7 @@ pub async fn run(
         let promotions = join_all(by_build(todo).into_iter().map(|group| async move {
             let mut promoted = Vec::new();
             let mut held = false;
-            for (id, action, gates) in group {
+            for (target, action) in group {
                 let promotion = if held {
                     Promotion::Skipped(format!(
                         "a call to {} earlier in this run has an unknown outcome",
@@ -154,15 +157,14 @@ pub async fn run(
                     ))
                 } else {
                     let request = Request {
-                        target: &id,
+                        target: &target,
                         action: &action,
-                        gates: &gates,
                         require_fingerprint,
                     };
                     promote(ctx, &request).await
                 };
                 held = held || promotion.holds_build();
-                promoted.push((id, action, promotion));
+                promoted.push((target.id, action, promotion));
             }
             promoted
         }))
@@ -462,13 +464,13 @@ fn ended(stage: &ObservedStage, state: &str) -> bool {
 }
 
 /// The round's promotions by build, in plan order within each.
-fn by_build(todo: Vec<(String, Action, Gates)>) -> Vec<Vec<(String, Action, Gates)>> {
-    let mut groups: BTreeMap<String, Vec<(String, Action, Gates)>> = BTreeMap::new();
-    for (id, action, gates) in todo {
+fn by_build(todo: Vec<(TargetRef, Action)>) -> Vec<Vec<(TargetRef, Action)>> {
+    let mut groups: BTreeMap<String, Vec<(TargetRef, Action)>> = BTreeMap::new();
+    for (target, action) in todo {
         groups
             .entry(action.build_key.clone())
             .or_default()
-            .push((id, action, gates));
+            .push((target, action));
     }
     groups.into_values().collect()
 }

@@ -10,12 +10,12 @@
 use std::time::Duration;
 
 use super::lease::{self, Lease, LeaseError};
+use super::record::{self, RecordContext};
 use super::report::Reporter;
 use super::stop::Stop;
 use crate::bamboo::{BambooClient, WriteError};
-use crate::manifest::Gates;
 use crate::observe::ObservedBuild;
-use crate::reconcile::{Action, BlockReason, Status, assess};
+use crate::reconcile::{Action, BlockReason, Status, TargetRef, assess};
 
 /// Pauses between the reads that confirm a write: quick at first, then calmer.
 const CONFIRM_PAUSES: [Duration; 4] = [
@@ -73,10 +73,10 @@ impl Promotion {
 }
 
 pub struct Request<'a> {
-    pub target: &'a str,
+    /// The target as planned: its id, its gates (checked again on the build read under the
+    /// lease), its manifest set and record label (for the record left on the build).
+    pub target: &'a TargetRef,
     pub action: &'a Action,
-    /// The target's gates, checked again on the build read under the lease.
-    pub gates: &'a Gates,
     /// For a saved plan: the build must still match what was planned.
     pub require_fingerprint: bool,
 }
@@ -87,6 +87,7 @@ pub struct Context<'a> {
     pub reporter: &'a Reporter,
     pub lease: lease::Settings,
     pub stop: &'a Stop,
+    pub record: &'a RecordContext,
 }
 
 pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
@@ -105,7 +106,10 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
             Err(e) => return Promotion::Failed(e),
         }
     }
-    let waiting = |holder: &str| ctx.reporter.lock_wait(request.target, build_key, holder);
+    let waiting = |holder: &str| {
+        ctx.reporter
+            .lock_wait(&request.target.id, build_key, holder)
+    };
     let taken = Lease::acquire(client, build_key, ctx.lease, ctx.stop, waiting).await;
     let (mut lease, mut before) = match taken {
         Ok(taken) => taken,
@@ -155,7 +159,8 @@ fn still_needed(request: &Request<'_>, before: &ObservedBuild) -> Result<Action,
     };
     // A label may have come or gone since the plan: the gates are checked on this read.
     if let Some(failed) = request
-        .gates
+        .target
+        .require
         .check(&before.labels)
         .into_iter()
         .find(|g| !g.passed)
@@ -199,10 +204,13 @@ async fn write(
     let audit = |outcome: &str, detail: Option<String>| {
         let call = describe_call(&action);
         ctx.reporter
-            .audit(request.target, &action.build_key, call, outcome, detail);
+            .audit(&request.target.id, &action.build_key, call, outcome, detail);
     };
-    ctx.reporter
-        .sending(request.target, &action.build_key, &describe_call(&action));
+    ctx.reporter.sending(
+        &request.target.id,
+        &action.build_key,
+        &describe_call(&action),
+    );
     let sent = client
         .continue_build(&action.build_key, &action.stage, action.execute_all_stages)
         .await;
@@ -211,6 +219,16 @@ async fn write(
         Ok(()) => {
             audit("accepted", None);
             if confirm(ctx, before, &lease).await {
+                let (target, build) = (request.target, &action.build_key);
+                record::write(
+                    client,
+                    ctx.reporter,
+                    target,
+                    build,
+                    &action.stage,
+                    ctx.record,
+                )
+                .await;
                 let queued = Promotion::Queued {
                     runs: action.runs,
                     note: None,
@@ -258,6 +276,16 @@ async fn write(
             match reread(client, &action.build_key).await {
                 Ok(now) if now.fingerprint() != before.fingerprint() => {
                     audit("took effect (seen on re-read)", None);
+                    let (target, build) = (request.target, &action.build_key);
+                    record::write(
+                        client,
+                        ctx.reporter,
+                        target,
+                        build,
+                        &action.stage,
+                        ctx.record,
+                    )
+                    .await;
                     let queued = Promotion::Queued {
                         runs: action.runs,
                         note: Some(format!("confirmed by re-reading after: {detail}")),

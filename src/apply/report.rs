@@ -15,6 +15,8 @@ pub struct Reporter {
     /// Where progress bars are drawn, on a terminal: lines go above them.
     bars: Option<indicatif::MultiProgress>,
     audit_file: Option<Mutex<File>>,
+    /// `--reason`, for every audit record.
+    reason: Option<String>,
     /// Queue calls sent and not yet answered: (target, build, call).
     in_flight: Mutex<Vec<(String, String, String)>>,
 }
@@ -30,10 +32,17 @@ pub struct AuditRecord<'a> {
     pub outcome: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// `--reason`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
 }
 
 impl Reporter {
-    pub fn new(json: bool, audit_path: Option<&std::path::Path>) -> std::io::Result<Reporter> {
+    pub fn new(
+        json: bool,
+        audit_path: Option<&std::path::Path>,
+        reason: Option<String>,
+    ) -> std::io::Result<Reporter> {
         let audit_file = match audit_path {
             Some(path) => Some(Mutex::new(
                 std::fs::OpenOptions::new()
@@ -49,6 +58,7 @@ impl Reporter {
             bars: drawn.then(indicatif::MultiProgress::new),
             audit_file,
             in_flight: Mutex::new(Vec::new()),
+            reason,
         })
     }
 
@@ -145,6 +155,7 @@ impl Reporter {
             call,
             outcome,
             detail,
+            reason: self.reason.as_deref(),
         };
         self.say(&format!(
             "audit: {} {} {} {} → {}{}",

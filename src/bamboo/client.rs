@@ -350,6 +350,41 @@ impl BambooClient {
         .await
     }
 
+    /// `POST result/{build}/comment`. Sent once: a retry could post the comment twice.
+    pub async fn add_comment(&self, build_key: &str, content: &str) -> Result<(), BambooError> {
+        let what = format!("comment on {build_key}");
+        let path = format!("{}/comment", results_of(build_key));
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| BambooError::Setup(e.to_string()))?;
+        self.wait_if_paused().await;
+        let request = self
+            .request(Method::POST, &path, &[])
+            .header("X-Atlassian-Token", "no-check")
+            .json(&serde_json::json!({ "content": content }));
+        match self.attempt(request).await {
+            Attempt::Done(_) => Ok(()),
+            Attempt::Refused(status, message) => Err(BambooError::Status {
+                what,
+                status,
+                message: self.with_access_hint(status, message),
+            }),
+            Attempt::Tls(detail) => Err(BambooError::Tls { what, detail }),
+            Attempt::TooLarge => Err(BambooError::TooLarge {
+                what,
+                limit_mib: MAX_ANSWER_BYTES >> 20,
+            }),
+            Attempt::Transient(detail, _) => Err(BambooError::Transport {
+                what,
+                detail: self.scrub(detail),
+                retries: 0,
+                elapsed: Duration::ZERO,
+            }),
+        }
+    }
+
     /// `DELETE result/{build}/label/{name}`. Idempotent, so retrying is safe.
     pub async fn remove_label(&self, build_key: &str, label: &str) -> Result<(), BambooError> {
         let path = format!("{}/label/{}", results_of(build_key), encode_segment(label));

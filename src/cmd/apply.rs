@@ -22,8 +22,11 @@ pub async fn run(args: &ApplyArgs) -> u8 {
         return Failure::new(format!("--lock-ttl must be longer than {least_ttl:?} (--request-timeout plus {:?}): a write must land well before its lock may be taken for abandoned",
             apply::TTL_MARGIN)).report(json_events(args));
     }
-    let reporter = match Reporter::new(args.format == ApplyFormat::Json, args.audit_log.as_deref())
-    {
+    let reporter = match Reporter::new(
+        args.format == ApplyFormat::Json,
+        args.audit_log.as_deref(),
+        args.reason.clone(),
+    ) {
         Ok(reporter) => Arc::new(reporter),
         Err(e) => {
             return Failure::new(format!("cannot open the audit log: {e}"))
@@ -65,6 +68,7 @@ async fn apply_manifests(args: &ApplyArgs, reporter: &Arc<Reporter>) -> u8 {
         &connection.server,
         source,
         planned.plan.clone(),
+        &planned.desired.digest,
     )
     .await
 }
@@ -114,6 +118,7 @@ async fn apply_saved(args: &ApplyArgs, path: &Path, reporter: &Arc<Reporter>) ->
         &connection.server,
         Source::Saved,
         document.plan,
+        &document.manifests_digest,
     )
     .await
 }
@@ -151,6 +156,7 @@ async fn execute(
     server: &str,
     source: Source<'_>,
     plan: Plan,
+    digest: &str,
 ) -> u8 {
     show_plan(args, reporter, &plan, server);
     if let Err(code) = confirm(args, &plan) {
@@ -158,12 +164,14 @@ async fn execute(
     }
     let last_words = reporter.clone();
     let stop = Stop::on_signals(move || last_words.abandon_in_flight());
-    let applied = apply::run(client, source, plan, &options(args), reporter, &stop).await;
+    let options = options(args, digest);
+    let applied = apply::run(client, source, plan, &options, reporter, &stop).await;
     finish(args, reporter, &applied)
 }
 
-fn options(args: &ApplyArgs) -> apply::Options {
+fn options(args: &ApplyArgs, digest: &str) -> apply::Options {
     apply::Options {
+        record: apply::RecordContext::new(digest, args.reason.clone()),
         wait: args.wait,
         timeout: args.timeout,
         poll: args.poll_interval,

@@ -30,6 +30,10 @@ pub struct Target {
     pub after: Vec<String>,
     pub execute_all_stages: bool,
     pub require: Gates,
+    /// A label to put on the build once promoted (`record.label`).
+    pub record_label: Option<String>,
+    /// `metadata.name` of the document the target is in: names its manifest set.
+    pub set: String,
     pub places: TargetPlaces,
 }
 

@@ -112,6 +112,18 @@ pub struct TargetSpec {
     /// blocked, with the reason.
     #[serde(default)]
     pub require: Option<RequireSpec>,
+    /// What to leave on the build once it is promoted, besides a comment: a label.
+    #[serde(default)]
+    pub record: Option<RecordSpec>,
+}
+
+/// A record left on a promoted build.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordSpec {
+    /// A label to put on the build once the promotion is confirmed (`promoted-prod`).
+    #[schemars(with = "String")]
+    pub label: Spanned<String>,
 }
 
 /// Gates on a target's build.

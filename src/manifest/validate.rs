@@ -76,6 +76,8 @@ pub fn document(
                     labels: r.labels.iter().map(|l| l.value.clone()).collect(),
                     without_labels: r.without_labels.iter().map(|l| l.value.clone()).collect(),
                 }),
+            record_label: spec.record.as_ref().map(|r| r.label.value.clone()),
+            set: doc.metadata.name.value.clone(),
             places: TargetPlaces {
                 id: place(file, &spec.id.referenced),
                 plan: place(file, &plan.referenced),

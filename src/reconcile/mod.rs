@@ -77,6 +77,8 @@ pub fn target_ref(target: &Target) -> TargetRef {
         after: target.after.clone(),
         execute_all_stages: target.execute_all_stages,
         require: target.require.clone(),
+        set: target.set.clone(),
+        record_label: target.record_label.clone(),
     }
 }
 

@@ -48,6 +48,12 @@ pub struct TargetRef {
     /// Gates the build must pass; checked again under the lease before the call.
     #[serde(default, skip_serializing_if = "Gates::is_empty")]
     pub require: Gates,
+    /// `metadata.name` of the target's document.
+    #[serde(default)]
+    pub set: String,
+    /// A label to put on the build once promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_label: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

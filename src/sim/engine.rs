@@ -48,6 +48,8 @@ pub struct Build {
     pub number: u32,
     pub revision: String,
     pub labels: Vec<String>,
+    /// Comments on the build: (content, sim time written).
+    pub comments: Vec<(String, u64)>,
     pub stages: Vec<StageRun>,
     pub execution: Option<Execution>,
     pub trigger_reason: String,
@@ -226,6 +228,7 @@ impl Engine {
             number,
             revision,
             labels: Vec::new(),
+            comments: Vec::new(),
             stages: vec![
                 StageRun {
                     status: StageStatus::NotBuilt,
@@ -586,6 +589,7 @@ fn make_build(
             .clone()
             .unwrap_or_else(|| fake_revision(plan_key, spec.number)),
         labels: spec.labels.clone(),
+        comments: Vec::new(),
         stages,
         execution,
         trigger_reason: "Manual build".into(),

@@ -129,6 +129,7 @@ pub fn read(engine: &Engine, req: &ApiRequest, ctx: &Context<'_>) -> Reply {
         ["result", plan, "branch", name, number] => branch_key(engine, plan, name)
             .and_then(|key| one_result(engine, req, ctx, &key, number)),
         ["result", key, "label"] => labels(engine, key),
+        ["result", key, "comment"] => comments(engine, key),
         // `result/PROJ-PLAN/latest` and `result/PROJ-PLAN/12`, as some clients spell them.
         ["result", plan, number] => one_result(engine, req, ctx, plan, number),
         ["plan", key] => engine
@@ -158,6 +159,7 @@ pub fn write(engine: &mut Engine, req: &ApiRequest, ctx: &Context<'_>) -> Reply 
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let result = match (req.method.as_str(), segs.as_slice()) {
         ("POST", ["result", key, "label"]) => add_label(engine, key, &req.body),
+        ("POST", ["result", key, "comment"]) => add_comment(engine, ctx, key, &req.body),
         ("DELETE", ["result", key, "label", name]) => remove_label(engine, key, name),
         ("POST", ["queue", plan]) => queue_new(engine, req, ctx, plan),
         ("PUT", ["queue", build]) => continue_build(engine, req, ctx, build),
@@ -521,6 +523,50 @@ fn add_label(engine: &mut Engine, key: &str, body: &[u8]) -> Result<Reply, Refus
     if !build.labels.contains(&name) {
         build.labels.push(name);
     }
+    Ok(no_content())
+}
+
+/// `GET result/{key}/comment`: `{"comments": {"size", ..., "comment": [{"content", ...}]}}`.
+fn comments(engine: &Engine, key: &str) -> Result<Reply, Refused> {
+    let (plan, number) = split_build_key(key)?;
+    let number = number.ok_or_else(|| not_found(key))?;
+    let plan = engine.plans.get(plan).ok_or_else(|| not_found(plan))?;
+    let build = plan.builds.get(&number).ok_or_else(|| not_found(key))?;
+    let items: Vec<Value> = build
+        .comments
+        .iter()
+        .map(|(content, at)| {
+            json!({
+                "author": "bamboo-promote",
+                "content": content,
+                "creationDate": view::timestamp(*at),
+                "modificationDate": view::timestamp(*at),
+            })
+        })
+        .collect();
+    let count = items.len();
+    Ok(ok(
+        "comments",
+        &json!({ "expand": "comments", "comments": view::collection("comment", items, count, 0, count) }),
+    ))
+}
+
+/// `POST result/{key}/comment` with `{"content": "..."}`.
+fn add_comment(
+    engine: &mut Engine,
+    ctx: &Context<'_>,
+    key: &str,
+    body: &[u8],
+) -> Result<Reply, Refused> {
+    let content = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("content").and_then(Value::as_str).map(str::to_string))
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| Refused {
+            status: 400,
+            message: "Comment content is required".into(),
+        })?;
+    build_mut(engine, key)?.comments.push((content, ctx.now));
     Ok(no_content())
 }
 

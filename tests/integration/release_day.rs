@@ -97,3 +97,95 @@ fn gates_are_checked_again_under_the_lease() {
     }
     assert_eq!(sim.ran("SHOP-APP-42"), ["Build"]);
 }
+
+const RECORDED: &str = "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: shop-release }
+spec:
+  targets:
+    - id: app-staging
+      plan: SHOP-APP
+      build: 42
+      stage: Deploy Staging
+      record: { label: promoted-staging }
+";
+
+#[test]
+fn a_promoted_build_carries_a_record_of_who_promoted_it_and_why() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(RECORDED);
+    let audit_dir = crate::support::scratch("audit");
+    let audit = audit_dir.join("audit.jsonl");
+    let ran = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--reason",
+            "hotfix for INC-42",
+            "--audit-log",
+            audit.to_str().unwrap(),
+            path_str(&dir),
+        ])
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_REPOSITORY", "acme/releases")
+        .env("GITHUB_RUN_ID", "4242")
+        .run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let comments = sim.get_json("result/SHOP-APP-42/comment");
+    let comment = comments["comments"]["comment"][0]["content"]
+        .as_str()
+        .unwrap();
+    for words in [
+        "Promoted to Deploy Staging by bamboo-promote",
+        "target app-staging of manifest set shop-release (digest ",
+        "Reason: hotfix for INC-42",
+        "CI run: https://github.com/acme/releases/actions/runs/4242",
+    ] {
+        assert!(comment.contains(words), "{words}: {comment}");
+    }
+    let labels = sim.get_json("result/SHOP-APP-42/label");
+    assert!(labels.to_string().contains("promoted-staging"), "{labels}");
+    // The record costs one request per promotion, and one more for its label.
+    let posts: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| r["method"] == "POST")
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        posts,
+        [
+            "result/SHOP-APP-42/label",
+            "result/SHOP-APP-42/comment",
+            "result/SHOP-APP-42/label"
+        ],
+        "the lock, the comment, the record's label"
+    );
+    let audit = std::fs::read_to_string(audit).unwrap();
+    assert!(audit.contains(r#""reason":"hotfix for INC-42""#), "{audit}");
+}
+
+#[test]
+fn a_record_that_cannot_be_written_never_fails_the_promotion() {
+    let sim = Sim::start(SHOP);
+    sim.set_faults(
+        r#"{ "script": [ { "method": "POST", "path": "/comment", "fault": "serverError" } ] }"#,
+    );
+    let dir = manifests(RECORDED);
+    let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("the promotion of SHOP-APP-42 stands, but its record could not be written"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stdout.contains("1 promoted"), "{}", ran.stdout);
+    let comment_posts = sim
+        .requests()
+        .iter()
+        .filter(|r| r["method"] == "POST" && r["path"] == "result/SHOP-APP-42/comment")
+        .count();
+    assert_eq!(comment_posts, 1, "a comment is never sent twice");
+    assert_eq!(sim.queue_writes().len(), 1);
+}

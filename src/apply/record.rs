@@ -1,0 +1,128 @@
+//! The record left on a build this run promoted, once Bamboo shows the promotion: a comment
+//! saying which target of which manifest set promoted it to which stage, why (`--reason`) and
+//! from which CI run; and the label the target's `record.label` names. Bamboo's own history
+//! then says who moved the build, without this tool's audit log. Failing to write the record is
+//! reported and never undoes or fails the promotion.
+
+use super::events::Event;
+use super::report::Reporter;
+use crate::bamboo::BambooClient;
+use crate::reconcile::TargetRef;
+
+/// What every record of a run shares.
+#[derive(Debug, Clone, Default)]
+pub struct RecordContext {
+    /// SHA-256 of the manifests (or of those a saved plan was made from).
+    pub digest: String,
+    pub reason: Option<String>,
+    /// The CI run, when the environment names one.
+    pub ci_run: Option<String>,
+}
+
+impl RecordContext {
+    pub fn new(digest: &str, reason: Option<String>) -> RecordContext {
+        RecordContext {
+            digest: digest.to_string(),
+            reason,
+            ci_run: ci_run(|name| std::env::var(name).ok().filter(|v| !v.is_empty())),
+        }
+    }
+}
+
+/// The URL of the CI run, from what GitHub Actions, GitLab CI and Bamboo put in the
+/// environment.
+fn ci_run(env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    if let (Some(server), Some(repository), Some(run)) = (
+        env("GITHUB_SERVER_URL"),
+        env("GITHUB_REPOSITORY"),
+        env("GITHUB_RUN_ID"),
+    ) {
+        return Some(format!("{server}/{repository}/actions/runs/{run}"));
+    }
+    env("CI_JOB_URL").or_else(|| env("bamboo_resultsUrl"))
+}
+
+pub fn comment(target: &TargetRef, stage: &str, context: &RecordContext) -> String {
+    let digest: String = context.digest.chars().take(12).collect();
+    let mut text = format!(
+        "Promoted to {stage} by bamboo-promote: target {} of manifest set {} (digest {digest}).",
+        target.id, target.set
+    );
+    if let Some(reason) = &context.reason {
+        text.push_str(&format!("\nReason: {reason}"));
+    }
+    if let Some(run) = &context.ci_run {
+        text.push_str(&format!("\nCI run: {run}"));
+    }
+    text
+}
+
+/// Writes the record: one comment, and the label when asked for.
+pub async fn write(
+    client: &BambooClient,
+    reporter: &Reporter,
+    target: &TargetRef,
+    build_key: &str,
+    stage: &str,
+    context: &RecordContext,
+) {
+    let text = comment(target, stage, context);
+    let mut written = client.add_comment(build_key, &text).await;
+    if written.is_ok()
+        && let Some(label) = &target.record_label
+    {
+        written = client.add_label(build_key, label).await;
+    }
+    match written {
+        Ok(()) => reporter.emit(
+            Event::Recorded {
+                target: target.id.clone(),
+                build: build_key.to_string(),
+                label: target.record_label.clone(),
+            },
+            || {
+                let label = target
+                    .record_label
+                    .as_ref()
+                    .map_or(String::new(), |l| format!(" and label {l}"));
+                format!("{}: recorded on {build_key} (a comment{label})", target.id)
+            },
+        ),
+        Err(e) => reporter.emit(
+            Event::RecordFailed {
+                target: target.id.clone(),
+                build: build_key.to_string(),
+                message: e.to_string(),
+            },
+            || {
+                format!(
+                    "warning: {}: the promotion of {build_key} stands, but its record could not be written: {e}",
+                    target.id
+                )
+            },
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ci_run_comes_from_github_gitlab_or_bamboo() {
+        let github = |name: &str| match name {
+            "GITHUB_SERVER_URL" => Some("https://github.com".into()),
+            "GITHUB_REPOSITORY" => Some("acme/releases".into()),
+            "GITHUB_RUN_ID" => Some("42".into()),
+            _ => None,
+        };
+        assert_eq!(
+            ci_run(github).as_deref(),
+            Some("https://github.com/acme/releases/actions/runs/42")
+        );
+        let gitlab =
+            |name: &str| (name == "CI_JOB_URL").then(|| "https://gitlab/-/jobs/7".to_string());
+        assert_eq!(ci_run(gitlab).as_deref(), Some("https://gitlab/-/jobs/7"));
+        assert_eq!(ci_run(|_| None), None);
+    }
+}
