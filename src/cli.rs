@@ -210,6 +210,10 @@ pub struct PlanArgs {
     pub selection: Selection,
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
+    /// Plan as it would be at this time (RFC 3339), for promotion windows: "what if we merge
+    /// this on Friday at 17:00?". Builds are read as they are now.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<jiff::Timestamp>,
     /// Save the plan as JSON, for `apply plan.json`.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -233,6 +237,10 @@ pub struct StatusArgs {
     pub selection: Selection,
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
+    /// Plan as it would be at this time (RFC 3339), for promotion windows: "what if we merge
+    /// this on Friday at 17:00?". Builds are read as they are now.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<jiff::Timestamp>,
 }
 
 #[derive(Debug, Args)]
@@ -273,6 +281,10 @@ pub struct ApplyArgs {
     /// build it promotes.
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// Promote outside the targets' promotion windows; needs --reason, which the audit trail
+    /// and the comment on each build keep.
+    #[arg(long, requires = "reason")]
+    pub override_window: bool,
     /// How long to wait for another apply's lock on a build before giving up on it.
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub lock_timeout: Duration,

@@ -22,6 +22,7 @@ pub mod render;
 pub mod sim;
 mod stdout;
 mod suggest;
+pub mod windows;
 
 use cli::{Cli, Command};
 

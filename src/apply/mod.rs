@@ -42,6 +42,8 @@ pub struct Options {
     pub lease: LeaseSettings,
     /// What the record left on each promoted build says.
     pub record: RecordContext,
+    /// `--override-window`: closed windows do not block.
+    pub override_windows: bool,
 }
 
 /// Where the next round's plan comes from.
@@ -119,6 +121,7 @@ pub async fn run(
         lease: options.lease,
         stop,
         record: &options.record,
+        override_windows: options.override_windows,
     };
     let mut ledger = Ledger::default();
     let mut builds: BTreeMap<String, ObservedBuild> = BTreeMap::new();
@@ -208,7 +211,8 @@ pub async fn run(
             match observe::observe(client, desired).await {
                 Ok(observed) => {
                     fresh = true;
-                    plan = reconcile::plan(desired, &observed);
+                    let moment = reconcile::Moment::on_server(client, options.override_windows);
+                    plan = reconcile::plan(desired, &observed, moment);
                     for item in &plan.items {
                         if let Some(build) = &item.build {
                             builds.insert(item.target.id.clone(), ObservedBuild::clone(build));

@@ -15,7 +15,7 @@ use super::report::Reporter;
 use super::stop::Stop;
 use crate::bamboo::{BambooClient, WriteError};
 use crate::observe::ObservedBuild;
-use crate::reconcile::{Action, BlockReason, Status, TargetRef, assess};
+use crate::reconcile::{Action, BlockReason, Moment, Status, TargetRef, assess};
 
 /// Pauses between the reads that confirm a write: quick at first, then calmer.
 const CONFIRM_PAUSES: [Duration; 4] = [
@@ -88,6 +88,7 @@ pub struct Context<'a> {
     pub lease: lease::Settings,
     pub stop: &'a Stop,
     pub record: &'a RecordContext,
+    pub override_windows: bool,
 }
 
 pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
@@ -117,7 +118,7 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
     };
     let mut renewals = 0;
     let action = loop {
-        let action = match still_needed(request, &before) {
+        let action = match still_needed(ctx, request, &before) {
             Ok(action) => action,
             Err(promotion) => return release(client, lease, *promotion).await,
         };
@@ -145,7 +146,11 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
 }
 
 /// The action the fresh build still calls for, or why there is none.
-fn still_needed(request: &Request<'_>, before: &ObservedBuild) -> Result<Action, Box<Promotion>> {
+fn still_needed(
+    ctx: &Context<'_>,
+    request: &Request<'_>,
+    before: &ObservedBuild,
+) -> Result<Action, Box<Promotion>> {
     let planned = request.action;
     if request.require_fingerprint && before.fingerprint() != planned.fingerprint {
         return Err(Box::new(Promotion::Stale {
@@ -168,6 +173,20 @@ fn still_needed(request: &Request<'_>, before: &ObservedBuild) -> Result<Action,
         let reason = BlockReason::GateNotMet {
             gate: failed.gate,
             label: failed.label,
+        };
+        return Err(Box::new(Promotion::NotNeeded(Status::Blocked { reason })));
+    }
+    // The window may have closed since the plan: read on the server's clock, now.
+    let now = Moment::on_server(ctx.client, ctx.override_windows);
+    if let Some(window) = request
+        .target
+        .require
+        .window_at(now.now, now.override_windows)
+        && !window.open
+    {
+        let reason = BlockReason::WindowClosed {
+            window: window.name,
+            opens: window.opens,
         };
         return Err(Box::new(Promotion::NotNeeded(Status::Blocked { reason })));
     }

@@ -53,6 +53,10 @@ async fn apply_manifests(args: &ApplyArgs, reporter: &Arc<Reporter>) -> u8 {
         &args.exclude,
         &args.server,
         &args.selection,
+        super::pipeline::When {
+            at: None,
+            override_windows: args.override_window,
+        },
     )
     .await
     {
@@ -172,6 +176,7 @@ async fn execute(
 fn options(args: &ApplyArgs, digest: &str) -> apply::Options {
     apply::Options {
         record: apply::RecordContext::new(digest, args.reason.clone()),
+        override_windows: args.override_window,
         wait: args.wait,
         timeout: args.timeout,
         poll: args.poll_interval,

@@ -15,6 +15,14 @@ use crate::render::DocumentKind;
 use crate::render::human::Style;
 use crate::{render, stdout};
 
+/// The moment a plan is for: now on the server's clock unless `--at` says otherwise, and
+/// whether windows are overridden (`apply --override-window`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct When {
+    pub at: Option<jiff::Timestamp>,
+    pub override_windows: bool,
+}
+
 pub struct Planned {
     pub connection: Connection,
     pub desired: Desired,
@@ -29,6 +37,7 @@ pub async fn plan(
     exclude: &[String],
     server: &ServerArgs,
     selection: &Selection,
+    when: When,
 ) -> Result<Planned, Failure> {
     // Neither parsing the manifests nor setting up the client (which reads the system's trusted
     // certificates) contacts the server, so they run side by side; the manifests' verdict
@@ -54,7 +63,11 @@ pub async fn plan(
         }
         return Err(Failure::manifests(online, "nothing was queued"));
     }
-    let plan = reconcile::plan(&desired, &observed);
+    let mut moment = reconcile::Moment::on_server(&connection.client, when.override_windows);
+    if let Some(at) = when.at {
+        moment.now = at;
+    }
+    let plan = reconcile::plan(&desired, &observed, moment);
     let set: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     Ok(Planned {
         connection,

@@ -11,6 +11,10 @@ pub async fn run(args: &StatusArgs) -> u8 {
         &args.exclude,
         &args.server,
         &args.selection,
+        super::pipeline::When {
+            at: args.at,
+            override_windows: false,
+        },
     )
     .await
     {

@@ -46,6 +46,18 @@ pub struct Target {
 pub struct Gates {
     pub labels: Vec<String>,
     pub without_labels: Vec<String>,
+    /// The window the target may be promoted in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::windows::Window>,
+}
+
+/// A window, checked at a moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowCheck {
+    pub name: String,
+    pub open: bool,
+    /// When it next opens, in its zone and in UTC.
+    pub opens: Option<String>,
 }
 
 /// One gate, checked on one build.
@@ -62,7 +74,23 @@ pub struct GateCheck {
 
 impl Gates {
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty() && self.without_labels.is_empty()
+        self.labels.is_empty() && self.without_labels.is_empty() && self.window.is_none()
+    }
+
+    /// The window gate at `now`: `None` without a window (or with `overridden`); otherwise
+    /// whether it is open, and when it next opens if not.
+    pub fn window_at(&self, now: jiff::Timestamp, overridden: bool) -> Option<WindowCheck> {
+        let window = self.window.as_ref().filter(|_| !overridden)?;
+        let open = window.is_open(now).unwrap_or(false);
+        let opens = (!open)
+            .then(|| window.next_open(now).ok().flatten())
+            .flatten()
+            .map(|at| window.describe(at));
+        Some(WindowCheck {
+            name: window.name.clone(),
+            open,
+            opens,
+        })
     }
 
     /// Every gate, checked on a build's labels, in the manifest's order.

@@ -47,6 +47,9 @@ pub struct Spec {
     /// Values every target of this document inherits unless it sets its own.
     #[serde(default)]
     pub defaults: Defaults,
+    /// Named promotion windows, for this document's targets' `require.window`.
+    #[serde(default)]
+    pub windows: BTreeMap<String, WindowSpec>,
     /// The promotions: which build must have reached which manual stage.
     pub targets: Vec<TargetSpec>,
 }
@@ -126,10 +129,47 @@ pub struct RecordSpec {
     pub label: Spanned<String>,
 }
 
+/// When targets may be promoted: `allow` rules (any; always when none), `deny` rules (none may
+/// match; deny wins), read in `timeZone`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WindowSpec {
+    /// An IANA time zone name, such as `Europe/Berlin`.
+    #[schemars(with = "String")]
+    pub time_zone: Spanned<String>,
+    #[serde(default)]
+    pub allow: Vec<RuleSpec>,
+    #[serde(default)]
+    pub deny: Vec<RuleSpec>,
+}
+
+/// A stretch of time: weekdays (`mon` … `sun`; all when none), dates (inclusive, `YYYY-MM-DD`;
+/// any when none), and a time of day from `from` up to `to` (`HH:MM`, `24:00` for midnight at
+/// the end; all day when none).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuleSpec {
+    #[serde(default)]
+    pub days: Vec<String>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub from_date: Option<String>,
+    #[serde(default)]
+    pub to_date: Option<String>,
+}
+
 /// Gates on a target's build.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RequireSpec {
+    /// A window of `spec.windows`: outside it the target is blocked (`apply --override-window
+    /// --reason` lets it through).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub window: Option<Spanned<String>>,
     /// Labels the build must carry, every one (`qa-approved`).
     #[serde(default)]
     #[schemars(with = "Vec<String>")]

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use super::diagnostic::{ManifestError, SourceFile};
 use super::load::place;
-use super::types::{API_VERSION, BuildSelector, Document, KIND, TargetSpec};
+use super::types::{API_VERSION, BuildSelector, Document, KIND, RuleSpec, TargetSpec, WindowSpec};
 use super::{Gates, Target, TargetPlaces};
 use crate::suggest;
+use crate::windows::{Rule, Window};
 
 /// Checks one document and turns its targets into resolved `Target`s.
 pub fn document(
@@ -41,6 +42,7 @@ pub fn document(
         );
     }
     let defaults = &doc.spec.defaults;
+    let windows = windows(file, &doc.spec.windows, errors);
     let mut targets = Vec::new();
     for spec in doc.spec.targets {
         let Some(plan) = spec.plan.as_ref().or(defaults.plan.as_ref()) else {
@@ -75,6 +77,10 @@ pub fn document(
                 .map_or_else(Gates::default, |r| Gates {
                     labels: r.labels.iter().map(|l| l.value.clone()).collect(),
                     without_labels: r.without_labels.iter().map(|l| l.value.clone()).collect(),
+                    window: r
+                        .window
+                        .as_ref()
+                        .and_then(|name| window_named(file, name, &windows, errors)),
                 }),
             record_label: spec.record.as_ref().map(|r| r.label.value.clone()),
             set: doc.metadata.name.value.clone(),
@@ -95,6 +101,68 @@ pub fn document(
         targets.push(target);
     }
     targets
+}
+
+/// The document's windows, each checked: its zone exists, its days, times and dates read.
+fn windows(
+    file: &Arc<SourceFile>,
+    specs: &BTreeMap<String, WindowSpec>,
+    errors: &mut Vec<ManifestError>,
+) -> BTreeMap<String, Window> {
+    let rule = |r: &RuleSpec| Rule {
+        days: r.days.clone(),
+        from: r.from.clone(),
+        to: r.to.clone(),
+        from_date: r.from_date.clone(),
+        to_date: r.to_date.clone(),
+    };
+    let mut windows = BTreeMap::new();
+    for (name, spec) in specs {
+        let window = Window {
+            name: name.clone(),
+            time_zone: spec.time_zone.value.clone(),
+            allow: spec.allow.iter().map(rule).collect(),
+            deny: spec.deny.iter().map(rule).collect(),
+        };
+        match window.check() {
+            Ok(()) => {
+                windows.insert(name.clone(), window);
+            }
+            Err(e) => errors.push(
+                ManifestError::at(
+                    "manifest::window",
+                    place(file, &spec.time_zone.referenced),
+                    "in this window",
+                    format!("window `{name}`: {e}"),
+                )
+                .with_help("a zone is an IANA name (Europe/Berlin); days mon … sun; times HH:MM; dates YYYY-MM-DD"),
+            ),
+        }
+    }
+    windows
+}
+
+/// The window a target's `require.window` names, or an error at that name.
+fn window_named(
+    file: &Arc<SourceFile>,
+    name: &serde_saphyr::Spanned<String>,
+    windows: &BTreeMap<String, Window>,
+    errors: &mut Vec<ManifestError>,
+) -> Option<Window> {
+    if let Some(window) = windows.get(&name.value) {
+        return Some(window.clone());
+    }
+    let known: Vec<&str> = windows.keys().map(String::as_str).collect();
+    errors.push(
+        ManifestError::at(
+            "manifest::unknown_window",
+            place(file, &name.referenced),
+            "no such window",
+            format!("no window `{}` in this document's spec.windows", name.value),
+        )
+        .with_help(suggest::help(&name.value, "window", &known)),
+    );
+    None
 }
 
 fn check_syntax(target: &Target, spec: &TargetSpec, errors: &mut Vec<ManifestError>) {

@@ -13,12 +13,39 @@ pub use check::check;
 pub use model::{Action, BlockReason, FORMAT_VERSION, Plan, PlanItem, Status, Summary, TargetRef};
 pub use stages::assess;
 
-use crate::manifest::{Desired, Target};
+use crate::manifest::{Desired, GateCheck, Target};
 use crate::observe::{Observed, ObservedBuild, build_plan_key};
 
+/// When a plan is made for: the time windows are read at (the server's, or `plan --at`), and
+/// whether `apply --override-window` lets closed windows through.
+#[derive(Debug, Clone, Copy)]
+pub struct Moment {
+    pub now: jiff::Timestamp,
+    pub override_windows: bool,
+}
+
+impl Moment {
+    /// Now on the server's clock, as the client knows it (this machine's clock before any
+    /// answer came).
+    pub fn on_server(client: &crate::bamboo::BambooClient, override_windows: bool) -> Moment {
+        let now = client
+            .server_time()
+            .and_then(|t| jiff::Timestamp::from_millisecond(t.now()).ok())
+            .unwrap_or_else(jiff::Timestamp::now);
+        Moment {
+            now,
+            override_windows,
+        }
+    }
+}
+
 /// One status per target; `after` turns a promotion into waiting while upstream is unsettled.
-pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
-    let mut items: Vec<PlanItem> = desired.targets.iter().map(|t| item(t, observed)).collect();
+pub fn plan(desired: &Desired, observed: &Observed, moment: Moment) -> Plan {
+    let mut items: Vec<PlanItem> = desired
+        .targets
+        .iter()
+        .map(|t| item(t, observed, moment))
+        .collect();
     let settled: HashMap<String, bool> = items
         .iter()
         .map(|i| (i.target.id.clone(), i.status.is_settled()))
@@ -42,22 +69,37 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
 }
 
 /// The status of one target, ignoring `after`.
-pub fn item(target: &Target, observed: &Observed) -> PlanItem {
+pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
     let build = build_for(target, observed);
     let mut status = status_for(target, observed, build.as_deref());
-    let gates = build
+    let mut gates = build
         .as_ref()
         .map(|b| target.require.check(&b.labels))
         .unwrap_or_default();
+    let window = target
+        .require
+        .window_at(moment.now, moment.override_windows);
+    if let Some(window) = &window {
+        gates.push(GateCheck {
+            gate: "window".into(),
+            label: window.name.clone(),
+            passed: window.open,
+        });
+    }
     if let Status::Queue { .. } = status
         && let Some(failed) = gates.iter().find(|g| !g.passed)
     {
-        status = Status::Blocked {
-            reason: BlockReason::GateNotMet {
+        let reason = match &window {
+            Some(w) if failed.gate == "window" => BlockReason::WindowClosed {
+                window: w.name.clone(),
+                opens: w.opens.clone(),
+            },
+            _ => BlockReason::GateNotMet {
                 gate: failed.gate.clone(),
                 label: failed.label.clone(),
             },
         };
+        status = Status::Blocked { reason };
     }
     PlanItem {
         target: target_ref(target),

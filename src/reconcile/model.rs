@@ -159,6 +159,11 @@ pub enum BlockReason {
         gate: String,
         label: String,
     },
+    /// The target's promotion window is closed; `opens` says when it next opens.
+    WindowClosed {
+        window: String,
+        opens: Option<String>,
+    },
 }
 
 impl std::fmt::Display for BlockReason {
@@ -185,6 +190,19 @@ impl std::fmt::Display for BlockReason {
             }
             BlockReason::GateNotMet { label, .. } => {
                 write!(f, "the build carries label {label} (require.withoutLabels)")
+            }
+            BlockReason::WindowClosed {
+                window,
+                opens: Some(opens),
+            } => write!(f, "window {window} is closed; it opens {opens}"),
+            BlockReason::WindowClosed {
+                window,
+                opens: None,
+            } => {
+                write!(
+                    f,
+                    "window {window} is closed and does not open within a year"
+                )
             }
         }
     }

@@ -354,6 +354,7 @@ fn plan_level_statuses_missing_things_and_after() {
             Some(branch),
             true,
         ),
+        NOW,
     );
     let s = statuses(&plan);
     assert!(matches!(s[0].1, Status::Queue { .. }));
@@ -405,8 +406,14 @@ fn plan_level_statuses_missing_things_and_after() {
 }
 
 fn plan_fn(observed: &Observed) -> Plan {
-    plan(&desired(), observed)
+    plan(&desired(), observed, NOW)
 }
+
+/// Windows are not what these tables are about: any moment does.
+const NOW: Moment = Moment {
+    now: jiff::Timestamp::UNIX_EPOCH,
+    override_windows: false,
+};
 
 #[test]
 fn online_check_points_at_unknown_plans_and_stages() {

@@ -138,8 +138,12 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
                 .iter()
                 .map(|g| {
                     let mark = if g.passed { "✓" } else { "✗" };
-                    let without = if g.gate == "label" { "" } else { "without " };
-                    format!("{mark} {without}{}", g.label)
+                    let kind = match g.gate.as_str() {
+                        "withoutLabel" => "without ",
+                        "window" => "window ",
+                        _ => "",
+                    };
+                    format!("{mark} {kind}{}", g.label)
                 })
                 .collect();
             let _ = writeln!(out, "{pad}gates: {}", gates.join(", "));

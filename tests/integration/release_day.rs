@@ -189,3 +189,129 @@ fn a_record_that_cannot_be_written_never_fails_the_promotion() {
     assert_eq!(comment_posts, 1, "a comment is never sent twice");
     assert_eq!(sim.queue_writes().len(), 1);
 }
+
+/// Office hours in Berlin, not on Friday afternoons.
+const WINDOWED: &str = "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: windowed }
+spec:
+  windows:
+    office:
+      timeZone: Europe/Berlin
+      allow: [{ days: [mon, tue, wed, thu, fri], from: '09:00', to: '17:00' }]
+      deny: [{ days: [fri], from: '15:00' }]
+  targets:
+    - id: app-staging
+      plan: SHOP-APP
+      build: 42
+      stage: Deploy Staging
+      require: { window: office }
+";
+
+#[test]
+fn plan_at_a_time_says_whether_the_window_is_open_and_when_it_opens() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(WINDOWED);
+    let thursday = sim
+        .cmd(&["plan", "--at", "2026-12-03T10:00:00+01:00", path_str(&dir)])
+        .run();
+    assert_eq!(thursday.code, 0, "{}", thursday.stderr);
+    assert!(
+        thursday.stdout.contains("gates: ✓ window office"),
+        "{}",
+        thursday.stdout
+    );
+    let friday = sim
+        .cmd(&["plan", "--at", "2026-12-04T16:00:00+01:00", path_str(&dir)])
+        .run();
+    assert_eq!(friday.code, 3, "{}", friday.stdout);
+    assert!(
+        friday.stdout.contains(
+            "window office is closed; it opens Monday 2026-12-07 09:00 Europe/Berlin (2026-12-07 08:00 UTC)"
+        ),
+        "{}",
+        friday.stdout
+    );
+}
+
+#[test]
+fn apply_reads_windows_on_the_servers_clock_and_an_override_needs_a_reason() {
+    // The simulator's clock starts on Friday 2027-01-01 at 00:00 UTC, 01:00 in Berlin: the
+    // office is closed.
+    let sim = Sim::start(SHOP);
+    let dir = manifests(WINDOWED);
+    let closed = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(closed.code, 3, "{}", closed.stdout);
+    assert!(
+        closed
+            .stdout
+            .contains("window office is closed; it opens Friday 2027-01-01 09:00 Europe/Berlin"),
+        "{}",
+        closed.stdout
+    );
+    assert!(sim.queue_writes().is_empty());
+    // An override without a reason is refused before anything runs.
+    let bare = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--override-window",
+            path_str(&dir),
+        ])
+        .run();
+    assert_eq!(bare.code, 64, "{}", bare.stderr);
+    // With a reason it goes through, and the reason is kept on the build.
+    let audit_dir = crate::support::scratch("audit");
+    let audit = audit_dir.join("audit.jsonl");
+    let forced = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--override-window",
+            "--reason",
+            "INC-7: customers down",
+            "--audit-log",
+            audit.to_str().unwrap(),
+            path_str(&dir),
+        ])
+        .run();
+    assert_eq!(forced.code, 0, "{}\n{}", forced.stdout, forced.stderr);
+    assert_eq!(sim.queue_writes().len(), 1);
+    assert!(
+        std::fs::read_to_string(&audit)
+            .unwrap()
+            .contains("INC-7: customers down")
+    );
+    let comments = sim.get_json("result/SHOP-APP-42/comment").to_string();
+    assert!(
+        comments.contains("Reason: INC-7: customers down"),
+        "{comments}"
+    );
+
+    // At 09:00 in Berlin the window opens by itself.
+    sim.reset();
+    sim.advance(8 * 3_600_000);
+    let nine = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(nine.code, 0, "{}\n{}", nine.stdout, nine.stderr);
+    assert_eq!(sim.queue_writes().len(), 1);
+}
+
+#[test]
+fn a_window_that_does_not_read_is_an_error_at_its_line() {
+    let dir = manifests(&WINDOWED.replace("Europe/Berlin", "Europe/Atlantis"));
+    let ran = crate::support::Run::new(&["validate", path_str(&dir)]).run();
+    assert_eq!(ran.code, 1);
+    assert!(
+        ran.stderr.contains("is not an IANA time zone"),
+        "{}",
+        ran.stderr
+    );
+    let dir = manifests(&WINDOWED.replace("window: office", "window: ofice"));
+    let ran = crate::support::Run::new(&["validate", path_str(&dir)]).run();
+    assert_eq!(ran.code, 1);
+    assert!(
+        ran.stderr.contains("did you mean `office`?"),
+        "{}",
+        ran.stderr
+    );
+}
