@@ -32,6 +32,8 @@ pub struct Target {
     pub require: Gates,
     /// A label to put on the build once promoted (`record.label`).
     pub record_label: Option<String>,
+    /// `allowDowngrade`: a pinned build may be promoted over a newer one.
+    pub allow_downgrade: bool,
     /// `metadata.name` of the document the target is in: names its manifest set.
     pub set: String,
     pub places: TargetPlaces,

@@ -118,6 +118,11 @@ pub struct TargetSpec {
     /// What to leave on the build once it is promoted, besides a comment: a label.
     #[serde(default)]
     pub record: Option<RecordSpec>,
+    /// Promote a pinned build even when a newer build of the plan already reached the stage
+    /// (a rollback). Default false: that is blocked as a downgrade.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub allow_downgrade: Option<Spanned<bool>>,
 }
 
 /// A record left on a promoted build.

@@ -83,6 +83,7 @@ pub fn document(
                         .and_then(|name| window_named(file, name, &windows, errors)),
                 }),
             record_label: spec.record.as_ref().map(|r| r.label.value.clone()),
+            allow_downgrade: spec.allow_downgrade.as_ref().is_some_and(|a| a.value),
             set: doc.metadata.name.value.clone(),
             places: TargetPlaces {
                 id: place(file, &spec.id.referenced),

@@ -97,3 +97,24 @@ fn pick<'a>(history: &'a [BuildResult], selector: &BuildSelector) -> Option<&'a 
         BuildSelector::Label(l) => b.labels.items.iter().any(|x| &x.name == l),
     })
 }
+
+/// The builds of a plan newer than build `n`, newest first: history pages until one reaches
+/// `n`, down to `REVISION_SEARCH_DEPTH` builds.
+pub(super) async fn newer_than(
+    client: &BambooClient,
+    plan: &str,
+    n: u32,
+) -> Result<Vec<BuildResult>, BambooError> {
+    let mut newer = Vec::new();
+    let mut start = 0;
+    while start < REVISION_SEARCH_DEPTH {
+        let page = client.history(plan, start, HISTORY_DEPTH).await?;
+        let reached = page.len() < HISTORY_DEPTH || page.iter().any(|b| b.number <= n);
+        start += page.len();
+        newer.extend(page.into_iter().filter(|b| b.number > n));
+        if reached {
+            break;
+        }
+    }
+    Ok(newer)
+}

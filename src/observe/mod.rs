@@ -124,8 +124,59 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
             .plans
             .insert(target.plan.clone(), plans.get(&target.plan).cloned());
     }
+    observed.newer = newer_builds(client, desired, &builds).await?;
     observed.builds = builds;
     Ok(observed)
+}
+
+/// For each pinned build (`build: 42`) that could still be promoted, the builds of its plan
+/// newer than it: a promotion of 42 over a newer build that already reached the stage is a
+/// downgrade. Read only for pins short of their stage, so pins in sync cost nothing.
+async fn newer_builds(
+    client: &BambooClient,
+    desired: &Desired,
+    builds: &HashMap<(String, BuildSelector), Option<Arc<ObservedBuild>>>,
+) -> Result<HashMap<(String, u32), Vec<Arc<ObservedBuild>>>, BambooError> {
+    let mut pins: BTreeSet<(String, u32)> = BTreeSet::new();
+    for target in desired.targets.iter().filter(|t| !t.allow_downgrade) {
+        let BuildSelector::Number(n) = target.build else {
+            continue;
+        };
+        let found = builds
+            .iter()
+            .find(|((_, selector), build)| {
+                *selector == target.build && build.as_ref().is_some_and(|b| b.number == n)
+            })
+            .and_then(|((key, _), build)| build.as_ref().map(|b| (key, b)));
+        // Only a pin that may be promoted: paused or failed short of its target stage.
+        let reached = |build: &ObservedBuild| {
+            build.stages.iter().any(|s| {
+                s.name == target.stage
+                    && s.life_cycle_state == "Finished"
+                    && s.state == "Successful"
+            })
+        };
+        if let Some((key, build)) = found
+            && (build.continuable || build.restartable)
+            && !reached(build)
+        {
+            pins.insert((key.clone(), n));
+        }
+    }
+    let reads = join_all(
+        pins.iter()
+            .map(|(plan, n)| history::newer_than(client, plan, *n)),
+    )
+    .await;
+    let mut newer = HashMap::new();
+    for (pin, read) in pins.into_iter().zip(reads) {
+        let found: Vec<Arc<ObservedBuild>> = read?
+            .into_iter()
+            .map(|b| Arc::new(ObservedBuild::from_result(b)))
+            .collect();
+        newer.insert(pin, found);
+    }
+    Ok(newer)
 }
 
 /// The builds read so far, by (plan or branch-plan key, selector), and what they say of

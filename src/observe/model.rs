@@ -22,6 +22,9 @@ pub struct Observed {
     /// By (plan or branch-plan key, selector); `None` when no build matches. Shared: every
     /// target on the build, and the plan's items, hold the same one.
     pub builds: HashMap<(String, BuildSelector), Option<Arc<ObservedBuild>>>,
+    /// By (plan or branch-plan key, build number): the builds of that plan newer than a pinned
+    /// build that could be promoted, to tell a promotion from a downgrade.
+    pub newer: HashMap<(String, u32), Vec<Arc<ObservedBuild>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ pub use check::check;
 pub use model::{Action, BlockReason, FORMAT_VERSION, Plan, PlanItem, Status, Summary, TargetRef};
 pub use stages::assess;
 
-use crate::manifest::{Desired, GateCheck, Target};
+use crate::manifest::{BuildSelector, Desired, GateCheck, Target};
 use crate::observe::{Observed, ObservedBuild, build_plan_key};
 
 /// When a plan is made for: the time windows are read at (the server's, or `plan --at`), and
@@ -86,6 +86,14 @@ pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
             passed: window.open,
         });
     }
+    if let (Status::Queue { .. }, Some(newer)) = (&status, newer_at_stage(target, observed)) {
+        status = Status::Blocked {
+            reason: BlockReason::Downgrade {
+                newer: newer.key.clone(),
+                stage: target.stage.clone(),
+            },
+        };
+    }
     if let Status::Queue { .. } = status
         && let Some(failed) = gates.iter().find(|g| !g.passed)
     {
@@ -122,6 +130,28 @@ pub fn target_ref(target: &Target) -> TargetRef {
         set: target.set.clone(),
         record_label: target.record_label.clone(),
     }
+}
+
+/// A build newer than the one the target pins that already ran the target's stage.
+fn newer_at_stage<'a>(target: &Target, observed: &'a Observed) -> Option<&'a ObservedBuild> {
+    let BuildSelector::Number(n) = target.build else {
+        return None;
+    };
+    if target.allow_downgrade {
+        return None;
+    }
+    let key = build_plan_key(target, observed)?;
+    let ran = |b: &&Arc<ObservedBuild>| {
+        b.stages.iter().any(|s| {
+            s.name == target.stage && s.life_cycle_state == "Finished" && s.state == "Successful"
+        })
+    };
+    observed
+        .newer
+        .get(&(key, n))?
+        .iter()
+        .find(ran)
+        .map(|b| b.as_ref())
 }
 
 fn build_for(target: &Target, observed: &Observed) -> Option<Arc<ObservedBuild>> {

@@ -159,6 +159,12 @@ pub enum BlockReason {
         gate: String,
         label: String,
     },
+    /// The target pins a build older than one that already ran the stage: promoting it would
+    /// take the release backwards (`allowDowngrade: true` to mean it).
+    Downgrade {
+        newer: String,
+        stage: String,
+    },
     /// The target's promotion window is closed; `opens` says when it next opens.
     WindowClosed {
         window: String,
@@ -191,6 +197,10 @@ impl std::fmt::Display for BlockReason {
             BlockReason::GateNotMet { label, .. } => {
                 write!(f, "the build carries label {label} (require.withoutLabels)")
             }
+            BlockReason::Downgrade { newer, stage } => write!(
+                f,
+                "downgrade: newer build {newer} already ran {stage} (allowDowngrade: true to promote this one anyway)"
+            ),
             BlockReason::WindowClosed {
                 window,
                 opens: Some(opens),

@@ -92,7 +92,8 @@ projects:
     let sim = Sim::start(world);
     let target = |id: &str, branch: &str, build: &str| {
         format!(
-            "    - {{ id: {id}, plan: BR-APP, branch: {branch}, build: {build}, stage: Deploy }}\n"
+            // Downgrade checks cost reads of their own (see release_day.rs): not counted here.
+            "    - {{ id: {id}, plan: BR-APP, branch: {branch}, build: {build}, stage: Deploy, allowDowngrade: true }}\n"
         )
     };
     let cases = [
@@ -284,7 +285,9 @@ fn builds_older_than_the_history_read_are_found() {
     );
     let sim = Sim::start(&world);
     let target = |id: &str, build: &str| {
-        format!("    - {{ id: {id}, plan: H-APP, build: {build}, stage: Deploy }}\n")
+        format!(
+            "    - {{ id: {id}, plan: H-APP, build: {build}, stage: Deploy, allowDowngrade: true }}\n"
+        )
     };
     let cases = [
         // (targets, requests as (path, part of the query), the builds the plan shows, exit

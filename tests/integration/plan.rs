@@ -310,7 +310,7 @@ fn markdown_comments_escape_fold_link_order_and_stay_under_githubs_limit() {
         world.push_str(&format!("          - {{ number: {n}, state: {state} }}\n"));
         let after = if n == 8 { ", after: [t4]" } else { "" };
         manifest.push_str(&format!(
-            "    - {{ id: t{n}, plan: BIG-P, build: {n}, stage: \"Deploy | *prod*\"{after} }}\n"
+            "    - {{ id: t{n}, plan: BIG-P, build: {n}, stage: \"Deploy | *prod*\", allowDowngrade: true{after} }}\n"
         ));
     }
     let sim = Sim::start(&world);

@@ -315,3 +315,71 @@ fn a_window_that_does_not_read_is_an_error_at_its_line() {
         ran.stderr
     );
 }
+
+/// Build 41 waits before Deploy Staging, which newer build 42 already ran.
+const BEHIND: &str = "
+settings: { clock: manual }
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - { name: Build }
+          - { name: Deploy Staging, manual: true }
+          - { name: Deploy Prod, manual: true }
+        builds:
+          - { number: 40, state: complete }
+          - { number: 41, state: { pausedBefore: Deploy Staging } }
+          - { number: 42, state: { pausedBefore: Deploy Prod } }
+";
+
+const PINNED: &str = "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: pinned }
+spec:
+  targets:
+    - { id: app-staging, plan: SHOP-APP, build: 41, stage: Deploy Staging }
+";
+
+#[test]
+fn promoting_an_older_build_over_a_newer_one_is_a_downgrade_unless_allowed() {
+    let sim = Sim::start(BEHIND);
+    let dir = manifests(PINNED);
+    let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(ran.code, 3, "{}", ran.stdout);
+    assert!(
+        ran.stdout
+            .contains("downgrade: newer build SHOP-APP-42 already ran Deploy Staging"),
+        "{}",
+        ran.stdout
+    );
+    assert!(sim.queue_writes().is_empty());
+    // What it cost: the pinned build, and one page of the newer ones.
+    let reads: Vec<String> = sim
+        .requests()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        reads,
+        ["result/SHOP-APP-41", "result/SHOP-APP"],
+        "{reads:?}"
+    );
+
+    sim.clear_requests();
+    let allowed = manifests(&PINNED.replace(
+        "stage: Deploy Staging }",
+        "stage: Deploy Staging, allowDowngrade: true }",
+    ));
+    let ran = sim
+        .cmd(&["apply", "--auto-approve", path_str(&allowed)])
+        .run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert_eq!(sim.queue_writes().len(), 1);
+    assert!(
+        !sim.requests()
+            .iter()
+            .any(|r| r["path"] == "result/SHOP-APP"),
+        "no history read when a downgrade is allowed"
+    );
+}
