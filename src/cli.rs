@@ -165,8 +165,8 @@ pub struct ServerArgs {
     /// Requests in flight at once, at most.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,
-    /// Time allowed for one HTTP request.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    /// Time allowed for one HTTP request (1s at least).
+    #[arg(long, default_value = "30s", value_parser = parse_request_timeout)]
     pub request_timeout: Duration,
 }
 
@@ -340,6 +340,17 @@ pub struct SimArgs {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:8085")]
     pub listen: SocketAddr,
+}
+
+/// A request timeout: a second at least, or every call would end with an unknown outcome.
+fn parse_request_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(text)?;
+    if timeout < Duration::from_secs(1) {
+        return Err(format!(
+            "`{text}` is too short for a request; use 1s or more"
+        ));
+    }
+    Ok(timeout)
 }
 
 /// A glob for `--exclude`, checked as the command line is read.

@@ -66,6 +66,18 @@ pub enum LeaseError {
         "the lock label put on {0} did not show when the build was read back: the server, or a proxy before it, does not keep labels, so no lock can hold; nothing was written"
     )]
     NotKept(String),
+    #[error(
+        "Bamboo listed {shown} of the {size} labels of {build_key}, so another apply's lock could be among those left out; nothing was written. Remove labels the build no longer needs"
+    )]
+    LabelsCut {
+        build_key: String,
+        shown: usize,
+        size: usize,
+    },
+    #[error(
+        "the lock label on {0} was stamped with an older server time than the server's answers now show (a cached or stale answer); it was taken again"
+    )]
+    Backdated(String),
 }
 
 /// A lock label read off a build.
@@ -255,6 +267,17 @@ impl Lease {
                     return Err(e);
                 }
             };
+            // The label's time came from the answers seen before it; if the read since shows
+            // the server's clock further on (one of those answers was stale), others would
+            // take the label for older than it is. It comes off, and a new one is stamped.
+            if label_time(&label) < server.earliest(taken) - 1000 {
+                client.remove_label(build_key, &label).await?;
+                if started.elapsed() >= settings.patience || attempt >= 3 {
+                    return Err(LeaseError::Backdated(build_key.to_string()));
+                }
+                attempt += 1;
+                continue;
+            }
             let Some(holder) = holder else {
                 let lease = Lease {
                     build_key: build_key.to_string(),
@@ -306,6 +329,15 @@ async fn read_build(client: &BambooClient, build_key: &str) -> Result<ObservedBu
     let (plan, number) = build_key.rsplit_once('-').ok_or_else(gone)?;
     let number = number.parse().map_err(|_| gone())?;
     let result = client.build(plan, Some(number)).await?.ok_or_else(gone)?;
+    // A lease rests on seeing every label: a list cut to a page could hide another's lock.
+    let labels = &result.labels;
+    if labels.size > labels.items.len() {
+        return Err(LeaseError::LabelsCut {
+            build_key: build_key.to_string(),
+            shown: labels.items.len(),
+            size: labels.size,
+        });
+    }
     Ok(ObservedBuild::from_result(result))
 }
 
@@ -348,6 +380,13 @@ pub async fn clear_expired(
         }
     }
     Ok(removed)
+}
+
+/// The server time a label of ours was stamped with.
+fn label_time(label: &str) -> i64 {
+    LockLabel::parse(label)
+        .and_then(|l| l.taken_ms)
+        .unwrap_or(i64::MIN)
 }
 
 /// `bamboo-promote-lock-<server ms>-<ttl s>-<random>`.

@@ -155,7 +155,7 @@ pub async fn run(
             for (target, action) in group {
                 let promotion = if held {
                     Promotion::Skipped(format!(
-                        "a call to {} earlier in this run has an unknown outcome",
+                        "a call to {} earlier in this run is not settled (its outcome is unknown, or Bamboo has not shown it)",
                         action.build_key
                     ))
                 } else {
@@ -203,7 +203,11 @@ pub async fn run(
             timed_out = true;
             break;
         }
-        if !stop.sleep(options.poll).await {
+        // The last pause ends with the timeout, not a poll interval after it.
+        let pause = options
+            .poll
+            .min(deadline.saturating_duration_since(Instant::now()));
+        if !stop.sleep(pause).await {
             break;
         }
         if let Source::Manifests(desired) = source {

@@ -77,12 +77,16 @@ impl Reporter {
 
     /// A line on stderr, above the progress bars when they are drawn (indicatif moves them
     /// down), so that no bar is left behind half-drawn.
+    /// A closed stderr (a CI runner that went away) is no reason to stop mid-apply: the line is
+    /// dropped, where `eprintln!` would panic with the calls still to be recorded.
     pub fn say(&self, line: &str) {
         match &self.bars {
             Some(bars) => {
                 let _ = bars.println(line);
             }
-            None => eprintln!("{line}"),
+            None => {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
         }
     }
 
@@ -157,6 +161,14 @@ impl Reporter {
             detail,
             reason: self.reason.as_deref(),
         };
+        // The file first: it is the record that must survive whatever stderr does.
+        if let Some(file) = &self.audit_file {
+            let line = serde_json::to_string(&record).expect("audit record serializes");
+            let mut file = file.lock().expect("audit lock");
+            if let Err(e) = writeln!(file, "{line}").and_then(|()| file.flush()) {
+                self.say(&format!("warning: cannot write the audit log: {e}"));
+            }
+        }
         self.say(&format!(
             "audit: {} {} {} {} → {}{}",
             record.time,
@@ -169,13 +181,6 @@ impl Reporter {
                 .as_ref()
                 .map_or(String::new(), |d| format!(" ({d})"))
         ));
-        if let Some(file) = &self.audit_file {
-            let line = serde_json::to_string(&record).expect("audit record serializes");
-            let mut file = file.lock().expect("audit lock");
-            if let Err(e) = writeln!(file, "{line}").and_then(|()| file.flush()) {
-                eprintln!("warning: cannot write the audit log: {e}");
-            }
-        }
     }
 }
 

@@ -246,18 +246,18 @@ impl BambooClient {
     }
 
     /// `GET result/{plan}`: up to `max` builds, newest first from the `start`-th, of every
-    /// state, with stages.
+    /// state, with stages, and the history's `size` (a server may show fewer than `max`).
     pub async fn history(
         &self,
         plan: &str,
         start: usize,
         max: usize,
-    ) -> Result<Vec<BuildResult>, BambooError> {
+    ) -> Result<(Vec<BuildResult>, usize), BambooError> {
         let what = format!("read history of {plan}");
         let list = self
             .result_list(&what, &results_of(plan), &[], start, max)
             .await?;
-        Ok(list.map(|(builds, _)| builds).unwrap_or_default())
+        Ok(list.unwrap_or_default())
     }
 
     /// `GET result/{plan}/branch/{name}`: up to `max` builds of a plan branch, newest first, in
@@ -267,11 +267,10 @@ impl BambooClient {
         plan: &str,
         name: &str,
         max: usize,
-    ) -> Result<Option<Vec<BuildResult>>, BambooError> {
+    ) -> Result<Option<(Vec<BuildResult>, usize)>, BambooError> {
         let what = format!("read builds of branch {name:?} of {plan}");
         let path = format!("{}/branch/{}", results_of(plan), encode_segment(name));
-        let list = self.result_list(&what, &path, &[], 0, max).await?;
-        Ok(list.map(|(builds, _)| builds))
+        self.result_list(&what, &path, &[], 0, max).await
     }
 
     /// One page of `GET result/{project}`, or of `GET result` for the whole server: the latest
@@ -459,8 +458,19 @@ impl BambooClient {
     /// A text that came from the server, without our credentials: a server or proxy that
     /// echoes the request's headers in its error message must not get them printed or logged.
     fn scrub(&self, text: String) -> String {
+        self.secrets()
+            .into_iter()
+            .flat_map(|s| [s.to_ascii_uppercase(), s.to_ascii_lowercase(), s])
+            .fold(text, |text, secret| {
+                text.replace(secret.as_str(), "[redacted]")
+            })
+    }
+
+    /// The secrets a server could echo back: the token, or the password and the basic-auth
+    /// header's value.
+    fn secrets(&self) -> Vec<String> {
         use base64::Engine as _;
-        let secrets: Vec<String> = match &self.credentials {
+        match &self.credentials {
             Credentials::Anonymous => Vec::new(),
             Credentials::Token(token) => vec![token.expose().to_string()],
             Credentials::Basic { username, password } => vec![
@@ -468,13 +478,32 @@ impl BambooClient {
                 base64::engine::general_purpose::STANDARD
                     .encode(format!("{username}:{}", password.expose())),
             ],
-        };
-        secrets
+        }
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect()
+    }
+
+    /// An answer's body without our credentials in it, as they are or upper- or lower-cased:
+    /// a server that echoes them into build data (a label, a revision) must not get them into
+    /// plans, saved plans or JSON output. A body without them is returned as it is.
+    fn scrub_body(&self, body: Bytes) -> Bytes {
+        let forms: Vec<String> = self
+            .secrets()
+            .into_iter()
+            .flat_map(|s| [s.to_ascii_uppercase(), s.to_ascii_lowercase(), s])
+            .collect();
+        let found = forms
             .iter()
-            .filter(|secret| !secret.is_empty())
-            .fold(text, |text, secret| {
-                text.replace(secret.as_str(), "[redacted]")
-            })
+            .any(|form| memchr::memmem::find(&body, form.as_bytes()).is_some());
+        if !found {
+            return body;
+        }
+        let mut text = String::from_utf8_lossy(&body).into_owned();
+        for form in &forms {
+            text = text.replace(form.as_str(), "[redacted]");
+        }
+        Bytes::from(text)
     }
 
     fn with_access_hint(&self, status: u16, message: String) -> String {
@@ -527,6 +556,7 @@ impl BambooClient {
         let Some(body) = body else {
             return Ok(None);
         };
+        let body = self.scrub_body(body);
         // Kept to say what came back when it is not the JSON expected.
         let body_start = body.slice(..body.len().min(512));
         // Every read of a run is polled by one task, so a listing page decoded in place (about
@@ -1014,5 +1044,27 @@ mod tests {
         let url = format!("http://{}", closed.local_addr().unwrap());
         drop(closed);
         assert!(matches!(write(url).await, Err(WriteError::NotSent(_))));
+    }
+
+    #[tokio::test]
+    async fn a_token_echoed_in_an_answers_data_is_redacted_before_it_is_read() {
+        let body = r#"{"key":"A-B-1","revision":"s3cr3t-tok","labels":["echo-S3CR3T-TOK"]}"#;
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (url, _) = serve(answer).await;
+        let client = BambooClient::new(ClientConfig {
+            server: url,
+            credentials: Credentials::Token(crate::bamboo::Secret::new("s3cr3t-tok")),
+            parallelism: 1,
+            request_timeout: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+        })
+        .unwrap();
+        let read: Option<serde_json::Value> = client.get("read", "x", &[]).await.unwrap();
+        let text = read.unwrap().to_string();
+        assert!(!text.to_ascii_lowercase().contains("s3cr3t"), "{text}");
+        assert!(text.contains("[redacted]"), "{text}");
     }
 }

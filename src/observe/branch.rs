@@ -34,7 +34,7 @@ pub(super) async fn branch_builds(
         } else {
             HISTORY_DEPTH
         };
-        let Some(history) = client.branch_history(plan, name, depth).await? else {
+        let Some((history, total)) = client.branch_history(plan, name, depth).await? else {
             return Ok((None, Vec::new()));
         };
         let branch = match history.first().and_then(|b| b.plan.as_ref()) {
@@ -44,8 +44,11 @@ pub(super) async fn branch_builds(
             }),
             None => client.branch(plan, name).await?.map(ObservedBranch::from),
         };
+        if let Some(branch) = &branch {
+            check_branch_key(plan, name, &branch.key)?;
+        }
         let builds = match &branch {
-            Some(branch) => from_history(client, &branch.key, &history, depth, selectors).await?,
+            Some(branch) => from_history(client, &branch.key, &history, total, selectors).await?,
             None => Vec::new(),
         };
         return Ok((branch, builds));
@@ -53,6 +56,39 @@ pub(super) async fn branch_builds(
     let Some(branch) = client.branch(plan, name).await? else {
         return Ok((None, Vec::new()));
     };
+    check_branch_key(plan, name, &branch.key)?;
     let builds = read_builds(client, &branch.key, selectors).await?;
     Ok((Some(ObservedBranch::from(branch)), builds))
+}
+
+/// A plan branch's key is its plan's key and a number (`SHOP-APP` → `SHOP-APP3`). An answer
+/// naming another plan — another plan's builds, or the master plan's — must not get them
+/// promoted as the branch's.
+fn check_branch_key(plan: &str, name: &str, key: &str) -> Result<(), BambooError> {
+    let numbered = key
+        .strip_prefix(plan)
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+    if numbered {
+        return Ok(());
+    }
+    Err(BambooError::Mismatch {
+        what: format!("read branch {name:?} of {plan}"),
+        answered: format!("plan {key}, which is not a branch of {plan}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_branch_key;
+
+    #[test]
+    fn a_branch_key_is_its_plans_key_and_a_number() {
+        assert!(check_branch_key("SHOP-APP", "rel", "SHOP-APP12").is_ok());
+        for other in ["SHOP-API", "SHOP-APP", "SHOP-APPX", "SHOP-API3"] {
+            assert!(
+                check_branch_key("SHOP-APP", "rel", other).is_err(),
+                "{other}"
+            );
+        }
+    }
 }

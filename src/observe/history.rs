@@ -34,8 +34,8 @@ pub(super) async fn read_builds(
             return Ok(vec![((*single).clone(), build)]);
         }
     }
-    let history = client.history(plan, 0, HISTORY_DEPTH).await?;
-    from_history(client, plan, &history, HISTORY_DEPTH, selectors).await
+    let (history, total) = client.history(plan, 0, HISTORY_DEPTH).await?;
+    from_history(client, plan, &history, total, selectors).await
 }
 
 /// The builds a plan's newest builds (`depth` asked, newest first) show for each selector.
@@ -45,10 +45,12 @@ pub(super) async fn from_history(
     client: &BambooClient,
     plan: &str,
     history: &[BuildResult],
-    depth: usize,
+    total: usize,
     selectors: &BTreeSet<BuildSelector>,
 ) -> Result<Vec<(BuildSelector, Option<BuildResult>)>, BambooError> {
-    let complete = history.len() < depth;
+    // Complete when it holds the whole history: by the listing's size, not by a page shorter
+    // than asked, since servers cap pages (older ones at 25).
+    let complete = history.len() >= total;
     let mut found = Vec::new();
     for selector in selectors {
         let build = match (pick(history, selector), selector) {
@@ -57,7 +59,7 @@ pub(super) async fn from_history(
             (None, BuildSelector::Number(n)) => client.build(plan, Some(*n)).await?,
             (None, BuildSelector::Label(label)) => client.labelled(plan, label).await?,
             (None, revision @ BuildSelector::Revision(_)) => {
-                older_revision(client, plan, revision, history.len()).await?
+                older_revision(client, plan, revision, history.len(), total).await?
             }
             (None, BuildSelector::Latest) => None,
         };
@@ -73,14 +75,15 @@ async fn older_revision(
     plan: &str,
     revision: &BuildSelector,
     seen: usize,
+    total: usize,
 ) -> Result<Option<BuildResult>, BambooError> {
     let mut start = seen;
-    while start < REVISION_SEARCH_DEPTH {
-        let page = client.history(plan, start, HISTORY_DEPTH).await?;
+    while start < total.min(REVISION_SEARCH_DEPTH) {
+        let (page, _) = client.history(plan, start, HISTORY_DEPTH).await?;
         if let Some(build) = pick(&page, revision) {
             return Ok(Some(build.clone()));
         }
-        if page.len() < HISTORY_DEPTH {
+        if page.is_empty() {
             break;
         }
         start += page.len();
@@ -108,11 +111,11 @@ pub(super) async fn newer_than(
     let mut newer = Vec::new();
     let mut start = 0;
     while start < REVISION_SEARCH_DEPTH {
-        let page = client.history(plan, start, HISTORY_DEPTH).await?;
-        let reached = page.len() < HISTORY_DEPTH || page.iter().any(|b| b.number <= n);
+        let (page, total) = client.history(plan, start, HISTORY_DEPTH).await?;
+        let reached = page.is_empty() || page.iter().any(|b| b.number <= n);
         start += page.len();
         newer.extend(page.into_iter().filter(|b| b.number > n));
-        if reached {
+        if reached || start >= total {
             break;
         }
     }

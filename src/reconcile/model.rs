@@ -90,7 +90,22 @@ impl PlanItem {
             ("stage".to_string(), action.stage.clone()),
             ("executeAllStages".to_string(), all.to_string()),
         ];
-        action.stage == self.target.stage
+        // The build must be of the target's plan (a branch plan's key is the plan's and a
+        // number), and the one a pinned number names.
+        let (plan, number) = action.build_key.rsplit_once('-').unwrap_or_default();
+        let of_plan = plan
+            .strip_prefix(self.target.plan.as_str())
+            .is_some_and(|rest| match self.target.branch {
+                Some(_) => !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit()),
+                None => rest.is_empty(),
+            });
+        let pinned = match self.target.build {
+            BuildSelector::Number(n) => number == n.to_string(),
+            _ => true,
+        };
+        of_plan
+            && pinned
+            && action.stage == self.target.stage
             && action.execute_all_stages == self.target.execute_all_stages
             && action.method == "PUT"
             && action.path == format!("queue/{}", crate::bamboo::encode_segment(&action.build_key))

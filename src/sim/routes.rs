@@ -108,6 +108,8 @@ impl Reply {
 pub struct Paging {
     pub default_size: usize,
     pub cap: Option<usize>,
+    /// Labels listed per result at most.
+    pub label_page: Option<usize>,
 }
 
 pub struct Context<'a> {
@@ -273,6 +275,7 @@ fn result_view<'a>(
         stages,
         jobs,
         labels: expands("labels"),
+        label_page: ctx.paging.label_page,
         vcs_revisions: expands("vcsRevisions"),
         changes: expands("changes"),
     }

@@ -73,6 +73,7 @@ pub fn spawn(world: World, listener: TcpListener) -> Result<SimServer, String> {
         paging: Paging {
             default_size: world.settings.default_page_size,
             cap: world.settings.page_cap,
+            label_page: world.settings.label_page,
         },
         engine: RwLock::new(engine),
         faults: Mutex::new(FaultPlan::new(world.faults.clone())),
@@ -145,16 +146,24 @@ async fn handle(
         &shared, &method, &api_path, &query, &headers, body, wants_json,
     );
     // Every answer carries the server's time, as real servers' do: clients take lease times
-    // from it. A held answer keeps the time it was made at.
-    if let Ok(date) = header::HeaderValue::from_str(&view::http_date(shared.clock.now())) {
+    // from it. A held answer keeps the time it was made at; a stale one is older.
+    let stale = match &delivery {
+        Delivery::Stale(ms) => *ms,
+        _ => 0,
+    };
+    let date = view::http_date(shared.clock.now() as i64 - stale as i64);
+    if let Ok(date) = header::HeaderValue::from_str(&date) {
         response.headers_mut().insert(header::DATE, date);
     }
-    if matches!(delivery, Delivery::Answer | Delivery::After(_)) {
+    if matches!(
+        delivery,
+        Delivery::Answer | Delivery::After(_) | Delivery::Stale(_)
+    ) {
         entry.status = response.status().as_u16();
     }
     shared.log.lock().expect("log lock").push(entry);
     match delivery {
-        Delivery::Answer | Delivery::Drop => {}
+        Delivery::Answer | Delivery::Drop | Delivery::Stale(_) => {}
         Delivery::After(ms) => until_clock(&shared.clock, arrived + ms).await,
         Delivery::Withhold => withhold().await,
         Delivery::Late(ms, request) => {
@@ -219,6 +228,8 @@ enum Delivery {
     After(u64),
     /// The write is applied once the sim clock has moved this far; no answer ever comes.
     Late(u64, ApiRequest),
+    /// Answered at once, with a `Date` this much older than the sim clock.
+    Stale(u64),
 }
 
 /// Answers one REST request, and says how the answer is to be delivered.
@@ -305,6 +316,7 @@ fn answer(
             Delivery::Answer,
         ),
         Some(Fault::AppliedGarbage) => (html_page(), Delivery::Answer),
+        Some(Fault::StaleDate) => (response, Delivery::Stale(after_ms)),
         _ => (response, Delivery::Answer),
     }
 }

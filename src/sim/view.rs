@@ -18,16 +18,16 @@ const EPOCH_MS: i64 = 1_798_761_600_000; // 2027-01-01T00:00:00Z
 
 /// `2027-01-01T00:00:00.000Z`: RFC 3339 in UTC with milliseconds, as Bamboo writes them.
 pub fn timestamp(ms: u64) -> String {
-    format!("{:.3}", instant(ms))
+    format!("{:.3}", instant(ms as i64))
 }
 
-/// The sim clock's `ms` on the calendar.
-fn instant(ms: u64) -> jiff::Timestamp {
-    jiff::Timestamp::from_millisecond(EPOCH_MS + ms as i64).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+/// The sim clock's `ms` on the calendar (before its zero when negative).
+fn instant(ms: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(EPOCH_MS + ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// `Fri, 01 Jan 2027 00:00:00 GMT`: the `Date` header (RFC 9110) at the sim clock's `ms`.
-pub fn http_date(ms: u64) -> String {
+pub fn http_date(ms: i64) -> String {
     jiff::fmt::rfc2822::DateTimePrinter::new()
         .timestamp_to_rfc9110_string(&instant(ms))
         .expect("the sim clock stays within the years HTTP dates can show")
@@ -218,6 +218,8 @@ pub struct ResultView<'a> {
     /// Real servers list labels, VCS revisions and changes only when `expand` asks for them,
     /// and count them otherwise: a client that stopped asking must not still find them.
     pub labels: bool,
+    /// Labels listed at most (`size` counts them all).
+    pub label_page: Option<usize>,
     pub vcs_revisions: bool,
     pub changes: bool,
 }
@@ -333,6 +335,9 @@ pub fn result<'a>(view: &ResultView<'a>) -> ResultJson<'a> {
     let mut labels = labels(build);
     if !view.labels {
         labels.items = None;
+    }
+    if let (Some(items), Some(page)) = (labels.items.as_mut(), view.label_page) {
+        items.truncate(page);
     }
     let mut vcs_revisions = collection("vcsRevision", vec![revision], 1, 0, 1);
     if !view.vcs_revisions {

@@ -37,6 +37,9 @@ pub struct Settings {
     pub page_cap: Option<usize>,
     /// Builds that may execute at once before a queue call answers 400.
     pub max_concurrent_builds: Option<usize>,
+    /// Largest number of labels a result lists (its `size` still counts them all), as a
+    /// server that pages them would.
+    pub label_page: Option<usize>,
     pub behaviour: Behaviour,
 }
 
@@ -49,6 +52,7 @@ impl Default for Settings {
             default_page_size: 25,
             page_cap: None,
             max_concurrent_builds: None,
+            label_page: None,
             behaviour: Behaviour::default(),
         }
     }
@@ -259,6 +263,8 @@ pub enum Fault {
     /// Answer a write with success without doing it (200 for a queue call, 204 otherwise), as
     /// a proxy that swallows requests, or a server that does not keep labels, would.
     Swallow,
+    /// Answer with a `Date` header `afterMs` older than the sim clock, as a cache would.
+    StaleDate,
 }
 
 #[derive(Debug, Clone, Deserialize)]

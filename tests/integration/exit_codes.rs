@@ -86,3 +86,33 @@ fn a_wait_that_runs_out_of_time_exits_4() {
         ran.stdout
     );
 }
+
+#[test]
+fn a_request_timeout_under_a_second_is_a_usage_error_and_wait_ends_at_its_timeout() {
+    let ran = Run::new(&["plan", "--request-timeout", "0s", "."])
+        .server("http://127.0.0.1:9")
+        .run();
+    assert_eq!(ran.code, 64, "{}", ran.stderr);
+    // A poll interval longer than the timeout still ends at the timeout.
+    let sim = Sim::start(SHOP);
+    let dir = manifests(MANIFEST);
+    let started = std::time::Instant::now();
+    let ran = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--wait",
+            "--timeout",
+            "1s",
+            "--poll-interval",
+            "30s",
+            path_str(&dir),
+        ])
+        .run();
+    assert_eq!(ran.code, 4, "{}", ran.stdout);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -52,7 +52,7 @@ fn latest_targets_are_read_from_project_listing_pages_when_that_is_cheaper() {
     // A branch plan of the same project is not in listings: it is read on its own.
     let world = world(7, ", pageCap: 2").replacen(
         "builds: [{ number: 1, state: { pausedBefore: Deploy } }]\n",
-        "builds: [{ number: 1, state: { pausedBefore: Deploy } }]\n        branches: [{ name: rel, key: P000R, builds: [{ number: 1, state: { pausedBefore: Deploy } }] }]\n",
+        "builds: [{ number: 1, state: { pausedBefore: Deploy } }]\n        branches: [{ name: rel, key: P0001, builds: [{ number: 1, state: { pausedBefore: Deploy } }] }]\n",
         1,
     );
     let sim = Sim::start(&world);

@@ -777,8 +777,7 @@ fn after_an_unknown_outcome_no_other_target_writes_to_that_build_in_the_run() {
         let ran = sim.wait_advancing(child, 1000);
         assert_eq!(ran.code, 7, "{trial}: {}\n{}", ran.stdout, ran.stderr);
         assert!(
-            ran.stderr
-                .contains("earlier in this run has an unknown outcome"),
+            ran.stderr.contains("earlier in this run is not settled"),
             "{trial}: {}",
             ran.stderr
         );
@@ -917,4 +916,78 @@ fn a_second_signal_during_a_call_still_records_it_and_exits_7() {
         "{audit}"
     );
     assert_eq!(lock_labels(&sim, "SHOP-APP-42").len(), 1, "the lock stays");
+}
+
+#[test]
+fn a_label_list_cut_to_a_page_gets_no_call() {
+    // 30 labels on the build; the server lists 25, so another apply's lock could be hidden.
+    let labels: Vec<String> = (0..30).map(|i| format!("note-{i:02}")).collect();
+    let sim = Sim::start(&world(0, ", labelPage: 25", &labels.join(", ")));
+    let ran = apply(&sim, &manifests(STAGING), &[]);
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout.contains("listed 25 of the 31 labels"),
+        "{}",
+        ran.stdout
+    );
+    assert!(sim.queue_writes().is_empty());
+    assert!(
+        lock_labels(&sim, "SHOP-APP-42").is_empty(),
+        "the lock came off"
+    );
+}
+
+#[test]
+fn a_lock_stamped_from_a_stale_answer_is_stamped_again_before_any_call() {
+    let sim = Sim::start(&world(0, "", ""));
+    // The first answer (the plan's read of the build) comes from a cache: its Date is 700 s old.
+    sim.set_faults(
+        r#"{ "script": [ { "method": "GET", "fault": "staleDate", "afterMs": 700000 } ] }"#,
+    );
+    let ran = apply(&sim, &manifests(STAGING), &[]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    // The label as written first carried the stale time; it came off, and the one the call
+    // was made under carries the server's.
+    let log = sim.requests();
+    let deletes = log
+        .iter()
+        .filter(|r| r["method"] == "DELETE")
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    // Stamped 700 s before the server's time (give or take the milliseconds of the run).
+    let stale = format!("bamboo-promote-lock-{}", (SERVER_EPOCH_MS - 700_000) / 1000);
+    assert!(
+        deletes.first().is_some_and(|d| d.contains(&stale)),
+        "the stale stamp came off first: {deletes:?}"
+    );
+    let put = log.iter().position(|r| r["method"] == "PUT").unwrap();
+    let before_put = log[..put].iter().filter(|r| r["method"] == "POST").count();
+    assert_eq!(before_put, 2, "a second label, then the call");
+    assert_eq!(writes_to(&sim, "SHOP-APP-42"), 1);
+}
+
+#[test]
+fn an_edited_saved_plan_that_names_another_build_or_plan_is_refused() {
+    let sim = Sim::start(&world(0, "", ""));
+    let dir = manifests(STAGING);
+    let plan_dir = scratch("plan");
+    let plan = plan_dir.join("plan.json");
+    let plan = plan.to_str().unwrap();
+    assert_eq!(
+        sim.cmd(&["plan", "--out", plan, path_str(&dir)]).run().code,
+        0
+    );
+    let saved = crate::contracts::plan_json(&std::fs::read_to_string(plan).unwrap());
+    for (field, value) in [
+        ("build", Value::from(41)),
+        ("plan", Value::from("SHOP-API")),
+    ] {
+        let mut edited = saved.clone();
+        edited["items"][0]["target"][field] = value;
+        std::fs::write(plan, edited.to_string()).unwrap();
+        sim.clear_requests();
+        let ran = sim.cmd(&["apply", "--auto-approve", plan]).run();
+        assert_eq!(ran.code, 1, "{field}: {}", ran.stderr);
+        assert!(sim.requests().is_empty(), "{field}: nothing sent");
+    }
 }
