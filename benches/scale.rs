@@ -69,7 +69,7 @@ fn setup(n: usize) -> Setup {
             if on_branch {
                 let _ = writeln!(
                     world,
-                    "        branches: [{{ name: release, key: P{i:05}R, builds: [{{ number: 1, state: {{ pausedBefore: Deploy Staging }} }}] }}]"
+                    "        branches: [{{ name: release, key: P{i:05}1, builds: [{{ number: 1, state: {{ pausedBefore: Deploy Staging }} }}] }}]"
                 );
                 let _ = writeln!(
                     manifest,

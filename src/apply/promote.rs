@@ -238,16 +238,7 @@ async fn write(
         Ok(()) => {
             audit("accepted", None);
             if confirm(ctx, before, &lease).await {
-                let (target, build) = (request.target, &action.build_key);
-                record::write(
-                    client,
-                    ctx.reporter,
-                    target,
-                    build,
-                    &action.stage,
-                    ctx.record,
-                )
-                .await;
+                leave_record(ctx, request, &action).await;
                 let queued = Promotion::Queued {
                     runs: action.runs,
                     note: None,
@@ -295,16 +286,7 @@ async fn write(
             match reread(client, &action.build_key).await {
                 Ok(now) if now.fingerprint() != before.fingerprint() => {
                     audit("took effect (seen on re-read)", None);
-                    let (target, build) = (request.target, &action.build_key);
-                    record::write(
-                        client,
-                        ctx.reporter,
-                        target,
-                        build,
-                        &action.stage,
-                        ctx.record,
-                    )
-                    .await;
+                    leave_record(ctx, request, &action).await;
                     let queued = Promotion::Queued {
                         runs: action.runs,
                         note: Some(format!("confirmed by re-reading after: {detail}")),
@@ -330,6 +312,20 @@ async fn write(
             }
         }
     }
+}
+
+/// The record of a promotion Bamboo showed, on its build.
+async fn leave_record(ctx: &Context<'_>, request: &Request<'_>, action: &Action) {
+    let (target, build) = (request.target, &action.build_key);
+    record::write(
+        ctx.client,
+        ctx.reporter,
+        target,
+        build,
+        &action.stage,
+        ctx.record,
+    )
+    .await;
 }
 
 /// Reads until Bamboo shows the write's effect (the build is no longer as before), while the
