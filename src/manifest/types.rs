@@ -196,6 +196,9 @@ pub enum BuildSelector {
     Revision(String),
     /// The newest build carrying this label.
     Label(String),
+    /// The newest build that has reached the target stage or can reach it (every stage
+    /// before it passed, gates met); the planner chooses it from the plan's history.
+    NewestEligible,
 }
 
 impl fmt::Display for BuildSelector {
@@ -205,6 +208,7 @@ impl fmt::Display for BuildSelector {
             BuildSelector::Number(n) => write!(f, "#{n}"),
             BuildSelector::Revision(r) => write!(f, "revision {r}"),
             BuildSelector::Label(l) => write!(f, "label {l}"),
+            BuildSelector::NewestEligible => f.write_str("newest eligible"),
         }
     }
 }
@@ -216,6 +220,11 @@ impl Serialize for BuildSelector {
         match self {
             BuildSelector::Latest => serializer.serialize_str("latest"),
             BuildSelector::Number(n) => serializer.serialize_u32(*n),
+            BuildSelector::NewestEligible => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("newest", "eligible")?;
+                map.end()
+            }
             BuildSelector::Revision(value) | BuildSelector::Label(value) => {
                 let key = if matches!(self, BuildSelector::Revision(_)) {
                     "revision"
@@ -241,7 +250,7 @@ impl<'de> Deserialize<'de> for BuildSelector {
 struct SelectorVisitor;
 
 const SELECTOR_EXPECTED: &str =
-    "`latest`, a build number, `{revision: <sha>}` or `{label: <name>}`";
+    "`latest`, a build number, `{revision: <sha>}`, `{label: <name>}` or `{newest: eligible}`";
 
 impl<'de> Visitor<'de> for SelectorVisitor {
     type Value = BuildSelector;
@@ -297,7 +306,20 @@ impl<'de> Visitor<'de> for SelectorVisitor {
         let selector = match key.as_str() {
             "revision" => BuildSelector::Revision(map.next_value()?),
             "label" => BuildSelector::Label(map.next_value()?),
-            other => return Err(de::Error::unknown_field(other, &["revision", "label"])),
+            "newest" => match map.next_value::<String>()?.as_str() {
+                "eligible" => BuildSelector::NewestEligible,
+                other => {
+                    return Err(de::Error::custom(format!(
+                        "unknown `newest: {other}`: the one kind is `newest: eligible`"
+                    )));
+                }
+            },
+            other => {
+                return Err(de::Error::unknown_field(
+                    other,
+                    &["revision", "label", "newest"],
+                ));
+            }
         };
         if let Some(extra) = map.next_key::<String>()? {
             return Err(de::Error::custom(format!(
@@ -320,7 +342,8 @@ impl JsonSchema for BuildSelector {
                 { "const": "latest" },
                 { "type": "integer", "minimum": 1, "maximum": u32::MAX },
                 { "type": "object", "properties": { "revision": { "type": "string", "minLength": 1 } }, "required": ["revision"], "additionalProperties": false },
-                { "type": "object", "properties": { "label": { "type": "string", "minLength": 1 } }, "required": ["label"], "additionalProperties": false }
+                { "type": "object", "properties": { "label": { "type": "string", "minLength": 1 } }, "required": ["label"], "additionalProperties": false },
+                { "type": "object", "properties": { "newest": { "const": "eligible" } }, "required": ["newest"], "additionalProperties": false }
             ]
         })
     }

@@ -168,6 +168,19 @@ fn window_named(
 
 fn check_syntax(target: &Target, spec: &TargetSpec, errors: &mut Vec<ManifestError>) {
     let p = &target.places;
+    if target.build == BuildSelector::NewestEligible
+        && let (Some(_), Some(place)) = (&target.branch, &p.build)
+    {
+        errors.push(
+            ManifestError::at(
+                "manifest::newest_on_branch",
+                place.clone(),
+                "on a branch",
+                "`newest: eligible` chooses from a plan's default branch; plan branches are not supported yet",
+            )
+            .with_help("pin the branch's build by number or label instead"),
+        );
+    }
     if !is_id(&target.id) {
         errors.push(
             ManifestError::at(
@@ -370,7 +383,11 @@ fn cycles(targets: &[Target], by_id: &HashMap<&str, &Target>, errors: &mut Vec<M
 
 fn conflicts(targets: &[Target], errors: &mut Vec<ManifestError>) {
     let mut by_build: BTreeMap<(&str, Option<&str>, &BuildSelector), &Target> = BTreeMap::new();
-    for target in targets {
+    // `newest: eligible` names a build per stage; the online check catches two that meet.
+    for target in targets
+        .iter()
+        .filter(|t| t.build != BuildSelector::NewestEligible)
+    {
         let key = (
             target.plan.as_str(),
             target.branch.as_deref(),

@@ -28,7 +28,7 @@ pub(super) async fn read_builds(
             BuildSelector::Latest => Some(client.build(plan, None).await?),
             BuildSelector::Number(n) => Some(client.build(plan, Some(*n)).await?),
             BuildSelector::Label(label) => Some(client.labelled(plan, label).await?),
-            BuildSelector::Revision(_) => None,
+            BuildSelector::Revision(_) | BuildSelector::NewestEligible => None,
         };
         if let Some(build) = build {
             return Ok(vec![((*single).clone(), build)]);
@@ -61,7 +61,7 @@ pub(super) async fn from_history(
             (None, revision @ BuildSelector::Revision(_)) => {
                 older_revision(client, plan, revision, history.len(), total).await?
             }
-            (None, BuildSelector::Latest) => None,
+            (None, BuildSelector::Latest | BuildSelector::NewestEligible) => None,
         };
         found.push((selector.clone(), build));
     }
@@ -98,6 +98,8 @@ fn pick<'a>(history: &'a [BuildResult], selector: &BuildSelector) -> Option<&'a 
         BuildSelector::Number(n) => b.number == *n,
         BuildSelector::Revision(r) => b.vcs_revision_key.as_deref() == Some(r.as_str()),
         BuildSelector::Label(l) => b.labels.items.iter().any(|x| &x.name == l),
+        // Chosen by the planner from the candidates, not picked here.
+        BuildSelector::NewestEligible => false,
     })
 }
 
@@ -120,4 +122,26 @@ pub(super) async fn newer_than(
         }
     }
     Ok(newer)
+}
+
+/// The builds `newest: eligible` chooses from, newest first: history pages until one holds a
+/// build that passed or waits to be continued (something to choose), down to
+/// `REVISION_SEARCH_DEPTH` builds.
+pub(super) async fn candidates(
+    client: &BambooClient,
+    plan: &str,
+) -> Result<Vec<BuildResult>, BambooError> {
+    let mut found = Vec::new();
+    while found.len() < REVISION_SEARCH_DEPTH {
+        let (page, total) = client.history(plan, found.len(), HISTORY_DEPTH).await?;
+        let choosable = page
+            .iter()
+            .any(|b| b.continuable || b.state == "Successful");
+        let empty = page.is_empty();
+        found.extend(page);
+        if choosable || empty || found.len() >= total {
+            break;
+        }
+    }
+    Ok(found)
 }

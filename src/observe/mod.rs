@@ -35,7 +35,12 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
     // What to read: default-branch builds by plan, and branch builds by (plan, branch).
     let mut on_default: BTreeMap<String, BTreeSet<BuildSelector>> = BTreeMap::new();
     let mut on_branch: BTreeMap<(String, String), BTreeSet<BuildSelector>> = BTreeMap::new();
+    let mut eligible: BTreeSet<String> = BTreeSet::new();
     for target in &desired.targets {
+        if target.build == BuildSelector::NewestEligible {
+            eligible.insert(target.plan.clone());
+            continue;
+        }
         let selectors = match &target.branch {
             None => on_default.entry(target.plan.clone()).or_default(),
             Some(branch) => on_branch
@@ -69,6 +74,30 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
         ),
     );
     let mut found = Found::default();
+    let chosen_from = join_all(
+        eligible
+            .iter()
+            .map(|plan| history::candidates(client, plan)),
+    )
+    .await;
+    for (plan, read) in eligible.iter().zip(chosen_from) {
+        let builds = read?;
+        for build in &builds {
+            check_answer(plan, &BuildSelector::Latest, build)?;
+        }
+        if let Some(first) = builds.first() {
+            found.keep(
+                plan.clone(),
+                BuildSelector::NewestEligible,
+                Some(first.clone()),
+            )?;
+        }
+        let builds = builds
+            .into_iter()
+            .map(|b| Arc::new(ObservedBuild::from_result(b)))
+            .collect();
+        observed.candidates.insert(plan.clone(), builds);
+    }
     for (key, build) in listed? {
         found.keep(key, BuildSelector::Latest, build)?;
     }
@@ -231,6 +260,7 @@ fn check_answer(
         BuildSelector::Number(n) => build.number == *n,
         BuildSelector::Label(label) => build.labels.items.iter().any(|l| &l.name == label),
         BuildSelector::Revision(revision) => build.vcs_revision_key.as_ref() == Some(revision),
+        BuildSelector::NewestEligible => true,
     };
     if of_plan && matches {
         return Ok(());

@@ -25,6 +25,8 @@ pub struct Observed {
     /// By (plan or branch-plan key, build number): the builds of that plan newer than a pinned
     /// build that could be promoted, to tell a promotion from a downgrade.
     pub newer: HashMap<(String, u32), Vec<Arc<ObservedBuild>>>,
+    /// By plan key: the builds `newest: eligible` chooses from, newest first.
+    pub candidates: HashMap<String, Vec<Arc<ObservedBuild>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

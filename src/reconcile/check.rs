@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::manifest::{Desired, ManifestError, Target};
+use crate::manifest::{BuildSelector, Desired, ManifestError, Target};
 use crate::observe::{Observed, build_plan_key};
 use crate::suggest;
 
@@ -25,17 +25,20 @@ pub fn check(desired: &Desired, observed: &Observed) -> Vec<ManifestError> {
 /// build, demanding different stages or one with `executeAllStages`: offline validation
 /// cannot see it, and the build can only do one.
 fn same_build(desired: &Desired, observed: &Observed) -> Vec<ManifestError> {
-    let mut first: BTreeMap<&str, &Target> = BTreeMap::new();
+    let mut first: BTreeMap<String, &Target> = BTreeMap::new();
     let mut errors = Vec::new();
     for target in &desired.targets {
-        let Some(build) = build_plan_key(target, observed)
-            .and_then(|key| observed.builds.get(&(key, target.build.clone())))
-            .and_then(Option::as_ref)
-        else {
+        let chosen = match target.build {
+            BuildSelector::NewestEligible => super::newest_eligible(target, observed).0,
+            _ => build_plan_key(target, observed)
+                .and_then(|key| observed.builds.get(&(key, target.build.clone())))
+                .and_then(Clone::clone),
+        };
+        let Some(build) = chosen.as_deref() else {
             continue;
         };
         let Some(other) = first.get(build.key.as_str()).copied() else {
-            first.insert(&build.key, target);
+            first.insert(build.key.clone(), target);
             continue;
         };
         if other.stage == target.stage && other.execute_all_stages == target.execute_all_stages {

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use check::check;
-pub use model::{Action, BlockReason, FORMAT_VERSION, Plan, PlanItem, Status, Summary, TargetRef};
+pub use model::{
+    Action, BlockReason, FORMAT_VERSION, PassedOver, Plan, PlanItem, Status, Summary, TargetRef,
+};
 pub use stages::assess;
 
 use crate::manifest::{BuildSelector, Desired, GateCheck, Target};
@@ -70,7 +72,10 @@ pub fn plan(desired: &Desired, observed: &Observed, moment: Moment) -> Plan {
 
 /// The status of one target, ignoring `after`.
 pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
-    let build = build_for(target, observed);
+    let (build, passed_over) = match target.build {
+        BuildSelector::NewestEligible => newest_eligible(target, observed),
+        _ => (build_for(target, observed), Vec::new()),
+    };
     let mut status = status_for(target, observed, build.as_deref());
     let mut gates = build
         .as_ref()
@@ -114,7 +119,49 @@ pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
         build,
         status,
         gates,
+        passed_over,
     }
+}
+
+/// `newest: eligible`: the newest build of the plan's history that has run the target stage,
+/// or can run it (the planner would promote it, and its label gates pass). A build that ran
+/// the stage stops the search, so the choice is never older than one that reached it. The
+/// newer builds passed over say why.
+fn newest_eligible(
+    target: &Target,
+    observed: &Observed,
+) -> (Option<Arc<ObservedBuild>>, Vec<PassedOver>) {
+    let mut passed = Vec::new();
+    for build in observed.candidates.get(&target.plan).into_iter().flatten() {
+        let reached = build.stages.iter().any(|s| {
+            s.name == target.stage && s.life_cycle_state == "Finished" && s.state == "Successful"
+        });
+        if reached {
+            return (Some(build.clone()), passed);
+        }
+        let why = match assess(build, &target.stage, target.execute_all_stages) {
+            Status::Queue { .. } => target
+                .require
+                .check(&build.labels)
+                .into_iter()
+                .find(|g| !g.passed)
+                .map(|g| match g.gate.as_str() {
+                    "label" => format!("lacks label {}", g.label),
+                    _ => format!("carries label {}", g.label),
+                }),
+            Status::Blocked { reason } => Some(reason.to_string()),
+            Status::Running { .. } => Some("running".into()),
+            _ => Some("cannot be promoted now".into()),
+        };
+        match why {
+            None => return (Some(build.clone()), passed),
+            Some(reason) => passed.push(PassedOver {
+                build: build.key.clone(),
+                reason,
+            }),
+        }
+    }
+    (None, passed)
 }
 
 pub fn target_ref(target: &Target) -> TargetRef {

@@ -32,6 +32,17 @@ pub struct PlanItem {
     /// The target's gates, checked on the build (those that pass too).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<GateCheck>,
+    /// For `newest: eligible`: the newer builds passed over, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passed_over: Vec<PassedOver>,
+}
+
+/// A build `newest: eligible` did not choose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PassedOver {
+    pub build: String,
+    pub reason: String,
 }
 
 /// What an item is about, as the manifest said it.

@@ -148,6 +148,14 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
                 .collect();
             let _ = writeln!(out, "{pad}gates: {}", gates.join(", "));
         }
+        if !item.passed_over.is_empty() {
+            let passed: Vec<String> = item
+                .passed_over
+                .iter()
+                .map(|p| format!("{} ({})", p.build, p.reason))
+                .collect();
+            let _ = writeln!(out, "{pad}passed over: {}", passed.join(", "));
+        }
     }
     let _ = writeln!(out, "\n{}", summary_line(&plan.summary(), show_calls));
     let _ = writeln!(out, "{LEGEND}");

@@ -383,3 +383,106 @@ fn promoting_an_older_build_over_a_newer_one_is_a_downgrade_unless_allowed() {
         "no history read when a downgrade is allowed"
     );
 }
+
+#[test]
+fn newest_eligible_passes_over_red_and_running_builds_and_never_goes_below_one_that_ran() {
+    let world = |newest_ran: bool| {
+        format!(
+            "
+settings: {{ clock: manual }}
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - {{ name: Build }}
+          - {{ name: Deploy Staging, manual: true }}
+          - {{ name: Deploy Prod, manual: true }}
+        builds:
+          - {{ number: 42, state: {{ pausedBefore: Deploy Staging }} }}
+          - {{ number: 43, state: {{ pausedBefore: {} }} }}
+          - {{ number: 44, state: {{ runningAt: Build }} }}
+          - {{ number: 45, state: {{ failedAt: Build }} }}
+",
+            if newest_ran {
+                "Deploy Prod"
+            } else {
+                "Deploy Staging"
+            }
+        )
+    };
+    let dir = manifests(
+        "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: eligible }
+spec:
+  targets:
+    - { id: app-staging, plan: SHOP-APP, build: { newest: eligible }, stage: Deploy Staging }
+",
+    );
+    // 45 failed, 44 runs: 43 is the newest that can take Deploy Staging.
+    let sim = Sim::start(&world(false));
+    let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout.contains(
+            "passed over: SHOP-APP-45 (stage Build failed before the target), SHOP-APP-44 (running)"
+        ),
+        "{}",
+        ran.stdout
+    );
+    let calls: Vec<String> = sim
+        .queue_writes()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(calls, ["queue/SHOP-APP-43"]);
+    // 43 already ran Deploy Staging: it is in sync, and 42, older, is never promoted.
+    let sim = Sim::start(&world(true));
+    let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("in sync"), "{}", ran.stdout);
+    assert!(sim.queue_writes().is_empty());
+}
+
+#[test]
+fn newest_eligible_looks_past_a_page_of_red_builds() {
+    // Sixty builds; the newest 55 failed, build 5 waits for Deploy Staging.
+    let builds: Vec<String> = (1..=60)
+        .map(|n| {
+            let state = if n == 5 {
+                "{ pausedBefore: Deploy Staging }"
+            } else if n > 5 {
+                "{ failedAt: Build }"
+            } else {
+                "complete"
+            };
+            format!("{{ number: {n}, state: {state} }}")
+        })
+        .collect();
+    let world = format!(
+        "settings: {{ clock: manual }}\nprojects:\n  - key: SHOP\n    plans:\n      - key: APP\n        stages: [{{ name: Build }}, {{ name: Deploy Staging, manual: true }}]\n        builds: [{}]\n",
+        builds.join(", ")
+    );
+    let sim = Sim::start(&world);
+    let dir = manifests(
+        "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: eligible }
+spec:
+  targets:
+    - { id: app-staging, plan: SHOP-APP, build: { newest: eligible }, stage: Deploy Staging }
+",
+    );
+    let ran = sim.cmd(&["plan", "--format", "json", path_str(&dir)]).run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let doc = crate::contracts::plan_json(&ran.stdout);
+    assert_eq!(doc["items"][0]["build"]["key"], "SHOP-APP-5");
+    assert_eq!(doc["items"][0]["passedOver"].as_array().unwrap().len(), 55);
+    let pages = sim
+        .requests()
+        .iter()
+        .filter(|r| r["path"] == "result/SHOP-APP")
+        .count();
+    assert_eq!(pages, 2, "two pages of fifty");
+}
