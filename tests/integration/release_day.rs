@@ -486,3 +486,32 @@ spec:
         .count();
     assert_eq!(pages, 2, "two pages of fifty");
 }
+
+#[test]
+fn a_night_window_on_the_night_the_clocks_go_forward() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(
+        "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: night }
+spec:
+  windows:
+    night: { timeZone: Europe/Berlin, allow: [{ from: '02:00', to: '03:00' }] }
+  targets:
+    - { id: app-staging, plan: SHOP-APP, build: 42, stage: Deploy Staging, require: { window: night } }
+",
+    );
+    // 2027-03-28 in Berlin, 01:30 local (00:30 UTC): at 02:00 the clocks jump to 03:00, so the
+    // window does not open that night; the plan says it opens the next night, in summer time.
+    let ran = sim
+        .cmd(&["plan", "--at", "2027-03-28T00:30:00Z", path_str(&dir)])
+        .run();
+    assert_eq!(ran.code, 3, "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains(
+            "window night is closed; it opens Monday 2027-03-29 02:00 Europe/Berlin (2027-03-29 00:00 UTC)"
+        ),
+        "{}",
+        ran.stdout
+    );
+}
