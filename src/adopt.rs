@@ -19,7 +19,7 @@ pub fn furthest_manual_stage(build: &ObservedBuild) -> Option<&str> {
     build
         .stages
         .iter()
-        .rfind(|s| s.manual && s.life_cycle_state == "Finished" && s.state == "Successful")
+        .rfind(|s| s.manual && s.passed())
         .map(|s| s.name.as_str())
 }
 

@@ -368,7 +368,7 @@ impl Ledger {
             let ran: Vec<String> = runs
                 .iter()
                 .filter_map(stage_of)
-                .filter(|s| ended(s, "Successful"))
+                .filter(|s| s.passed())
                 .map(|s| s.name.clone())
                 .collect();
             let mut all_ran = self.carried.get(id).cloned().unwrap_or_default();

@@ -153,7 +153,7 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
             .plans
             .insert(target.plan.clone(), plans.get(&target.plan).cloned());
     }
-    observed.newer = newer_builds(client, desired, &builds).await?;
+    observed.newer = newer_builds(client, desired, &observed, &builds).await?;
     observed.builds = builds;
     Ok(observed)
 }
@@ -164,6 +164,7 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
 async fn newer_builds(
     client: &BambooClient,
     desired: &Desired,
+    observed: &Observed,
     builds: &HashMap<(String, BuildSelector), Option<Arc<ObservedBuild>>>,
 ) -> Result<HashMap<(String, u32), Vec<Arc<ObservedBuild>>>, BambooError> {
     let mut pins: BTreeSet<(String, u32)> = BTreeSet::new();
@@ -171,25 +172,16 @@ async fn newer_builds(
         let BuildSelector::Number(n) = target.build else {
             continue;
         };
-        let found = builds
-            .iter()
-            .find(|((_, selector), build)| {
-                *selector == target.build && build.as_ref().is_some_and(|b| b.number == n)
-            })
-            .and_then(|((key, _), build)| build.as_ref().map(|b| (key, b)));
-        // Only a pin that may be promoted: paused or failed short of its target stage.
-        let reached = |build: &ObservedBuild| {
-            build.stages.iter().any(|s| {
-                s.name == target.stage
-                    && s.life_cycle_state == "Finished"
-                    && s.state == "Successful"
-            })
+        // The pinned build, under its plan's (or branch plan's) key: the branches are known.
+        let Some(key) = build_plan_key(target, observed) else {
+            continue;
         };
-        if let Some((key, build)) = found
-            && (build.continuable || build.restartable)
-            && !reached(build)
-        {
-            pins.insert((key.clone(), n));
+        let Some(Some(build)) = builds.get(&(key.clone(), target.build.clone())) else {
+            continue;
+        };
+        // Only a pin that may be promoted: paused or failed short of its target stage.
+        if (build.continuable || build.restartable) && !build.passed_stage(&target.stage) {
+            pins.insert((key, n));
         }
     }
     let reads = join_all(

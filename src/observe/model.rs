@@ -76,7 +76,19 @@ pub struct ObservedStage {
     pub restartable: bool,
 }
 
+impl ObservedStage {
+    /// Whether the stage ran to its end and passed.
+    pub fn passed(&self) -> bool {
+        self.life_cycle_state == "Finished" && self.state == "Successful"
+    }
+}
+
 impl ObservedBuild {
+    /// Whether the stage of that name ran and passed in this build.
+    pub fn passed_stage(&self, name: &str) -> bool {
+        self.stages.iter().any(|s| s.name == name && s.passed())
+    }
+
     pub fn from_result(result: BuildResult) -> ObservedBuild {
         ObservedBuild {
             key: result.key,

@@ -133,10 +133,7 @@ fn newest_eligible(
 ) -> (Option<Arc<ObservedBuild>>, Vec<PassedOver>) {
     let mut passed = Vec::new();
     for build in observed.candidates.get(&target.plan).into_iter().flatten() {
-        let reached = build.stages.iter().any(|s| {
-            s.name == target.stage && s.life_cycle_state == "Finished" && s.state == "Successful"
-        });
-        if reached {
+        if build.passed_stage(&target.stage) {
             return (Some(build.clone()), passed);
         }
         let why = match assess(build, &target.stage, target.execute_all_stages) {
@@ -188,16 +185,11 @@ fn newer_at_stage<'a>(target: &Target, observed: &'a Observed) -> Option<&'a Obs
         return None;
     }
     let key = build_plan_key(target, observed)?;
-    let ran = |b: &&Arc<ObservedBuild>| {
-        b.stages.iter().any(|s| {
-            s.name == target.stage && s.life_cycle_state == "Finished" && s.state == "Successful"
-        })
-    };
     observed
         .newer
         .get(&(key, n))?
         .iter()
-        .find(ran)
+        .find(|b| b.passed_stage(&target.stage))
         .map(|b| b.as_ref())
 }
 

@@ -385,6 +385,39 @@ fn promoting_an_older_build_over_a_newer_one_is_a_downgrade_unless_allowed() {
 }
 
 #[test]
+fn a_downgrade_is_found_when_another_plan_pins_the_same_build_number() {
+    // SHOP-WEB-41 has already run its stage, so it is in sync and not a pin. The check for
+    // SHOP-APP-41 must still read SHOP-APP's newer builds, not stop at the other plan's 41.
+    let world = BEHIND.replace(
+        "          - { number: 42, state: { pausedBefore: Deploy Prod } }\n",
+        "          - { number: 42, state: { pausedBefore: Deploy Prod } }
+      - key: WEB
+        stages:
+          - { name: Build }
+          - { name: Deploy Staging, manual: true }
+        builds:
+          - { number: 41, state: complete }
+",
+    );
+    let sim = Sim::start(&world);
+    let dir = manifests(&PINNED.replace(
+        "stage: Deploy Staging }\n",
+        "stage: Deploy Staging }
+    - { id: web-staging, plan: SHOP-WEB, build: 41, stage: Deploy Staging }
+",
+    ));
+    let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout
+            .contains("downgrade: newer build SHOP-APP-42 already ran Deploy Staging"),
+        "{}",
+        ran.stdout
+    );
+    assert!(sim.queue_writes().is_empty());
+}
+
+#[test]
 fn newest_eligible_passes_over_red_and_running_builds_and_never_goes_below_one_that_ran() {
     let world = |newest_ran: bool| {
         format!(
