@@ -453,22 +453,17 @@ impl BambooClient {
         })
     }
 
-    /// Bamboo's message for a 401 or 403, with what to do about it: Bamboo says only that
-    /// access was refused, not which credentials it saw or which permission was missing.
     /// A text that came from the server, without our credentials: a server or proxy that
     /// echoes the request's headers in its error message must not get them printed or logged.
     fn scrub(&self, text: String) -> String {
-        self.secrets()
+        self.secret_forms()
             .into_iter()
-            .flat_map(|s| [s.to_ascii_uppercase(), s.to_ascii_lowercase(), s])
-            .fold(text, |text, secret| {
-                text.replace(secret.as_str(), "[redacted]")
-            })
+            .fold(text, |text, form| text.replace(form.as_str(), "[redacted]"))
     }
 
-    /// The secrets a server could echo back: the token, or the password and the basic-auth
-    /// header's value.
-    fn secrets(&self) -> Vec<String> {
+    /// The secrets a server could echo back — the token, or the password and the basic-auth
+    /// header's value — each as it is and upper- and lower-cased.
+    fn secret_forms(&self) -> Vec<String> {
         use base64::Engine as _;
         match &self.credentials {
             Credentials::Anonymous => Vec::new(),
@@ -481,6 +476,7 @@ impl BambooClient {
         }
         .into_iter()
         .filter(|s| !s.is_empty())
+        .flat_map(|s| [s.to_ascii_uppercase(), s.to_ascii_lowercase(), s])
         .collect()
     }
 
@@ -488,11 +484,7 @@ impl BambooClient {
     /// a server that echoes them into build data (a label, a revision) must not get them into
     /// plans, saved plans or JSON output. A body without them is returned as it is.
     fn scrub_body(&self, body: Bytes) -> Bytes {
-        let forms: Vec<String> = self
-            .secrets()
-            .into_iter()
-            .flat_map(|s| [s.to_ascii_uppercase(), s.to_ascii_lowercase(), s])
-            .collect();
+        let forms = self.secret_forms();
         let found = forms
             .iter()
             .any(|form| memchr::memmem::find(&body, form.as_bytes()).is_some());
@@ -506,6 +498,8 @@ impl BambooClient {
         Bytes::from(text)
     }
 
+    /// Bamboo's message for a 401 or 403, with what to do about it: Bamboo says only that
+    /// access was refused, not which credentials it saw or which permission was missing.
     fn with_access_hint(&self, status: u16, message: String) -> String {
         let message = self.scrub(message);
         let hint = match (status, &self.credentials) {

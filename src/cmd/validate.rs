@@ -3,6 +3,7 @@
 use crate::cli::{DiagnosticFormat, ValidateArgs};
 use crate::manifest::{self, ManifestError};
 use crate::render::ValidationDocument;
+use crate::render::human::counted;
 use crate::{exit, stdout};
 
 pub fn run(args: &ValidateArgs) -> u8 {
@@ -113,13 +114,4 @@ pub fn summary_line(errors: &[ManifestError], consequence: &str) -> String {
         counted(errors.len(), "error"),
         counted(files.len(), "file")
     )
-}
-
-/// `1 file`, `2 files`: the summary lines count things a user reads as words.
-fn counted(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }
