@@ -2,9 +2,7 @@
 //! no write that is not needed, no stage twice, no stage beyond a target — under races, lost
 //! answers, faults, stale plans and every [assumed]-behaviour switch.
 
-use std::time::{Duration, Instant};
-
-use crate::support::{Sim, scratch, write};
+use crate::support::{Sim, scratch, signal, wait_until, write};
 use crate::worlds::{MANIFEST, SHOP, manifests, path_str};
 
 fn apply(sim: &Sim, dir: &std::path::Path, extra: &[&str]) -> crate::support::Ran {
@@ -435,19 +433,8 @@ fn ctrl_c_stops_waiting_and_says_what_was_queued() {
         ])
         .spawn();
     // The sim clock never moves, so apply waits until interrupted, once both calls are sent.
-    let started = Instant::now();
-    while sim.queue_writes().len() < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "apply did not queue"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let interrupted = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(interrupted.success());
+    wait_until("apply did not queue", || sim.queue_writes().len() >= 2);
+    signal(&child, "INT");
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(130), "{stdout}");

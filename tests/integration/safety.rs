@@ -7,12 +7,12 @@
 //! `docs/safety.md` names these tests beside the claims they check.
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Ran, Sim, scratch};
+use crate::support::{Ran, Sim, scratch, signal, wait_until};
 use crate::worlds::{manifests, path_str};
 
 /// One plan, two manual stages, builds 41 (labelled `rc`) and 42 paused before the first.
@@ -112,22 +112,9 @@ fn apply(sim: &Sim, dir: &Path, extra: &[&str]) -> Ran {
 /// Waits (up to 30 s of real time) until the simulator has logged a request that `wanted`
 /// picks; the event, not a guess at how long it takes.
 fn wait_for_request(sim: &Sim, wanted: impl Fn(&Value) -> bool) {
-    let started = Instant::now();
-    while !sim.requests().iter().any(&wanted) {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the request never came"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn signal(child: &Child, name: &str) {
-    let sent = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success(), "kill -{name}");
+    wait_until("the request never came", || {
+        sim.requests().iter().any(&wanted)
+    });
 }
 
 #[test]
@@ -198,14 +185,9 @@ fn a_write_that_lands_after_the_client_gave_up_is_never_sent_twice() {
 /// Waits for a stage to have started once: a held write is applied by the simulator's own
 /// task once the clock passes its time.
 fn wait_for_run(sim: &Sim, build: &str, stage: &str) {
-    let started = Instant::now();
-    while !sim.ran(build).iter().any(|s| s == stage) {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{stage} never ran"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(&format!("{stage} never ran"), || {
+        sim.ran(build).iter().any(|s| s == stage)
+    });
 }
 
 #[test]

@@ -5,10 +5,30 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_bamboo-promote");
+
+/// Polls until `done` holds, failing with `what` after 30 s: what a test waits on here is
+/// another process (the binary, or the simulator's own task), not a clock it could advance.
+pub fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(30), "{what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends the signal of that name (`INT`, `TERM`, `STOP`, ...) to a spawned binary.
+pub fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{name}");
+}
 
 /// A fresh scratch folder, removed with everything in it when the value is dropped: a test
 /// run must not leave its worlds and manifests behind in the temp folder.
