@@ -14,7 +14,7 @@ use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
-use tokio::sync::Semaphore;
+use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
 
 use super::auth::Credentials;
 use super::retry::{self, RetryPolicy};
@@ -354,11 +354,9 @@ impl BambooClient {
         let what = format!("comment on {build_key}");
         let path = format!("{}/comment", results_of(build_key));
         let _slot = self
-            .slots
-            .acquire()
+            .turn()
             .await
             .map_err(|e| BambooError::Setup(e.to_string()))?;
-        self.wait_if_paused().await;
         let request = self
             .request(Method::POST, &path, &[])
             .header("X-Atlassian-Token", "no-check")
@@ -408,11 +406,9 @@ impl BambooClient {
             ),
         ];
         let _slot = self
-            .slots
-            .acquire()
+            .turn()
             .await
             .map_err(|e| WriteError::NotSent(e.to_string()))?;
-        self.wait_if_paused().await;
         let request = self
             .request(Method::PUT, &path, &query)
             .header("X-Atlassian-Token", "no-check");
@@ -601,11 +597,9 @@ impl BambooClient {
         loop {
             let outcome = {
                 let _slot = self
-                    .slots
-                    .acquire()
+                    .turn()
                     .await
                     .map_err(|e| BambooError::Setup(e.to_string()))?;
-                self.wait_if_paused().await;
                 self.attempt(build()).await
             };
             let wait = match outcome {
@@ -714,7 +708,10 @@ impl BambooClient {
         }
     }
 
-    async fn wait_if_paused(&self) {
+    /// A turn to send: one of the `parallelism` slots, then the end of any pause the server
+    /// asked for (429, 503). The caller holds the slot until the answer is read.
+    async fn turn(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
+        let slot = self.slots.acquire().await?;
         let until = *self.paused_until.lock().expect("pause lock");
         if let Some(until) = until {
             let now = Instant::now();
@@ -722,6 +719,7 @@ impl BambooClient {
                 tokio::time::sleep(until - now).await;
             }
         }
+        Ok(slot)
     }
 }
 
