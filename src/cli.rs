@@ -118,10 +118,8 @@ pub struct ValidateArgs {
     /// Manifest files or folders (every *.yaml / *.yml below, in path order).
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
-    /// Leave out of folder walks what this glob names: a name (`docker-compose.yml`, `*.ci.yaml`)
-    /// anywhere, or a path below the folder (`ci/*.yml`). Repeat for more.
-    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
-    pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub walk: Walk,
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Human)]
     pub format: DiagnosticFormat,
 }
@@ -150,6 +148,15 @@ pub enum SchemaKind {
     Manifest,
     Plan,
     Events,
+}
+
+/// How the manifest folders are walked; the same for every command that reads manifests.
+#[derive(Debug, Args)]
+pub struct Walk {
+    /// Leave out of folder walks what this glob names: a name (`docker-compose.yml`, `*.ci.yaml`)
+    /// anywhere, or a path below the folder (`ci/*.yml`). Repeat for more.
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+    pub exclude: Vec<String>,
 }
 
 /// Where Bamboo is and how to talk to it.
@@ -200,10 +207,8 @@ pub struct PlanArgs {
     /// Manifest files or folders.
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
-    /// Leave out of folder walks what this glob names: a name (`docker-compose.yml`, `*.ci.yaml`)
-    /// anywhere, or a path below the folder (`ci/*.yml`). Repeat for more.
-    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
-    pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub walk: Walk,
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
@@ -227,10 +232,8 @@ pub struct StatusArgs {
     /// Manifest files or folders.
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
-    /// Leave out of folder walks what this glob names: a name (`docker-compose.yml`, `*.ci.yaml`)
-    /// anywhere, or a path below the folder (`ci/*.yml`). Repeat for more.
-    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
-    pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub walk: Walk,
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]
@@ -248,10 +251,8 @@ pub struct ApplyArgs {
     /// Manifest files or folders, or one plan saved by `plan --out`.
     #[arg(default_value = ".")]
     pub paths: Vec<PathBuf>,
-    /// Leave out of folder walks what this glob names: a name (`docker-compose.yml`, `*.ci.yaml`)
-    /// anywhere, or a path below the folder (`ci/*.yml`). Repeat for more.
-    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
-    pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub walk: Walk,
     #[command(flatten)]
     pub server: ServerArgs,
     #[command(flatten)]

@@ -50,7 +50,7 @@ fn saved_plan_path(args: &ApplyArgs) -> Option<&Path> {
 async fn apply_manifests(args: &ApplyArgs, reporter: &Arc<Reporter>) -> u8 {
     let planned = match super::pipeline::plan(
         &args.paths,
-        &args.exclude,
+        &args.walk.exclude,
         &args.server,
         &args.selection,
         super::pipeline::When {

@@ -8,7 +8,7 @@ use crate::render::DocumentKind;
 pub async fn run(args: &StatusArgs) -> u8 {
     let planned = match super::pipeline::plan(
         &args.paths,
-        &args.exclude,
+        &args.walk.exclude,
         &args.server,
         &args.selection,
         super::pipeline::When {

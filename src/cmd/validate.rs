@@ -7,7 +7,7 @@ use crate::render::human::counted;
 use crate::{exit, stdout};
 
 pub fn run(args: &ValidateArgs) -> u8 {
-    let exclude = match manifest::Exclude::new(&args.exclude) {
+    let exclude = match manifest::Exclude::new(&args.walk.exclude) {
         Ok(exclude) => exclude,
         Err(e) => {
             eprintln!("error: {e}");
