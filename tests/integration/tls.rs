@@ -11,7 +11,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
-use crate::support::Run;
+use crate::support::{Run, wait_until};
 use crate::worlds::{manifests, path_str};
 
 fn tls_dir() -> PathBuf {
@@ -19,10 +19,12 @@ fn tls_dir() -> PathBuf {
 }
 
 /// An HTTPS server on 127.0.0.1 that answers every request 404 with Bamboo's error body and
-/// records, per connection, the request line it read (`None` when the handshake failed).
+/// records, per connection in the order accepted, the client's port and the request line it
+/// read (`None` when the handshake failed).
 struct TlsServer {
     url: String,
-    connections: Arc<Mutex<Vec<Option<String>>>>,
+    port: u16,
+    connections: Arc<Mutex<Vec<(u16, Option<String>)>>>,
 }
 
 impl TlsServer {
@@ -39,23 +41,45 @@ impl TlsServer {
             .unwrap();
         let config = Arc::new(config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!(
-            "https://localhost:{}",
-            listener.local_addr().unwrap().port()
-        );
+        let port = listener.local_addr().unwrap().port();
+        let url = format!("https://localhost:{port}");
         let connections = Arc::new(Mutex::new(Vec::new()));
         let seen = connections.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                let peer = stream.peer_addr().unwrap().port();
                 let line = answer_404(stream, config.clone());
-                seen.lock().unwrap().push(line);
+                seen.lock().unwrap().push((peer, line));
             }
         });
-        TlsServer { url, connections }
+        TlsServer {
+            url,
+            port,
+            connections,
+        }
     }
 
-    fn connections(&self) -> Vec<Option<String>> {
-        self.connections.lock().unwrap().clone()
+    /// Every connection the binary made, once the server has handled them all. The binary
+    /// may exit before the server thread records its last connection, so a probe connection
+    /// goes in behind them: connections are accepted and handled in order, so once the probe
+    /// is recorded, everything before it is too.
+    fn connections_after_exit(&self) -> Vec<Option<String>> {
+        let probe = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let probe_port = probe.local_addr().unwrap().port();
+        drop(probe);
+        wait_until("the server handles the probe connection", || {
+            self.connections
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(port, _)| *port == probe_port)
+        });
+        let connections = self.connections.lock().unwrap();
+        connections
+            .iter()
+            .take_while(|(port, _)| *port != probe_port)
+            .map(|(_, line)| line.clone())
+            .collect()
     }
 }
 
@@ -106,7 +130,7 @@ fn an_untrusted_certificate_fails_at_once_and_says_how_to_trust_it() {
         ran.stderr
     );
     // One handshake, refused; a certificate does not change on retry.
-    assert_eq!(server.connections(), vec![None]);
+    assert_eq!(server.connections_after_exit(), vec![None]);
 }
 
 #[test]
@@ -126,7 +150,11 @@ fn a_company_ca_is_trusted_through_ssl_cert_file() {
         "{}",
         ran.stderr
     );
-    let requests: Vec<String> = server.connections().into_iter().flatten().collect();
+    let requests: Vec<String> = server
+        .connections_after_exit()
+        .into_iter()
+        .flatten()
+        .collect();
     assert!(
         requests
             .iter()
