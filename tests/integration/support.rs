@@ -30,6 +30,24 @@ pub fn signal(child: &Child, name: &str) {
     assert!(sent.success(), "kill -{name}");
 }
 
+/// Reads a spawned binary's stderr up to and including the first line holding `needle`, and
+/// returns what it read; the rest stays in the pipe for `Ran::finish`. Read a byte at a time
+/// so that nothing past that line is taken out of the pipe.
+pub fn stderr_until(child: &mut Child, needle: &str) -> String {
+    let stderr = child.stderr.as_mut().expect("stderr is piped");
+    let mut read = Vec::new();
+    let mut byte = [0u8];
+    loop {
+        let n = stderr.read(&mut byte).expect("stderr reads");
+        let text = String::from_utf8_lossy(&read).into_owned();
+        assert!(n == 1, "the binary closed stderr before {needle:?}: {text}");
+        read.push(byte[0]);
+        if byte[0] == b'\n' && text.lines().last().is_some_and(|l| l.contains(needle)) {
+            return text + "\n";
+        }
+    }
+}
+
 /// A fresh scratch folder, removed with everything in it when the value is dropped: a test
 /// run must not leave its worlds and manifests behind in the temp folder.
 pub struct Scratch(tempfile::TempDir);

@@ -24,8 +24,11 @@ fn tls_dir() -> PathBuf {
 struct TlsServer {
     url: String,
     port: u16,
-    connections: Arc<Mutex<Vec<(u16, Option<String>)>>>,
+    connections: Arc<Mutex<Vec<Connection>>>,
 }
+
+/// The client's port, and the request line read over the connection.
+type Connection = (u16, Option<String>);
 
 impl TlsServer {
     fn start() -> TlsServer {
