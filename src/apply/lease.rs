@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::stop::Stop;
+use crate::bamboo::types::split_build_key;
 use crate::bamboo::{BambooClient, BambooError, ServerTime};
 use crate::observe::ObservedBuild;
 
@@ -326,8 +327,7 @@ pub fn write_window(ttl: Duration, request_timeout: Duration, server: &ServerTim
 /// The build with its stages and labels.
 async fn read_build(client: &BambooClient, build_key: &str) -> Result<ObservedBuild, LeaseError> {
     let gone = || LeaseError::Gone(build_key.to_string());
-    let (plan, number) = build_key.rsplit_once('-').ok_or_else(gone)?;
-    let number = number.parse().map_err(|_| gone())?;
+    let (plan, number) = split_build_key(build_key).ok_or_else(gone)?;
     let result = client.build(plan, Some(number)).await?.ok_or_else(gone)?;
     // A lease rests on seeing every label: a list cut to a page could hide another's lock.
     let labels = &result.labels;

@@ -13,8 +13,10 @@ use super::lease::{self, Lease, LeaseError};
 use super::record::{self, RecordContext};
 use super::report::Reporter;
 use super::stop::Stop;
+use crate::bamboo::types::split_build_key;
 use crate::bamboo::{BambooClient, WriteError};
-use crate::observe::ObservedBuild;
+use crate::manifest::BuildSelector;
+use crate::observe::{ObservedBuild, newer_at_stage};
 use crate::reconcile::{Action, BlockReason, Moment, Status, TargetRef, assess};
 
 /// Pauses between the reads that confirm a write: quick at first, then calmer.
@@ -122,6 +124,9 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
             Ok(action) => action,
             Err(promotion) => return release(client, lease, *promotion).await,
         };
+        if let Err(promotion) = no_downgrade(ctx, request, &action).await {
+            return release(client, lease, *promotion).await;
+        }
         if ctx.stop.requested() {
             return release(client, lease, Promotion::Stopped).await;
         }
@@ -191,6 +196,41 @@ fn still_needed(
         return Err(Box::new(Promotion::NotNeeded(Status::Blocked { reason })));
     }
     Ok(action)
+}
+
+/// A newer build may have reached the stage since the plan (promoted by hand, or by a run
+/// of another manifest): for a target that pins its build, or chose the newest eligible one,
+/// the newer builds are read again under the lease, so the call does not take the release
+/// backwards. Other builds' stages are not under this lease; this narrows the race to the
+/// moments between this read and the call.
+async fn no_downgrade(
+    ctx: &Context<'_>,
+    request: &Request<'_>,
+    action: &Action,
+) -> Result<(), Box<Promotion>> {
+    let target = request.target;
+    let checked = matches!(
+        target.build,
+        BuildSelector::Number(_) | BuildSelector::NewestEligible
+    );
+    if target.allow_downgrade || !checked {
+        return Ok(());
+    }
+    let Some((plan, number)) = split_build_key(&action.build_key) else {
+        let failed = format!("{} is not a build key", action.build_key);
+        return Err(Box::new(Promotion::Failed(failed)));
+    };
+    match newer_at_stage(ctx.client, plan, number, &target.stage).await {
+        Ok(None) => Ok(()),
+        Ok(Some(newer)) => {
+            let stage = target.stage.clone();
+            let reason = BlockReason::Downgrade { newer, stage };
+            Err(Box::new(Promotion::NotNeeded(Status::Blocked { reason })))
+        }
+        Err(e) => Err(Box::new(Promotion::Failed(format!(
+            "cannot read the newer builds of {plan}: {e}; nothing was sent"
+        )))),
+    }
 }
 
 fn lease_failed(error: LeaseError) -> Promotion {
@@ -353,12 +393,8 @@ async fn confirm(ctx: &Context<'_>, before: &ObservedBuild, lease: &Lease) -> bo
 
 /// The build as Bamboo shows it now; an answer about another build is an error.
 pub async fn reread(client: &BambooClient, build_key: &str) -> Result<ObservedBuild, String> {
-    let (plan, number) = build_key
-        .rsplit_once('-')
-        .ok_or_else(|| format!("{build_key} is not a build key"))?;
-    let number: u32 = number
-        .parse()
-        .map_err(|_| format!("{build_key} is not a build key"))?;
+    let (plan, number) =
+        split_build_key(build_key).ok_or_else(|| format!("{build_key} is not a build key"))?;
     match client.build(plan, Some(number)).await {
         Ok(Some(result)) => Ok(ObservedBuild::from_result(result)),
         Ok(None) => Err(format!("build {build_key} no longer exists")),

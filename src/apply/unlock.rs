@@ -2,6 +2,7 @@
 //! was killed, or after a write whose outcome was unknown has been checked in Bamboo. Expired
 //! labels always come off; a live one only with `force`, since an apply may be using it.
 
+use crate::bamboo::types::split_build_key;
 use crate::bamboo::{BambooClient, BambooError};
 
 use super::lease::LockLabel;
@@ -30,8 +31,7 @@ pub async fn unlock(
     force: bool,
 ) -> Result<Vec<String>, UnlockError> {
     let not_a_build = || UnlockError::NotABuild(build_key.to_string());
-    let (plan, number) = build_key.rsplit_once('-').ok_or_else(not_a_build)?;
-    let number: u32 = number.parse().map_err(|_| not_a_build())?;
+    let (plan, number) = split_build_key(build_key).ok_or_else(not_a_build)?;
     let build = client
         .build(plan, Some(number))
         .await?

@@ -34,6 +34,13 @@ impl<T> Default for Collection<T> {
     }
 }
 
+/// A build key's plan (or branch plan) key and number: `SHOP-APP-42` is build 42 of
+/// `SHOP-APP`, `SHOP-APP0-7` build 7 of branch plan `SHOP-APP0`.
+pub fn split_build_key(key: &str) -> Option<(&str, u32)> {
+    let (plan, number) = key.rsplit_once('-')?;
+    Some((plan, number.parse().ok()?))
+}
+
 /// `GET result/{key}`: one build.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]

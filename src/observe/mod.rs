@@ -200,6 +200,23 @@ async fn newer_builds(
     Ok(newer)
 }
 
+/// The key of a build of `plan` newer than build `n` that already ran `stage`: a promotion
+/// of `n` would take the release backwards. `apply` asks again under the lease, as such a
+/// build may have reached the stage since the plan was made.
+pub async fn newer_at_stage(
+    client: &BambooClient,
+    plan: &str,
+    n: u32,
+    stage: &str,
+) -> Result<Option<String>, BambooError> {
+    let newer = history::newer_than(client, plan, n).await?;
+    Ok(newer
+        .into_iter()
+        .map(ObservedBuild::from_result)
+        .find(|b| b.passed_stage(stage))
+        .map(|b| b.key))
+}
+
 /// The builds read so far, by (plan or branch-plan key, selector), and what they say of
 /// their plans: a build names its plan and whether it is enabled.
 #[derive(Default)]

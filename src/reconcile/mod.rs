@@ -173,6 +173,7 @@ pub fn target_ref(target: &Target) -> TargetRef {
         require: target.require.clone(),
         set: target.set.clone(),
         record_label: target.record_label.clone(),
+        allow_downgrade: target.allow_downgrade,
     }
 }
 

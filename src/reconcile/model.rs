@@ -65,6 +65,9 @@ pub struct TargetRef {
     /// A label to put on the build once promoted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record_label: Option<String>,
+    /// `allowDowngrade: true`: no check for a newer build that already ran the stage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_downgrade: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -1,5 +1,6 @@
 //! Release-day controls: gates on a target's build, checked when planning and again under the
-//! lease, from the labels read with the build (no request of their own).
+//! lease, from the labels read with the build (no request of their own); windows; the record
+//! left on a promoted build; no downgrades, also checked again under the lease.
 
 use crate::support::Sim;
 use crate::worlds::{SHOP, manifests, path_str};
@@ -382,6 +383,79 @@ fn promoting_an_older_build_over_a_newer_one_is_a_downgrade_unless_allowed() {
             .any(|r| r["path"] == "result/SHOP-APP"),
         "no history read when a downgrade is allowed"
     );
+}
+
+#[test]
+fn a_newer_build_promoted_after_the_plan_is_found_under_the_lease() {
+    // 41 and 42 both wait before Deploy Staging: planning 41 is no downgrade yet.
+    let sim = Sim::start(&BEHIND.replace(
+        "{ number: 42, state: { pausedBefore: Deploy Prod } }",
+        "{ number: 42, state: { pausedBefore: Deploy Staging } }",
+    ));
+    let dir = manifests(PINNED);
+    let plan_dir = crate::support::scratch("downgrade-plan");
+    let plan = plan_dir.join("plan.json");
+    let plan = plan.to_str().unwrap();
+    let planned = sim.cmd(&["plan", "--out", plan, path_str(&dir)]).run();
+    assert_eq!(planned.code, 0, "{}", planned.stdout);
+    assert!(
+        planned.stdout.contains("1 to promote"),
+        "{}",
+        planned.stdout
+    );
+    // Then someone promotes the newer build by hand, and the saved plan is applied.
+    let (status, _) = sim.request(
+        "PUT",
+        "/rest/api/latest/queue/SHOP-APP-42?stage=Deploy%20Staging",
+        &[("X-Atlassian-Token", "no-check")],
+        "",
+    );
+    assert_eq!(status, 200);
+    sim.advance(3_600_000);
+    assert_eq!(sim.ran("SHOP-APP-42"), ["Build", "Deploy Staging"]);
+    sim.clear_requests();
+    let ran = sim.cmd(&["apply", "--auto-approve", plan]).run();
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout
+            .contains("downgrade: newer build SHOP-APP-42 already ran Deploy Staging"),
+        "{}",
+        ran.stdout
+    );
+    assert!(sim.queue_writes().is_empty(), "no call to SHOP-APP-41");
+    assert_eq!(sim.ran("SHOP-APP-41"), ["Build"]);
+    // The saved plan's staleness read, then under the lease: the build and its newer ones.
+    let calls: Vec<String> = sim
+        .requests()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                r["path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "GET result/SHOP-APP-41",
+            "POST result/SHOP-APP-41/label",
+            "GET result/SHOP-APP-41",
+            "GET result/SHOP-APP",
+            "DELETE result/SHOP-APP-41/label/{lock}",
+        ]
+        .map(|c| c.replace("{lock}", lock_label_in(&calls))),
+        "{calls:#?}"
+    );
+}
+
+/// The name of the lock label the calls took off.
+fn lock_label_in(calls: &[String]) -> &str {
+    calls
+        .iter()
+        .find_map(|c| c.strip_prefix("DELETE result/SHOP-APP-41/label/"))
+        .unwrap_or("(no DELETE)")
 }
 
 #[test]
