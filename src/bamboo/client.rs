@@ -19,7 +19,7 @@ use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
 use super::auth::Credentials;
 use super::retry::{self, RetryPolicy};
 use super::server_clock::ServerTime;
-use super::types::{BranchInfo, BuildResult, ErrorBody, PlanInfo, ResultList};
+use super::types::{BranchInfo, BuildResult, ErrorBody, Label, LabelList, PlanInfo, ResultList};
 
 /// Bodies larger than this are decoded off the request task (see `get`): listing pages, not
 /// single builds (about 3 kB each).
@@ -97,6 +97,10 @@ pub enum WriteError {
 /// this is generous, and an endless answer (a misbehaving proxy) ends with an error instead of
 /// taking the machine's memory.
 const MAX_ANSWER_BYTES: usize = 64 << 20;
+/// Labels asked for per page of `result/{build}/label`, and the most a build may carry: a
+/// build needs a handful, and past this a list that keeps growing is a broken answer.
+const LABEL_PAGE: usize = 100;
+const LABELS_AT_MOST: usize = 2_000;
 
 /// How much of a write's answer is read: a 2xx is accepted whatever its body says, so the
 /// body is read only to free the connection, and a huge one is not read to its end.
@@ -241,8 +245,79 @@ impl BambooClient {
                 what,
                 answered: format!("build {}", build.key),
             }),
-            build => Ok(build),
+            Some(build) => self.with_all_labels(build).await.map(Some),
+            None => Ok(None),
         }
+    }
+
+    /// The build with every label, read page by page (`all_labels`) when its answer listed
+    /// only a page of them: gates and locks are decided on the whole list.
+    pub async fn with_all_labels(
+        &self,
+        mut build: BuildResult,
+    ) -> Result<BuildResult, BambooError> {
+        if build.labels.size > build.labels.items.len() {
+            let listed = std::mem::take(&mut build.labels.items);
+            let size = build.labels.size;
+            build.labels.items = self.rest_of_labels(&build.key, listed, size).await?;
+        }
+        Ok(build)
+    }
+
+    /// `GET result/{build}/label`, page after page from where `listed` (the first of `size`
+    /// labels, as the build's own answer gave them) stops: every label of the build. Pages
+    /// that repeat a label, come back empty early, or disagree on the count (a server that
+    /// ignores `start-index`, a list that changed while read) are an error, never a shorter
+    /// list: another apply's lock label left out would go unseen.
+    async fn rest_of_labels(
+        &self,
+        build_key: &str,
+        mut labels: Vec<Label>,
+        size: usize,
+    ) -> Result<Vec<Label>, BambooError> {
+        let what = format!("read the labels of {build_key}");
+        let broken = |detail: String| BambooError::Decode {
+            what: what.clone(),
+            detail,
+        };
+        if size > LABELS_AT_MOST {
+            return Err(broken(format!(
+                "{size} labels, more than the {LABELS_AT_MOST} a build is read with"
+            )));
+        }
+        let path = format!("{}/label", results_of(build_key));
+        let page_size = LABEL_PAGE.to_string();
+        while labels.len() < size {
+            let start = labels.len().to_string();
+            let query = [
+                ("start-index", start.as_str()),
+                ("max-results", page_size.as_str()),
+                ("max-result", page_size.as_str()),
+            ];
+            let page: Option<LabelList> = self.get(&what, &path, &query).await?;
+            let page = page
+                .ok_or_else(|| broken("the build has no label list any more".into()))?
+                .labels;
+            if page.size != size {
+                return Err(broken("the label list changed while it was read".into()));
+            }
+            if page.items.is_empty() {
+                return Err(broken(format!(
+                    "{} of {size} labels listed, then an empty page",
+                    labels.len()
+                )));
+            }
+            for label in page.items {
+                if labels.iter().any(|l| l.name == label.name) {
+                    return Err(broken(format!(
+                        "label {:?} listed twice: the server does not page labels",
+                        label.name
+                    )));
+                }
+                labels.push(label);
+            }
+        }
+        Ok(labels)
     }
 
     /// `GET result/{plan}`: up to `max` builds, newest first from the `start`-th, of every

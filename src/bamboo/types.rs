@@ -101,6 +101,13 @@ pub struct ResultList {
     pub results: Collection<BuildResult>,
 }
 
+/// `GET result/{build}/label`: one page of a build's labels.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LabelList {
+    #[serde(default)]
+    pub labels: Collection<Label>,
+}
+
 /// `GET plan/{plan}?expand=stages.stage`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]

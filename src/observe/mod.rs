@@ -73,25 +73,23 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
                 .map(|(key, selectors)| read_builds(client, key, selectors))
         ),
     );
-    let mut found = Found::default();
-    let chosen_from = join_all(
-        eligible
-            .iter()
-            .map(|plan| history::candidates(client, plan)),
-    )
+    let chosen_from = join_all(eligible.iter().map(|plan| async {
+        let builds = history::candidates(client, plan).await?;
+        join_all(builds.into_iter().map(|b| client.with_all_labels(b)))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+    }))
     .await;
+    // Every build a target names, by (plan or branch-plan key, selector).
+    let mut answered: Vec<(String, BuildSelector, Option<BuildResult>)> = Vec::new();
     for (plan, read) in eligible.iter().zip(chosen_from) {
         let builds = read?;
         for build in &builds {
             check_answer(plan, &BuildSelector::Latest, build)?;
         }
-        if let Some(first) = builds.first() {
-            found.keep(
-                plan.clone(),
-                BuildSelector::NewestEligible,
-                Some(first.clone()),
-            )?;
-        }
+        let first = builds.first().cloned();
+        answered.push((plan.clone(), BuildSelector::NewestEligible, first));
         let builds = builds
             .into_iter()
             .map(|b| Arc::new(ObservedBuild::from_result(b)))
@@ -99,23 +97,37 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
         observed.candidates.insert(plan.clone(), builds);
     }
     for (key, build) in listed? {
-        found.keep(key, BuildSelector::Latest, build)?;
+        answered.push((key, BuildSelector::Latest, build));
     }
     for ((key, _), builds) in direct.iter().zip(direct_reads) {
         for (selector, build) in builds? {
-            found.keep(key.clone(), selector, build)?;
+            answered.push((key.clone(), selector, build));
         }
     }
     for ((plan, name), read) in on_branch.keys().zip(branch_reads) {
         let (branch, builds) = read?;
         if let Some(branch) = &branch {
             for (selector, build) in builds {
-                found.keep(branch.key.clone(), selector, build)?;
+                answered.push((branch.key.clone(), selector, build));
             }
         }
         observed
             .branches
             .insert((plan.clone(), name.clone()), branch);
+    }
+    // Listings and histories may list a page of a build's labels; gates need them all.
+    let completed = join_all(answered.into_iter().map(|(key, selector, build)| async {
+        let build = match build {
+            Some(build) => Some(client.with_all_labels(build).await?),
+            None => None,
+        };
+        Ok::<_, BambooError>((key, selector, build))
+    }))
+    .await;
+    let mut found = Found::default();
+    for answer in completed {
+        let (key, selector, build) = answer?;
+        found.keep(key, selector, build)?;
     }
 
     // The plans no build spoke for are read.

@@ -130,7 +130,7 @@ pub fn read(engine: &Engine, req: &ApiRequest, ctx: &Context<'_>) -> Reply {
         }
         ["result", plan, "branch", name, number] => branch_key(engine, plan, name)
             .and_then(|key| one_result(engine, req, ctx, &key, number)),
-        ["result", key, "label"] => labels(engine, key),
+        ["result", key, "label"] => labels(engine, req, ctx, key),
         ["result", key, "comment"] => comments(engine, key),
         // `result/PROJ-PLAN/latest` and `result/PROJ-PLAN/12`, as some clients spell them.
         ["result", plan, number] => one_result(engine, req, ctx, plan, number),
@@ -502,14 +502,24 @@ fn build_mut<'a>(engine: &'a mut Engine, key: &str) -> Result<&'a mut Build, Ref
     plan.builds.get_mut(&number).ok_or_else(|| not_found(key))
 }
 
-fn labels(engine: &Engine, key: &str) -> Result<Reply, Refused> {
+/// A build's labels, a page at a time like any collection (and no more than a result lists
+/// when the world pages labels).
+fn labels(
+    engine: &Engine,
+    req: &ApiRequest,
+    ctx: &Context<'_>,
+    key: &str,
+) -> Result<Reply, Refused> {
     let (plan, number) = split_build_key(key)?;
     let number = number.ok_or_else(|| not_found(key))?;
     let plan = engine.plans.get(plan).ok_or_else(|| not_found(plan))?;
     let build = plan.builds.get(&number).ok_or_else(|| not_found(key))?;
+    let (start, max) = page(req, ctx.paging);
+    let max = ctx.paging.label_page.map_or(max, |cap| max.min(cap));
+    let labels = view::labels_page(build, start, max);
     Ok(ok(
         "labels",
-        &json!({ "expand": "labels", "labels": view::labels(build) }),
+        &json!({ "expand": "labels", "labels": labels }),
     ))
 }
 

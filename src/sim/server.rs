@@ -288,7 +288,14 @@ fn answer(
     }
     let (path, query) = match fault {
         Some(Fault::OtherBuild) => (other_build(shared, path), query.to_string()),
-        Some(Fault::IgnoreFilter) => (path.to_string(), without_filters(query)),
+        Some(Fault::IgnoreFilter) => (
+            path.to_string(),
+            without(
+                query,
+                &["label", "buildstate", "continuable", "lifeCycleState"],
+            ),
+        ),
+        Some(Fault::IgnorePaging) => (path.to_string(), without(query, &["start-index"])),
         _ => (path.to_string(), query.to_string()),
     };
     let request = ApiRequest::new(method.as_str(), &path, &query, body.to_vec());
@@ -357,13 +364,9 @@ fn other_build(shared: &Shared, path: &str) -> String {
 }
 
 /// The query without the filters a listing can take.
-fn without_filters(query: &str) -> String {
-    let kept = form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| {
-        !matches!(
-            &**k,
-            "label" | "buildstate" | "continuable" | "lifeCycleState"
-        )
-    });
+/// The query without the parameters named: what a server that does not know them reads.
+fn without(query: &str, names: &[&str]) -> String {
+    let kept = form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| !names.contains(&&**k));
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(kept)
         .finish()

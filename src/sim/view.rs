@@ -122,9 +122,20 @@ pub struct Named<'a> {
 }
 
 pub fn labels(build: &Build) -> Collection<Named<'_>> {
-    let items: Vec<Named> = build.labels.iter().map(|l| Named { name: l }).collect();
-    let count = items.len();
-    collection("label", items, count, 0, count)
+    let count = build.labels.len();
+    labels_page(build, 0, count)
+}
+
+/// Up to `max` of a build's labels from the `start`-th, as `result/{key}/label` pages them.
+pub fn labels_page(build: &Build, start: usize, max: usize) -> Collection<Named<'_>> {
+    let items: Vec<Named> = build
+        .labels
+        .iter()
+        .skip(start)
+        .take(max)
+        .map(|l| Named { name: l })
+        .collect();
+    collection("label", items, build.labels.len(), start, max)
 }
 
 /// `{"key": ...}`: borrowed from the world, or made for a job.

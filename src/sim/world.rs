@@ -260,6 +260,9 @@ pub enum Fault {
     /// Answer as if the query had no filter (`label`, `buildstate`, `continuable`,
     /// `lifeCycleState`), as servers that do not know a filter do.
     IgnoreFilter,
+    /// Answer as if the query had no `start-index`: every page is the first, as a server
+    /// that does not page an endpoint answers.
+    IgnorePaging,
     /// Answer a write with success without doing it (200 for a queue call, 204 otherwise), as
     /// a proxy that swallows requests, or a server that does not keep labels, would.
     Swallow,

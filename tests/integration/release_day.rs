@@ -64,6 +64,61 @@ fn a_gate_not_met_blocks_with_its_reason_and_gates_that_pass_are_shown() {
 }
 
 #[test]
+fn gates_see_labels_past_the_first_page_of_a_history() {
+    // 30 labels on build 42; results list 25. Two selectors on one plan read its history.
+    let labels: Vec<String> = (0..30).map(|i| format!("note-{i:02}")).collect();
+    let world = format!(
+        "
+settings: {{ labelPage: 25 }}
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - {{ name: Build }}
+          - {{ name: Deploy Staging, manual: true }}
+        builds:
+          - {{ number: 41, state: complete }}
+          - {{ number: 42, state: {{ pausedBefore: Deploy Staging }}, labels: [{}] }}
+",
+        labels.join(", ")
+    );
+    let sim = Sim::start(&world);
+    let dir = manifests(
+        "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: gated }
+spec:
+  targets:
+    - id: newest
+      plan: SHOP-APP
+      stage: Deploy Staging
+      require: { withoutLabels: [note-29] }
+    - { id: older, plan: SHOP-APP, build: 41, stage: Deploy Staging }
+",
+    );
+    let ran = sim.cmd(&["plan", path_str(&dir)]).run();
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout
+            .contains("blocked: the build carries label note-29 (require.withoutLabels)"),
+        "{}",
+        ran.stdout
+    );
+    // The history, then the rest of build 42's labels: one page of up to 100.
+    let paths: Vec<String> = sim
+        .requests()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        ["result/SHOP-APP", "result/SHOP-APP-42/label"],
+        "{paths:?}"
+    );
+}
+
+#[test]
 fn gates_are_checked_again_under_the_lease() {
     let sim = Sim::start(SHOP);
     let dir = manifests(GATED);

@@ -85,14 +85,25 @@ fn writes_to(sim: &Sim, build: &str) -> usize {
         .count()
 }
 
+/// Every label of a build, page after page (a world may list them 25 at a time).
 fn labels_of(sim: &Sim, build: &str) -> Vec<String> {
-    let labels = sim.get_json(&format!("result/{build}/label"));
-    labels["labels"]["label"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["name"].as_str().unwrap().to_string())
-        .collect()
+    let mut names = Vec::new();
+    loop {
+        let page = sim.get_json(&format!(
+            "result/{build}/label?start-index={}&max-result=100",
+            names.len()
+        ));
+        let labels = &page["labels"];
+        let items = labels["label"].as_array().unwrap();
+        names.extend(
+            items
+                .iter()
+                .map(|l| l["name"].as_str().unwrap().to_string()),
+        );
+        if items.is_empty() || names.len() as u64 >= labels["size"].as_u64().unwrap() {
+            return names;
+        }
+    }
 }
 
 fn lock_labels(sim: &Sim, build: &str) -> Vec<String> {
@@ -902,21 +913,61 @@ fn a_second_signal_during_a_call_still_records_it_and_exits_7() {
 }
 
 #[test]
-fn a_label_list_cut_to_a_page_gets_no_call() {
-    // 30 labels on the build; the server lists 25, so another apply's lock could be hidden.
-    let labels: Vec<String> = (0..30).map(|i| format!("note-{i:02}")).collect();
+fn a_lock_listed_past_the_first_page_of_labels_is_seen() {
+    // 30 labels on the build, another apply's live lock last; results list 25 of them.
+    let mut labels: Vec<String> = (0..30).map(|i| format!("note-{i:02}")).collect();
+    let live = format!("bamboo-promote-lock-{SERVER_EPOCH_MS}-600-0000beef");
+    labels.push(live.clone());
     let sim = Sim::start(&world(0, ", labelPage: 25", &labels.join(", ")));
-    let ran = apply(&sim, &manifests(STAGING), &[]);
+    let ran = apply(&sim, &manifests(STAGING), &["--lock-timeout", "1s"]);
     assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
     assert!(
-        ran.stdout.contains("listed 25 of the 31 labels"),
+        ran.stderr.contains("waiting for the lock on SHOP-APP-42"),
         "{}",
-        ran.stdout
+        ran.stderr
+    );
+    assert!(sim.queue_writes().is_empty());
+    assert_eq!(lock_labels(&sim, "SHOP-APP-42"), [live], "ours came off");
+
+    // Without the other lock, the labels are read in full, page by page, and the call goes.
+    sim.reset();
+    let sim = Sim::start(&world(0, ", labelPage: 25", &labels[..30].join(", ")));
+    let ran = apply(&sim, &manifests(STAGING), &[]);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert_eq!(writes_to(&sim, "SHOP-APP-42"), 1);
+    assert_staging_ran_once(&sim, "full labels");
+    let label_pages: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| r["method"] == "GET" && r["path"] == "result/SHOP-APP-42/label")
+        .map(|r| r["query"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !label_pages.is_empty() && label_pages.iter().all(|q| q.contains("start-index=")),
+        "{label_pages:?}"
+    );
+}
+
+#[test]
+fn a_server_that_does_not_page_labels_gets_no_call() {
+    // Every page of labels is the first: the rest of the list cannot be read.
+    let labels: Vec<String> = (0..30).map(|i| format!("note-{i:02}")).collect();
+    let sim = Sim::start(&world(0, ", labelPage: 25", &labels.join(", ")));
+    sim.set_faults(
+        r#"{ "script": [ { "method": "GET", "path": "/label", "fault": "ignorePaging",
+             "times": 100 } ] }"#,
+    );
+    let ran = apply(&sim, &manifests(STAGING), &[]);
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    let said = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(
+        said.contains("read the labels of SHOP-APP-42") && said.contains("listed twice"),
+        "{said}"
     );
     assert!(sim.queue_writes().is_empty());
     assert!(
         lock_labels(&sim, "SHOP-APP-42").is_empty(),
-        "the lock came off"
+        "no lock was left"
     );
 }
 
