@@ -135,7 +135,8 @@ pub enum DiagnosticFormat {
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
     /// Which schema: the manifest format, the plan document (`plan --format json`, saved
-    /// plans), or apply's event stream (`apply --format json`).
+    /// plans), apply's event stream (`apply --format json`), or a line of the audit log
+    /// (`apply --audit-log FILE`).
     #[arg(long, value_enum, default_value_t = SchemaKind::Manifest)]
     pub kind: SchemaKind,
     /// Write the schema to this file instead of stdout.
@@ -148,6 +149,7 @@ pub enum SchemaKind {
     Manifest,
     Plan,
     Events,
+    Audit,
 }
 
 /// How the manifest folders are walked; the same for every command that reads manifests.

@@ -7,6 +7,7 @@
 //! SIGINT or SIGTERM no new write starts; a call already sent is seen through. A build whose
 //! write has an unknown outcome gets no other write in the run.
 
+pub mod audit;
 pub mod events;
 mod lease;
 mod progress;

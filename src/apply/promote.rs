@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use super::audit::Outcome;
 use super::lease::{self, Lease, LeaseError};
 use super::record::{self, RecordContext};
 use super::report::Reporter;
@@ -260,7 +261,7 @@ async fn write(
     action: Action,
 ) -> Promotion {
     let client = ctx.client;
-    let audit = |outcome: &str, detail: Option<String>| {
+    let audit = |outcome: Outcome, detail: Option<String>| {
         let call = describe_call(&action);
         ctx.reporter
             .audit(&request.target.id, &action.build_key, call, outcome, detail);
@@ -276,7 +277,7 @@ async fn write(
     ctx.reporter.answered(&action.build_key);
     match sent {
         Ok(()) => {
-            audit("accepted", None);
+            audit(Outcome::Accepted, None);
             if confirm(ctx, before, &lease).await {
                 leave_record(ctx, request, &action).await;
                 let queued = Promotion::Queued {
@@ -287,10 +288,7 @@ async fn write(
                 return release(client, lease, queued).await;
             }
             let lock = lease.keep();
-            audit(
-                "accepted; Bamboo did not show it in time, lock kept",
-                Some(lock.clone()),
-            );
+            audit(Outcome::AcceptedUnseen, Some(lock.clone()));
             Promotion::Queued {
                 runs: action.runs,
                 note: Some(format!(
@@ -305,27 +303,24 @@ async fn write(
                 .await
                 .is_ok_and(|now| now.fingerprint() != before.fingerprint());
             let promotion = if moved {
-                audit("refused; build moved by someone else", Some(detail.clone()));
+                audit(Outcome::RefusedMoved, Some(detail.clone()));
                 Promotion::MovedByOther(detail)
             } else {
-                audit("refused", Some(detail.clone()));
+                audit(Outcome::Refused, Some(detail.clone()));
                 Promotion::Refused(detail)
             };
             release(client, lease, promotion).await
         }
         Err(WriteError::NotSent(detail)) => {
-            audit("not sent", Some(detail.clone()));
+            audit(Outcome::NotSent, Some(detail.clone()));
             let failed = Promotion::Failed(format!("the call was not sent: {detail}"));
             release(client, lease, failed).await
         }
         Err(WriteError::Unknown(detail)) => {
-            audit(
-                "outcome unknown; re-reading the build",
-                Some(detail.clone()),
-            );
+            audit(Outcome::Unknown, Some(detail.clone()));
             match reread(client, &action.build_key).await {
                 Ok(now) if now.fingerprint() != before.fingerprint() => {
-                    audit("took effect (seen on re-read)", None);
+                    audit(Outcome::SeenOnReread, None);
                     leave_record(ctx, request, &action).await;
                     let queued = Promotion::Queued {
                         runs: action.runs,
@@ -341,7 +336,7 @@ async fn write(
                     };
                     let lock = lease.keep();
                     audit(
-                        "outcome unknown; lock kept, not sent again",
+                        Outcome::UnknownLockKept,
                         Some(format!("{detail}; {seen}; lock label {lock}")),
                     );
                     Promotion::Unknown {

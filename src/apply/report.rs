@@ -6,8 +6,7 @@ use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
-use serde::Serialize;
-
+use super::audit::{AuditRecord, Outcome};
 use super::events::{Event, EventLine};
 
 pub struct Reporter {
@@ -19,22 +18,6 @@ pub struct Reporter {
     reason: Option<String>,
     /// Queue calls sent and not yet answered: (target, build, call).
     in_flight: Mutex<Vec<(String, String, String)>>,
-}
-
-/// One write, for the audit trail.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditRecord<'a> {
-    pub time: String,
-    pub target: &'a str,
-    pub build: &'a str,
-    pub call: String,
-    pub outcome: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// `--reason`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'a str>,
 }
 
 impl Reporter {
@@ -133,13 +116,7 @@ impl Reporter {
     pub fn abandon_in_flight(&self) -> usize {
         let in_flight = std::mem::take(&mut *self.in_flight.lock().expect("in-flight lock"));
         for (target, build, call) in &in_flight {
-            self.audit(
-                target,
-                build,
-                call.clone(),
-                "abandoned by a second signal; outcome unknown, lock kept",
-                None,
-            );
+            self.audit(target, build, call.clone(), Outcome::Abandoned, None);
         }
         in_flight.len()
     }
@@ -149,18 +126,11 @@ impl Reporter {
         target: &str,
         build: &str,
         call: String,
-        outcome: &str,
+        outcome: Outcome,
         detail: Option<String>,
     ) {
-        let record = AuditRecord {
-            time: now(),
-            target,
-            build,
-            call,
-            outcome,
-            detail,
-            reason: self.reason.as_deref(),
-        };
+        let reason = self.reason.as_deref();
+        let record = AuditRecord::now(target, build, call, outcome, detail, reason);
         // The file first: it is the record that must survive whatever stderr does.
         if let Some(file) = &self.audit_file {
             let line = serde_json::to_string(&record).expect("audit record serializes");
@@ -175,15 +145,11 @@ impl Reporter {
             record.target,
             record.build,
             record.call,
-            record.outcome,
+            record.outcome.words(),
             record
                 .detail
                 .as_ref()
                 .map_or(String::new(), |d| format!(" ({d})"))
         ));
     }
-}
-
-fn now() -> String {
-    jiff::Timestamp::now().to_string()
 }

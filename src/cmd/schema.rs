@@ -9,6 +9,7 @@ pub fn run(args: &SchemaArgs) -> u8 {
         SchemaKind::Manifest => manifest::schema(),
         SchemaKind::Plan => render::document::schema(),
         SchemaKind::Events => apply::events::schema(),
+        SchemaKind::Audit => apply::audit::schema(),
     };
     match &args.out {
         None => {

@@ -13,8 +13,9 @@ use crate::observe::ObservedBuild;
 /// The JSON contract's version (plan documents and apply's events): additive changes raise
 /// the minor version, a rename or a removal the major one. 2.0 renamed the status `queue` to
 /// `promote` (one name for one thing in JSON, Markdown and the terminal) and gave the events
-/// typed fields where 1.x had English sentences and debug text.
-pub const FORMAT_VERSION: &str = "2.0";
+/// typed fields where 1.x had English sentences and debug text. 2.1 added `allowDowngrade` to
+/// a target, for the downgrade check under the lease.
+pub const FORMAT_VERSION: &str = "2.1";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -49,6 +49,17 @@ pub fn plan_json(text: &str) -> Value {
     value
 }
 
+/// An audit log, each line checked against `schemas/audit.v1.schema.json`; its text.
+pub fn audit_log(path: &Path) -> String {
+    static AUDIT: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    for line in text.lines() {
+        let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_valid("audit.v1.schema.json", &AUDIT, &value);
+    }
+    text
+}
+
 /// apply's event stream, each line parsed and checked against `schemas/events.v2.schema.json`.
 pub fn events(stdout: &str) -> Vec<Value> {
     static EVENTS: OnceLock<jsonschema::Validator> = OnceLock::new();
@@ -67,6 +78,7 @@ fn the_committed_schemas_are_the_generated_ones() {
     for (kind, file) in [
         ("plan", "plan.v2.schema.json"),
         ("events", "events.v2.schema.json"),
+        ("audit", "audit.v1.schema.json"),
     ] {
         let generated = Run::new(&["schema", "--kind", kind]).run();
         assert_eq!(generated.code, 0);
@@ -87,7 +99,7 @@ fn plans_statuses_saved_plans_and_errors_follow_the_schema() {
             .cmd(&[command, "--format", "json", path_str(&dir)])
             .run();
         let doc = plan_json(&ran.stdout);
-        assert_eq!(doc["formatVersion"], "2.0");
+        assert_eq!(doc["formatVersion"], "2.1");
         assert_eq!(doc["kind"], command);
     }
     let saved_dir = crate::support::scratch("saved");

@@ -439,7 +439,7 @@ fn sigterm_during_a_call_sees_it_through_records_it_and_releases_the_lock() {
         let ran = Ran::finish(child);
         assert_eq!(ran.code, 143, "{trial}: {}\n{}", ran.stdout, ran.stderr);
         assert!(ran.stdout.contains("1 promoted"), "{trial}: {}", ran.stdout);
-        let audit = std::fs::read_to_string(&audit).unwrap();
+        let audit = crate::contracts::audit_log(&audit);
         assert!(
             audit.contains("SHOP-APP-42") && audit.contains("\"accepted\""),
             "{trial}: the write is in the audit log: {audit}"
@@ -904,7 +904,7 @@ fn a_second_signal_during_a_call_still_records_it_and_exits_7() {
     signal(&child, "TERM");
     let ran = Ran::finish(child);
     assert_eq!(ran.code, 7, "{}\n{first}{}", ran.stdout, ran.stderr);
-    let audit = std::fs::read_to_string(&audit).unwrap();
+    let audit = crate::contracts::audit_log(&audit);
     assert!(
         audit.contains("abandoned by a second signal") && audit.contains("queue/SHOP-APP-42"),
         "{audit}"

@@ -1,0 +1,106 @@
+//! The audit trail: one record per write outcome, kept as a JSON line in `--audit-log FILE`
+//! (its schema: `bamboo-promote schema --kind audit`) and said on stderr. The outcomes are a
+//! closed list, so that a compliance job can match them without parsing prose.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// `1.0`: additive changes raise the minor version, renames and removals the major one.
+const FORMAT_VERSION: &str = "1.0";
+
+/// One line of the audit log.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord<'a> {
+    /// `1.0`.
+    pub format_version: &'static str,
+    /// When the outcome was known, RFC 3339 in UTC.
+    pub time: String,
+    /// The target's id.
+    pub target: &'a str,
+    /// The build the call went to, e.g. `SHOP-APP-42`.
+    pub build: &'a str,
+    /// The call as sent, e.g. `PUT queue/SHOP-APP-42?stage=Deploy%20Prod&executeAllStages=false`.
+    pub call: String,
+    pub outcome: Outcome,
+    /// What Bamboo answered, or why the outcome is unknown; lock labels kept are named here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// `apply --reason`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> AuditRecord<'a> {
+    pub fn now(
+        target: &'a str,
+        build: &'a str,
+        call: String,
+        outcome: Outcome,
+        detail: Option<String>,
+        reason: Option<&'a str>,
+    ) -> AuditRecord<'a> {
+        AuditRecord {
+            format_version: FORMAT_VERSION,
+            time: jiff::Timestamp::now().to_string(),
+            target,
+            build,
+            call,
+            outcome,
+            detail,
+            reason,
+        }
+    }
+}
+
+/// What became of a call. The names are the words of the trail, kept as they were before
+/// the schema: the log's readers match them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+pub enum Outcome {
+    /// Bamboo answered 2xx.
+    #[serde(rename = "accepted")]
+    Accepted,
+    /// Accepted, but no read showed its effect in time: the lock label stays until it expires.
+    #[serde(rename = "accepted; Bamboo did not show it in time, lock kept")]
+    AcceptedUnseen,
+    /// Bamboo refused, and the build had moved: someone else promoted it first.
+    #[serde(rename = "refused; build moved by someone else")]
+    RefusedMoved,
+    /// Bamboo refused (4xx), and the build did not move.
+    #[serde(rename = "refused")]
+    Refused,
+    /// The call never left this machine (no connection could be made).
+    #[serde(rename = "not sent")]
+    NotSent,
+    /// No answer, or a 5xx: the build is read again to learn whether it took effect.
+    #[serde(rename = "outcome unknown; re-reading the build")]
+    Unknown,
+    /// After an unknown outcome, the re-read showed the build moved: the call took effect.
+    #[serde(rename = "took effect (seen on re-read)")]
+    SeenOnReread,
+    /// After an unknown outcome, the build had not moved: the call may still land, so it is
+    /// not sent again and the lock label stays.
+    #[serde(rename = "outcome unknown; lock kept, not sent again")]
+    UnknownLockKept,
+    /// A second signal ended the run while the call waited for its answer.
+    #[serde(rename = "abandoned by a second signal; outcome unknown, lock kept")]
+    Abandoned,
+}
+
+impl Outcome {
+    /// The outcome's words, as in the log.
+    pub fn words(self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(words)) => words,
+            _ => unreachable!("an outcome serializes to its name"),
+        }
+    }
+}
+
+/// The JSON Schema of an audit log line, as `bamboo-promote schema --kind audit` prints it.
+pub fn schema() -> String {
+    let schema = schemars::schema_for!(AuditRecord<'static>);
+    let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
+    text.push('\n');
+    text
+}
