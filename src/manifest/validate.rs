@@ -168,19 +168,6 @@ fn window_named(
 
 fn check_syntax(target: &Target, spec: &TargetSpec, errors: &mut Vec<ManifestError>) {
     let p = &target.places;
-    if target.build == BuildSelector::NewestEligible
-        && let (Some(_), Some(place)) = (&target.branch, &p.build)
-    {
-        errors.push(
-            ManifestError::at(
-                "manifest::newest_on_branch",
-                place.clone(),
-                "on a branch",
-                "`newest: eligible` chooses from a plan's default branch; plan branches are not supported yet",
-            )
-            .with_help("pin the branch's build by number or label instead"),
-        );
-    }
     if !is_id(&target.id) {
         errors.push(
             ManifestError::at(

@@ -64,7 +64,7 @@ pub(super) async fn branch_builds(
 /// A plan branch's key is its plan's key and a number (`SHOP-APP` → `SHOP-APP3`). An answer
 /// naming another plan — another plan's builds, or the master plan's — must not get them
 /// promoted as the branch's.
-fn check_branch_key(plan: &str, name: &str, key: &str) -> Result<(), BambooError> {
+pub(super) fn check_branch_key(plan: &str, name: &str, key: &str) -> Result<(), BambooError> {
     let numbered = key
         .strip_prefix(plan)
         .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));

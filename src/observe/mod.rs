@@ -35,10 +35,10 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
     // What to read: default-branch builds by plan, and branch builds by (plan, branch).
     let mut on_default: BTreeMap<String, BTreeSet<BuildSelector>> = BTreeMap::new();
     let mut on_branch: BTreeMap<(String, String), BTreeSet<BuildSelector>> = BTreeMap::new();
-    let mut eligible: BTreeSet<String> = BTreeSet::new();
+    let mut eligible: BTreeSet<(String, Option<String>)> = BTreeSet::new();
     for target in &desired.targets {
         if target.build == BuildSelector::NewestEligible {
-            eligible.insert(target.plan.clone());
+            eligible.insert((target.plan.clone(), target.branch.clone()));
             continue;
         }
         let selectors = match &target.branch {
@@ -73,28 +73,34 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
                 .map(|(key, selectors)| read_builds(client, key, selectors))
         ),
     );
-    let chosen_from = join_all(eligible.iter().map(|plan| async {
-        let builds = history::candidates(client, plan).await?;
-        join_all(builds.into_iter().map(|b| client.with_all_labels(b)))
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()
-    }))
+    let chosen_from = join_all(
+        eligible
+            .iter()
+            .map(|(plan, branch)| candidates(client, plan, branch.as_deref())),
+    )
     .await;
     // Every build a target names, by (plan or branch-plan key, selector).
     let mut answered: Vec<(String, BuildSelector, Option<BuildResult>)> = Vec::new();
-    for (plan, read) in eligible.iter().zip(chosen_from) {
-        let builds = read?;
+    for ((plan, name), read) in eligible.iter().zip(chosen_from) {
+        let (branch, chosen_from) = read?;
+        if let Some(name) = name {
+            observed
+                .branches
+                .insert((plan.clone(), name.clone()), branch);
+        }
+        let Some((key, builds)) = chosen_from else {
+            continue;
+        };
         for build in &builds {
-            check_answer(plan, &BuildSelector::Latest, build)?;
+            check_answer(&key, &BuildSelector::Latest, build)?;
         }
         let first = builds.first().cloned();
-        answered.push((plan.clone(), BuildSelector::NewestEligible, first));
+        answered.push((key.clone(), BuildSelector::NewestEligible, first));
         let builds = builds
             .into_iter()
             .map(|b| Arc::new(ObservedBuild::from_result(b)))
             .collect();
-        observed.candidates.insert(plan.clone(), builds);
+        observed.candidates.insert(key, builds);
     }
     for (key, build) in listed? {
         answered.push((key, BuildSelector::Latest, build));
@@ -210,6 +216,33 @@ async fn newer_builds(
         newer.insert(pin, found);
     }
     Ok(newer)
+}
+
+/// The builds `newest: eligible` chooses from, each with every label (for the gates), and the
+/// key of the plan they are builds of. On a plan branch, the branch is found by name first
+/// (its builds are its branch plan's) and returned too; it may not exist.
+async fn candidates(
+    client: &BambooClient,
+    plan: &str,
+    branch: Option<&str>,
+) -> Result<(Option<ObservedBranch>, Option<(String, Vec<BuildResult>)>), BambooError> {
+    let (branch, key) = match branch {
+        None => (None, plan.to_string()),
+        Some(name) => {
+            let Some(found) = client.branch(plan, name).await? else {
+                return Ok((None, None));
+            };
+            branch::check_branch_key(plan, name, &found.key)?;
+            let key = found.key.clone();
+            (Some(ObservedBranch::from(found)), key)
+        }
+    };
+    let builds = history::candidates(client, &key).await?;
+    let builds = join_all(builds.into_iter().map(|b| client.with_all_labels(b)))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((branch, Some((key, builds))))
 }
 
 /// The key of a build of `plan` newer than build `n` that already ran `stage`: a promotion

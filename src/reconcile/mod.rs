@@ -132,7 +132,9 @@ fn newest_eligible(
     observed: &Observed,
 ) -> (Option<Arc<ObservedBuild>>, Vec<PassedOver>) {
     let mut passed = Vec::new();
-    for build in observed.candidates.get(&target.plan).into_iter().flatten() {
+    let key = build_plan_key(target, observed);
+    let candidates = key.and_then(|key| observed.candidates.get(&key));
+    for build in candidates.into_iter().flatten() {
         if build.passed_stage(&target.stage) {
             return (Some(build.clone()), passed);
         }

@@ -604,6 +604,78 @@ spec:
 }
 
 #[test]
+fn newest_eligible_chooses_from_a_plan_branch() {
+    // On release/2.0 (branch plan SHOP-APP7) 3 failed and 2 waits; the default branch's 42
+    // would be eligible too, and must not be chosen.
+    let sim = Sim::start(
+        "
+settings: { clock: manual }
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - { name: Build }
+          - { name: Deploy Staging, manual: true }
+        branches:
+          - name: release/2.0
+            key: APP7
+            builds:
+              - { number: 1, state: complete }
+              - { number: 2, state: { pausedBefore: Deploy Staging } }
+              - { number: 3, state: { failedAt: Build } }
+        builds:
+          - { number: 42, state: { pausedBefore: Deploy Staging } }
+",
+    );
+    let on_branch = |branch: &str| {
+        manifests(&format!(
+            "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: {{ name: eligible }}
+spec:
+  targets:
+    - id: rel
+      plan: SHOP-APP
+      branch: {branch}
+      build: {{ newest: eligible }}
+      stage: Deploy Staging
+"
+        ))
+    };
+    let dir = on_branch("release/2.0");
+    let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout
+            .contains("passed over: SHOP-APP7-3 (stage Build failed before the target)"),
+        "{}",
+        ran.stdout
+    );
+    let calls: Vec<String> = sim
+        .queue_writes()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(calls, ["queue/SHOP-APP7-2"]);
+    // In sync now; and a branch that does not exist is an error at its line, not the plan's.
+    let ran = sim.cmd(&["plan", path_str(&dir)]).run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("1 in sync"), "{}", ran.stdout);
+    let missing = on_branch("release/9.9");
+    let ran = sim
+        .cmd(&["apply", "--auto-approve", path_str(&missing)])
+        .run();
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("plan SHOP-APP has no branch"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(sim.queue_writes().len(), 1, "nothing more was sent");
+}
+
+#[test]
 fn newest_eligible_looks_past_a_page_of_red_builds() {
     // Sixty builds; the newest 55 failed, build 5 waits for Deploy Staging.
     let builds: Vec<String> = (1..=60)
