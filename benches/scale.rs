@@ -8,7 +8,8 @@
 //! RSS and the limit `ceil(R_min / P) × L`. Beside `plan` it prints the transport floor: the
 //! same requests replayed after each run by a client that does nothing else, which shows how
 //! much of the gap to the limit is the simulator and loopback sharing this machine's cores,
-//! and how much is bamboo-promote's own work. The table is also written as JSON to
+//! and how much is bamboo-promote's own work. A second table shows what each release-day
+//! feature adds in requests, at N = 100. Both are also written as JSON to
 //! `target/scale-bench.json`.
 
 #[allow(dead_code)]
@@ -171,6 +172,79 @@ async fn replay(urls: &[String]) -> Duration {
     started.elapsed()
 }
 
+/// The release-day features, each as it changes every target line (and, for a window, each
+/// document's spec), for the table of what each adds.
+const FEATURES: [(&str, &str, &str); 6] = [
+    ("none", "", ""),
+    (
+        "gates",
+        ", require: { withoutLabels: [do-not-promote] }",
+        "",
+    ),
+    (
+        "window",
+        ", require: { window: always }",
+        "  windows: { always: { timeZone: UTC, allow: [{ days: [mon, tue, wed, thu, fri, sat, sun], from: '00:00', to: '24:00' }] } }\n",
+    ),
+    ("pinned build (no downgrade)", ", build: 1", ""),
+    ("newest: eligible", ", build: { newest: eligible }", ""),
+    ("record label", ", record: { label: promoted }", ""),
+];
+
+/// What each release-day feature adds to `plan` and `apply` (N = 100, no added latency): the
+/// requests, beside the same targets with no feature, and per promotion.
+fn feature_costs() -> Vec<Value> {
+    let setup = setup(100);
+    let sim = Sim::start(&setup.world);
+    println!(
+        "\nWhat each feature adds (N = 100, {} promotions):\n{:<28} {:>10} {:>8} {:>10} {:>8} {:>14}",
+        setup.promotions, "feature", "plan req", "Δ plan", "apply req", "Δ apply", "Δ / promotion"
+    );
+    let mut base: Option<(usize, usize)> = None;
+    let mut rows = Vec::new();
+    for (feature, on_target, on_spec) in FEATURES {
+        let dir = scratch("bench-feature");
+        for entry in std::fs::read_dir(&setup.manifest_dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path)
+                .unwrap()
+                .replace(
+                    "stage: Deploy Staging }",
+                    &format!("stage: Deploy Staging{on_target} }}"),
+                )
+                .replace("spec:\n", &format!("spec:\n{on_spec}"));
+            write(&dir, path.file_name().unwrap().to_str().unwrap(), &text);
+        }
+        let dir = dir.to_str().unwrap();
+        let mut counts = [0; 2];
+        for (i, args) in [
+            vec!["plan", "--parallelism", "8", dir],
+            vec!["apply", "--auto-approve", "--parallelism", "8", dir],
+        ]
+        .iter()
+        .enumerate()
+        {
+            sim.reset();
+            measure(&sim, args);
+            counts[i] = sim.requests().len();
+        }
+        let [plan, apply] = counts;
+        let (plan_0, apply_0) = *base.get_or_insert((plan, apply));
+        let per_promotion = (apply as f64 - apply_0 as f64 - (plan as f64 - plan_0 as f64))
+            / setup.promotions as f64;
+        println!(
+            "{feature:<28} {plan:>10} {:>+8} {apply:>10} {:>+8} {per_promotion:>+14.2}",
+            plan as i64 - plan_0 as i64,
+            apply as i64 - apply_0 as i64,
+        );
+        rows.push(json!({
+            "feature": feature, "planRequests": plan, "applyRequests": apply,
+            "addedPerPromotion": per_promotion,
+        }));
+    }
+    rows
+}
+
 fn median(mut runs: Vec<Duration>) -> Duration {
     runs.sort();
     runs[runs.len() / 2]
@@ -297,11 +371,9 @@ fn main() {
             }
         }
     }
+    let features = feature_costs();
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/scale-bench.json");
-    std::fs::write(
-        &out,
-        serde_json::to_string_pretty(&Value::Array(rows)).unwrap(),
-    )
-    .unwrap();
+    let report = json!({ "scale": rows, "features": features });
+    std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     println!("written to {}", out.display());
 }

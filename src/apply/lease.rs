@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::stop::Stop;
-use crate::bamboo::types::split_build_key;
+use crate::bamboo::types::{BuildResult, split_build_key};
 use crate::bamboo::{BambooClient, BambooError, ServerTime};
 use crate::observe::ObservedBuild;
 
@@ -34,6 +34,8 @@ pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 /// What `--lock-ttl` must exceed besides one request timeout: the server's time is known to
 /// about a second (`Date` has no milliseconds), plus room for a write window of a second.
 pub const TTL_MARGIN: Duration = Duration::from_secs(3);
+/// Reads of a build whose labels take pages, until two in a row agree (see `read_build`).
+const SETTLE_READS: u32 = 4;
 
 /// How long a lease lives and how long to wait for another holder.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +69,10 @@ pub enum LeaseError {
         "the lock label put on {0} did not show when the build was read back: the server, or a proxy before it, does not keep labels, so no lock can hold; nothing was written"
     )]
     NotKept(String),
+    #[error(
+        "the labels of {0} kept changing while they were read, page by page (other applies taking and dropping locks?), so no lock can rest on them; nothing was written"
+    )]
+    Unsettled(String),
     #[error(
         "the lock label on {0} was stamped with an older server time than the server's answers now show (a cached or stale answer); it was taken again"
     )]
@@ -254,6 +260,16 @@ impl Lease {
             };
             let (build, server, holder) = match verified.await {
                 Ok(verified) => verified,
+                // Labels that keep moving are others' locks coming and going: contention,
+                // waited out as a lock held would be.
+                Err(LeaseError::Unsettled(_)) if started.elapsed() < settings.patience => {
+                    client.remove_label(build_key, &label).await?;
+                    attempt += 1;
+                    if !back_off(attempt, started, settings, stop).await {
+                        return Err(LeaseError::Stopped);
+                    }
+                    continue;
+                }
                 Err(e) => {
                     // Nothing was written under it: the label comes off again.
                     let _ = client.remove_label(build_key, &label).await;
@@ -293,15 +309,21 @@ impl Lease {
                 waiting(&described);
             }
             attempt += 1;
-            let ceiling = (100 * u64::from(attempt.min(10))).max(100);
-            let pause = Duration::from_millis(rand::rng().random_range(ceiling / 2..=ceiling * 2));
-            // The last pause ends with the patience, so the wait says what was asked.
-            let left = settings.patience.saturating_sub(started.elapsed());
-            if !stop.sleep(pause.min(left)).await {
+            if !back_off(attempt, started, settings, stop).await {
                 return Err(LeaseError::Stopped);
             }
         }
     }
+}
+
+/// A random pause before the next try, longer with each `attempt`, so that applies waiting on
+/// one build do not keep colliding. The last pause ends with the patience, so the wait says
+/// what was asked. False when a stop came first.
+async fn back_off(attempt: u32, started: Instant, settings: Settings, stop: &Stop) -> bool {
+    let ceiling = (100 * u64::from(attempt.min(10))).max(100);
+    let pause = Duration::from_millis(rand::rng().random_range(ceiling / 2..=ceiling * 2));
+    let left = settings.patience.saturating_sub(started.elapsed());
+    stop.sleep(pause.min(left)).await
 }
 
 /// How long after taking a lease a write may start. Others may take the label once the
@@ -316,14 +338,35 @@ pub fn write_window(ttl: Duration, request_timeout: Duration, server: &ServerTim
         / 2
 }
 
-/// The build with its stages and labels.
+/// The build with its stages and every label, as one snapshot. One answer is one. A label
+/// list read in pages (more than 25 labels) is not: while another apply takes or drops its
+/// lock, labels move between pages, so a live lock can be missed, and the stages, read with
+/// the first page, are older than the later pages. Such a build is read again until two reads
+/// in a row list the same labels; a lock live through both shows in them, and one dropped
+/// before the second read began was dropped after its write, which the second read's stages
+/// then show.
 async fn read_build(client: &BambooClient, build_key: &str) -> Result<ObservedBuild, LeaseError> {
     let gone = || LeaseError::Gone(build_key.to_string());
     let (plan, number) = split_build_key(build_key).ok_or_else(gone)?;
-    let result = client.build(plan, Some(number)).await?.ok_or_else(gone)?;
-    // A lease rests on seeing every label: `build` reads the rest of a list cut to a page,
-    // or fails, so another's lock cannot hide past the first page.
-    Ok(ObservedBuild::from_result(result))
+    let read = || async { client.build(plan, Some(number)).await?.ok_or_else(gone) };
+    let names = |build: &BuildResult| -> Vec<String> {
+        build.labels.items.iter().map(|l| l.name.clone()).collect()
+    };
+    let mut last = read().await?;
+    let mut reads = 1;
+    while last.labels_paged {
+        if reads == SETTLE_READS {
+            return Err(LeaseError::Unsettled(build_key.to_string()));
+        }
+        let again = read().await?;
+        reads += 1;
+        let settled = names(&again) == names(&last);
+        last = again;
+        if settled {
+            break;
+        }
+    }
+    Ok(ObservedBuild::from_result(last))
 }
 
 /// The first live lock label that is not ours; expired ones are removed on the way.

@@ -101,6 +101,8 @@ const MAX_ANSWER_BYTES: usize = 64 << 20;
 /// build needs a handful, and past this a list that keeps growing is a broken answer.
 const LABEL_PAGE: usize = 100;
 const LABELS_AT_MOST: usize = 2_000;
+/// Times a label list that changed while read is read again from its start.
+const LABEL_RESTARTS: u32 = 3;
 
 /// How much of a write's answer is read: a 2xx is accepted whatever its body says, so the
 /// body is read only to free the connection, and a huge one is not read to its end.
@@ -260,15 +262,17 @@ impl BambooClient {
             let listed = std::mem::take(&mut build.labels.items);
             let size = build.labels.size;
             build.labels.items = self.rest_of_labels(&build.key, listed, size).await?;
+            build.labels_paged = true;
         }
         Ok(build)
     }
 
     /// `GET result/{build}/label`, page after page from where `listed` (the first of `size`
-    /// labels, as the build's own answer gave them) stops: every label of the build. Pages
-    /// that repeat a label, come back empty early, or disagree on the count (a server that
-    /// ignores `start-index`, a list that changed while read) are an error, never a shorter
-    /// list: another apply's lock label left out would go unseen.
+    /// labels, as the build's own answer gave them) stops: every label of the build. When the
+    /// count changes between reads, the list is read again from its start. Pages that repeat
+    /// a label (a server that ignores `start-index`) or come back empty early are an error,
+    /// never a shorter list: another apply's lock label left out would go unseen. Pages are
+    /// not one snapshot: the lease reads until two lists agree (`apply::lease`).
     async fn rest_of_labels(
         &self,
         build_key: &str,
@@ -280,13 +284,20 @@ impl BambooClient {
             what: what.clone(),
             detail,
         };
-        if size > LABELS_AT_MOST {
-            return Err(broken(format!(
-                "{size} labels, more than the {LABELS_AT_MOST} a build is read with"
-            )));
+        let too_many = |size: usize| {
+            (size > LABELS_AT_MOST).then(|| {
+                broken(format!(
+                    "{size} labels, more than the {LABELS_AT_MOST} a build is read with"
+                ))
+            })
+        };
+        if let Some(error) = too_many(size) {
+            return Err(error);
         }
         let path = format!("{}/label", results_of(build_key));
         let page_size = LABEL_PAGE.to_string();
+        let mut restarts = 0;
+        let mut size = size;
         while labels.len() < size {
             let start = labels.len().to_string();
             let query = [
@@ -299,7 +310,16 @@ impl BambooClient {
                 .ok_or_else(|| broken("the build has no label list any more".into()))?
                 .labels;
             if page.size != size {
-                return Err(broken("the label list changed while it was read".into()));
+                // Labels came or went between the reads: read the list again from its start.
+                restarts += 1;
+                if restarts > LABEL_RESTARTS {
+                    return Err(broken("the label list kept changing while it was read".into()));
+                }
+                if let Some(error) = too_many(page.size) {
+                    return Err(error);
+                }
+                (labels, size) = (Vec::new(), page.size);
+                continue;
             }
             if page.items.is_empty() {
                 return Err(broken(format!(

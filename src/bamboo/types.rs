@@ -63,6 +63,10 @@ pub struct BuildResult {
     /// The plan (or branch plan) the build belongs to; real servers always send it.
     #[serde(default)]
     pub plan: Option<PlanRef>,
+    /// Set by the client when the labels took more than one request (`result/{key}/label`
+    /// pages after the build's own 25): they are then not one snapshot with the stages.
+    #[serde(skip)]
+    pub labels_paged: bool,
 }
 
 /// The plan summary inside a result: enough to know the plan exists and whether it is enabled,

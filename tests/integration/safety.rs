@@ -949,6 +949,79 @@ fn a_lock_listed_past_the_first_page_of_labels_is_seen() {
 }
 
 #[test]
+fn a_lock_that_moves_between_label_pages_is_not_missed() {
+    // 25 labels: with one lock on the build, its labels take two requests, which are not one
+    // snapshot. The red team's race: apply X's lock is 26th when Y reads the build (stages
+    // and the first 25 labels); X promotes, then swaps its lock for its record label, so Y's
+    // second page shows the same count with X's lock gone. Y must not act on stages read
+    // before X's call, which would run Deploy Prod (the trap).
+    let labels: Vec<String> = (0..25).map(|i| format!("note-{i:02}")).collect();
+    let sim = Sim::start(&world(1000, ", labelPage: 25", &labels.join(", ")));
+    let dir = manifests(&STAGING.replace(
+        "stage: Deploy Staging }",
+        "stage: Deploy Staging, record: { label: promoted-staging } }",
+    ));
+    let label_reads = |sim: &Sim, method: &str| {
+        sim.requests()
+            .iter()
+            .filter(|r| r["method"] == method && r["path"] == "result/SHOP-APP-42/label")
+            .count()
+    };
+    // X takes its lock; its read of the second label page is held.
+    sim.set_faults(
+        r#"{ "script": [ { "method": "GET", "path": "SHOP-APP-42/label", "fault": "hold",
+             "afterMs": 1000 } ] }"#,
+    );
+    let x = sim
+        .cmd(&["apply", "--auto-approve", path_str(&dir)])
+        .spawn();
+    wait_until("X reads its label pages", || label_reads(&sim, "GET") == 1);
+    // Y takes its lock (held briefly), then its read of the build is held for long.
+    sim.set_faults(
+        r#"{ "script": [ { "method": "POST", "path": "SHOP-APP-42/label", "fault": "hold",
+             "afterMs": 100 } ] }"#,
+    );
+    let y = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--lock-timeout",
+            "5s",
+            path_str(&dir),
+        ])
+        .spawn();
+    wait_until("Y labels the build", || label_reads(&sim, "POST") == 2);
+    let builds_read = |sim: &Sim| {
+        sim.requests()
+            .iter()
+            .filter(|r| r["method"] == "GET" && r["path"] == "result/SHOP-APP-42")
+            .count()
+    };
+    let before = builds_read(&sim);
+    sim.set_faults(
+        r#"{ "script": [ { "method": "GET", "path": "result/SHOP-APP-42", "fault": "hold",
+             "afterMs": 5000 } ] }"#,
+    );
+    sim.advance(100);
+    wait_until("Y reads the build", || builds_read(&sim) == before + 1);
+    // X goes on. Its page shows no Y: were that enough, it would promote and swap its lock
+    // for its record label. Read again, its labels show Y's lock, and it backs off. Either
+    // way its lock comes off; then Y's held read arrives.
+    sim.set_faults("{}");
+    sim.advance(900);
+    wait_until("X takes its lock off", || {
+        sim.requests().iter().any(|r| r["method"] == "DELETE")
+    });
+    sim.advance(5000);
+    let (x, y) = (Ran::finish(x), Ran::finish(y));
+    assert_eq!(x.code, 0, "X: {}\n{}", x.stdout, x.stderr);
+    assert_eq!(y.code, 0, "Y: {}\n{}", y.stdout, y.stderr);
+    assert_eq!(writes_to(&sim, "SHOP-APP-42"), 1, "one call in all");
+    assert_staging_ran_once(&sim, "moving lock");
+    assert!(lock_labels(&sim, "SHOP-APP-42").is_empty());
+}
+
+#[test]
 fn a_server_that_does_not_page_labels_gets_no_call() {
     // Every page of labels is the first: the rest of the list cannot be read.
     let labels: Vec<String> = (0..30).map(|i| format!("note-{i:02}")).collect();
