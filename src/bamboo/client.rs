@@ -313,7 +313,9 @@ impl BambooClient {
                 // Labels came or went between the reads: read the list again from its start.
                 restarts += 1;
                 if restarts > LABEL_RESTARTS {
-                    return Err(broken("the label list kept changing while it was read".into()));
+                    return Err(broken(
+                        "the label list kept changing while it was read".into(),
+                    ));
                 }
                 if let Some(error) = too_many(page.size) {
                     return Err(error);

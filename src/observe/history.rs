@@ -78,8 +78,10 @@ async fn older_revision(
     total: usize,
 ) -> Result<Option<BuildResult>, BambooError> {
     let mut start = seen;
+    let mut oldest = None;
     while start < total.min(REVISION_SEARCH_DEPTH) {
         let (page, _) = client.history(plan, start, HISTORY_DEPTH).await?;
+        oldest = older_than(plan, oldest, &page)?;
         if let Some(build) = pick(&page, revision) {
             return Ok(Some(build.clone()));
         }
@@ -112,8 +114,10 @@ pub(super) async fn newer_than(
 ) -> Result<Vec<BuildResult>, BambooError> {
     let mut newer = Vec::new();
     let mut start = 0;
+    let mut oldest = None;
     while start < REVISION_SEARCH_DEPTH {
         let (page, total) = client.history(plan, start, HISTORY_DEPTH).await?;
+        oldest = older_than(plan, oldest, &page)?;
         let reached = page.is_empty() || page.iter().any(|b| b.number <= n);
         start += page.len();
         newer.extend(page.into_iter().filter(|b| b.number > n));
@@ -132,8 +136,10 @@ pub(super) async fn candidates(
     plan: &str,
 ) -> Result<Vec<BuildResult>, BambooError> {
     let mut found = Vec::new();
+    let mut oldest = None;
     while found.len() < REVISION_SEARCH_DEPTH {
         let (page, total) = client.history(plan, found.len(), HISTORY_DEPTH).await?;
+        oldest = older_than(plan, oldest, &page)?;
         let choosable = page
             .iter()
             .any(|b| b.continuable || b.state == "Successful");
@@ -144,4 +150,30 @@ pub(super) async fn candidates(
         }
     }
     Ok(found)
+}
+
+/// Checks that a page of a plan's history (newest first) goes on from the previous one:
+/// every build older than `oldest`, the last one seen. A page that shows them again (a server
+/// that ignores `start-index`) is an error: read as more history, it would hide newer builds
+/// from the downgrade check and offer `newest: eligible` the same builds twice. Returns the
+/// oldest build seen now.
+fn older_than(
+    plan: &str,
+    oldest: Option<u32>,
+    page: &[BuildResult],
+) -> Result<Option<u32>, BambooError> {
+    let repeated = page
+        .iter()
+        .find(|b| oldest.is_some_and(|oldest| b.number >= oldest));
+    if let Some(build) = repeated {
+        return Err(BambooError::Mismatch {
+            what: format!("read the history of {plan} page by page"),
+            answered: format!(
+                "build {} again after build {} (the server does not page history)",
+                build.key,
+                oldest.unwrap_or_default()
+            ),
+        });
+    }
+    Ok(page.iter().map(|b| b.number).min().or(oldest))
 }

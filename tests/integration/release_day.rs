@@ -510,6 +510,50 @@ fn lock_label_in(calls: &[String]) -> &str {
 }
 
 #[test]
+fn a_history_that_does_not_page_is_an_error_not_a_promotion() {
+    // Build 11 ran Deploy Staging; 49 newer builds failed; the pin is 10. Pages hold 25
+    // builds, and the server answers every page as the first.
+    let newer: Vec<String> = (12..=60)
+        .map(|n| format!("          - {{ number: {n}, state: {{ failedAt: Build }} }}\n"))
+        .collect();
+    let world = format!(
+        "
+settings: {{ clock: manual, pageCap: 25 }}
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - {{ name: Build }}
+          - {{ name: Deploy Staging, manual: true }}
+        builds:
+          - {{ number: 10, state: {{ pausedBefore: Deploy Staging }} }}
+          - {{ number: 11, state: complete }}
+{}",
+        newer.concat()
+    );
+    let sim = Sim::start(&world);
+    sim.set_faults(
+        r#"{ "script": [ { "method": "GET", "path": "result/SHOP-APP", "fault": "ignorePaging",
+             "times": 100 } ] }"#,
+    );
+    let dir = manifests(&PINNED.replace("build: 41", "build: 10"));
+    for args in [
+        vec!["plan", path_str(&dir)],
+        vec!["apply", "--auto-approve", path_str(&dir)],
+    ] {
+        let ran = sim.cmd(&args).run();
+        assert_eq!(ran.code, 1, "{args:?}: {}\n{}", ran.stdout, ran.stderr);
+        assert!(
+            ran.stderr.contains("the server does not page history"),
+            "{args:?}: {}",
+            ran.stderr
+        );
+    }
+    assert!(sim.queue_writes().is_empty());
+}
+
+#[test]
 fn a_downgrade_is_found_when_another_plan_pins_the_same_build_number() {
     // SHOP-WEB-41 has already run its stage, so it is in sync and not a pin. The check for
     // SHOP-APP-41 must still read SHOP-APP's newer builds, not stop at the other plan's 41.
