@@ -245,7 +245,8 @@ async fn candidates(
     Ok((branch, Some((key, builds))))
 }
 
-/// The key of a build of `plan` newer than build `n` that already ran `stage`: a promotion
+/// The key of a build of `plan` newer than build `n` that reached `stage` (passed it, or is
+/// running it): a promotion
 /// of `n` would take the release backwards. `apply` asks again under the lease, as such a
 /// build may have reached the stage since the plan was made.
 pub async fn newer_at_stage(
@@ -258,7 +259,7 @@ pub async fn newer_at_stage(
     Ok(newer
         .into_iter()
         .map(ObservedBuild::from_result)
-        .find(|b| b.passed_stage(stage))
+        .find(|b| b.reached_stage(stage))
         .map(|b| b.key))
 }
 

@@ -81,12 +81,27 @@ impl ObservedStage {
     pub fn passed(&self) -> bool {
         self.life_cycle_state == "Finished" && self.state == "Successful"
     }
+
+    /// Whether the build got to this stage: it passed, or it is queued or running now.
+    pub fn reached(&self) -> bool {
+        self.passed()
+            || matches!(
+                self.life_cycle_state.as_str(),
+                "Pending" | "Queued" | "InProgress"
+            )
+    }
 }
 
 impl ObservedBuild {
     /// Whether the stage of that name ran and passed in this build.
     pub fn passed_stage(&self, name: &str) -> bool {
         self.stages.iter().any(|s| s.name == name && s.passed())
+    }
+
+    /// Whether this build got to the stage of that name: passed it, or is running it. An
+    /// older build promoted to it would finish after, and undo, this one.
+    pub fn reached_stage(&self, name: &str) -> bool {
+        self.stages.iter().any(|s| s.name == name && s.reached())
     }
 
     pub fn from_result(result: BuildResult) -> ObservedBuild {

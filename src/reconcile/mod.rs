@@ -123,10 +123,10 @@ pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
     }
 }
 
-/// `newest: eligible`: the newest build of the plan's history that has run the target stage,
-/// or can run it (the planner would promote it, and its label gates pass). A build that ran
-/// the stage stops the search, so the choice is never older than one that reached it. The
-/// newer builds passed over say why.
+/// `newest: eligible`: the newest build of the plan's history that has reached the target
+/// stage (passed it, or is running it), or can run it (the planner would promote it, and its
+/// label gates pass). A build that reached the stage stops the search, so the choice is never
+/// older than one that reached it. The newer builds passed over say why.
 fn newest_eligible(
     target: &Target,
     observed: &Observed,
@@ -135,7 +135,7 @@ fn newest_eligible(
     let key = build_plan_key(target, observed);
     let candidates = key.and_then(|key| observed.candidates.get(&key));
     for build in candidates.into_iter().flatten() {
-        if build.passed_stage(&target.stage) {
+        if build.reached_stage(&target.stage) {
             return (Some(build.clone()), passed);
         }
         let why = match assess(build, &target.stage, target.execute_all_stages) {
@@ -179,7 +179,8 @@ pub fn target_ref(target: &Target) -> TargetRef {
     }
 }
 
-/// A build newer than the one the target pins that already ran the target's stage.
+/// A build newer than the one the target pins that reached the target's stage: passed it,
+/// or is running it.
 fn newer_at_stage<'a>(target: &Target, observed: &'a Observed) -> Option<&'a ObservedBuild> {
     let BuildSelector::Number(n) = target.build else {
         return None;
@@ -192,7 +193,7 @@ fn newer_at_stage<'a>(target: &Target, observed: &'a Observed) -> Option<&'a Obs
         .newer
         .get(&(key, n))?
         .iter()
-        .find(|b| b.passed_stage(&target.stage))
+        .find(|b| b.reached_stage(&target.stage))
         .map(|b| b.as_ref())
 }
 

@@ -189,8 +189,9 @@ pub enum BlockReason {
         gate: String,
         label: String,
     },
-    /// The target pins a build older than one that already ran the stage: promoting it would
-    /// take the release backwards (`allowDowngrade: true` to mean it).
+    /// The target pins a build older than one that already reached the stage (passed it, or
+    /// runs it): promoting it would take the release backwards (`allowDowngrade: true` to
+    /// mean it).
     Downgrade {
         newer: String,
         stage: String,
@@ -229,7 +230,7 @@ impl std::fmt::Display for BlockReason {
             }
             BlockReason::Downgrade { newer, stage } => write!(
                 f,
-                "downgrade: newer build {newer} already ran {stage} (allowDowngrade: true to promote this one anyway)"
+                "downgrade: newer build {newer} already reached {stage} (allowDowngrade: true to promote this one anyway)"
             ),
             BlockReason::WindowClosed {
                 window,

@@ -401,7 +401,7 @@ fn promoting_an_older_build_over_a_newer_one_is_a_downgrade_unless_allowed() {
     assert_eq!(ran.code, 3, "{}", ran.stdout);
     assert!(
         ran.stdout
-            .contains("downgrade: newer build SHOP-APP-42 already ran Deploy Staging"),
+            .contains("downgrade: newer build SHOP-APP-42 already reached Deploy Staging"),
         "{}",
         ran.stdout
     );
@@ -469,7 +469,7 @@ fn a_newer_build_promoted_after_the_plan_is_found_under_the_lease() {
     assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
     assert!(
         ran.stdout
-            .contains("downgrade: newer build SHOP-APP-42 already ran Deploy Staging"),
+            .contains("downgrade: newer build SHOP-APP-42 already reached Deploy Staging"),
         "{}",
         ran.stdout
     );
@@ -507,6 +507,47 @@ fn lock_label_in(calls: &[String]) -> &str {
         .iter()
         .find_map(|c| c.strip_prefix("DELETE result/SHOP-APP-41/label/"))
         .unwrap_or("(no DELETE)")
+}
+
+#[test]
+fn a_newer_build_running_the_stage_makes_an_older_one_a_downgrade() {
+    // 11 is deploying to staging now; 10, older, waits for it. Promoted, 10 would finish
+    // after 11 and undo it.
+    let sim = Sim::start(
+        "
+settings: { clock: manual }
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - { name: Build }
+          - { name: Deploy Staging, manual: true, durationMs: 600000 }
+        builds:
+          - { number: 10, state: { pausedBefore: Deploy Staging } }
+          - { number: 11, state: { runningAt: Deploy Staging } }
+",
+    );
+    let pinned = manifests(&PINNED.replace("build: 41", "build: 10"));
+    let ran = sim
+        .cmd(&["apply", "--auto-approve", path_str(&pinned)])
+        .run();
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout
+            .contains("downgrade: newer build SHOP-APP-11 already reached Deploy Staging"),
+        "{}",
+        ran.stdout
+    );
+    // newest: eligible stops at 11, running, and does not go down to 10.
+    let eligible = manifests(&PINNED.replace("build: 41", "build: { newest: eligible }"));
+    let ran = sim
+        .cmd(&["apply", "--auto-approve", path_str(&eligible)])
+        .run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("SHOP-APP-11"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("1 running"), "{}", ran.stdout);
+    assert!(sim.queue_writes().is_empty());
 }
 
 #[test]
@@ -579,7 +620,7 @@ fn a_downgrade_is_found_when_another_plan_pins_the_same_build_number() {
     assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
     assert!(
         ran.stdout
-            .contains("downgrade: newer build SHOP-APP-42 already ran Deploy Staging"),
+            .contains("downgrade: newer build SHOP-APP-42 already reached Deploy Staging"),
         "{}",
         ran.stdout
     );
@@ -702,10 +743,15 @@ spec:
         .map(|r| r["path"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(calls, ["queue/SHOP-APP7-2"]);
-    // In sync now; and a branch that does not exist is an error at its line, not the plan's.
+    // 2 runs Deploy Staging now: still the choice (1, older and done, is not); and a branch
+    // that does not exist is an error at its line, not the plan's.
     let ran = sim.cmd(&["plan", path_str(&dir)]).run();
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
-    assert!(ran.stdout.contains("1 in sync"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("SHOP-APP7-2") && ran.stdout.contains("1 running"),
+        "{}",
+        ran.stdout
+    );
     let missing = on_branch("release/9.9");
     let ran = sim
         .cmd(&["apply", "--auto-approve", path_str(&missing)])
