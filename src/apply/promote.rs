@@ -16,7 +16,6 @@ use super::report::Reporter;
 use super::stop::Stop;
 use crate::bamboo::types::split_build_key;
 use crate::bamboo::{BambooClient, WriteError};
-use crate::manifest::BuildSelector;
 use crate::observe::{ObservedBuild, newer_at_stage};
 use crate::reconcile::{Action, BlockReason, Moment, Status, TargetRef, assess};
 
@@ -200,21 +199,17 @@ fn still_needed(
 }
 
 /// A newer build may have reached the stage since the plan (promoted by hand, or by a run
-/// of another manifest): for a target that pins its build, or chose the newest eligible one,
-/// the newer builds are read again under the lease, so the call does not take the release
-/// backwards. Other builds' stages are not under this lease; this narrows the race to the
-/// moments between this read and the call.
+/// of another manifest; for `latest`, a build made since): the newer builds are read again
+/// under the lease, whatever the selector, so the call does not take the release backwards.
+/// Other builds' stages are not under this lease; this narrows the race to the moments
+/// between this read and the call.
 async fn no_downgrade(
     ctx: &Context<'_>,
     request: &Request<'_>,
     action: &Action,
 ) -> Result<(), Box<Promotion>> {
     let target = request.target;
-    let checked = matches!(
-        target.build,
-        BuildSelector::Number(_) | BuildSelector::NewestEligible
-    );
-    if target.allow_downgrade || !checked {
+    if target.allow_downgrade {
         return Ok(());
     }
     let Some((plan, number)) = split_build_key(&action.build_key) else {

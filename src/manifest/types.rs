@@ -201,6 +201,17 @@ pub enum BuildSelector {
     NewestEligible,
 }
 
+impl BuildSelector {
+    /// Whether the selector names a build that newer builds do not replace — a number, a
+    /// label, a revision — so that a newer build may already have gone further: a downgrade.
+    pub fn pins(&self) -> bool {
+        matches!(
+            self,
+            BuildSelector::Number(_) | BuildSelector::Label(_) | BuildSelector::Revision(_)
+        )
+    }
+}
+
 impl fmt::Display for BuildSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

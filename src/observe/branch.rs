@@ -3,9 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use super::history::{HISTORY_DEPTH, from_history, read_builds};
+use super::history::{HISTORY_DEPTH, PlanBuilds, from_history, read_builds};
 use super::{ObservedBranch, only_latest};
-use crate::bamboo::types::BuildResult;
 use crate::bamboo::{BambooClient, BambooError};
 use crate::manifest::BuildSelector;
 
@@ -18,13 +17,7 @@ pub(super) async fn branch_builds(
     plan: &str,
     name: &str,
     selectors: &BTreeSet<BuildSelector>,
-) -> Result<
-    (
-        Option<ObservedBranch>,
-        Vec<(BuildSelector, Option<BuildResult>)>,
-    ),
-    BambooError,
-> {
+) -> Result<(Option<ObservedBranch>, PlanBuilds), BambooError> {
     let numbered = selectors
         .iter()
         .any(|s| matches!(s, BuildSelector::Number(_)));
@@ -35,7 +28,7 @@ pub(super) async fn branch_builds(
             HISTORY_DEPTH
         };
         let Some((history, total)) = client.branch_history(plan, name, depth).await? else {
-            return Ok((None, Vec::new()));
+            return Ok((None, PlanBuilds::default()));
         };
         let branch = match history.first().and_then(|b| b.plan.as_ref()) {
             Some(branch_plan) => Some(ObservedBranch {
@@ -47,14 +40,15 @@ pub(super) async fn branch_builds(
         if let Some(branch) = &branch {
             check_branch_key(plan, name, &branch.key)?;
         }
-        let builds = match &branch {
+        let named = match &branch {
             Some(branch) => from_history(client, &branch.key, &history, total, selectors).await?,
             None => Vec::new(),
         };
-        return Ok((branch, builds));
+        let newest = history;
+        return Ok((branch, PlanBuilds { named, newest }));
     }
     let Some(branch) = client.branch(plan, name).await? else {
-        return Ok((None, Vec::new()));
+        return Ok((None, PlanBuilds::default()));
     };
     check_branch_key(plan, name, &branch.key)?;
     let builds = read_builds(client, &branch.key, selectors).await?;

@@ -16,13 +16,22 @@ pub(super) const HISTORY_DEPTH: usize = 50;
 /// must not read a plan's whole history.
 const REVISION_SEARCH_DEPTH: usize = 500;
 
+/// What the reads of one plan (or branch plan) found: the build each selector names, and the
+/// plan's newest builds, newest first, when its history was read (empty otherwise). Those
+/// spare the downgrade check a read: every build newer than one they show is among them.
+#[derive(Default)]
+pub(super) struct PlanBuilds {
+    pub named: Vec<(BuildSelector, Option<BuildResult>)>,
+    pub newest: Vec<BuildResult>,
+}
+
 /// The builds one plan's selectors name: one direct read for a single `latest`, number or
 /// label, otherwise one history read (see `from_history`).
 pub(super) async fn read_builds(
     client: &BambooClient,
     plan: &str,
     selectors: &BTreeSet<BuildSelector>,
-) -> Result<Vec<(BuildSelector, Option<BuildResult>)>, BambooError> {
+) -> Result<PlanBuilds, BambooError> {
     if let [single] = selectors.iter().collect::<Vec<_>>().as_slice() {
         let build = match single {
             BuildSelector::Latest => Some(client.build(plan, None).await?),
@@ -31,11 +40,19 @@ pub(super) async fn read_builds(
             BuildSelector::Revision(_) | BuildSelector::NewestEligible => None,
         };
         if let Some(build) = build {
-            return Ok(vec![((*single).clone(), build)]);
+            let named = vec![((*single).clone(), build)];
+            return Ok(PlanBuilds {
+                named,
+                newest: Vec::new(),
+            });
         }
     }
     let (history, total) = client.history(plan, 0, HISTORY_DEPTH).await?;
-    from_history(client, plan, &history, total, selectors).await
+    let named = from_history(client, plan, &history, total, selectors).await?;
+    Ok(PlanBuilds {
+        named,
+        newest: history,
+    })
 }
 
 /// The builds a plan's newest builds (`depth` asked, newest first) show for each selector.

@@ -105,17 +105,22 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
     for (key, build) in listed? {
         answered.push((key, BuildSelector::Latest, build));
     }
-    for ((key, _), builds) in direct.iter().zip(direct_reads) {
-        for (selector, build) in builds? {
+    // By plan (or branch plan) key: its newest builds, where its history was read.
+    let mut newest: HashMap<String, Vec<BuildResult>> = HashMap::new();
+    for ((key, _), read) in direct.iter().zip(direct_reads) {
+        let read = read?;
+        for (selector, build) in read.named {
             answered.push((key.clone(), selector, build));
         }
+        newest.insert(key.clone(), read.newest);
     }
     for ((plan, name), read) in on_branch.keys().zip(branch_reads) {
-        let (branch, builds) = read?;
+        let (branch, read) = read?;
         if let Some(branch) = &branch {
-            for (selector, build) in builds {
+            for (selector, build) in read.named {
                 answered.push((branch.key.clone(), selector, build));
             }
+            newest.insert(branch.key.clone(), read.newest);
         }
         observed
             .branches
@@ -171,25 +176,28 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
             .plans
             .insert(target.plan.clone(), plans.get(&target.plan).cloned());
     }
-    observed.newer = newer_builds(client, desired, &observed, &builds).await?;
+    observed.newer = newer_builds(client, desired, &observed, &builds, &newest).await?;
     observed.builds = builds;
     Ok(observed)
 }
 
-/// For each pinned build (`build: 42`) that could still be promoted, the builds of its plan
+/// For each pinned build (`build: 42`, a label, a revision) that could still be promoted, the builds of its plan
 /// newer than it: a promotion of 42 over a newer build that already reached the stage is a
-/// downgrade. Read only for pins short of their stage, so pins in sync cost nothing.
+/// downgrade. Read only for pins short of their stage, so pins in sync cost nothing, and
+/// taken from the plan's `newest` builds, already read, when they show the pin.
 async fn newer_builds(
     client: &BambooClient,
     desired: &Desired,
     observed: &Observed,
     builds: &HashMap<(String, BuildSelector), Option<Arc<ObservedBuild>>>,
+    newest: &HashMap<String, Vec<BuildResult>>,
 ) -> Result<HashMap<(String, u32), Vec<Arc<ObservedBuild>>>, BambooError> {
     let mut pins: BTreeSet<(String, u32)> = BTreeSet::new();
-    for target in desired.targets.iter().filter(|t| !t.allow_downgrade) {
-        let BuildSelector::Number(n) = target.build else {
-            continue;
-        };
+    let checked = desired
+        .targets
+        .iter()
+        .filter(|t| !t.allow_downgrade && t.build.pins());
+    for target in checked {
         // The pinned build, under its plan's (or branch plan's) key: the branches are known.
         let Some(key) = build_plan_key(target, observed) else {
             continue;
@@ -199,13 +207,18 @@ async fn newer_builds(
         };
         // Only a pin that may be promoted: paused or failed short of its target stage.
         if (build.continuable || build.restartable) && !build.passed_stage(&target.stage) {
-            pins.insert((key, n));
+            pins.insert((key, build.number));
         }
     }
-    let reads = join_all(
-        pins.iter()
-            .map(|(plan, n)| history::newer_than(client, plan, *n)),
-    )
+    let reads = join_all(pins.iter().map(|(plan, n)| async move {
+        let page = newest
+            .get(plan)
+            .filter(|page| page.iter().any(|b| b.number == *n));
+        match page {
+            Some(page) => Ok(page.iter().filter(|b| b.number > *n).cloned().collect()),
+            None => history::newer_than(client, plan, *n).await,
+        }
+    }))
     .await;
     let mut newer = HashMap::new();
     for (pin, read) in pins.into_iter().zip(reads) {

@@ -182,12 +182,10 @@ pub fn target_ref(target: &Target) -> TargetRef {
 /// A build newer than the one the target pins that reached the target's stage: passed it,
 /// or is running it.
 fn newer_at_stage<'a>(target: &Target, observed: &'a Observed) -> Option<&'a ObservedBuild> {
-    let BuildSelector::Number(n) = target.build else {
-        return None;
-    };
-    if target.allow_downgrade {
+    if target.allow_downgrade || !target.build.pins() {
         return None;
     }
+    let n = build_for(target, observed)?.number;
     let key = build_plan_key(target, observed)?;
     observed
         .newer

@@ -510,6 +510,69 @@ fn lock_label_in(calls: &[String]) -> &str {
 }
 
 #[test]
+fn labels_and_revisions_pin_too_and_a_saved_latest_is_checked_under_the_lease() {
+    // A label names build 41 for good: 42, newer, already ran Deploy Staging.
+    let sim =
+        Sim::start(&BEHIND.replace("{ number: 41, state:", "{ number: 41, labels: [rc], state:"));
+    let labelled = manifests(&PINNED.replace("build: 41", "build: { label: rc }"));
+    let ran = sim.cmd(&["plan", path_str(&labelled)]).run();
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout
+            .contains("downgrade: newer build SHOP-APP-42 already reached Deploy Staging"),
+        "{}",
+        ran.stdout
+    );
+
+    // `latest` is 41 when planned; then build 42 is made and promoted by hand.
+    let sim = Sim::start(
+        "
+settings: { clock: manual }
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - { name: Build, durationMs: 1000 }
+          - { name: Deploy Staging, manual: true, durationMs: 1000 }
+        builds:
+          - { number: 41, state: { pausedBefore: Deploy Staging } }
+",
+    );
+    let latest = manifests(&PINNED.replace("build: 41, ", ""));
+    let plan_dir = crate::support::scratch("latest-plan");
+    let plan = plan_dir.join("plan.json");
+    let plan = plan.to_str().unwrap();
+    assert_eq!(
+        sim.cmd(&["plan", "--out", plan, path_str(&latest)])
+            .run()
+            .code,
+        0
+    );
+    let xsrf = [("X-Atlassian-Token", "no-check")];
+    assert_eq!(
+        sim.request("POST", "/rest/api/latest/queue/SHOP-APP", &xsrf, "")
+            .0,
+        200
+    );
+    sim.advance(2_000);
+    let promote = "/rest/api/latest/queue/SHOP-APP-42?stage=Deploy%20Staging";
+    assert_eq!(sim.request("PUT", promote, &xsrf, "").0, 200);
+    sim.advance(2_000);
+    assert_eq!(sim.ran("SHOP-APP-42"), ["Build", "Deploy Staging"]);
+    sim.clear_requests();
+    let ran = sim.cmd(&["apply", "--auto-approve", plan]).run();
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout
+            .contains("downgrade: newer build SHOP-APP-42 already reached Deploy Staging"),
+        "{}",
+        ran.stdout
+    );
+    assert!(sim.queue_writes().is_empty());
+}
+
+#[test]
 fn a_newer_build_running_the_stage_makes_an_older_one_a_downgrade() {
     // 11 is deploying to staging now; 10, older, waits for it. Promoted, 10 would finish
     // after 11 and undo it.
