@@ -186,7 +186,7 @@ const FEATURES: [(&str, &str, &str); 6] = [
         ", require: { window: always }",
         "  windows: { always: { timeZone: UTC, allow: [{ days: [mon, tue, wed, thu, fri, sat, sun], from: '00:00', to: '24:00' }] } }\n",
     ),
-    ("pinned build (no downgrade)", ", build: 1", ""),
+    ("build: 1 (pin, downgrade check)", ", build: 1", ""),
     ("newest: eligible", ", build: { newest: eligible }", ""),
     ("record label", ", record: { label: promoted }", ""),
 ];
