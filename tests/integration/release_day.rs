@@ -2,7 +2,7 @@
 //! lease, from the labels read with the build (no request of their own); windows; the record
 //! left on a promoted build; no downgrades, also checked again under the lease.
 
-use crate::support::Sim;
+use crate::support::{Ran, Sim};
 use crate::worlds::{SHOP, manifests, path_str};
 
 const GATED: &str = "apiVersion: bamboo-promote/v1
@@ -368,6 +368,13 @@ fn a_window_that_does_not_read_is_an_error_at_its_line() {
     );
 }
 
+/// The run exited 3, the target blocked: `newer` already reached Deploy Staging.
+fn assert_downgrade(ran: &Ran, newer: &str) {
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    let said = format!("downgrade: newer build {newer} already reached Deploy Staging");
+    assert!(ran.stdout.contains(&said), "{}", ran.stdout);
+}
+
 /// Build 41 waits before Deploy Staging, which newer build 42 already ran.
 const BEHIND: &str = "
 settings: { clock: manual }
@@ -398,13 +405,7 @@ fn promoting_an_older_build_over_a_newer_one_is_a_downgrade_unless_allowed() {
     let sim = Sim::start(BEHIND);
     let dir = manifests(PINNED);
     let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
-    assert_eq!(ran.code, 3, "{}", ran.stdout);
-    assert!(
-        ran.stdout
-            .contains("downgrade: newer build SHOP-APP-42 already reached Deploy Staging"),
-        "{}",
-        ran.stdout
-    );
+    assert_downgrade(&ran, "SHOP-APP-42");
     assert!(sim.queue_writes().is_empty());
     // What it cost: the pinned build, and one page of the newer ones.
     let reads: Vec<String> = sim
@@ -466,13 +467,7 @@ fn a_newer_build_promoted_after_the_plan_is_found_under_the_lease() {
     assert_eq!(sim.ran("SHOP-APP-42"), ["Build", "Deploy Staging"]);
     sim.clear_requests();
     let ran = sim.cmd(&["apply", "--auto-approve", plan]).run();
-    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
-    assert!(
-        ran.stdout
-            .contains("downgrade: newer build SHOP-APP-42 already reached Deploy Staging"),
-        "{}",
-        ran.stdout
-    );
+    assert_downgrade(&ran, "SHOP-APP-42");
     assert!(sim.queue_writes().is_empty(), "no call to SHOP-APP-41");
     assert_eq!(sim.ran("SHOP-APP-41"), ["Build"]);
     // The saved plan's staleness read, then under the lease: the build and its newer ones.
@@ -516,13 +511,7 @@ fn labels_and_revisions_pin_too_and_a_saved_latest_is_checked_under_the_lease() 
         Sim::start(&BEHIND.replace("{ number: 41, state:", "{ number: 41, labels: [rc], state:"));
     let labelled = manifests(&PINNED.replace("build: 41", "build: { label: rc }"));
     let ran = sim.cmd(&["plan", path_str(&labelled)]).run();
-    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
-    assert!(
-        ran.stdout
-            .contains("downgrade: newer build SHOP-APP-42 already reached Deploy Staging"),
-        "{}",
-        ran.stdout
-    );
+    assert_downgrade(&ran, "SHOP-APP-42");
 
     // `latest` is 41 when planned; then build 42 is made and promoted by hand.
     let sim = Sim::start(
@@ -562,13 +551,7 @@ projects:
     assert_eq!(sim.ran("SHOP-APP-42"), ["Build", "Deploy Staging"]);
     sim.clear_requests();
     let ran = sim.cmd(&["apply", "--auto-approve", plan]).run();
-    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
-    assert!(
-        ran.stdout
-            .contains("downgrade: newer build SHOP-APP-42 already reached Deploy Staging"),
-        "{}",
-        ran.stdout
-    );
+    assert_downgrade(&ran, "SHOP-APP-42");
     assert!(sim.queue_writes().is_empty());
 }
 
@@ -595,13 +578,7 @@ projects:
     let ran = sim
         .cmd(&["apply", "--auto-approve", path_str(&pinned)])
         .run();
-    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
-    assert!(
-        ran.stdout
-            .contains("downgrade: newer build SHOP-APP-11 already reached Deploy Staging"),
-        "{}",
-        ran.stdout
-    );
+    assert_downgrade(&ran, "SHOP-APP-11");
     // newest: eligible stops at 11, running, and does not go down to 10.
     let eligible = manifests(&PINNED.replace("build: 41", "build: { newest: eligible }"));
     let ran = sim
@@ -680,13 +657,7 @@ fn a_downgrade_is_found_when_another_plan_pins_the_same_build_number() {
 ",
     ));
     let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
-    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
-    assert!(
-        ran.stdout
-            .contains("downgrade: newer build SHOP-APP-42 already reached Deploy Staging"),
-        "{}",
-        ran.stdout
-    );
+    assert_downgrade(&ran, "SHOP-APP-42");
     assert!(sim.queue_writes().is_empty());
 }
 
