@@ -16,8 +16,8 @@ use super::report::Reporter;
 use super::stop::Stop;
 use crate::bamboo::types::split_build_key;
 use crate::bamboo::{BambooClient, WriteError};
-use crate::observe::{ObservedBuild, newer_at_stage};
-use crate::reconcile::{Action, BlockReason, Moment, Status, TargetRef, assess};
+use crate::observe::{ObservedBuild, newer_builds_of};
+use crate::reconcile::{Action, BlockReason, Moment, Status, TargetRef, assess, downgrade};
 
 /// Pauses between the reads that confirm a write: quick at first, then calmer.
 const CONFIRM_PAUSES: [Duration; 4] = [
@@ -216,13 +216,11 @@ async fn no_downgrade(
         let failed = format!("{} is not a build key", action.build_key);
         return Err(Box::new(Promotion::Failed(failed)));
     };
-    match newer_at_stage(ctx.client, plan, number, &target.stage).await {
-        Ok(None) => Ok(()),
-        Ok(Some(newer)) => {
-            let stage = target.stage.clone();
-            let reason = BlockReason::Downgrade { newer, stage };
-            Err(Box::new(Promotion::NotNeeded(Status::Blocked { reason })))
-        }
+    match newer_builds_of(ctx.client, plan, number).await {
+        Ok(newer) => match downgrade(&newer.builds, newer.complete, action) {
+            None => Ok(()),
+            Some(reason) => Err(Box::new(Promotion::NotNeeded(Status::Blocked { reason }))),
+        },
         Err(e) => Err(Box::new(Promotion::Failed(format!(
             "cannot read the newer builds of {plan}: {e}; nothing was sent"
         )))),

@@ -122,14 +122,23 @@ fn pick<'a>(history: &'a [BuildResult], selector: &BuildSelector) -> Option<&'a 
     })
 }
 
+/// The builds of a plan newer than one, newest first, and whether that is all of them.
+#[derive(Debug, Clone)]
+pub struct Newer<B> {
+    pub builds: Vec<B>,
+    /// False when the read stopped at `REVISION_SEARCH_DEPTH` builds before reaching the one:
+    /// an older build that reached the stage may lie beyond.
+    pub complete: bool,
+}
+
 /// The builds of a plan newer than build `n`, newest first: history pages until one reaches
 /// `n`, down to `REVISION_SEARCH_DEPTH` builds.
 pub(super) async fn newer_than(
     client: &BambooClient,
     plan: &str,
     n: u32,
-) -> Result<Vec<BuildResult>, BambooError> {
-    let mut newer = Vec::new();
+) -> Result<Newer<BuildResult>, BambooError> {
+    let mut builds = Vec::new();
     let mut start = 0;
     let mut oldest = None;
     while start < REVISION_SEARCH_DEPTH {
@@ -137,12 +146,18 @@ pub(super) async fn newer_than(
         oldest = older_than(plan, oldest, &page)?;
         let reached = page.is_empty() || page.iter().any(|b| b.number <= n);
         start += page.len();
-        newer.extend(page.into_iter().filter(|b| b.number > n));
+        builds.extend(page.into_iter().filter(|b| b.number > n));
         if reached || start >= total {
-            break;
+            return Ok(Newer {
+                builds,
+                complete: true,
+            });
         }
     }
-    Ok(newer)
+    Ok(Newer {
+        builds,
+        complete: false,
+    })
 }
 
 /// The builds `newest: eligible` chooses from, newest first: history pages until one holds a

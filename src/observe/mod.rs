@@ -20,6 +20,7 @@ use crate::bamboo::{BambooClient, BambooError};
 use crate::manifest::{BuildSelector, Desired};
 
 use branch::branch_builds;
+pub use history::Newer;
 use history::read_builds;
 use listing::list_latest;
 pub use model::{
@@ -191,7 +192,7 @@ async fn newer_builds(
     observed: &Observed,
     builds: &HashMap<(String, BuildSelector), Option<Arc<ObservedBuild>>>,
     newest: &HashMap<String, Vec<BuildResult>>,
-) -> Result<HashMap<(String, u32), Vec<Arc<ObservedBuild>>>, BambooError> {
+) -> Result<HashMap<(String, u32), Newer<Arc<ObservedBuild>>>, BambooError> {
     let mut pins: BTreeSet<(String, u32)> = BTreeSet::new();
     let checked = desired
         .targets
@@ -215,18 +216,24 @@ async fn newer_builds(
             .get(plan)
             .filter(|page| page.iter().any(|b| b.number == *n));
         match page {
-            Some(page) => Ok(page.iter().filter(|b| b.number > *n).cloned().collect()),
+            Some(page) => Ok(Newer {
+                builds: page.iter().filter(|b| b.number > *n).cloned().collect(),
+                complete: true,
+            }),
             None => history::newer_than(client, plan, *n).await,
         }
     }))
     .await;
     let mut newer = HashMap::new();
     for (pin, read) in pins.into_iter().zip(reads) {
-        let found: Vec<Arc<ObservedBuild>> = read?
+        let read = read?;
+        let builds = read
+            .builds
             .into_iter()
             .map(|b| Arc::new(ObservedBuild::from_result(b)))
             .collect();
-        newer.insert(pin, found);
+        let complete = read.complete;
+        newer.insert(pin, Newer { builds, complete });
     }
     Ok(newer)
 }
@@ -258,22 +265,22 @@ async fn candidates(
     Ok((branch, Some((key, builds))))
 }
 
-/// The key of a build of `plan` newer than build `n` that reached `stage` (passed it, or is
-/// running it): a promotion
-/// of `n` would take the release backwards. `apply` asks again under the lease, as such a
-/// build may have reached the stage since the plan was made.
-pub async fn newer_at_stage(
+/// The builds of `plan` newer than build `n`, newest first, read again: `apply` checks under
+/// the lease that none has reached a stage its call would run since the plan was made.
+pub async fn newer_builds_of(
     client: &BambooClient,
     plan: &str,
     n: u32,
-    stage: &str,
-) -> Result<Option<String>, BambooError> {
-    let newer = history::newer_than(client, plan, n).await?;
-    Ok(newer
-        .into_iter()
-        .map(ObservedBuild::from_result)
-        .find(|b| b.reached_stage(stage))
-        .map(|b| b.key))
+) -> Result<Newer<ObservedBuild>, BambooError> {
+    let read = history::newer_than(client, plan, n).await?;
+    Ok(Newer {
+        builds: read
+            .builds
+            .into_iter()
+            .map(ObservedBuild::from_result)
+            .collect(),
+        complete: read.complete,
+    })
 }
 
 /// The builds read so far, by (plan or branch-plan key, selector), and what they say of

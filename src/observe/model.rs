@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::history::Newer;
 use crate::bamboo::types::{BranchInfo, BuildResult};
 use crate::manifest::{BuildSelector, Target};
 
@@ -24,7 +25,7 @@ pub struct Observed {
     pub builds: HashMap<(String, BuildSelector), Option<Arc<ObservedBuild>>>,
     /// By (plan or branch-plan key, build number): the builds of that plan newer than a pinned
     /// build that could be promoted, to tell a promotion from a downgrade.
-    pub newer: HashMap<(String, u32), Vec<Arc<ObservedBuild>>>,
+    pub newer: HashMap<(String, u32), Newer<Arc<ObservedBuild>>>,
     /// By plan key: the builds `newest: eligible` chooses from, newest first.
     pub candidates: HashMap<String, Vec<Arc<ObservedBuild>>>,
 }

@@ -16,7 +16,7 @@ pub use model::{
 pub use stages::assess;
 
 use crate::manifest::{BuildSelector, Desired, GateCheck, Target};
-use crate::observe::{Observed, ObservedBuild, build_plan_key};
+use crate::observe::{Newer, Observed, ObservedBuild, build_plan_key};
 
 /// When a plan is made for: the time windows are read at (the server's, or `plan --at`), and
 /// whether `apply --override-window` lets closed windows through.
@@ -91,13 +91,16 @@ pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
             passed: window.open,
         });
     }
-    if let (Status::Queue { .. }, Some(newer)) = (&status, newer_at_stage(target, observed)) {
-        status = Status::Blocked {
-            reason: BlockReason::Downgrade {
-                newer: newer.key.clone(),
-                stage: target.stage.clone(),
-            },
-        };
+    if let Status::Queue { action } = &status
+        && let Some(reason) = newer_than_pin(target, observed).and_then(|newer| {
+            downgrade(
+                newer.builds.iter().map(AsRef::as_ref),
+                newer.complete,
+                action,
+            )
+        })
+    {
+        status = Status::Blocked { reason };
     }
     if let Status::Queue { .. } = status
         && let Some(failed) = gates.iter().find(|g| !g.passed)
@@ -179,20 +182,42 @@ pub fn target_ref(target: &Target) -> TargetRef {
     }
 }
 
-/// A build newer than the one the target pins that reached the target's stage: passed it,
-/// or is running it.
-fn newer_at_stage<'a>(target: &Target, observed: &'a Observed) -> Option<&'a ObservedBuild> {
+/// The builds newer than the one the target pins, as observed (pins short of their stage).
+fn newer_than_pin<'a>(
+    target: &Target,
+    observed: &'a Observed,
+) -> Option<&'a Newer<Arc<ObservedBuild>>> {
     if target.allow_downgrade || !target.build.pins() {
         return None;
     }
     let n = build_for(target, observed)?.number;
     let key = build_plan_key(target, observed)?;
-    observed
-        .newer
-        .get(&(key, n))?
-        .iter()
-        .find(|b| b.reached_stage(&target.stage))
-        .map(|b| b.as_ref())
+    observed.newer.get(&(key, n))
+}
+
+/// Why `action` would take the release backwards, from the builds of its build's plan newer
+/// than it (newest first; `complete` when they are all there): one of them reached the first
+/// stage the call runs — passed it, or runs it now — so the older build would replace it
+/// there, on the way to the target or at it. Not all read: it may be so, and the call waits
+/// for an `allowDowngrade: true`. The same rule when planning and under the lease.
+pub fn downgrade<'a>(
+    newer: impl IntoIterator<Item = &'a ObservedBuild>,
+    complete: bool,
+    action: &Action,
+) -> Option<BlockReason> {
+    let stage = action.runs.first().unwrap_or(&action.stage);
+    let mut read = 0;
+    for build in newer {
+        if build.reached_stage(stage) {
+            let (newer, stage) = (build.key.clone(), stage.clone());
+            return Some(BlockReason::Downgrade { newer, stage });
+        }
+        read += 1;
+    }
+    (!complete).then(|| BlockReason::DowngradeUnchecked {
+        read,
+        stage: stage.clone(),
+    })
 }
 
 fn build_for(target: &Target, observed: &Observed) -> Option<Arc<ObservedBuild>> {

@@ -196,6 +196,13 @@ pub enum BlockReason {
         newer: String,
         stage: String,
     },
+    /// The downgrade check read this many newer builds (its bound) without reaching the one
+    /// to promote: a build beyond them may have reached the stage, so it is not promoted
+    /// (`allowDowngrade: true` to mean it).
+    DowngradeUnchecked {
+        read: usize,
+        stage: String,
+    },
     /// The target's promotion window is closed; `opens` says when it next opens.
     WindowClosed {
         window: String,
@@ -231,6 +238,10 @@ impl std::fmt::Display for BlockReason {
             BlockReason::Downgrade { newer, stage } => write!(
                 f,
                 "downgrade: newer build {newer} already reached {stage} (allowDowngrade: true to promote this one anyway)"
+            ),
+            BlockReason::DowngradeUnchecked { read, stage } => write!(
+                f,
+                "maybe a downgrade: the {read} newest builds were read without reaching this one, and one further may have reached {stage} (allowDowngrade: true to promote this one anyway)"
             ),
             BlockReason::WindowClosed {
                 window,

@@ -465,3 +465,74 @@ fn a_fingerprint_hashes_the_builds_state_and_not_its_labels() {
     paused.stages[1].runnable = false;
     assert_ne!(paused.fingerprint(), hex);
 }
+
+#[test]
+fn a_downgrade_is_a_newer_build_at_the_first_stage_the_call_runs() {
+    // Build 1 waits before Staging; promoting it to Prod runs Staging, Smoke and Prod.
+    let older = build(
+        "P-A-1",
+        "Finished/Successful",
+        true,
+        "Build=done Staging*=next Smoke Prod*",
+    );
+    let Status::Queue { action } = assess(&older, "Prod", false) else {
+        panic!("build 1 can be promoted to Prod");
+    };
+    let newer = |spec: &str| build("P-A-2", "Finished/Successful", true, spec);
+    let at_staging = || BlockReason::Downgrade {
+        newer: "P-A-2".into(),
+        stage: "Staging".into(),
+    };
+    let cases: [(&str, &str, bool, Option<BlockReason>); 7] = [
+        (
+            "ran the target",
+            "Build=done Staging*=done Smoke=done Prod*=done",
+            true,
+            Some(at_staging()),
+        ),
+        (
+            "ran a stage on the way",
+            "Build=done Staging*=done Smoke=done Prod*=next",
+            true,
+            Some(at_staging()),
+        ),
+        (
+            "runs it now",
+            "Build=done Staging*=running Smoke Prod*",
+            true,
+            Some(at_staging()),
+        ),
+        (
+            "queued at it",
+            "Build=done Staging*=pending Smoke Prod*",
+            true,
+            Some(at_staging()),
+        ),
+        (
+            "failed at it",
+            "Build=done Staging*=failed Smoke Prod*",
+            true,
+            None,
+        ),
+        (
+            "not there yet",
+            "Build=done Staging*=next Smoke Prod*",
+            true,
+            None,
+        ),
+        (
+            "not there, but not all read",
+            "Build=done Staging*=next Smoke Prod*",
+            false,
+            Some(BlockReason::DowngradeUnchecked {
+                read: 1,
+                stage: "Staging".into(),
+            }),
+        ),
+    ];
+    for (case, spec, complete, expected) in cases {
+        let newer = newer(spec);
+        assert_eq!(downgrade([&newer], complete, &action), expected, "{case}");
+    }
+    assert_eq!(downgrade([], true, &action), None, "no newer build");
+}

@@ -591,6 +591,35 @@ projects:
 }
 
 #[test]
+fn a_downgrade_on_the_way_to_the_target_or_past_the_check_s_reach_is_blocked() {
+    // BEHIND: 41 waits before Deploy Staging, 42 before Deploy Prod. Promoting 41 to Deploy
+    // Prod runs its Deploy Staging on the way, over 42's.
+    let sim = Sim::start(BEHIND);
+    let to_prod = manifests(&PINNED.replace("stage: Deploy Staging }", "stage: Deploy Prod }"));
+    let ran = sim
+        .cmd(&["apply", "--auto-approve", path_str(&to_prod)])
+        .run();
+    assert_downgrade(&ran, "SHOP-APP-42");
+    assert!(sim.queue_writes().is_empty());
+
+    // 41 waits before Deploy Staging, 42 ran it, and 500 newer builds failed: the check reads
+    // 500 builds and stops short of 42. It does not take that for "no newer build".
+    let failed: Vec<String> = (43..=542)
+        .map(|n| format!("          - {{ number: {n}, state: {{ failedAt: Build }} }}\n"))
+        .collect();
+    let sim = Sim::start(&format!("{BEHIND}{}", failed.concat()));
+    let ran = sim.cmd(&["plan", path_str(&manifests(PINNED))]).run();
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout.contains(
+            "maybe a downgrade: the 500 newest builds were read without reaching this one"
+        ),
+        "{}",
+        ran.stdout
+    );
+}
+
+#[test]
 fn a_history_that_does_not_page_is_an_error_not_a_promotion() {
     // Build 11 ran Deploy Staging; 49 newer builds failed; the pin is 10. Pages hold 25
     // builds, and the server answers every page as the first.
