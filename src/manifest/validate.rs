@@ -8,6 +8,7 @@ use super::diagnostic::{ManifestError, SourceFile};
 use super::load::place;
 use super::types::{API_VERSION, BuildSelector, Document, KIND, RuleSpec, TargetSpec, WindowSpec};
 use super::{Gates, Target, TargetPlaces};
+use crate::apply::LOCK_PREFIX;
 use crate::suggest;
 use crate::windows::{Rule, Window};
 
@@ -99,6 +100,21 @@ pub fn document(
             },
         };
         check_syntax(&target, &spec, errors);
+        if let Some(record) = &spec.record
+            && record.label.value.starts_with(LOCK_PREFIX)
+        {
+            errors.push(
+                ManifestError::at(
+                    "manifest::record_label",
+                    place(file, &record.label.referenced),
+                    "a lock label",
+                    format!("record label `{}` looks like a lock label", record.label.value),
+                )
+                .with_help(format!(
+                    "labels starting `{LOCK_PREFIX}` are bamboo-promote's locks: left on a build, one would keep every apply off it"
+                )),
+            );
+        }
         targets.push(target);
     }
     targets
