@@ -348,7 +348,14 @@ pub fn write_window(ttl: Duration, request_timeout: Duration, server: &ServerTim
 async fn read_build(client: &BambooClient, build_key: &str) -> Result<ObservedBuild, LeaseError> {
     let gone = || LeaseError::Gone(build_key.to_string());
     let (plan, number) = split_build_key(build_key).ok_or_else(gone)?;
-    let read = || async { client.build(plan, Some(number)).await?.ok_or_else(gone) };
+    let read = || async {
+        match client.build(plan, Some(number)).await {
+            Ok(build) => build.ok_or_else(gone),
+            // Pages that kept changing: others' locks coming and going, waited out.
+            Err(BambooError::Changing { .. }) => Err(LeaseError::Unsettled(build_key.into())),
+            Err(e) => Err(e.into()),
+        }
+    };
     let names = |build: &BuildResult| -> Vec<String> {
         build.labels.items.iter().map(|l| l.name.clone()).collect()
     };

@@ -74,6 +74,10 @@ pub enum BambooError {
         "{what}: Bamboo answered with {answered}; nothing is done with an answer to another question"
     )]
     Mismatch { what: String, answered: String },
+    /// A list read in pages kept changing between the pages (labels other applies put on
+    /// and take off): read again later, it may settle.
+    #[error("{what}: the list kept changing while it was read, page by page")]
+    Changing { what: String },
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
 }
@@ -313,9 +317,7 @@ impl BambooClient {
                 // Labels came or went between the reads: read the list again from its start.
                 restarts += 1;
                 if restarts > LABEL_RESTARTS {
-                    return Err(broken(
-                        "the label list kept changing while it was read".into(),
-                    ));
+                    return Err(BambooError::Changing { what });
                 }
                 if let Some(error) = too_many(page.size) {
                     return Err(error);
