@@ -31,7 +31,7 @@ pub use stop::{Signal, Stop};
 use crate::bamboo::BambooClient;
 use crate::manifest::Desired;
 use crate::observe::{self, ObservedBuild, ObservedStage};
-use crate::reconcile::{self, Action, Plan, Status, TargetRef};
+use crate::reconcile::{self, Action, Plan, PlanItem, Status, TargetRef};
 use crate::render::human::status_words;
 use progress::Progress;
 use promote::{Context, Promotion, Request, promote, reread};
@@ -247,13 +247,7 @@ pub async fn run(
                 .get(&item.target.id)
                 .or(item.build.as_deref())
                 .map(|b| b.key.clone());
-            let outcome =
-                ledger
-                    .done
-                    .remove(&item.target.id)
-                    .unwrap_or_else(|| Outcome::Unchanged {
-                        status: item.status.clone(),
-                    });
+            let outcome = ledger.outcome(item, builds.get(&item.target.id));
             (item.target.id.clone(), build, outcome)
         })
         .collect();
@@ -321,6 +315,29 @@ impl Ledger {
             }
             Promotion::Failed(message) => Outcome::Error { message },
         })
+    }
+
+    /// How a target ended. One that this run's earlier calls moved, and whose continuation
+    /// then did not go (a gate, a downgrade found since), was promoted short of its target:
+    /// not left unchanged.
+    fn outcome(&mut self, item: &PlanItem, build: Option<&ObservedBuild>) -> Outcome {
+        let outcome = self
+            .done
+            .remove(&item.target.id)
+            .unwrap_or_else(|| Outcome::Unchanged {
+                status: item.status.clone(),
+            });
+        let (Outcome::Unchanged { .. }, Some(ran), Some(build)) =
+            (&outcome, self.carried.remove(&item.target.id), build)
+        else {
+            return outcome;
+        };
+        let before = build
+            .stages
+            .iter()
+            .find(|s| !s.passed() && !ran.contains(&s.name))
+            .map_or_else(|| item.target.stage.clone(), |s| s.name.clone());
+        Outcome::PausedShort { ran, before }
     }
 
     /// Follows the builds this run promoted: progress, and whether their stages finished,

@@ -563,6 +563,54 @@ fn under_next_only_wait_continues_a_build_that_stopped_short_and_reports_what_ra
 }
 
 #[test]
+fn a_continuation_that_ends_blocked_still_reports_what_the_run_did() {
+    // The first call runs Deploy Staging and Smoke only; then someone marks the build, and
+    // the gate stops the continuation. The run did promote it: short of Deploy Prod.
+    let sim = Sim::start(&world(
+        100,
+        ", behaviour: { continueStageBound: nextOnly }",
+        "",
+    ));
+    let dir = manifests(&STAGING.replace(
+        "stage: Deploy Staging }",
+        "stage: Deploy Prod, require: { withoutLabels: [hold] } }",
+    ));
+    let child = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--wait",
+            "--poll-interval",
+            "100ms",
+            "--timeout",
+            "60s",
+            path_str(&dir),
+        ])
+        .spawn();
+    wait_for_request(&sim, |r| r["method"] == "PUT");
+    let (status, _) = sim.request(
+        "POST",
+        "/rest/api/latest/result/SHOP-APP-42/label",
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Atlassian-Token", "no-check"),
+        ],
+        r#"{"name":"hold"}"#,
+    );
+    assert_eq!(status, 204);
+    let ran = sim.wait_advancing(child, 100);
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout
+            .contains("Bamboo ran only Deploy Staging, Smoke and paused before Deploy Prod"),
+        "{}",
+        ran.stdout
+    );
+    assert!(ran.stdout.contains("1 paused short"), "{}", ran.stdout);
+    assert_eq!(writes_to(&sim, "SHOP-APP-42"), 1, "no continuation");
+}
+
+#[test]
 fn a_saved_plan_under_next_only_lists_only_the_stages_that_ran() {
     let sim = Sim::start(&world(
         100,
