@@ -182,10 +182,11 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
     Ok(observed)
 }
 
-/// For each pinned build (`build: 42`, a label, a revision) that could still be promoted, the builds of its plan
-/// newer than it: a promotion of 42 over a newer build that already reached the stage is a
-/// downgrade. Read only for pins short of their stage, so pins in sync cost nothing, and
-/// taken from the plan's `newest` builds, already read, when they show the pin.
+/// For each pinned build (`build: 42`, a label, a revision) that could still be promoted,
+/// the builds of its plan newer than it: a promotion of 42 over a newer build that already
+/// reached the stage is a downgrade. Read only for pins short of their stage, so pins in sync
+/// cost nothing, and taken from the plan's `newest` builds, already read, when they show the
+/// pin.
 async fn newer_builds(
     client: &BambooClient,
     desired: &Desired,
