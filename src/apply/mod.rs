@@ -29,6 +29,7 @@ pub use report::Reporter;
 pub use stop::{Signal, Stop};
 
 use crate::bamboo::BambooClient;
+use crate::bamboo::types::split_build_key;
 use crate::manifest::Desired;
 use crate::observe::{self, ObservedBuild, ObservedStage};
 use crate::reconcile::{self, Action, Plan, PlanItem, Status, TargetRef};
@@ -148,13 +149,15 @@ pub async fn run(
             })
             .collect();
         let ctx = &ctx;
-        // Builds are promoted side by side, but the targets of one build one after another:
-        // once a call to a build has an unknown outcome, no other target's call may follow it.
-        let promotions = join_all(by_build(todo).into_iter().map(|group| async move {
+        // Plans are promoted side by side, but the targets of one plan one after another,
+        // newest build first: the downgrade check of an older build's call then sees what
+        // this run's call to a newer one did. And once a call to a build has an unknown
+        // outcome, no other target's call to that build may follow it.
+        let promotions = join_all(by_plan(todo).into_iter().map(|group| async move {
             let mut promoted = Vec::new();
-            let mut held = false;
+            let mut held: BTreeSet<String> = BTreeSet::new();
             for (target, action) in group {
-                let promotion = if held {
+                let promotion = if held.contains(&action.build_key) {
                     Promotion::Skipped(format!(
                         "a call to {} earlier in this run is not settled (its outcome is unknown, or Bamboo has not shown it)",
                         action.build_key
@@ -167,7 +170,9 @@ pub async fn run(
                     };
                     promote(ctx, &request).await
                 };
-                held = held || promotion.holds_build();
+                if promotion.holds_build() {
+                    held.insert(action.build_key.clone());
+                }
                 promoted.push((target.id, action, promotion));
             }
             promoted
@@ -489,16 +494,23 @@ fn ended(stage: &ObservedStage, state: &str) -> bool {
     stage.life_cycle_state == "Finished" && stage.state == state
 }
 
-/// The round's promotions by build, in plan order within each.
-fn by_build(todo: Vec<(TargetRef, Action)>) -> Vec<Vec<(TargetRef, Action)>> {
+/// The round's promotions by plan (or branch plan), newest build first, in plan order within
+/// each build.
+fn by_plan(todo: Vec<(TargetRef, Action)>) -> Vec<Vec<(TargetRef, Action)>> {
     let mut groups: BTreeMap<String, Vec<(TargetRef, Action)>> = BTreeMap::new();
     for (target, action) in todo {
+        let plan = split_build_key(&action.build_key).map_or(&*action.build_key, |(p, _)| p);
         groups
-            .entry(action.build_key.clone())
+            .entry(plan.to_string())
             .or_default()
             .push((target, action));
     }
-    groups.into_values().collect()
+    let number = |action: &Action| split_build_key(&action.build_key).map(|(_, n)| n);
+    let mut groups: Vec<_> = groups.into_values().collect();
+    for group in &mut groups {
+        group.sort_by_key(|(_, action)| std::cmp::Reverse(number(action)));
+    }
+    groups
 }
 
 /// A build that nothing moves now: not queued, and no stage waiting or running.

@@ -620,6 +620,62 @@ fn a_downgrade_on_the_way_to_the_target_or_past_the_check_s_reach_is_blocked() {
 }
 
 #[test]
+fn one_run_does_not_promote_an_older_build_after_its_own_call_to_a_newer_one() {
+    // 9 and 10 both wait before Deploy Staging. One target takes 10 to Deploy Staging, another
+    // 9 to Deploy Prod, through Deploy Staging: after 10's call, 9's is a downgrade. (Red
+    // team: both calls went out, on reads made before either, 10 first: "P-A-10" sorts first.)
+    let world = "
+settings: { clock: manual }
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - { name: Build }
+          - { name: Deploy Staging, manual: true, durationMs: 60000 }
+          - { name: Smoke }
+          - { name: Deploy Prod, manual: true }
+        builds:
+          - { number: 9, state: { pausedBefore: Deploy Staging } }
+          - { number: 10, state: { pausedBefore: Deploy Staging } }
+";
+    let dir = manifests(
+        "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: both }
+spec:
+  targets:
+    - { id: old-prod, plan: SHOP-APP, build: 9, stage: Deploy Prod }
+    - { id: new-staging, plan: SHOP-APP, build: 10, stage: Deploy Staging }
+",
+    );
+    for parallelism in ["1", "8"] {
+        let sim = Sim::start(world);
+        let ran = sim
+            .cmd(&[
+                "apply",
+                "--auto-approve",
+                "--parallelism",
+                parallelism,
+                path_str(&dir),
+            ])
+            .run();
+        assert_downgrade(&ran, "SHOP-APP-10");
+        let calls: Vec<String> = sim
+            .queue_writes()
+            .iter()
+            .map(|r| r["path"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(calls, ["queue/SHOP-APP-10"], "parallelism {parallelism}");
+        assert_eq!(
+            sim.ran("SHOP-APP-9"),
+            ["Build"],
+            "parallelism {parallelism}"
+        );
+    }
+}
+
+#[test]
 fn a_history_that_does_not_page_is_an_error_not_a_promotion() {
     // Build 11 ran Deploy Staging; 49 newer builds failed; the pin is 10. Pages hold 25
     // builds, and the server answers every page as the first.
