@@ -273,10 +273,11 @@ impl BambooClient {
 
     /// `GET result/{build}/label`, page after page from where `listed` (the first of `size`
     /// labels, as the build's own answer gave them) stops: every label of the build. When the
-    /// count changes between reads, the list is read again from its start. Pages that repeat
-    /// a label (a server that ignores `start-index`) or come back empty early are an error,
-    /// never a shorter list: another apply's lock label left out would go unseen. Pages are
-    /// not one snapshot: the lease reads until two lists agree (`apply::lease`).
+    /// count changes or a label shows twice (labels moved), the list is read again from its
+    /// start. A page that begins where the list did (a server that ignores `start-index`) or
+    /// comes back empty early is an error, never a shorter list: another apply's lock label
+    /// left out would go unseen. Pages are not one snapshot: the lease reads until two lists
+    /// agree (`apply::lease`).
     async fn rest_of_labels(
         &self,
         build_key: &str,
@@ -313,8 +314,22 @@ impl BambooClient {
             let page = page
                 .ok_or_else(|| broken("the build has no label list any more".into()))?
                 .labels;
-            if page.size != size {
-                // Labels came or went between the reads: read the list again from its start.
+            // A page that begins where the list did: the server ignores `start-index`.
+            let from_the_start = !labels.is_empty()
+                && page.items.first().map(|l| &l.name) == labels.first().map(|l| &l.name);
+            if from_the_start {
+                return Err(broken(format!(
+                    "label {:?} listed again on a later page: the server does not page labels",
+                    labels[0].name
+                )));
+            }
+            // Labels came, went or moved between the reads (a page repeats one): read the
+            // list again from its start.
+            let moved = page
+                .items
+                .iter()
+                .any(|label| labels.iter().any(|l| l.name == label.name));
+            if page.size != size || moved {
                 restarts += 1;
                 if restarts > LABEL_RESTARTS {
                     return Err(BambooError::Changing { what });
@@ -331,15 +346,7 @@ impl BambooClient {
                     labels.len()
                 )));
             }
-            for label in page.items {
-                if labels.iter().any(|l| l.name == label.name) {
-                    return Err(broken(format!(
-                        "label {:?} listed twice: the server does not page labels",
-                        label.name
-                    )));
-                }
-                labels.push(label);
-            }
+            labels.extend(page.items);
         }
         Ok(labels)
     }

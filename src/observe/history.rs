@@ -76,7 +76,7 @@ pub(super) async fn from_history(
             (None, BuildSelector::Number(n)) => client.build(plan, Some(*n)).await?,
             (None, BuildSelector::Label(label)) => client.labelled(plan, label).await?,
             (None, revision @ BuildSelector::Revision(_)) => {
-                older_revision(client, plan, revision, history.len(), total).await?
+                older_revision(client, plan, revision, history, total).await?
             }
             (None, BuildSelector::Latest | BuildSelector::NewestEligible) => None,
         };
@@ -85,27 +85,27 @@ pub(super) async fn from_history(
     Ok(found)
 }
 
-/// The newest build of a revision older than the first `seen` builds: the history's next
-/// pages, until it ends or `REVISION_SEARCH_DEPTH` builds have been looked at.
+/// The newest build of a revision older than the builds of the first page (`seen`): the
+/// history's next pages, until it ends or `REVISION_SEARCH_DEPTH` builds have been looked at.
 async fn older_revision(
     client: &BambooClient,
     plan: &str,
     revision: &BuildSelector,
-    seen: usize,
+    seen: &[BuildResult],
     total: usize,
 ) -> Result<Option<BuildResult>, BambooError> {
-    let mut start = seen;
-    let mut oldest = None;
+    let mut start = seen.len();
+    let mut pages = Pages::after(seen);
     while start < total.min(REVISION_SEARCH_DEPTH) {
         let (page, _) = client.history(plan, start, HISTORY_DEPTH).await?;
-        oldest = older_than(plan, oldest, &page)?;
-        if let Some(build) = pick(&page, revision) {
-            return Ok(Some(build.clone()));
-        }
         if page.is_empty() {
             break;
         }
         start += page.len();
+        let page = pages.unseen(plan, page)?;
+        if let Some(build) = pick(&page, revision) {
+            return Ok(Some(build.clone()));
+        }
     }
     Ok(None)
 }
@@ -140,12 +140,12 @@ pub(super) async fn newer_than(
 ) -> Result<Newer<BuildResult>, BambooError> {
     let mut builds = Vec::new();
     let mut start = 0;
-    let mut oldest = None;
+    let mut pages = Pages::default();
     while start < REVISION_SEARCH_DEPTH {
         let (page, total) = client.history(plan, start, HISTORY_DEPTH).await?;
-        oldest = older_than(plan, oldest, &page)?;
         let reached = page.is_empty() || page.iter().any(|b| b.number <= n);
         start += page.len();
+        let page = pages.unseen(plan, page)?;
         builds.extend(page.into_iter().filter(|b| b.number > n));
         if reached || start >= total {
             return Ok(Newer {
@@ -168,44 +168,120 @@ pub(super) async fn candidates(
     plan: &str,
 ) -> Result<Vec<BuildResult>, BambooError> {
     let mut found = Vec::new();
-    let mut oldest = None;
-    while found.len() < REVISION_SEARCH_DEPTH {
-        let (page, total) = client.history(plan, found.len(), HISTORY_DEPTH).await?;
-        oldest = older_than(plan, oldest, &page)?;
+    let mut start = 0;
+    let mut pages = Pages::default();
+    while start < REVISION_SEARCH_DEPTH {
+        let (page, total) = client.history(plan, start, HISTORY_DEPTH).await?;
+        let empty = page.is_empty();
+        start += page.len();
+        let page = pages.unseen(plan, page)?;
         let choosable = page
             .iter()
             .any(|b| b.continuable || b.state == "Successful");
-        let empty = page.is_empty();
         found.extend(page);
-        if choosable || empty || found.len() >= total {
+        if choosable || empty || start >= total {
             break;
         }
     }
     Ok(found)
 }
 
-/// Checks that a page of a plan's history (newest first) goes on from the previous one:
-/// every build older than `oldest`, the last one seen. A page that shows them again (a server
-/// that ignores `start-index`) is an error: read as more history, it would hide newer builds
-/// from the downgrade check and offer `newest: eligible` the same builds twice. Returns the
-/// oldest build seen now.
-fn older_than(
-    plan: &str,
+/// The pages of one plan's history as they come, newest first. A build queued meanwhile
+/// pushes the older ones down, so a page may begin with builds the previous page ended with:
+/// those are dropped. A page that begins where the first one did is a server that ignores
+/// `start-index`: an error, since read as more history it would hide newer builds from the
+/// downgrade check and offer `newest: eligible` the same builds twice.
+#[derive(Default)]
+struct Pages {
+    /// The newest build of the first page, and the oldest seen so far.
+    newest: Option<u32>,
     oldest: Option<u32>,
-    page: &[BuildResult],
-) -> Result<Option<u32>, BambooError> {
-    let repeated = page
-        .iter()
-        .find(|b| oldest.is_some_and(|oldest| b.number >= oldest));
-    if let Some(build) = repeated {
-        return Err(BambooError::Mismatch {
-            what: format!("read the history of {plan} page by page"),
-            answered: format!(
-                "build {} again after build {} (the server does not page history)",
-                build.key,
-                oldest.unwrap_or_default()
-            ),
-        });
+}
+
+impl Pages {
+    /// The pages after a first one, already read.
+    fn after(first: &[BuildResult]) -> Pages {
+        Pages {
+            newest: first.first().map(|b| b.number),
+            oldest: first.iter().map(|b| b.number).min(),
+        }
     }
-    Ok(page.iter().map(|b| b.number).min().or(oldest))
+
+    /// The builds of `page` that earlier pages did not show.
+    fn unseen(
+        &mut self,
+        plan: &str,
+        page: Vec<BuildResult>,
+    ) -> Result<Vec<BuildResult>, BambooError> {
+        if let (Some(newest), Some(first)) = (self.newest, page.first())
+            && first.number >= newest
+        {
+            return Err(BambooError::Mismatch {
+                what: format!("read the history of {plan} page by page"),
+                answered: format!(
+                    "build {} again on a later page (the server does not page history)",
+                    first.key
+                ),
+            });
+        }
+        let unseen: Vec<BuildResult> = page
+            .into_iter()
+            .filter(|b| self.oldest.is_none_or(|oldest| b.number < oldest))
+            .collect();
+        if self.newest.is_none() {
+            self.newest = unseen.first().map(|b| b.number);
+        }
+        self.oldest = unseen.iter().map(|b| b.number).min().or(self.oldest);
+        Ok(unseen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BuildResult, Pages};
+
+    fn page(numbers: &[u32]) -> Vec<BuildResult> {
+        numbers
+            .iter()
+            .map(|n| {
+                let json = serde_json::json!({
+                    "key": format!("P-A-{n}"), "number": n,
+                    "lifeCycleState": "Finished", "state": "Successful",
+                });
+                serde_json::from_value(json).unwrap()
+            })
+            .collect()
+    }
+
+    fn numbers(builds: &[BuildResult]) -> Vec<u32> {
+        builds.iter().map(|b| b.number).collect()
+    }
+
+    #[test]
+    fn pages_drop_what_a_queued_build_pushed_down_and_refuse_a_first_page_again() {
+        // After a first page of 10, 9, 8: the page the next read brings, and what is new in
+        // it (`None`: an error).
+        let first = [10, 9, 8];
+        type Case<'a> = (&'a str, &'a [u32], Option<&'a [u32]>);
+        let cases: [Case; 4] = [
+            ("the next page", &[7, 6, 5], Some(&[7, 6, 5])),
+            ("two builds queued meanwhile", &[9, 8, 7], Some(&[7])),
+            ("all seen already", &[9, 8], Some(&[])),
+            ("the first page again", &[10, 9, 8], None),
+        ];
+        for (case, next, expected) in cases {
+            let mut pages = Pages::default();
+            pages.unseen("P-A", page(&first)).unwrap();
+            let got = pages.unseen("P-A", page(next));
+            match expected {
+                Some(expected) => assert_eq!(numbers(&got.unwrap()), expected, "{case}"),
+                None => assert!(got.is_err(), "{case}"),
+            }
+        }
+        let mut after = Pages::after(&page(&[10, 9, 8]));
+        assert!(
+            after.unseen("P-A", page(&[10, 9])).is_err(),
+            "seeded from a first page"
+        );
+    }
 }
