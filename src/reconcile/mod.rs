@@ -91,14 +91,8 @@ pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
             passed: window.open,
         });
     }
-    if let Status::Queue { action } = &status
-        && let Some(reason) = newer_than_pin(target, observed).and_then(|newer| {
-            downgrade(
-                newer.builds.iter().map(AsRef::as_ref),
-                newer.complete,
-                action,
-            )
-        })
+    if let (Status::Queue { action }, Some(build)) = (&status, build.as_deref())
+        && let Some(reason) = downgrade_for(target, observed, build, action)
     {
         status = Status::Blocked { reason };
     }
@@ -187,12 +181,42 @@ fn newer_than_pin<'a>(
     target: &Target,
     observed: &'a Observed,
 ) -> Option<&'a Newer<Arc<ObservedBuild>>> {
-    if target.allow_downgrade || !target.build.pins() {
+    if !target.build.pins() {
         return None;
     }
     let n = build_for(target, observed)?.number;
     let key = build_plan_key(target, observed)?;
     observed.newer.get(&(key, n))
+}
+
+/// Why the target's promotion of `build` would be a downgrade, from the builds of its plan
+/// newer than it as observed: those read for a pin, or the candidates `newest: eligible`
+/// passed over (all of them: the candidates are read from the newest).
+fn downgrade_for(
+    target: &Target,
+    observed: &Observed,
+    build: &ObservedBuild,
+    action: &Action,
+) -> Option<BlockReason> {
+    if target.allow_downgrade {
+        return None;
+    }
+    if target.build == BuildSelector::NewestEligible {
+        let candidates = observed
+            .candidates
+            .get(&build_plan_key(target, observed)?)?;
+        let newer = candidates
+            .iter()
+            .take_while(|b| b.number > build.number)
+            .map(AsRef::as_ref);
+        return downgrade(newer, true, action);
+    }
+    let newer = newer_than_pin(target, observed)?;
+    downgrade(
+        newer.builds.iter().map(AsRef::as_ref),
+        newer.complete,
+        action,
+    )
 }
 
 /// Why `action` would take the release backwards, from the builds of its build's plan newer

@@ -885,6 +885,41 @@ spec:
 }
 
 #[test]
+fn newest_eligible_applies_the_downgrade_rule_when_planning_too() {
+    // 2 passed Deploy Staging and failed at Deploy Prod; 1 waits before Deploy Staging. Taking
+    // 1 to Deploy Prod runs its Deploy Staging over 2's: a downgrade, said by the plan as by
+    // the check under the lock (red team: the plan said promote, the lock blocked).
+    let sim = Sim::start(
+        "
+settings: { clock: manual }
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - { name: Build }
+          - { name: Deploy Staging, manual: true }
+          - { name: Deploy Prod, manual: true }
+        builds:
+          - { number: 1, state: { pausedBefore: Deploy Staging } }
+          - { number: 2, state: { failedAt: Deploy Prod } }
+",
+    );
+    let dir = manifests(&PINNED.replace(
+        "build: 41, stage: Deploy Staging",
+        "build: { newest: eligible }, stage: Deploy Prod",
+    ));
+    for args in [
+        vec!["plan", path_str(&dir)],
+        vec!["apply", "--auto-approve", path_str(&dir)],
+    ] {
+        let ran = sim.cmd(&args).run();
+        assert_downgrade(&ran, "SHOP-APP-2");
+    }
+    assert!(sim.queue_writes().is_empty());
+}
+
+#[test]
 fn newest_eligible_looks_past_a_page_of_red_builds() {
     // Sixty builds; the newest 55 failed, build 5 waits for Deploy Staging.
     let builds: Vec<String> = (1..=60)
