@@ -79,6 +79,12 @@ pub enum LeaseError {
     Backdated(String),
 }
 
+/// Whether a label would read as a lock label on a server that lowercases or trims labels:
+/// no label but a lease's may look like one (a record label that did would lock the build).
+pub fn looks_like_a_lock(label: &str) -> bool {
+    label.trim().to_ascii_lowercase().starts_with(PREFIX)
+}
+
 /// A lock label read off a build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockLabel {

@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 pub use events::{Counts, Event, TargetOutcome};
-pub use lease::{MAX_TTL, PREFIX as LOCK_PREFIX, Settings as LeaseSettings, TTL_MARGIN};
+pub use lease::{
+    MAX_TTL, PREFIX as LOCK_PREFIX, Settings as LeaseSettings, TTL_MARGIN, looks_like_a_lock,
+};
 pub use record::RecordContext;
 pub use report::Reporter;
 pub use stop::{Signal, Stop};

@@ -5,6 +5,7 @@
 //! reported and never undoes or fails the promotion.
 
 use super::events::Event;
+use super::lease::looks_like_a_lock;
 use super::report::Reporter;
 use crate::bamboo::BambooClient;
 use crate::reconcile::TargetRef;
@@ -67,11 +68,25 @@ pub async fn write(
     context: &RecordContext,
 ) {
     let text = comment(target, stage, context);
-    let mut written = client.add_comment(build_key, &text).await;
+    let mut written = client
+        .add_comment(build_key, &text)
+        .await
+        .map_err(|e| e.to_string());
     if written.is_ok()
         && let Some(label) = &target.record_label
     {
-        written = client.add_label(build_key, label).await;
+        // Validation refuses it in a manifest; a saved plan edited by hand must not get it
+        // through either.
+        written = if looks_like_a_lock(label) {
+            Err(format!(
+                "record label {label:?} looks like a lock label, and was not written"
+            ))
+        } else {
+            client
+                .add_label(build_key, label)
+                .await
+                .map_err(|e| e.to_string())
+        };
     }
     match written {
         Ok(()) => reporter.emit(
@@ -92,7 +107,7 @@ pub async fn write(
             Event::RecordFailed {
                 target: target.id.clone(),
                 build: build_key.to_string(),
-                message: e.to_string(),
+                message: e.clone(),
             },
             || {
                 format!(

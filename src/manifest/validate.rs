@@ -8,7 +8,7 @@ use super::diagnostic::{ManifestError, SourceFile};
 use super::load::place;
 use super::types::{API_VERSION, BuildSelector, Document, KIND, RuleSpec, TargetSpec, WindowSpec};
 use super::{Gates, Target, TargetPlaces};
-use crate::apply::LOCK_PREFIX;
+use crate::apply::{LOCK_PREFIX, looks_like_a_lock};
 use crate::suggest;
 use crate::windows::{Rule, Window};
 
@@ -101,7 +101,7 @@ pub fn document(
         };
         check_syntax(&target, &spec, errors);
         if let Some(record) = &spec.record
-            && record.label.value.starts_with(LOCK_PREFIX)
+            && looks_like_a_lock(&record.label.value)
         {
             errors.push(
                 ManifestError::at(

@@ -222,6 +222,36 @@ fn a_promoted_build_carries_a_record_of_who_promoted_it_and_why() {
 }
 
 #[test]
+fn a_saved_plan_edited_to_record_a_lock_label_does_not_lock_the_build() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(RECORDED);
+    let plan_dir = crate::support::scratch("record-plan");
+    let plan = plan_dir.join("plan.json");
+    assert_eq!(
+        sim.cmd(&["plan", "--out", plan.to_str().unwrap(), path_str(&dir)])
+            .run()
+            .code,
+        0
+    );
+    let saved = std::fs::read_to_string(&plan).unwrap();
+    let lock = "bamboo-promote-lock-99999999999999-86400-evil";
+    assert!(saved.contains("promoted-staging"));
+    std::fs::write(&plan, saved.replace("promoted-staging", lock)).unwrap();
+    let ran = sim
+        .cmd(&["apply", "--auto-approve", plan.to_str().unwrap()])
+        .run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("looks like a lock label, and was not written"),
+        "{}",
+        ran.stderr
+    );
+    let labels = sim.get_json("result/SHOP-APP-42/label").to_string();
+    assert!(!labels.contains(lock), "{labels}");
+}
+
+#[test]
 fn a_record_that_cannot_be_written_never_fails_the_promotion() {
     let sim = Sim::start(SHOP);
     sim.set_faults(
