@@ -103,7 +103,8 @@ struct Ledger {
     /// How each target ended, once it did (or while its promoted stages run).
     done: BTreeMap<String, Outcome>,
     /// Builds whose write this run has an unknown outcome, or was accepted without Bamboo
-    /// showing it: no other write goes to them in this run.
+    /// showing it: no other write goes to them, or to any build of their plan, in this run
+    /// (such a call may still land, after a call to an older build: a downgrade).
     held: BTreeSet<String>,
     /// Per target, stages earlier calls of this run ran, when Bamboo stopped short.
     carried: BTreeMap<String, Vec<String>>,
@@ -144,7 +145,7 @@ pub async fn run(
             .filter(|_| fresh)
             .filter(|i| !ledger.done.contains_key(&i.target.id))
             .filter_map(|i| match &i.status {
-                Status::Queue { action } if !ledger.held.contains(&action.build_key) => {
+                Status::Queue { action } if unsettled_on_plan(&ledger.held, action).is_none() => {
                     Some((i.target.clone(), action.clone()))
                 }
                 _ => None,
@@ -153,16 +154,16 @@ pub async fn run(
         let ctx = &ctx;
         // Plans are promoted side by side, but the targets of one plan one after another,
         // newest build first: the downgrade check of an older build's call then sees what
-        // this run's call to a newer one did. And once a call to a build has an unknown
-        // outcome, no other target's call to that build may follow it.
+        // this run's call to a newer one did. And once a call to a build of the plan has an
+        // unknown outcome, no other call to the plan may follow it: the one on its way, still
+        // invisible to any read, could land after it.
         let promotions = join_all(by_plan(todo).into_iter().map(|group| async move {
             let mut promoted = Vec::new();
             let mut held: BTreeSet<String> = BTreeSet::new();
             for (target, action) in group {
-                let promotion = if held.contains(&action.build_key) {
+                let promotion = if let Some(unsettled) = unsettled_on_plan(&held, &action) {
                     Promotion::Skipped(format!(
-                        "a call to {} earlier in this run is not settled (its outcome is unknown, or Bamboo has not shown it)",
-                        action.build_key
+                        "a call to {unsettled} earlier in this run is not settled (its outcome is unknown, or Bamboo has not shown it), and it may still land after this one"
                     ))
                 } else {
                     let request = Request {
@@ -494,6 +495,15 @@ impl Ledger {
 
 fn ended(stage: &ObservedStage, state: &str) -> bool {
     stage.life_cycle_state == "Finished" && stage.state == state
+}
+
+/// A build of `action`'s plan (its own build included) whose call in this run is not
+/// settled.
+fn unsettled_on_plan<'a>(held: &'a BTreeSet<String>, action: &Action) -> Option<&'a String> {
+    let plan = |key: &str| split_build_key(key).map(|(plan, _)| plan.to_string());
+    let ours = plan(&action.build_key);
+    held.iter()
+        .find(|key| **key == action.build_key || (ours.is_some() && plan(key) == ours))
 }
 
 /// The round's promotions by plan (or branch plan), newest build first, in plan order within

@@ -649,12 +649,8 @@ fn a_downgrade_on_the_way_to_the_target_or_past_the_check_s_reach_is_blocked() {
     );
 }
 
-#[test]
-fn one_run_does_not_promote_an_older_build_after_its_own_call_to_a_newer_one() {
-    // 9 and 10 both wait before Deploy Staging. One target takes 10 to Deploy Staging, another
-    // 9 to Deploy Prod, through Deploy Staging: after 10's call, 9's is a downgrade. (Red
-    // team: both calls went out, on reads made before either, 10 first: "P-A-10" sorts first.)
-    let world = "
+/// 9 and 10 both wait before Deploy Staging.
+const NINE_AND_TEN: &str = "
 settings: { clock: manual }
 projects:
   - key: SHOP
@@ -669,18 +665,25 @@ projects:
           - { number: 9, state: { pausedBefore: Deploy Staging } }
           - { number: 10, state: { pausedBefore: Deploy Staging } }
 ";
-    let dir = manifests(
-        "apiVersion: bamboo-promote/v1
+
+/// 10 to Deploy Staging, and 9 to Deploy Prod through Deploy Staging.
+const BOTH: &str = "apiVersion: bamboo-promote/v1
 kind: Promotion
 metadata: { name: both }
 spec:
   targets:
     - { id: old-prod, plan: SHOP-APP, build: 9, stage: Deploy Prod }
     - { id: new-staging, plan: SHOP-APP, build: 10, stage: Deploy Staging }
-",
-    );
+";
+
+#[test]
+fn one_run_does_not_promote_an_older_build_after_its_own_call_to_a_newer_one() {
+    // 9 and 10 both wait before Deploy Staging. One target takes 10 to Deploy Staging, another
+    // 9 to Deploy Prod, through Deploy Staging: after 10's call, 9's is a downgrade. (Red
+    // team: both calls went out, on reads made before either, 10 first: "P-A-10" sorts first.)
+    let dir = manifests(BOTH);
     for parallelism in ["1", "8"] {
-        let sim = Sim::start(world);
+        let sim = Sim::start(NINE_AND_TEN);
         let ran = sim
             .cmd(&[
                 "apply",
@@ -703,6 +706,45 @@ spec:
             "parallelism {parallelism}"
         );
     }
+}
+
+#[test]
+fn after_an_unknown_outcome_on_a_newer_build_no_older_build_of_its_plan_is_promoted() {
+    // The call to 10 lands late, after the client gave up: its outcome is unknown. A call to 9
+    // now could run Deploy Staging after 10's late one lands (red team, round 4).
+    let sim = Sim::start(NINE_AND_TEN);
+    sim.set_faults(
+        r#"{ "script": [ { "method": "PUT", "path": "queue/SHOP-APP-10", "fault": "applyLate",
+             "afterMs": 5000 } ] }"#,
+    );
+    let ran = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--request-timeout",
+            "1s",
+            path_str(&manifests(BOTH)),
+        ])
+        .run();
+    assert_eq!(ran.code, 7, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("a call to SHOP-APP-10 earlier in this run is not settled"),
+        "{}",
+        ran.stderr
+    );
+    // The late call lands once the sim clock passes its time (the simulator's own task).
+    sim.advance(10_000);
+    crate::support::wait_until("the late call to SHOP-APP-10 lands", || {
+        sim.ran("SHOP-APP-10") == ["Build", "Deploy Staging"]
+    });
+    let calls: Vec<String> = sim
+        .queue_writes()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(calls, ["queue/SHOP-APP-10"]);
+    assert_eq!(sim.ran("SHOP-APP-9"), ["Build"]);
 }
 
 #[test]
