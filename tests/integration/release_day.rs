@@ -501,17 +501,7 @@ fn a_newer_build_promoted_after_the_plan_is_found_under_the_lease() {
     assert!(sim.queue_writes().is_empty(), "no call to SHOP-APP-41");
     assert_eq!(sim.ran("SHOP-APP-41"), ["Build"]);
     // The saved plan's staleness read, then under the lease: the build and its newer ones.
-    let calls: Vec<String> = sim
-        .requests()
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["method"].as_str().unwrap(),
-                r["path"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let calls = sim.calls();
     assert_eq!(
         calls,
         [
@@ -694,11 +684,7 @@ fn one_run_does_not_promote_an_older_build_after_its_own_call_to_a_newer_one() {
             ])
             .run();
         assert_downgrade(&ran, "SHOP-APP-10");
-        let calls: Vec<String> = sim
-            .queue_writes()
-            .iter()
-            .map(|r| r["path"].as_str().unwrap().to_string())
-            .collect();
+        let calls = sim.queued();
         assert_eq!(calls, ["queue/SHOP-APP-10"], "parallelism {parallelism}");
         assert_eq!(
             sim.ran("SHOP-APP-9"),
@@ -738,11 +724,7 @@ fn after_an_unknown_outcome_on_a_newer_build_no_older_build_of_its_plan_is_promo
     crate::support::wait_until("the late call to SHOP-APP-10 lands", || {
         sim.ran("SHOP-APP-10") == ["Build", "Deploy Staging"]
     });
-    let calls: Vec<String> = sim
-        .queue_writes()
-        .iter()
-        .map(|r| r["path"].as_str().unwrap().to_string())
-        .collect();
+    let calls = sim.queued();
     assert_eq!(calls, ["queue/SHOP-APP-10"]);
     assert_eq!(sim.ran("SHOP-APP-9"), ["Build"]);
 }
@@ -865,11 +847,7 @@ spec:
         "{}",
         ran.stdout
     );
-    let calls: Vec<String> = sim
-        .queue_writes()
-        .iter()
-        .map(|r| r["path"].as_str().unwrap().to_string())
-        .collect();
+    let calls = sim.queued();
     assert_eq!(calls, ["queue/SHOP-APP-43"]);
     // 43 already ran Deploy Staging: it is in sync, and 42, older, is never promoted.
     let sim = Sim::start(&world(true));
@@ -928,11 +906,7 @@ spec:
         "{}",
         ran.stdout
     );
-    let calls: Vec<String> = sim
-        .queue_writes()
-        .iter()
-        .map(|r| r["path"].as_str().unwrap().to_string())
-        .collect();
+    let calls = sim.queued();
     assert_eq!(calls, ["queue/SHOP-APP7-2"]);
     // 2 runs Deploy Staging now: still the choice (1, older and done, is not); and a branch
     // that does not exist is an error at its line, not the plan's.

@@ -196,6 +196,24 @@ impl Sim {
             .collect()
     }
 
+    /// The paths of the queue calls received, in order (`queue/SHOP-APP-42`).
+    pub fn queued(&self) -> Vec<String> {
+        let path = |r: &Value| r["path"].as_str().unwrap().to_string();
+        self.queue_writes().iter().map(path).collect()
+    }
+
+    /// Every request received, in order, as `METHOD path`.
+    pub fn calls(&self) -> Vec<String> {
+        let call = |r: &Value| {
+            format!(
+                "{} {}",
+                r["method"].as_str().unwrap(),
+                r["path"].as_str().unwrap()
+            )
+        };
+        self.requests().iter().map(call).collect()
+    }
+
     /// How often each stage of a build has started.
     pub fn runs(&self, build: &str) -> Vec<(String, u64)> {
         let (_, body) = self.request("GET", "/_sim/runs", &[], "");

@@ -26,17 +26,7 @@ fn atlassian_python_api_reads_lists_and_queues() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let methods: Vec<String> = sim
-        .requests()
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["method"].as_str().unwrap(),
-                r["path"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let methods = sim.calls();
     assert!(
         methods.contains(&"POST queue/SHOP-API".to_string()),
         "{methods:?}"
