@@ -85,6 +85,17 @@ pub fn looks_like_a_lock(label: &str) -> bool {
     label.trim().to_ascii_lowercase().starts_with(PREFIX)
 }
 
+/// The first live lock label among a build's labels, on the server's clock: some apply
+/// holds the build, and a call of its may still be on its way.
+pub fn live_lock(labels: &[String], server_now_ms: i64) -> Option<&str> {
+    labels
+        .iter()
+        .filter_map(|name| LockLabel::parse(name))
+        .find(|lock| !lock.is_expired(server_now_ms))
+        .and_then(|lock| labels.iter().find(|l| **l == lock.name))
+        .map(String::as_str)
+}
+
 /// A lock label read off a build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockLabel {

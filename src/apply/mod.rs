@@ -24,7 +24,8 @@ use futures_util::future::join_all;
 
 pub use events::{Counts, Event, TargetOutcome};
 pub use lease::{
-    MAX_TTL, PREFIX as LOCK_PREFIX, Settings as LeaseSettings, TTL_MARGIN, looks_like_a_lock,
+    MAX_TTL, PREFIX as LOCK_PREFIX, Settings as LeaseSettings, TTL_MARGIN, live_lock,
+    looks_like_a_lock,
 };
 pub use record::RecordContext;
 pub use report::Reporter;

@@ -216,8 +216,10 @@ async fn no_downgrade(
         let failed = format!("{} is not a build key", action.build_key);
         return Err(Box::new(Promotion::Failed(failed)));
     };
-    match newer_builds_of(ctx.client, plan, number).await {
-        Ok(newer) => match downgrade(&newer.builds, newer.complete, action) {
+    let read = newer_builds_of(ctx.client, plan, number).await;
+    let now_ms = Moment::on_server(ctx.client, false).now.as_millisecond();
+    match read {
+        Ok(newer) => match downgrade(&newer.builds, newer.complete, action, now_ms) {
             None => Ok(()),
             Some(reason) => Err(Box::new(Promotion::NotNeeded(Status::Blocked { reason }))),
         },

@@ -228,8 +228,8 @@ async fn newer_builds(
     let mut newer = HashMap::new();
     for (pin, read) in pins.into_iter().zip(reads) {
         let read = read?;
-        let builds = read
-            .builds
+        let builds = with_all_labels(client, read.builds)
+            .await?
             .into_iter()
             .map(|b| Arc::new(ObservedBuild::from_result(b)))
             .collect();
@@ -259,11 +259,20 @@ async fn candidates(
         }
     };
     let builds = history::candidates(client, &key).await?;
-    let builds = join_all(builds.into_iter().map(|b| client.with_all_labels(b)))
+    let builds = with_all_labels(client, builds).await?;
+    Ok((branch, Some((key, builds))))
+}
+
+/// The builds, each with every label: gates, and the locks the downgrade check looks for,
+/// are decided on the whole list.
+async fn with_all_labels(
+    client: &BambooClient,
+    builds: Vec<BuildResult>,
+) -> Result<Vec<BuildResult>, BambooError> {
+    join_all(builds.into_iter().map(|b| client.with_all_labels(b)))
         .await
         .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((branch, Some((key, builds))))
+        .collect()
 }
 
 /// The builds of `plan` newer than build `n`, newest first, read again: `apply` checks under
@@ -275,8 +284,8 @@ pub async fn newer_builds_of(
 ) -> Result<Newer<ObservedBuild>, BambooError> {
     let read = history::newer_than(client, plan, n).await?;
     Ok(Newer {
-        builds: read
-            .builds
+        builds: with_all_labels(client, read.builds)
+            .await?
             .into_iter()
             .map(ObservedBuild::from_result)
             .collect(),

@@ -15,6 +15,7 @@ pub use model::{
 };
 pub use stages::assess;
 
+use crate::apply::live_lock;
 use crate::manifest::{BuildSelector, Desired, GateCheck, Target};
 use crate::observe::{Newer, Observed, ObservedBuild, build_plan_key};
 
@@ -92,7 +93,8 @@ pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
         });
     }
     if let (Status::Queue { action }, Some(build)) = (&status, build.as_deref())
-        && let Some(reason) = downgrade_for(target, observed, build, action)
+        && let Some(reason) =
+            downgrade_for(target, observed, build, action, moment.now.as_millisecond())
     {
         status = Status::Blocked { reason };
     }
@@ -197,6 +199,7 @@ fn downgrade_for(
     observed: &Observed,
     build: &ObservedBuild,
     action: &Action,
+    server_now_ms: i64,
 ) -> Option<BlockReason> {
     if target.allow_downgrade {
         return None;
@@ -209,34 +212,45 @@ fn downgrade_for(
             .iter()
             .take_while(|b| b.number > build.number)
             .map(AsRef::as_ref);
-        return downgrade(newer, true, action);
+        return downgrade(newer, true, action, server_now_ms);
     }
     let newer = newer_than_pin(target, observed)?;
     downgrade(
         newer.builds.iter().map(AsRef::as_ref),
         newer.complete,
         action,
+        server_now_ms,
     )
 }
 
 /// Why `action` would take the release backwards, from the builds of its build's plan newer
 /// than it (newest first; `complete` when they are all there): one of them reached the first
 /// stage the call runs — passed it, or runs it now — so the older build would replace it
-/// there, on the way to the target or at it. Not all read: it may be so, and the call waits
-/// for an `allowDowngrade: true`. The same rule when planning and under the lease.
+/// there, on the way to the target or at it. One that carries a live lock label (at
+/// `server_now_ms`) may have a call on its way; and not all read, one further may have
+/// reached it: both may be so, and the call waits for an `allowDowngrade: true`. The same
+/// rule when planning and under the lease.
 pub fn downgrade<'a>(
     newer: impl IntoIterator<Item = &'a ObservedBuild>,
     complete: bool,
     action: &Action,
+    server_now_ms: i64,
 ) -> Option<BlockReason> {
     let stage = action.runs.first().unwrap_or(&action.stage);
     let mut read = 0;
+    let mut locked = None;
     for build in newer {
         if build.reached_stage(stage) {
             let (newer, stage) = (build.key.clone(), stage.clone());
             return Some(BlockReason::Downgrade { newer, stage });
         }
+        if locked.is_none() && live_lock(&build.labels, server_now_ms).is_some() {
+            locked = Some(build.key.clone());
+        }
         read += 1;
+    }
+    if let Some(newer) = locked {
+        return Some(BlockReason::NewerLocked { newer });
     }
     (!complete).then(|| BlockReason::DowngradeUnchecked {
         read,

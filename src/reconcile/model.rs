@@ -203,6 +203,11 @@ pub enum BlockReason {
         read: usize,
         stage: String,
     },
+    /// A newer build carries another apply's live lock: a call to it may still land (an
+    /// unknown outcome leaves the lock on), so promoting this one may be a downgrade.
+    NewerLocked {
+        newer: String,
+    },
     /// The target's promotion window is closed; `opens` says when it next opens.
     WindowClosed {
         window: String,
@@ -238,6 +243,10 @@ impl std::fmt::Display for BlockReason {
             BlockReason::Downgrade { newer, stage } => write!(
                 f,
                 "downgrade: newer build {newer} already reached {stage} (allowDowngrade: true to promote this one anyway)"
+            ),
+            BlockReason::NewerLocked { newer } => write!(
+                f,
+                "maybe a downgrade: newer build {newer} carries another apply's live lock, and a call to it may still land; promote once it is settled (allowDowngrade: true to promote this one anyway)"
             ),
             BlockReason::DowngradeUnchecked { read, stage } => write!(
                 f,

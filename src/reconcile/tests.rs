@@ -532,7 +532,30 @@ fn a_downgrade_is_a_newer_build_at_the_first_stage_the_call_runs() {
     ];
     for (case, spec, complete, expected) in cases {
         let newer = newer(spec);
-        assert_eq!(downgrade([&newer], complete, &action), expected, "{case}");
+        assert_eq!(
+            downgrade([&newer], complete, &action, 0),
+            expected,
+            "{case}"
+        );
     }
-    assert_eq!(downgrade([], true, &action), None, "no newer build");
+    assert_eq!(downgrade([], true, &action, 0), None, "no newer build");
+    // A newer build short of the stage, with another apply's lock: a call may be on its way.
+    let now = 1_000_000;
+    let mut locked = newer("Build=done Staging*=next Smoke Prod*");
+    locked.labels = vec!["bamboo-promote-lock-1000-600-dead".into()];
+    assert_eq!(
+        downgrade([&locked], true, &action, now),
+        None,
+        "an expired lock"
+    );
+    locked
+        .labels
+        .push("bamboo-promote-lock-999000-600-beef".into());
+    assert_eq!(
+        downgrade([&locked], true, &action, now),
+        Some(BlockReason::NewerLocked {
+            newer: "P-A-2".into()
+        }),
+        "a live lock"
+    );
 }

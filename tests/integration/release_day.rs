@@ -730,6 +730,56 @@ fn after_an_unknown_outcome_on_a_newer_build_no_older_build_of_its_plan_is_promo
 }
 
 #[test]
+fn a_newer_build_left_locked_by_an_unknown_outcome_blocks_the_next_run_too() {
+    // Run 1 takes 10 to Deploy Staging; its call lands late: exit 7, the lock stays on 10.
+    // Run 2 (a CI retry, say) must not take 9 there before that call settles (red team 5).
+    let sim = Sim::start(NINE_AND_TEN);
+    sim.set_faults(
+        r#"{ "script": [ { "method": "PUT", "path": "queue/SHOP-APP-10", "fault": "applyLate",
+             "afterMs": 5000 } ] }"#,
+    );
+    let target = |build: u32| {
+        manifests(&format!(
+            "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: {{ name: one }}
+spec:
+  targets:
+    - {{ id: staging, plan: SHOP-APP, build: {build}, stage: Deploy Staging }}
+"
+        ))
+    };
+    let apply = |build: u32| {
+        let dir = target(build);
+        sim.cmd(&[
+            "apply",
+            "--auto-approve",
+            "--request-timeout",
+            "1s",
+            path_str(&dir),
+        ])
+        .run()
+    };
+    let first = apply(10);
+    assert_eq!(first.code, 7, "{}\n{}", first.stdout, first.stderr);
+    let second = apply(9);
+    assert_eq!(second.code, 3, "{}\n{}", second.stdout, second.stderr);
+    assert!(
+        second.stdout.contains(
+            "maybe a downgrade: newer build SHOP-APP-10 carries another apply's live lock"
+        ),
+        "{}",
+        second.stdout
+    );
+    sim.advance(10_000);
+    crate::support::wait_until("the late call to SHOP-APP-10 lands", || {
+        sim.ran("SHOP-APP-10") == ["Build", "Deploy Staging"]
+    });
+    assert_eq!(sim.queued(), ["queue/SHOP-APP-10"]);
+    assert_eq!(sim.ran("SHOP-APP-9"), ["Build"]);
+}
+
+#[test]
 fn a_history_that_does_not_page_is_an_error_not_a_promotion() {
     // Build 11 ran Deploy Staging; 49 newer builds failed; the pin is 10. Pages hold 25
     // builds, and the server answers every page as the first.
