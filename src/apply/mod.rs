@@ -311,7 +311,11 @@ impl Ledger {
             }
             // Blocked on the fresh read (a gate, a failed stage): that is how the target ends.
             Promotion::NotNeeded(status @ Status::Blocked { .. }) => Outcome::Unchanged { status },
-            Promotion::NotNeeded(_) | Promotion::Stopped | Promotion::Skipped(_) => return None,
+            Promotion::NotNeeded(_) | Promotion::Stopped => return None,
+            // Held back by an unsettled call to its plan: not done, and said so in the counts.
+            Promotion::Skipped(reason) => Outcome::Error {
+                message: format!("not sent: {reason}"),
+            },
             Promotion::Stale { planned, found } => Outcome::Stale { planned, found },
             Promotion::Refused(message) => Outcome::Refused { message },
             Promotion::MovedByOther(message) => Outcome::MovedByOther { message },
