@@ -197,7 +197,7 @@ fn feature_costs() -> Vec<Value> {
     let setup = setup(100);
     let sim = Sim::start(&setup.world);
     println!(
-        "\nWhat each feature adds (N = 100, {} promotions):\n{:<28} {:>10} {:>8} {:>10} {:>8} {:>14}",
+        "\nWhat each feature adds (N = 100, {} promotions):\n{:<32} {:>10} {:>8} {:>10} {:>8} {:>14}",
         setup.promotions, "feature", "plan req", "Δ plan", "apply req", "Δ apply", "Δ / promotion"
     );
     let mut base: Option<(usize, usize)> = None;
@@ -233,7 +233,7 @@ fn feature_costs() -> Vec<Value> {
         let per_promotion = (apply as f64 - apply_0 as f64 - (plan as f64 - plan_0 as f64))
             / setup.promotions as f64;
         println!(
-            "{feature:<28} {plan:>10} {:>+8} {apply:>10} {:>+8} {per_promotion:>+14.2}",
+            "{feature:<32} {plan:>10} {:>+8} {apply:>10} {:>+8} {per_promotion:>+14.2}",
             plan as i64 - plan_0 as i64,
             apply as i64 - apply_0 as i64,
         );
