@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::stop::Stop;
-use crate::bamboo::types::{BuildResult, split_build_key};
+use crate::bamboo::types::split_build_key;
 use crate::bamboo::{BambooClient, BambooError, ServerTime};
 use crate::observe::ObservedBuild;
 
@@ -90,9 +90,7 @@ pub fn looks_like_a_lock(label: &str) -> bool {
 pub fn live_lock(labels: &[String], server_now_ms: i64) -> Option<&str> {
     labels
         .iter()
-        .filter_map(|name| LockLabel::parse(name))
-        .find(|lock| !lock.is_expired(server_now_ms))
-        .and_then(|lock| labels.iter().find(|l| **l == lock.name))
+        .find(|name| LockLabel::parse(name).is_some_and(|lock| !lock.is_expired(server_now_ms)))
         .map(String::as_str)
 }
 
@@ -373,9 +371,6 @@ async fn read_build(client: &BambooClient, build_key: &str) -> Result<ObservedBu
             Err(e) => Err(e.into()),
         }
     };
-    let names = |build: &BuildResult| -> Vec<String> {
-        build.labels.items.iter().map(|l| l.name.clone()).collect()
-    };
     let mut last = read().await?;
     let mut reads = 1;
     while last.labels_paged {
@@ -384,7 +379,7 @@ async fn read_build(client: &BambooClient, build_key: &str) -> Result<ObservedBu
         }
         let again = read().await?;
         reads += 1;
-        let settled = names(&again) == names(&last);
+        let settled = again.labels.items == last.labels.items;
         last = again;
         if settled {
             break;

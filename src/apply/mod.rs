@@ -505,10 +505,14 @@ fn ended(stage: &ObservedStage, state: &str) -> bool {
 /// A build of `action`'s plan (its own build included) whose call in this run is not
 /// settled.
 fn unsettled_on_plan<'a>(held: &'a BTreeSet<String>, action: &Action) -> Option<&'a String> {
-    let plan = |key: &str| split_build_key(key).map(|(plan, _)| plan.to_string());
-    let ours = plan(&action.build_key);
-    held.iter()
-        .find(|key| **key == action.build_key || (ours.is_some() && plan(key) == ours))
+    let ours = plan_of(&action.build_key);
+    held.iter().find(|key| plan_of(key) == ours)
+}
+
+/// The plan (or branch plan) a build key belongs to; a key that does not read as a build's
+/// stands for itself.
+fn plan_of(build_key: &str) -> &str {
+    split_build_key(build_key).map_or(build_key, |(plan, _)| plan)
 }
 
 /// The round's promotions by plan (or branch plan), newest build first, in plan order within
@@ -516,9 +520,8 @@ fn unsettled_on_plan<'a>(held: &'a BTreeSet<String>, action: &Action) -> Option<
 fn by_plan(todo: Vec<(TargetRef, Action)>) -> Vec<Vec<(TargetRef, Action)>> {
     let mut groups: BTreeMap<String, Vec<(TargetRef, Action)>> = BTreeMap::new();
     for (target, action) in todo {
-        let plan = split_build_key(&action.build_key).map_or(&*action.build_key, |(p, _)| p);
         groups
-            .entry(plan.to_string())
+            .entry(plan_of(&action.build_key).to_string())
             .or_default()
             .push((target, action));
     }

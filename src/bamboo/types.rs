@@ -92,7 +92,7 @@ pub struct StageResult {
     pub restartable: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Label {
     pub name: String,
 }

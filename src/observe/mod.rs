@@ -216,20 +216,22 @@ async fn newer_builds(
         let page = newest
             .get(plan)
             .filter(|page| page.iter().any(|b| b.number == *n));
-        match page {
-            Some(page) => Ok(Newer {
+        let read = match page {
+            Some(page) => Newer {
                 builds: page.iter().filter(|b| b.number > *n).cloned().collect(),
                 complete: true,
-            }),
-            None => history::newer_than(client, plan, *n).await,
-        }
+            },
+            None => history::newer_than(client, plan, *n).await?,
+        };
+        let builds = with_all_labels(client, read.builds).await?;
+        Ok::<_, BambooError>(Newer { builds, ..read })
     }))
     .await;
     let mut newer = HashMap::new();
     for (pin, read) in pins.into_iter().zip(reads) {
         let read = read?;
-        let builds = with_all_labels(client, read.builds)
-            .await?
+        let builds = read
+            .builds
             .into_iter()
             .map(|b| Arc::new(ObservedBuild::from_result(b)))
             .collect();
