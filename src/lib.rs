@@ -6,6 +6,11 @@
 
 // The simulator's JSON views copy Bamboo's large recorded shapes in `json!`, which needs it.
 #![recursion_limit = "256"]
+// Output goes through `output`, which never panics on a closed pipe nor blocks on a stalled one.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+#[macro_use]
+mod output;
 
 mod adopt;
 pub mod apply;
@@ -20,7 +25,6 @@ pub mod observe;
 pub mod reconcile;
 pub mod render;
 pub mod sim;
-mod stdout;
 mod suggest;
 pub mod windows;
 
@@ -28,6 +32,12 @@ use cli::{Cli, Command};
 
 /// Runs one command line and returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
+    let code = run_command(cli).await;
+    output::flush();
+    code
+}
+
+async fn run_command(cli: Cli) -> u8 {
     render::human::choose_colour(cli.color);
     logs::start(cli.verbose, cli.quiet);
     match &cli.command {

@@ -21,7 +21,7 @@ pub fn start(verbose: u8, quiet: bool) {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::output::ErrWriter)
         .with_target(false)
         .try_init();
 }

@@ -280,12 +280,12 @@ async fn clear_orphaned_locks(client: &BambooClient, plan: &Plan) {
         }
         match lease::clear_expired(client, &build.key, &build.labels).await {
             Ok(0) => {}
-            Ok(n) => eprintln!(
+            Ok(n) => errln!(
                 "removed {n} expired lock label{} from {}",
                 if n == 1 { "" } else { "s" },
                 build.key
             ),
-            Err(e) => eprintln!(
+            Err(e) => errln!(
                 "warning: cannot remove expired lock labels from {}: {e}",
                 build.key
             ),
@@ -598,7 +598,7 @@ async fn refresh_saved(
             Ok(build) => {
                 builds.insert(item.target.id.clone(), build);
             }
-            Err(e) => eprintln!(
+            Err(e) => errln!(
                 "warning: cannot re-read {}, will try again: {e}",
                 action.build_key
             ),

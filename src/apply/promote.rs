@@ -240,7 +240,7 @@ fn lease_failed(error: LeaseError) -> Promotion {
 async fn release(client: &BambooClient, lease: Lease, promotion: Promotion) -> Promotion {
     let build_key = lease.build_key.clone();
     if let Err(e) = lease.release(client).await {
-        eprintln!(
+        errln!(
             "warning: cannot remove our lock label from {build_key}: {e}; it expires by itself"
         );
     }

@@ -67,9 +67,7 @@ impl Reporter {
             Some(bars) => {
                 let _ = bars.println(line);
             }
-            None => {
-                let _ = writeln!(std::io::stderr(), "{line}");
-            }
+            None => crate::output::err_line(line),
         }
     }
 
@@ -78,7 +76,7 @@ impl Reporter {
     /// stages, stale plans.
     pub fn emit(&self, event: Event, human: impl FnOnce() -> String) {
         if self.json {
-            crate::stdout::line(
+            crate::output::out_line(
                 serde_json::to_string(&EventLine::now(&event)).expect("an event serializes"),
             );
         } else if !self.is_quiet() || event.is_alarm() {

@@ -12,6 +12,9 @@ use tokio::sync::Notify;
 
 use crate::exit;
 
+/// How long a forced exit waits for its last lines to reach a stalled stderr.
+const LAST_WORDS_DRAIN: Duration = Duration::from_millis(500);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
     Interrupt,
@@ -62,7 +65,7 @@ impl Stop {
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
         ) else {
-            eprintln!("warning: cannot listen for SIGINT and SIGTERM");
+            errln!("warning: cannot listen for SIGINT and SIGTERM");
             return stop;
         };
         tokio::spawn(async move {
@@ -71,8 +74,12 @@ impl Stop {
                     _ = interrupt.recv() => Signal::Interrupt,
                     _ = terminate.recv() => Signal::Terminate,
                 };
-                if let Some(first) = set.signal() {
-                    eprintln!(
+                // The stop is recorded before anything is said: saying it cannot fail, and
+                // must not come first even so.
+                let first = set.signal();
+                set.request(which);
+                if let Some(first) = first {
+                    errln!(
                         "\n{} after {}: exiting now; lock labels left on builds expire by themselves",
                         which.name(),
                         first.name()
@@ -82,13 +89,13 @@ impl Stop {
                     } else {
                         which.exit_code()
                     };
+                    crate::output::flush_briefly(LAST_WORDS_DRAIN);
                     std::process::exit(i32::from(code));
                 }
-                eprintln!(
+                errln!(
                     "\n{}: no new write; finishing the call in flight, then releasing locks",
                     which.name()
                 );
-                set.request(which);
             }
         });
         stop

@@ -799,7 +799,7 @@ impl BambooClient {
             .warned_unreachable
             .swap(true, std::sync::atomic::Ordering::SeqCst)
         {
-            eprintln!(
+            errln!(
                 "warning: no answer from {} yet ({detail}); trying again, up to {} times",
                 self.server, self.retry.max_retries
             );

@@ -1,6 +1,6 @@
 //! `apply`: plan (or read a saved plan), show it, ask on a terminal, then promote.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use crate::cli::{ApplyArgs, ApplyFormat};
 use crate::reconcile::{Plan, Status};
 use crate::render::human::{Style, status_words};
 use crate::render::{self, PlanDocument};
-use crate::{exit, stdout};
+use crate::exit;
 
 pub async fn run(args: &ApplyArgs) -> u8 {
     let least_ttl = args.server.request_timeout + apply::TTL_MARGIN;
@@ -198,7 +198,7 @@ fn show_plan(args: &ApplyArgs, reporter: &Reporter, plan: &Plan, server: &str) {
             reporter.emit(planned, String::new);
         }
     } else {
-        stdout::text(render::human::render(
+        crate::output::out_text(render::human::render(
             plan,
             server,
             true,
@@ -214,7 +214,7 @@ fn confirm(args: &ApplyArgs, plan: &Plan) -> Result<(), u8> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        eprintln!(
+        errln!(
             "error: no terminal to confirm on; run with --auto-approve to apply without asking"
         );
         return Err(exit::ERROR);
@@ -224,14 +224,14 @@ fn confirm(args: &ApplyArgs, plan: &Plan) -> Result<(), u8> {
     } else {
         format!("these {promotions} promotions")
     };
-    eprint!("\nDo you want to perform {these}? Only 'yes' will be accepted: ");
-    let _ = std::io::stderr().flush();
+    crate::output::err_text(format_args!("\nDo you want to perform {these}? Only 'yes' will be accepted: "));
+    crate::output::flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
     if answer.trim() == "yes" {
         Ok(())
     } else {
-        eprintln!("apply cancelled; nothing was queued");
+        errln!("apply cancelled; nothing was queued");
         Err(exit::ERROR)
     }
 }
@@ -308,7 +308,7 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
         if let Some(signal) = applied.stopped_by {
             summary.push_str(&format!(", stopped by {}", signal.name()));
         }
-        stdout::line(format_args!("\n{}\n{summary}.", lines.join("\n")));
+        crate::output::out_line(format_args!("\n{}\n{summary}.", lines.join("\n")));
     }
     code
 }

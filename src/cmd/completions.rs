@@ -4,7 +4,7 @@
 use clap::CommandFactory;
 
 use crate::cli::{Cli, CompletionsArgs};
-use crate::{exit, stdout};
+use crate::exit;
 
 pub fn completions(args: &CompletionsArgs) -> u8 {
     let mut script = Vec::new();
@@ -14,7 +14,7 @@ pub fn completions(args: &CompletionsArgs) -> u8 {
         "bamboo-promote",
         &mut script,
     );
-    stdout::text(String::from_utf8_lossy(&script));
+    crate::output::out_text(String::from_utf8_lossy(&script));
     exit::SUCCESS
 }
 
@@ -23,6 +23,6 @@ pub fn man() -> u8 {
     clap_mangen::Man::new(Cli::command())
         .render(&mut page)
         .expect("rendering into memory cannot fail");
-    stdout::text(String::from_utf8_lossy(&page));
+    crate::output::out_text(String::from_utf8_lossy(&page));
     exit::SUCCESS
 }

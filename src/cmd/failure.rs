@@ -6,7 +6,7 @@
 use crate::apply::{Event, events::EventLine};
 use crate::manifest::ManifestError;
 use crate::render::ErrorDocument;
-use crate::{exit, stdout};
+use crate::exit;
 
 /// How a command prints JSON, if it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +45,10 @@ impl Failure {
     /// Prints it and returns the exit code.
     pub fn report(&self, json: Json) -> u8 {
         if self.diagnostics.is_empty() {
-            eprintln!("error: {}", self.message);
+            errln!("error: {}", self.message);
         } else {
             super::validate::print_reports(&self.diagnostics);
-            eprintln!("{}", self.message);
+            errln!("{}", self.message);
         }
         let diagnostics = self
             .diagnostics
@@ -57,7 +57,7 @@ impl Failure {
             .collect();
         match json {
             Json::No => {}
-            Json::Document => stdout::line(
+            Json::Document => crate::output::out_line(
                 serde_json::to_string(&ErrorDocument::new(&self.message, diagnostics))
                     .expect("an error document serializes"),
             ),
@@ -69,7 +69,7 @@ impl Failure {
                     message: self.message.clone(),
                     diagnostics,
                 };
-                stdout::line(
+                crate::output::out_line(
                     serde_json::to_string(&EventLine::now(&event)).expect("an event serializes"),
                 );
             }

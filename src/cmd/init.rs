@@ -60,7 +60,7 @@ async fn init(args: &InitArgs) -> Result<(), Failure> {
         .and_then(|()| std::fs::write(&file, text))
         .and_then(|()| std::fs::write(args.out.join(schema), manifest::schema()));
     written.map_err(|e| Failure::new(format!("cannot write {}: {e}", file.display())))?;
-    eprintln!(
+    errln!(
         "wrote {} target{} to {}{}; `bamboo-promote plan {}` shows nothing to promote",
         adopted.len(),
         if adopted.len() == 1 { "" } else { "s" },

@@ -13,7 +13,7 @@ use crate::observe::Observed;
 use crate::reconcile::{self, Plan};
 use crate::render::DocumentKind;
 use crate::render::human::Style;
-use crate::{render, stdout};
+use crate::render;
 
 /// The moment a plan is for: now on the server's clock unless `--at` says otherwise, and
 /// whether windows are overridden (`apply --override-window`).
@@ -162,19 +162,19 @@ pub fn document(kind: DocumentKind, planned: &Planned) -> render::PlanDocument {
 pub fn print(format: OutputFormat, kind: DocumentKind, planned: &Planned) {
     let server = &planned.connection.server;
     match format {
-        OutputFormat::Human | OutputFormat::Github => stdout::text(render::human::render(
+        OutputFormat::Human | OutputFormat::Github => crate::output::out_text(render::human::render(
             &planned.plan,
             server,
             kind == DocumentKind::Plan,
             Style::for_stdout(),
         )),
-        OutputFormat::Markdown => stdout::text(render::markdown::render(
+        OutputFormat::Markdown => crate::output::out_text(render::markdown::render(
             &planned.plan,
             server,
             kind,
             &planned.set,
         )),
-        OutputFormat::Json => stdout::line(
+        OutputFormat::Json => crate::output::out_line(
             serde_json::to_string_pretty(&document(kind, planned)).expect("a plan serializes"),
         ),
     }

@@ -26,10 +26,10 @@ pub async fn run(args: &PlanArgs) -> u8 {
         let document = super::pipeline::document(DocumentKind::Plan, &planned);
         let text = serde_json::to_string_pretty(&document).expect("plan serializes");
         if let Err(e) = std::fs::write(path, text + "\n") {
-            eprintln!("error: cannot write the plan to {}: {e}", path.display());
+            errln!("error: cannot write the plan to {}: {e}", path.display());
             return exit::ERROR;
         }
-        eprintln!(
+        errln!(
             "saved the plan to {}; run `bamboo-promote apply {}` to execute exactly it",
             path.display(),
             path.display()

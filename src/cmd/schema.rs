@@ -2,7 +2,7 @@
 //! generated from the Rust types that read or write it.
 
 use crate::cli::{SchemaArgs, SchemaKind};
-use crate::{apply, exit, manifest, render, stdout};
+use crate::{apply, exit, manifest, render};
 
 pub fn run(args: &SchemaArgs) -> u8 {
     let schema = match args.kind {
@@ -13,13 +13,13 @@ pub fn run(args: &SchemaArgs) -> u8 {
     };
     match &args.out {
         None => {
-            stdout::text(schema);
+            crate::output::out_text(schema);
             exit::SUCCESS
         }
         Some(path) => match std::fs::write(path, schema) {
             Ok(()) => exit::SUCCESS,
             Err(e) => {
-                eprintln!("error: cannot write {}: {e}", path.display());
+                errln!("error: cannot write {}: {e}", path.display());
                 exit::ERROR
             }
         },

@@ -13,14 +13,14 @@ pub async fn run(args: &UnlockArgs) -> u8 {
     let mut code = exit::SUCCESS;
     for build_key in &args.builds {
         match unlock(&connection.client, build_key, args.force).await {
-            Ok(removed) if removed.is_empty() => println!("{build_key}: no lock labels"),
+            Ok(removed) if removed.is_empty() => outln!("{build_key}: no lock labels"),
             Ok(removed) => {
                 for label in removed {
-                    println!("{build_key}: removed {label}");
+                    outln!("{build_key}: removed {label}");
                 }
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 code = exit::ERROR;
             }
         }

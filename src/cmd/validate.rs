@@ -4,13 +4,13 @@ use crate::cli::{DiagnosticFormat, ValidateArgs};
 use crate::manifest::{self, ManifestError};
 use crate::render::ValidationDocument;
 use crate::render::human::counted;
-use crate::{exit, stdout};
+use crate::exit;
 
 pub fn run(args: &ValidateArgs) -> u8 {
     let exclude = match manifest::Exclude::new(&args.walk.exclude) {
         Ok(exclude) => exclude,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return exit::USAGE;
         }
     };
@@ -18,9 +18,9 @@ pub fn run(args: &ValidateArgs) -> u8 {
         Ok(desired) => {
             if args.format == DiagnosticFormat::Json {
                 let document = ValidationDocument::new(desired.targets.len(), Vec::new());
-                stdout::line(serde_json::to_string(&document).expect("a document serializes"));
+                crate::output::out_line(serde_json::to_string(&document).expect("a document serializes"));
             } else {
-                eprintln!(
+                errln!(
                     "{} in {}: valid",
                     counted(desired.targets.len(), "target"),
                     counted(desired.files.len(), "file")
@@ -42,11 +42,11 @@ pub fn report(errors: &[ManifestError], format: DiagnosticFormat, consequence: &
         DiagnosticFormat::Json => {
             let diagnostics = errors.iter().map(ManifestError::to_json).collect();
             let document = ValidationDocument::new(0, diagnostics);
-            stdout::line(serde_json::to_string(&document).expect("a document serializes"));
+            crate::output::out_line(serde_json::to_string(&document).expect("a document serializes"));
         }
         DiagnosticFormat::Human => {
             print_reports(errors);
-            eprintln!("{}", summary_line(errors, consequence));
+            errln!("{}", summary_line(errors, consequence));
         }
         DiagnosticFormat::Github => {
             print_reports(errors);
@@ -60,7 +60,7 @@ pub fn report(errors: &[ManifestError], format: DiagnosticFormat, consequence: &
 /// none to place.
 pub fn annotate(errors: &[ManifestError], summary: &str) {
     if errors.is_empty() {
-        stdout::line(format_args!(
+        crate::output::out_line(format_args!(
             "::error title=bamboo-promote::{}",
             escape_data(summary)
         ));
@@ -80,7 +80,7 @@ pub fn annotate(errors: &[ManifestError], summary: &str) {
             message.push_str("\nhelp: ");
             message.push_str(help);
         }
-        stdout::line(format_args!(
+        crate::output::out_line(format_args!(
             "::error {properties}::{}",
             escape_data(&message)
         ));
@@ -102,7 +102,7 @@ fn escape_property(text: &str) -> String {
 /// Each error as miette renders it, on stderr.
 pub fn print_reports(errors: &[ManifestError]) {
     for error in errors {
-        eprintln!("{:?}", miette::Report::new(error.clone()));
+        errln!("{:?}", miette::Report::new(error.clone()));
     }
 }
 

@@ -11,6 +11,7 @@ mod plan;
 mod readme;
 mod recipes;
 mod release_day;
+mod red_team;
 mod safety;
 mod servers;
 mod sim_http;

@@ -17,7 +17,7 @@ use crate::worlds::{manifests, path_str};
 
 /// One plan, two manual stages, builds 41 (labelled `rc`) and 42 paused before the first.
 /// `STAGE_MS` is how long each stage runs on the sim clock; `SETTINGS` adds to `settings`.
-const WORLD: &str = "
+pub(crate) const WORLD: &str = "
 settings: { clock: manual SETTINGS }
 projects:
   - key: SHOP
@@ -40,7 +40,7 @@ projects:
           - { number: 7, state: { pausedBefore: Deploy Staging } }
 ";
 
-fn world(stage_ms: u64, settings: &str, labels: &str) -> String {
+pub(crate) fn world(stage_ms: u64, settings: &str, labels: &str) -> String {
     WORLD
         .replace("STAGE_MS", &stage_ms.to_string())
         .replace(" SETTINGS", settings)
@@ -48,7 +48,7 @@ fn world(stage_ms: u64, settings: &str, labels: &str) -> String {
 }
 
 /// `app-staging`: build 42 to Deploy Staging, the stage whose second run would be the trap.
-const STAGING: &str = "apiVersion: bamboo-promote/v1
+pub(crate) const STAGING: &str = "apiVersion: bamboo-promote/v1
 kind: Promotion
 metadata: { name: safety }
 spec:
@@ -58,11 +58,11 @@ spec:
 
 /// The sim clock's zero on the server's calendar (2027-01-01T00:00:00Z), in ms: lock labels
 /// made by hand for a test carry times on this clock.
-const SERVER_EPOCH_MS: u64 = 1_798_761_600_000;
+pub(crate) const SERVER_EPOCH_MS: u64 = 1_798_761_600_000;
 
 /// The stage runs of SHOP-APP-42 once everything it was sent has run: the trap would show as
 /// a second Deploy Staging or any Deploy Prod.
-fn assert_staging_ran_once(sim: &Sim, trial: &str) {
+pub(crate) fn assert_staging_ran_once(sim: &Sim, trial: &str) {
     sim.advance(600_000);
     let runs = sim.runs("SHOP-APP-42");
     assert_eq!(
@@ -78,7 +78,7 @@ fn assert_staging_ran_once(sim: &Sim, trial: &str) {
     );
 }
 
-fn writes_to(sim: &Sim, build: &str) -> usize {
+pub(crate) fn writes_to(sim: &Sim, build: &str) -> usize {
     sim.queue_writes()
         .iter()
         .filter(|r| r["path"] == format!("queue/{build}"))
@@ -86,7 +86,7 @@ fn writes_to(sim: &Sim, build: &str) -> usize {
 }
 
 /// Every label of a build, page after page (a world may list them 25 at a time).
-fn labels_of(sim: &Sim, build: &str) -> Vec<String> {
+pub(crate) fn labels_of(sim: &Sim, build: &str) -> Vec<String> {
     let mut names = Vec::new();
     loop {
         let page = sim.get_json(&format!(
@@ -106,14 +106,14 @@ fn labels_of(sim: &Sim, build: &str) -> Vec<String> {
     }
 }
 
-fn lock_labels(sim: &Sim, build: &str) -> Vec<String> {
+pub(crate) fn lock_labels(sim: &Sim, build: &str) -> Vec<String> {
     labels_of(sim, build)
         .into_iter()
         .filter(|l| l.starts_with("bamboo-promote-lock-"))
         .collect()
 }
 
-fn apply(sim: &Sim, dir: &Path, extra: &[&str]) -> Ran {
+pub(crate) fn apply(sim: &Sim, dir: &Path, extra: &[&str]) -> Ran {
     let mut args = vec!["apply", "--auto-approve"];
     args.extend_from_slice(extra);
     args.push(path_str(dir));
@@ -122,7 +122,7 @@ fn apply(sim: &Sim, dir: &Path, extra: &[&str]) -> Ran {
 
 /// Waits (up to 30 s of real time) until the simulator has logged a request that `wanted`
 /// picks; the event, not a guess at how long it takes.
-fn wait_for_request(sim: &Sim, wanted: impl Fn(&Value) -> bool) {
+pub(crate) fn wait_for_request(sim: &Sim, wanted: impl Fn(&Value) -> bool) {
     wait_until("the request never came", || {
         sim.requests().iter().any(&wanted)
     });
@@ -195,7 +195,7 @@ fn a_write_that_lands_after_the_client_gave_up_is_never_sent_twice() {
 
 /// Waits for a stage to have started once: a held write is applied by the simulator's own
 /// task once the clock passes its time.
-fn wait_for_run(sim: &Sim, build: &str, stage: &str) {
+pub(crate) fn wait_for_run(sim: &Sim, build: &str, stage: &str) {
     wait_until(&format!("{stage} never ran"), || {
         sim.ran(build).iter().any(|s| s == stage)
     });
@@ -238,7 +238,7 @@ fn a_5xx_to_a_write_that_did_not_take_effect_leaves_the_outcome_unknown() {
 
 /// libfaketime, which makes a process read another wall-clock time (Debian's `libfaketime`;
 /// `.ci/run` installs it).
-const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+pub(crate) const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 #[test]
 fn runners_whose_clocks_are_fifteen_minutes_apart_never_both_promote() {
@@ -364,7 +364,7 @@ spec:
 }
 
 /// `app-staging`, then `api-staging` once it is in sync.
-const ORDERED: &str = "apiVersion: bamboo-promote/v1
+pub(crate) const ORDERED: &str = "apiVersion: bamboo-promote/v1
 kind: Promotion
 metadata: { name: ordered }
 spec:

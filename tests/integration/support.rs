@@ -391,6 +391,14 @@ impl Run {
         self
     }
 
+    /// Standard error is a pipe whose reader is gone: a cancelled `apply 2>&1 | tee`.
+    pub fn closed_stderr(mut self) -> Run {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        self.command.stderr(writer);
+        self
+    }
+
     pub fn current_dir(mut self, dir: &Path) -> Run {
         self.command.current_dir(dir);
         self
@@ -404,6 +412,14 @@ impl Run {
         self.command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts")
+    }
+
+    /// Spawns with standard output piped and standard error as already set (`closed_stderr`).
+    pub fn spawn_keeping_stderr(mut self) -> Child {
+        self.command
+            .stdout(Stdio::piped())
             .spawn()
             .expect("the binary starts")
     }
