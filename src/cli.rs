@@ -282,15 +282,23 @@ pub struct ApplyArgs {
     pub detailed_exitcode: bool,
     /// Why this apply is run: written to the audit trail and to the comment left on each
     /// build it promotes.
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", value_parser = not_blank)]
     pub reason: Option<String>,
     /// Promote outside the targets' promotion windows; needs --reason, which the audit trail
     /// and the comment on each build keep.
     #[arg(long, requires = "reason")]
     pub override_window: bool,
-    /// How long to wait for another apply's lock on a build before giving up on it.
-    #[arg(long, default_value = "1m", value_parser = parse_duration)]
-    pub lock_timeout: Duration,
+    /// How long to wait for another apply's lock on a build before giving up on it. Unless
+    /// given, until this run has watched the lock for its whole lifetime (at most 1h), so a
+    /// retry after a crashed run clears its lock by itself.
+    #[arg(long, value_parser = parse_duration)]
+    pub lock_timeout: Option<Duration>,
+    /// How far the clocks of the server's front ends (proxies, Data Center nodes) may
+    /// disagree. Another apply's lock is taken for expired once this run has watched it for
+    /// its whole lifetime, or once it is older than its lifetime plus this; a run whose own
+    /// Date readings disagree by more writes nothing.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub max_clock_skew: Duration,
     /// How long a lock label this run puts on a build is honoured by other runs, on the
     /// server's clock. Longer than --request-timeout by 3s at least.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
@@ -376,6 +384,15 @@ fn parse_poll_interval(text: &str) -> Result<Duration, String> {
 
 /// `250ms`, `30s`, `1.5s`, `5m`, `1h30m`, `1h 30m`, or ISO 8601 (`PT1H30M`), read by jiff; a
 /// bare number is seconds. Negative or too long durations are refused.
+/// A reason that says something: a blank one would let a closed window be overridden with no
+/// justification on the record.
+fn not_blank(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("a reason must say why; it cannot be blank".into());
+    }
+    Ok(text.to_string())
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let with_unit = if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {

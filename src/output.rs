@@ -72,7 +72,9 @@ fn write_all(which: Which, receiver: Receiver<Message>) {
                 if !broken && let Err(e) = write_one(which, &text) {
                     broken = true;
                     if which == Which::Out && e.kind() != std::io::ErrorKind::BrokenPipe {
-                        err_line(format_args!("warning: cannot write to standard output: {e}"));
+                        err_line(format_args!(
+                            "warning: cannot write to standard output: {e}"
+                        ));
                     }
                 }
                 stream(which).pending.fetch_sub(1, Ordering::SeqCst);

@@ -25,7 +25,8 @@ pub struct Window {
 
 /// A stretch of time: on these weekdays (all if none), between these dates (inclusive; any if
 /// none), from this time of day up to that one (`24:00` for midnight at the end; all day if
-/// none).
+/// none). A `from` later than its `to` runs across midnight (`22:00`–`06:00`): the days and
+/// dates name the evening it starts on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
@@ -129,20 +130,32 @@ struct CompiledRule {
 }
 
 impl CompiledRule {
+    /// On the wall clock of the window's zone, so that a night the clocks change is read as
+    /// the people in that zone read it.
     fn matches(&self, local: &Zoned) -> bool {
         let date = local.date();
         let now = i32::from(local.time().hour()) * 60 + i32::from(local.time().minute());
-        (self.days.is_empty() || self.days.contains(&local.weekday()))
+        if self.from <= self.to {
+            return self.starts_on(date) && self.from <= now && now < self.to;
+        }
+        // Across midnight: the evening belongs to today's stretch, the small hours to the
+        // one that began yesterday evening.
+        let yesterday = date.yesterday().ok();
+        (now >= self.from && self.starts_on(date))
+            || (now < self.to && yesterday.is_some_and(|d| self.starts_on(d)))
+    }
+
+    /// Whether a stretch of this rule begins on `date`.
+    fn starts_on(&self, date: Date) -> bool {
+        (self.days.is_empty() || self.days.contains(&date.weekday()))
             && self.from_date.is_none_or(|from| date >= from)
             && self.to_date.is_none_or(|to| date <= to)
-            && self.from <= now
-            && now < self.to
     }
 }
 
 impl Rule {
     fn compile(&self) -> Result<CompiledRule, String> {
-        Ok(CompiledRule {
+        let rule = CompiledRule {
             days: self
                 .days
                 .iter()
@@ -162,7 +175,15 @@ impl Rule {
                 .map(time_of_day)
                 .transpose()?
                 .unwrap_or(24 * 60),
-        })
+        };
+        if let (Some(from), Some(to)) = (rule.from_date, rule.to_date)
+            && from > to
+        {
+            return Err(format!(
+                "`fromDate` {from} is after `toDate` {to}: no day is between them (a stretch across midnight is written with `from` and `to`)"
+            ));
+        }
+        Ok(rule)
     }
 }
 
@@ -250,6 +271,74 @@ mod tests {
         assert_eq!(
             w.describe(next),
             "Monday 2027-01-04 09:00 Europe/Berlin (2027-01-04 08:00 UTC)"
+        );
+    }
+
+    #[test]
+    fn a_rule_whose_from_is_later_than_its_to_runs_across_midnight() {
+        let freeze = |days: Vec<String>| Window {
+            name: "nightly".into(),
+            time_zone: "Europe/Berlin".into(),
+            allow: Vec::new(),
+            deny: vec![Rule {
+                days,
+                from: Some("22:00".into()),
+                to: Some("06:00".into()),
+                ..Rule::default()
+            }],
+        };
+        let every_night = freeze(Vec::new());
+        // (UTC instant, Berlin wall time, open?)
+        let table = [
+            ("2026-12-03T20:59:00Z", "21:59", true),
+            ("2026-12-03T21:00:00Z", "22:00", false),
+            ("2026-12-03T23:00:00Z", "00:00", false),
+            ("2026-12-04T04:59:00Z", "05:59", false),
+            ("2026-12-04T05:00:00Z", "06:00", true),
+            // The nights the clocks change: 00:30 wall time is inside the freeze either way.
+            ("2027-03-27T23:30:00Z", "00:30 before spring forward", false),
+            ("2027-03-28T03:59:00Z", "05:59 summer time", false),
+            ("2027-03-28T04:00:00Z", "06:00 summer time", true),
+            ("2027-10-30T22:30:00Z", "00:30 before fall back", false),
+            ("2027-10-31T04:59:00Z", "05:59 winter time", false),
+            ("2027-10-31T05:00:00Z", "06:00 winter time", true),
+        ];
+        for (instant, wall, open) in table {
+            assert_eq!(every_night.is_open(at(instant)).unwrap(), open, "{wall}");
+        }
+        // Days name the evening a stretch starts on: Friday night runs into Saturday morning.
+        let friday_night = freeze(vec!["fri".into()]);
+        assert!(
+            !friday_night.is_open(at("2026-12-04T23:30:00Z")).unwrap(),
+            "Sat 00:30"
+        );
+        assert!(
+            friday_night.is_open(at("2026-12-03T23:30:00Z")).unwrap(),
+            "Fri 00:30"
+        );
+        assert_eq!(
+            friday_night.next_open(at("2026-12-04T21:00:00Z")).unwrap(),
+            Some(at("2026-12-05T05:00:00Z")),
+            "the freeze that starts Friday 22:00 ends Saturday 06:00"
+        );
+    }
+
+    #[test]
+    fn a_from_date_after_its_to_date_is_an_error() {
+        let backwards = Window {
+            name: "holidays".into(),
+            time_zone: "UTC".into(),
+            allow: Vec::new(),
+            deny: vec![Rule {
+                from_date: Some("2027-01-05".into()),
+                to_date: Some("2026-12-20".into()),
+                ..Rule::default()
+            }],
+        };
+        let error = backwards.check().unwrap_err();
+        assert!(
+            error.contains("`fromDate` 2027-01-05 is after `toDate` 2026-12-20"),
+            "{error}"
         );
     }
 

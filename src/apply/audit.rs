@@ -1,26 +1,36 @@
-//! The audit trail: one record per write outcome, kept as a JSON line in `--audit-log FILE`
-//! (its schema: `bamboo-promote schema --kind audit`) and said on stderr. The outcomes are a
-//! closed list, so that a compliance job can match them without parsing prose.
+//! The audit trail: a record of every write before it leaves (`sending`), and one per outcome,
+//! kept as a JSON line in `--audit-log FILE` (its schema: `bamboo-promote schema --kind audit`)
+//! and said on stderr. Queue calls, lock labels on and off and the records left on builds are
+//! all in it: the client tells every write to the trail before sending it (`bamboo::journal`).
+//! The outcomes are a closed list, so that a compliance job can match them without parsing
+//! prose.
 
 use schemars::JsonSchema;
 use serde::Serialize;
 
-/// `1.0`: additive changes raise the minor version, renames and removals the major one.
-const FORMAT_VERSION: &str = "1.0";
+/// `1.1`: additive changes raise the minor version, renames and removals the major one. 1.1
+/// added `sending`, the records of label and comment writes, and `serverTime`.
+const FORMAT_VERSION: &str = "1.1";
 
 /// One line of the audit log.
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord<'a> {
-    /// `1.0`.
+    /// `1.1`.
     pub format_version: &'static str,
-    /// When the outcome was known, RFC 3339 in UTC.
+    /// When the outcome was known, RFC 3339 in UTC, on this machine's clock.
     pub time: String,
-    /// The target's id.
+    /// The same moment on the server's clock as this process knows it (from the `Date` of its
+    /// answers), when it knows it: runners' clocks may disagree, the server's is shared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_time: Option<String>,
+    /// The target's id; empty for a write that is not for one target (an expired lock
+    /// cleared from a build nothing is promoted on).
     pub target: &'a str,
     /// The build the call went to, e.g. `SHOP-APP-42`.
     pub build: &'a str,
-    /// The call as sent, e.g. `PUT queue/SHOP-APP-42?stage=Deploy%20Prod&executeAllStages=false`.
+    /// The call as sent, e.g. `PUT queue/SHOP-APP-42?stage=Deploy%20Prod&executeAllStages=false`,
+    /// or `POST result/SHOP-APP-42/label (bamboo-promote-lock-…)`.
     pub call: String,
     pub outcome: Outcome,
     /// What Bamboo answered, or why the outcome is unknown; lock labels kept are named here.
@@ -39,10 +49,14 @@ impl<'a> AuditRecord<'a> {
         outcome: Outcome,
         detail: Option<String>,
         reason: Option<&'a str>,
+        server_ms: Option<i64>,
     ) -> AuditRecord<'a> {
         AuditRecord {
             format_version: FORMAT_VERSION,
             time: jiff::Timestamp::now().to_string(),
+            server_time: server_ms
+                .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+                .map(|t| t.to_string()),
             target,
             build,
             call,
@@ -57,6 +71,9 @@ impl<'a> AuditRecord<'a> {
 /// the schema: the log's readers match them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 pub enum Outcome {
+    /// About to be sent: on disk before the first byte leaves.
+    #[serde(rename = "sending")]
+    Sending,
     /// Bamboo answered 2xx.
     #[serde(rename = "accepted")]
     Accepted,
@@ -75,6 +92,9 @@ pub enum Outcome {
     /// No answer, or a 5xx: the build is read again to learn whether it took effect.
     #[serde(rename = "outcome unknown; re-reading the build")]
     Unknown,
+    /// A label or comment write had no answer that says what happened.
+    #[serde(rename = "outcome unknown")]
+    Unanswered,
     /// After an unknown outcome, the re-read showed the build moved: the call took effect.
     #[serde(rename = "took effect (seen on re-read)")]
     SeenOnReread,

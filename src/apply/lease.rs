@@ -7,26 +7,25 @@
 //! label off and backs off with jitter. Two processes cannot both see only their own label:
 //! each adds before it reads, so the later reader sees the earlier label.
 //!
-//! A label says when it was taken, on the server's clock (see `bamboo::ServerTime`), and how
-//! long it lives: `bamboo-promote-lock-<ms>-<ttl s>-<random>`. Others take it for abandoned
-//! only once the server's clock has passed its end, so runners whose clocks disagree still
-//! agree on it. The holder, for its part, writes only while its lease is young on its own
-//! monotonic clock (`Lease::fresh`): a process paused after taking it (SIGSTOP, a frozen VM)
-//! takes a new one and reads the build again before any write.
+//! A label says when it was taken and how long it lives (`lock_label`). Others take it for
+//! abandoned only once they have watched it for its whole lifetime, or once it is older than
+//! its lifetime plus the stated bound on clock skew; a run whose own `Date` readings disagree
+//! by more than that bound takes no lock. Removing another's expired lock is reported, and
+//! the build is read again to see it gone before anything else. The holder, for its part,
+//! writes only while its lease is young on the boot clock (`Lease::fresh`): a process paused
+//! or suspended after taking it takes a new one and reads the build again before any write.
 
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 
 use super::stop::Stop;
+use crate::bamboo::types::BuildResult;
 use crate::bamboo::types::split_build_key;
-use crate::bamboo::{BambooClient, BambooError, ServerTime};
+use crate::bamboo::{BambooClient, BambooError, ServerTime, WriteTurn};
+use crate::boot_clock::BootInstant;
+use crate::lock_label::{LockLabel, new_label, words};
 use crate::observe::ObservedBuild;
-
-pub const PREFIX: &str = "bamboo-promote-lock-";
-
-/// How long a label lives unless `--lock-ttl` says otherwise.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
 
 /// The longest `--lock-ttl`: a lock left behind blocks its build that long.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -37,12 +36,32 @@ pub const TTL_MARGIN: Duration = Duration::from_secs(3);
 /// Reads of a build whose labels take pages, until two in a row agree (see `read_build`).
 const SETTLE_READS: u32 = 4;
 
+/// The longest wait for another holder when `--lock-timeout` is not given.
+pub const AUTO_PATIENCE_AT_MOST: Duration = Duration::from_secs(3600);
+/// The wait for another holder when `--lock-timeout` is not given and the lock met is one this
+/// process cannot watch out (its lifetime does not read).
+const AUTO_PATIENCE_AT_LEAST: Duration = Duration::from_secs(60);
+
 /// How long a lease lives and how long to wait for another holder.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
     pub ttl: Duration,
-    /// `--lock-timeout`: how long to wait for another apply's lease on the same build.
-    pub patience: Duration,
+    /// `--lock-timeout`: how long to wait for another apply's lease on the same build; `None`
+    /// waits until the lock met can be taken for expired (watched for its whole lifetime), up
+    /// to `AUTO_PATIENCE_AT_MOST`, so that a CI retry after a crashed run clears it by itself.
+    pub patience: Option<Duration>,
+    /// `--max-clock-skew`: how far two front ends' clocks may disagree.
+    pub max_skew: Duration,
+}
+
+impl Settings {
+    /// How long to wait from `started` for a holder whose watch ends in `watch_left`.
+    fn patience_for(&self, waited: Duration, watch_left: Duration) -> Duration {
+        self.patience.unwrap_or_else(|| {
+            (waited + watch_left + Duration::from_secs(1))
+                .clamp(AUTO_PATIENCE_AT_LEAST, AUTO_PATIENCE_AT_MOST)
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,96 +96,18 @@ pub enum LeaseError {
         "the lock label on {0} was stamped with an older server time than the server's answers now show (a cached or stale answer); it was taken again"
     )]
     Backdated(String),
-}
-
-/// Whether a label would read as a lock label on a server that lowercases or trims labels:
-/// no label but a lease's may look like one (a record label that did would lock the build).
-pub fn looks_like_a_lock(label: &str) -> bool {
-    label.trim().to_ascii_lowercase().starts_with(PREFIX)
-}
-
-/// The first live lock label among a build's labels, on the server's clock: some apply
-/// holds the build, and a call of its may still be on its way.
-pub fn live_lock(labels: &[String], server_now_ms: i64) -> Option<&str> {
-    labels
-        .iter()
-        .find(|name| LockLabel::parse(name).is_some_and(|lock| !lock.is_expired(server_now_ms)))
-        .map(String::as_str)
-}
-
-/// A lock label read off a build.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockLabel {
-    pub name: String,
-    /// When it was taken on the server's clock (ms since the epoch); `None` when the label is
-    /// not in a form this version writes.
-    taken_ms: Option<i64>,
-    ttl: Duration,
-}
-
-impl LockLabel {
-    /// `None` for labels that are not lock labels.
-    pub fn parse(name: &str) -> Option<LockLabel> {
-        let rest = name.strip_prefix(PREFIX)?;
-        let parts: Vec<&str> = rest.split('-').collect();
-        let (taken, ttl) = match parts.as_slice() {
-            // This version: `<ms>-<ttl s>-<random>`.
-            [ms, ttl, _] => (ms.parse().ok(), ttl.parse().ok().map(Duration::from_secs)),
-            // Earlier versions: `<ms>-<random>`, ten minutes.
-            [ms, _] => (ms.parse().ok(), Some(DEFAULT_TTL)),
-            _ => (None, None),
-        };
-        Some(LockLabel {
-            name: name.to_string(),
-            taken_ms: taken.filter(|_| ttl.is_some()),
-            ttl: ttl.unwrap_or(DEFAULT_TTL),
-        })
-    }
-
-    /// Expired once the server's clock is past its end. A label we cannot read is someone
-    /// else's format: it is honoured until removed by hand.
-    pub fn is_expired(&self, server_now_ms: i64) -> bool {
-        self.end_ms().is_some_and(|end| server_now_ms > end)
-    }
-
-    /// When it expires on the server's clock; a lifetime too long to add never ends.
-    fn end_ms(&self) -> Option<i64> {
-        let ttl = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
-        self.taken_ms.map(|taken| taken.saturating_add(ttl))
-    }
-
-    /// `label …, taken 2m 10s ago, expires in 7m 50s`, on the server's clock.
-    pub fn describe(&self, server_now_ms: i64) -> String {
-        let Some(taken) = self.taken_ms else {
-            return format!("label {}, in a form this version does not read", self.name);
-        };
-        let age = Duration::from_millis(server_now_ms.saturating_sub(taken).max(0) as u64);
-        let end = self.end_ms().unwrap_or(i64::MAX);
-        let expiry = if server_now_ms > end {
-            format!(
-                "expired {} ago",
-                words(Duration::from_millis((server_now_ms - end) as u64))
-            )
-        } else {
-            format!(
-                "expires in {}",
-                words(Duration::from_millis(
-                    end.saturating_sub(server_now_ms) as u64
-                ))
-            )
-        };
-        format!("label {}, taken {} ago, {expiry}", self.name, words(age))
-    }
-}
-
-/// `2m 10s`, to the nearest second.
-fn words(d: Duration) -> String {
-    let s = (d + Duration::from_millis(500)).as_secs();
-    match (s / 3600, s / 60 % 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, s) => format!("{m}m {s}s"),
-        (h, m, _) => format!("{h}h {m}m"),
-    }
+    #[error(
+        "the server's Date headers disagree by {spread} (front ends with clocks of their own?), more than --max-clock-skew {bound}: lock times cannot be trusted, so nothing was written"
+    )]
+    ClocksDisagree { spread: String, bound: String },
+    #[error(
+        "putting the lock label {label} on {build_key} failed ({error}), and taking it off failed too: it may be on the build; once no apply runs, remove it with `bamboo-promote unlock {build_key} --force --reason ...`"
+    )]
+    LabelLeft {
+        build_key: String,
+        label: String,
+        error: String,
+    },
 }
 
 /// A lease this process holds.
@@ -174,9 +115,9 @@ fn words(d: Duration) -> String {
 pub struct Lease {
     pub build_key: String,
     pub label: String,
-    /// On the monotonic clock, just before the label was sent: the label's time on the
-    /// server's clock is no later than this moment.
-    taken: Instant,
+    /// On the boot clock, just before the label was sent: the label's time on the server's
+    /// clock is no later than this moment.
+    taken: BootInstant,
     /// How long after `taken` a write may still start (see `write_window`).
     window: Duration,
 }
@@ -202,9 +143,14 @@ impl Lease {
         self.taken.elapsed() < self.window
     }
 
+    /// By when the write must start, on the monotonic clock a pause is slept on.
+    pub fn write_deadline(&self) -> Instant {
+        Instant::now() + self.window.saturating_sub(self.taken.elapsed())
+    }
+
     /// Until when, on the monotonic clock, reads may go on confirming a write under this lease.
     pub fn confirm_until(&self) -> Instant {
-        self.taken + 2 * self.window
+        Instant::now() + (2 * self.window).saturating_sub(self.taken.elapsed())
     }
 
     /// A new label for a lease that is no longer fresh, and the build read again under it; the
@@ -251,36 +197,32 @@ impl Lease {
         ours_already: Option<&str>,
     ) -> Result<(Lease, ObservedBuild), LeaseError> {
         let started = Instant::now();
+        let mut patience = settings.patience.unwrap_or(AUTO_PATIENCE_AT_LEAST);
         let mut attempt: u32 = 0;
         loop {
             if stop.requested() {
                 return Err(LeaseError::Stopped);
             }
-            let taken = Instant::now();
+            let taken = BootInstant::now();
             let server = client.server_time().ok_or(LeaseError::NoServerTime)?;
-            let label = new_label(server.earliest(taken), settings.ttl);
-            client.add_label(build_key, &label).await?;
+            agreeing(&server, settings)?;
+            let label = new_label(server.now(), settings.ttl);
+            put_label(client, build_key, &label).await?;
             let verified = async {
-                let build = read_build(client, build_key).await?;
-                // Our label must show: a server (or a proxy) that answers a label write
-                // without keeping it would let two applies both see no other lock.
-                if !build.labels.contains(&label) {
-                    return Err(LeaseError::NotKept(build_key.to_string()));
-                }
-                // The read's own Date is in by now: the freshest view of the server's clock.
-                let server = client.server_time().ok_or(LeaseError::NoServerTime)?;
                 let ours = [Some(label.as_str()), ours_already];
-                let holder = other_holder(client, build_key, &build.labels, &ours, &server).await?;
+                let (build, server, holder) =
+                    read_clear_of_expired(client, build_key, &label, &ours, settings).await?;
+                agreeing(&server, settings)?;
                 Ok::<_, LeaseError>((build, server, holder))
             };
             let (build, server, holder) = match verified.await {
                 Ok(verified) => verified,
                 // Labels that keep moving are others' locks coming and going: contention,
                 // waited out as a lock held would be.
-                Err(LeaseError::Unsettled(_)) if started.elapsed() < settings.patience => {
+                Err(LeaseError::Unsettled(_)) if started.elapsed() < patience => {
                     client.remove_label(build_key, &label).await?;
                     attempt += 1;
-                    if !back_off(attempt, started, settings, stop).await {
+                    if !back_off(attempt, started, patience, stop).await {
                         return Err(LeaseError::Stopped);
                     }
                     continue;
@@ -294,9 +236,9 @@ impl Lease {
             // The label's time came from the answers seen before it; if the read since shows
             // the server's clock further on (one of those answers was stale), others would
             // take the label for older than it is. It comes off, and a new one is stamped.
-            if label_time(&label) < server.earliest(taken) - 1000 {
+            if label_time(&label) < server.now() - 1000 - server_time_drift(taken) {
                 client.remove_label(build_key, &label).await?;
-                if started.elapsed() >= settings.patience || attempt >= 3 {
+                if started.elapsed() >= patience || attempt >= 3 {
                     return Err(LeaseError::Backdated(build_key.to_string()));
                 }
                 attempt += 1;
@@ -312,8 +254,10 @@ impl Lease {
                 return Ok((lease, build));
             };
             client.remove_label(build_key, &label).await?;
+            let watch_left = holder.watch();
+            patience = settings.patience_for(started.elapsed(), watch_left);
             let described = holder.describe(server.now());
-            if started.elapsed() >= settings.patience {
+            if started.elapsed() >= patience {
                 return Err(LeaseError::Busy {
                     build_key: build_key.to_string(),
                     holder: described,
@@ -321,23 +265,117 @@ impl Lease {
                 });
             }
             if attempt == 0 {
-                waiting(&described);
+                let until = if settings.patience.is_none() {
+                    format!(
+                        "; waiting up to {} for it to expire (this run watches it for its whole lifetime)",
+                        words(patience.saturating_sub(started.elapsed()))
+                    )
+                } else {
+                    String::new()
+                };
+                waiting(&format!("{described}{until}"));
             }
             attempt += 1;
-            if !back_off(attempt, started, settings, stop).await {
+            if !back_off(attempt, started, patience, stop).await {
                 return Err(LeaseError::Stopped);
             }
         }
     }
 }
 
+/// The time since `taken` is already in the server time read since: it is no drift, and the
+/// label stamped at `taken` is not stale for it.
+fn server_time_drift(taken: BootInstant) -> i64 {
+    i64::try_from(taken.elapsed().as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Errs when the server's `Date` readings disagree by more than the skew bound: lock times
+/// read on such clocks cannot decide anything.
+fn agreeing(server: &ServerTime, settings: Settings) -> Result<(), LeaseError> {
+    // A reading's own width (Date drops the milliseconds, and the round trip) is not skew.
+    if server.uncertainty() > settings.max_skew + Duration::from_secs(2) {
+        return Err(LeaseError::ClocksDisagree {
+            spread: words(server.uncertainty()),
+            bound: words(settings.max_skew),
+        });
+    }
+    Ok(())
+}
+
+/// Puts our label on the build. When the server answers with an error, the label may be there
+/// all the same (a 5xx after the effect): it is taken off, and if that fails too, named in the
+/// error with what to run.
+async fn put_label(client: &BambooClient, build_key: &str, label: &str) -> Result<(), LeaseError> {
+    let Err(error) = client.add_label(build_key, label).await else {
+        return Ok(());
+    };
+    match client.remove_label(build_key, label).await {
+        Ok(()) => Err(error.into()),
+        Err(_) => Err(LeaseError::LabelLeft {
+            build_key: build_key.to_string(),
+            label: label.to_string(),
+            error: error.to_string(),
+        }),
+    }
+}
+
+/// Reads the build under our new label: our label must show, expired foreign locks are
+/// removed (each one reported, in the audit trail too) and the build read again until they
+/// are seen gone; returns the build, the server's time as read, and a live foreign holder.
+async fn read_clear_of_expired(
+    client: &BambooClient,
+    build_key: &str,
+    label: &str,
+    ours: &[Option<&str>],
+    settings: Settings,
+) -> Result<(ObservedBuild, ServerTime, Option<LockLabel>), LeaseError> {
+    for _ in 0..SETTLE_READS {
+        let build = read_build(client, build_key).await?;
+        // Our label must show: a server (or a proxy) that answers a label write without
+        // keeping it would let two applies both see no other lock.
+        if !build.labels.iter().any(|l| l.eq_ignore_ascii_case(label)) {
+            return Err(LeaseError::NotKept(build_key.to_string()));
+        }
+        // The read's own Date is in by now: the freshest view of the server's clock.
+        let server = client.server_time().ok_or(LeaseError::NoServerTime)?;
+        let foreign: Vec<LockLabel> = build
+            .labels
+            .iter()
+            .filter_map(|l| LockLabel::parse(l))
+            .filter(|l| {
+                !ours
+                    .iter()
+                    .flatten()
+                    .any(|o| o.eq_ignore_ascii_case(&l.name))
+            })
+            .collect();
+        let (expired, live): (Vec<_>, Vec<_>) = foreign
+            .into_iter()
+            .partition(|l| l.is_expired(server.now(), settings.max_skew));
+        if let Some(holder) = live.into_iter().next() {
+            return Ok((build, server, Some(holder)));
+        }
+        if expired.is_empty() {
+            return Ok((build, server, None));
+        }
+        for lock in expired {
+            errln!(
+                "removing another apply's expired lock from {build_key}: {}",
+                lock.describe(server.now())
+            );
+            client.remove_label(build_key, &lock.name).await?;
+        }
+    }
+    Err(LeaseError::Unsettled(build_key.to_string()))
+}
+
 /// A random pause before the next try, longer with each `attempt`, so that applies waiting on
 /// one build do not keep colliding. The last pause ends with the patience, so the wait says
 /// what was asked. False when a stop came first.
-async fn back_off(attempt: u32, started: Instant, settings: Settings, stop: &Stop) -> bool {
+async fn back_off(attempt: u32, started: Instant, patience: Duration, stop: &Stop) -> bool {
     let ceiling = (100 * u64::from(attempt.min(10))).max(100);
     let pause = Duration::from_millis(rand::rng().random_range(ceiling / 2..=ceiling * 2));
-    let left = settings.patience.saturating_sub(started.elapsed());
+    let left = patience.saturating_sub(started.elapsed());
     stop.sleep(pause.min(left)).await
 }
 
@@ -361,11 +399,33 @@ pub fn write_window(ttl: Duration, request_timeout: Duration, server: &ServerTim
 /// before the second read began was dropped after its write, which the second read's stages
 /// then show.
 async fn read_build(client: &BambooClient, build_key: &str) -> Result<ObservedBuild, LeaseError> {
-    let gone = || LeaseError::Gone(build_key.to_string());
-    let (plan, number) = split_build_key(build_key).ok_or_else(gone)?;
+    let (plan, number) = build_of(build_key)?;
+    settled(build_key, || client.build(plan, Some(number))).await
+}
+
+/// `read_build` in a write's turn (see `bamboo::WriteTurn`): the write's last read, every
+/// request of it in the turn's slot.
+pub async fn read_in_turn(
+    turn: &WriteTurn<'_>,
+    build_key: &str,
+) -> Result<ObservedBuild, LeaseError> {
+    let (plan, number) = build_of(build_key)?;
+    settled(build_key, || turn.read_build(plan, number)).await
+}
+
+fn build_of(build_key: &str) -> Result<(&str, u32), LeaseError> {
+    split_build_key(build_key).ok_or_else(|| LeaseError::Gone(build_key.to_string()))
+}
+
+/// Reads with `read` until one snapshot: at once for a build whose labels came in its answer,
+/// until two reads agree for one whose labels took pages.
+async fn settled<F>(build_key: &str, read: impl Fn() -> F) -> Result<ObservedBuild, LeaseError>
+where
+    F: Future<Output = Result<Option<BuildResult>, BambooError>>,
+{
     let read = || async {
-        match client.build(plan, Some(number)).await {
-            Ok(build) => build.ok_or_else(gone),
+        match read().await {
+            Ok(build) => build.ok_or_else(|| LeaseError::Gone(build_key.to_string())),
             // Pages that kept changing: others' locks coming and going, waited out.
             Err(BambooError::Changing { .. }) => Err(LeaseError::Unsettled(build_key.into())),
             Err(e) => Err(e.into()),
@@ -388,40 +448,20 @@ async fn read_build(client: &BambooClient, build_key: &str) -> Result<ObservedBu
     Ok(ObservedBuild::from_result(last))
 }
 
-/// The first live lock label that is not ours; expired ones are removed on the way.
-async fn other_holder(
-    client: &BambooClient,
-    build_key: &str,
-    labels: &[String],
-    ours: &[Option<&str>],
-    server: &ServerTime,
-) -> Result<Option<LockLabel>, BambooError> {
-    for label in labels.iter().filter_map(|l| LockLabel::parse(l)) {
-        if ours.contains(&Some(label.name.as_str())) {
-            continue;
-        }
-        if label.is_expired(server.now()) {
-            client.remove_label(build_key, &label.name).await?;
-        } else {
-            return Ok(Some(label));
-        }
-    }
-    Ok(None)
-}
-
 /// Removes the expired lock labels among a build's labels (those a crashed apply left);
 /// returns how many.
 pub async fn clear_expired(
     client: &BambooClient,
     build_key: &str,
     labels: &[String],
+    max_skew: Duration,
 ) -> Result<usize, BambooError> {
     let Some(server) = client.server_time() else {
         return Ok(0);
     };
     let mut removed = 0;
     for label in labels.iter().filter_map(|l| LockLabel::parse(l)) {
-        if label.is_expired(server.now()) {
+        if label.is_expired(server.now(), max_skew) {
             client.remove_label(build_key, &label.name).await?;
             removed += 1;
         }
@@ -432,45 +472,13 @@ pub async fn clear_expired(
 /// The server time a label of ours was stamped with.
 fn label_time(label: &str) -> i64 {
     LockLabel::parse(label)
-        .and_then(|l| l.taken_ms)
+        .and_then(|l| l.taken_ms())
         .unwrap_or(i64::MIN)
-}
-
-/// `bamboo-promote-lock-<server ms>-<ttl s>-<random>`.
-fn new_label(server_ms: i64, ttl: Duration) -> String {
-    format!(
-        "{PREFIX}{server_ms}-{}-{:08x}",
-        ttl.as_secs(),
-        rand::rng().random::<u32>()
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn labels_expire_on_the_servers_clock_after_their_own_ttl() {
-        let label = LockLabel::parse(&new_label(1_000_000, Duration::from_secs(60))).unwrap();
-        assert!(!label.is_expired(1_000_000 + 60_000));
-        assert!(label.is_expired(1_000_000 + 60_001));
-        assert_eq!(
-            label.describe(1_000_000 + 15_000)[label.name.len() + 6..],
-            *", taken 15s ago, expires in 45s"
-        );
-        // An earlier version's label: ten minutes.
-        let old = LockLabel::parse("bamboo-promote-lock-5000-0a1b2c3d").unwrap();
-        assert!(!old.is_expired(5000 + 600_000) && old.is_expired(5000 + 600_001));
-        // A label in no form we know is honoured until removed by hand.
-        let odd = LockLabel::parse("bamboo-promote-lock-garbage").unwrap();
-        assert!(!odd.is_expired(i64::MAX));
-        assert!(LockLabel::parse("release-candidate").is_none());
-        // A lifetime too long to add to the time never ends, rather than wrapping around.
-        let endless =
-            LockLabel::parse("bamboo-promote-lock-5000-10000000000000000-0a1b2c3d").unwrap();
-        assert!(!endless.is_expired(i64::MAX));
-        assert!(endless.describe(6000).contains("expires in"));
-    }
 
     #[test]
     fn the_write_window_leaves_room_for_the_write_and_its_confirmation() {

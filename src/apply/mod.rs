@@ -23,16 +23,14 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 pub use events::{Counts, Event, TargetOutcome};
-pub use lease::{
-    MAX_TTL, PREFIX as LOCK_PREFIX, Settings as LeaseSettings, TTL_MARGIN, live_lock,
-    looks_like_a_lock,
-};
+pub use lease::{MAX_TTL, Settings as LeaseSettings, TTL_MARGIN};
 pub use record::RecordContext;
 pub use report::Reporter;
 pub use stop::{Signal, Stop};
 
 use crate::bamboo::BambooClient;
 use crate::bamboo::types::split_build_key;
+use crate::lock_label::looks_like_a_lock;
 use crate::manifest::Desired;
 use crate::observe::{self, ObservedBuild, ObservedStage};
 use crate::reconcile::{self, Action, Plan, PlanItem, Status, TargetRef};
@@ -133,7 +131,7 @@ pub async fn run(
     let mut builds: BTreeMap<String, ObservedBuild> = BTreeMap::new();
     let mut progress = Progress::new(reporter);
     let mut timed_out = false;
-    clear_orphaned_locks(client, &plan).await;
+    clear_orphaned_locks(client, &plan, options.lease.max_skew).await;
     // Whether `plan` is from this round's reads: nothing is promoted from an older one.
     let mut fresh = true;
     loop {
@@ -172,7 +170,9 @@ pub async fn run(
                         action: &action,
                         require_fingerprint,
                     };
-                    promote(ctx, &request).await
+                    report::TARGET
+                        .scope(target.id.clone(), promote(ctx, &request))
+                        .await
                 };
                 if promotion.holds_build() {
                     held.insert(action.build_key.clone());
@@ -270,15 +270,15 @@ pub async fn run(
 /// Lock labels that a crashed or killed apply left on builds that need nothing now: nothing
 /// else would ever take them off. Expired ones only; builds about to be promoted are cleaned
 /// when their lease is taken.
-async fn clear_orphaned_locks(client: &BambooClient, plan: &Plan) {
+async fn clear_orphaned_locks(client: &BambooClient, plan: &Plan, max_skew: Duration) {
     let mut seen = BTreeSet::new();
     for item in &plan.items {
         let Some(build) = &item.build else { continue };
-        let locked = build.labels.iter().any(|l| l.starts_with(lease::PREFIX));
+        let locked = build.labels.iter().any(|l| looks_like_a_lock(l));
         if !locked || matches!(item.status, Status::Queue { .. }) || !seen.insert(&build.key) {
             continue;
         }
-        match lease::clear_expired(client, &build.key, &build.labels).await {
+        match lease::clear_expired(client, &build.key, &build.labels, max_skew).await {
             Ok(0) => {}
             Ok(n) => errln!(
                 "removed {n} expired lock label{} from {}",

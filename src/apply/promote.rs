@@ -7,7 +7,7 @@
 //! may still be on its way, and a re-read cannot see it — so the lock label stays on the
 //! build, and no run acts on it until the label expires and a fresh read decides.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::audit::Outcome;
 use super::lease::{self, Lease, LeaseError};
@@ -16,8 +16,10 @@ use super::report::Reporter;
 use super::stop::Stop;
 use crate::bamboo::types::split_build_key;
 use crate::bamboo::{BambooClient, WriteError};
+use crate::lock_label::looks_like_a_lock;
 use crate::observe::{ObservedBuild, newer_builds_of};
 use crate::reconcile::{Action, BlockReason, Moment, Status, TargetRef, assess, downgrade};
+use crate::render::human::status_words;
 
 /// Pauses between the reads that confirm a write: quick at first, then calmer.
 const CONFIRM_PAUSES: [Duration; 4] = [
@@ -119,7 +121,7 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
         Err(e) => return lease_failed(e),
     };
     let mut renewals = 0;
-    let action = loop {
+    loop {
         let action = match still_needed(ctx, request, &before) {
             Ok(action) => action,
             Err(promotion) => return release(client, lease, *promotion).await,
@@ -130,14 +132,32 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
         if ctx.stop.requested() {
             return release(client, lease, Promotion::Stopped).await;
         }
-        if lease.fresh() {
-            break action;
-        }
-        // Verified too long ago (a paused process, a slow read): others may soon take the
-        // label for abandoned. Take a new one and read the build again before any write.
+        let again = if lease.fresh() {
+            match last_check_and_send(ctx, request, &lease, &action).await {
+                Turn::Sent {
+                    sent,
+                    read,
+                    overridden,
+                } => {
+                    let call = Call {
+                        action,
+                        sent,
+                        overridden,
+                    };
+                    return settle(ctx, request, lease, &read, call).await;
+                }
+                Turn::Ended(promotion) => return release(client, lease, promotion).await,
+                Turn::Again(why) => why,
+            }
+        } else {
+            // Verified too long ago (a paused process, a slow read): others may soon take the
+            // label for abandoned.
+            "the lock was verified too long ago".to_string()
+        };
+        // Take a new label and read the build again before any write.
         if renewals == RENEWALS {
             let failed = Promotion::Failed(format!(
-                "the lock on {build_key} could not be verified quickly enough to write under it; nothing was sent (a longer --lock-ttl gives more room)"
+                "the lock on {build_key} could not be verified quickly enough to write under it ({again}); nothing was sent (a longer --lock-ttl gives more room)"
             ));
             return release(client, lease, failed).await;
         }
@@ -146,8 +166,159 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
             Ok((renewed, now)) => (lease, before) = (renewed, now),
             Err(e) => return lease_failed(e),
         }
+    }
+}
+
+/// How the last step before a write went.
+enum Turn {
+    /// The call left; its answer (or why there is none) and the read it was decided on.
+    Sent {
+        sent: Result<(), WriteError>,
+        read: ObservedBuild,
+        /// Said in the call's audit record: a closed window it went through.
+        overridden: Option<String>,
+    },
+    /// Nothing was sent, and nothing will be under this lease.
+    Ended(Promotion),
+    /// Nothing was sent: start again from a new lease, for this reason.
+    Again(String),
+}
+
+/// The last step, in the order that leaves nothing to wait between the last check and the
+/// call: a request slot and every pause the server asked for first; then the audit record, on
+/// disk; then one read of the build in that same slot; then, with no await in between, every
+/// check on that read — its age, our label there and no other lock, the same action, the
+/// gates, the window, the stop flag — and the call.
+async fn last_check_and_send(
+    ctx: &Context<'_>,
+    request: &Request<'_>,
+    lease: &Lease,
+    action: &Action,
+) -> Turn {
+    let build_key = &action.build_key;
+    let call = describe_call(action);
+    let turn = match ctx.client.write_turn(lease.write_deadline()).await {
+        Ok(turn) => turn,
+        Err(e) => return Turn::Ended(Promotion::Failed(e.to_string())),
     };
-    write(ctx, request, lease, &before, action).await
+    if let Err(e) = turn.announce(build_key, &call) {
+        return Turn::Ended(Promotion::Failed(format!(
+            "the audit trail cannot record the call to {build_key}: {e}; nothing was sent"
+        )));
+    }
+    let not_sent = |why: String| {
+        let _ = ctx.reporter.audit(
+            &request.target.id,
+            build_key,
+            call.clone(),
+            Outcome::NotSent,
+            Some(why.clone()),
+        );
+        why
+    };
+    let read = match lease::read_in_turn(&turn, build_key).await {
+        Ok(read) => read,
+        Err(e) => return Turn::Again(not_sent(format!("the last read failed: {e}"))),
+    };
+    let read_at = Instant::now();
+    // From here to the call: no await.
+    let checked = last_check(ctx, request, lease, action, &read, read_at);
+    let overridden = match checked {
+        Ok(overridden) => overridden,
+        Err(Check::Again(why)) => return Turn::Again(not_sent(why)),
+        Err(Check::End(promotion)) => {
+            not_sent(promotion_words(&promotion));
+            return Turn::Ended(*promotion);
+        }
+    };
+    ctx.reporter.sending(&request.target.id, build_key, &call);
+    let sent = turn
+        .continue_build(build_key, &action.stage, action.execute_all_stages)
+        .await;
+    let overridden = overridden
+        .map(|window| format!("window {window} is closed; overridden by --override-window"));
+    Turn::Sent {
+        sent,
+        read,
+        overridden,
+    }
+}
+
+/// Why the last check did not let the call go.
+enum Check {
+    Again(String),
+    End(Box<Promotion>),
+}
+
+/// The last read's longest age at the call: it is taken microseconds before, with nothing in
+/// between that waits; this bound only makes that promise a checked one.
+const LAST_READ_AGE: Duration = Duration::from_millis(250);
+
+/// Every check on the last read, with no await: `Ok` with the name of a closed window that
+/// `--override-window` lets through, if any.
+fn last_check(
+    ctx: &Context<'_>,
+    request: &Request<'_>,
+    lease: &Lease,
+    action: &Action,
+    read: &ObservedBuild,
+    read_at: Instant,
+) -> Result<Option<String>, Check> {
+    if read_at.elapsed() > LAST_READ_AGE || !lease.fresh() {
+        return Err(Check::Again("the last read is too old to write on".into()));
+    }
+    if !read.labels.iter().any(|l| same_label(l, &lease.label)) {
+        return Err(Check::End(Box::new(Promotion::Failed(format!(
+            "our lock label {} is gone from {}: another process removed it (did it take the lock for expired?); nothing was sent",
+            lease.label, action.build_key
+        )))));
+    }
+    if let Some(other) = read
+        .labels
+        .iter()
+        .find(|l| looks_like_a_lock(l) && !same_label(l, &lease.label))
+    {
+        return Err(Check::Again(format!(
+            "another lock label, {other}, is on the build"
+        )));
+    }
+    let now_needed = match still_needed(ctx, request, read) {
+        Ok(now) => now,
+        Err(promotion) => return Err(Check::End(promotion)),
+    };
+    if now_needed.stage != action.stage || now_needed.runs != action.runs {
+        return Err(Check::Again(format!(
+            "the build changed since it was checked: the call would now run {}",
+            now_needed.runs.join(", ")
+        )));
+    }
+    if ctx.stop.requested() {
+        return Err(Check::End(Box::new(Promotion::Stopped)));
+    }
+    let now = Moment::on_server(ctx.client, ctx.override_windows);
+    let overridden = request
+        .target
+        .require
+        .window_at(now.now, now.override_windows)
+        .filter(|w| w.overridden)
+        .map(|w| w.name);
+    Ok(overridden)
+}
+
+/// Labels compared as Bamboo may store them: without regard to case.
+fn same_label(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
+/// A promotion that ended before the call, in words for the audit trail.
+fn promotion_words(promotion: &Promotion) -> String {
+    match promotion {
+        Promotion::NotNeeded(status) => format!("not needed: {}", status_words(status)),
+        Promotion::Stale { planned, found } => format!("stale: planned {planned}, now {found}"),
+        Promotion::Failed(why) | Promotion::Skipped(why) => why.clone(),
+        Promotion::Stopped => "stopped by a signal".into(),
+        other => format!("{other:?}"),
+    }
 }
 
 /// The action the fresh build still calls for, or why there is none.
@@ -187,7 +358,7 @@ fn still_needed(
         .target
         .require
         .window_at(now.now, now.override_windows)
-        && !window.open
+        && !window.lets_through()
     {
         let reason = BlockReason::WindowClosed {
             window: window.name,
@@ -240,36 +411,47 @@ fn lease_failed(error: LeaseError) -> Promotion {
 async fn release(client: &BambooClient, lease: Lease, promotion: Promotion) -> Promotion {
     let build_key = lease.build_key.clone();
     if let Err(e) = lease.release(client).await {
-        errln!(
-            "warning: cannot remove our lock label from {build_key}: {e}; it expires by itself"
-        );
+        errln!("warning: cannot remove our lock label from {build_key}: {e}; it expires by itself");
     }
     promotion
 }
 
-/// The one call, under a fresh lease, and what became of it.
-async fn write(
+/// A call that left: what it was, its answer, and a closed window it went through.
+struct Call {
+    action: Action,
+    sent: Result<(), WriteError>,
+    overridden: Option<String>,
+}
+
+/// What became of the call: confirmed by reading, refused, or unknown.
+async fn settle(
     ctx: &Context<'_>,
     request: &Request<'_>,
     lease: Lease,
     before: &ObservedBuild,
-    action: Action,
+    call: Call,
 ) -> Promotion {
     let client = ctx.client;
+    let Call {
+        action,
+        sent,
+        overridden,
+    } = call;
     let audit = |outcome: Outcome, detail: Option<String>| {
         let call = describe_call(&action);
-        ctx.reporter
+        let detail = match (detail, &overridden) {
+            (Some(detail), Some(o)) => Some(format!("{detail}; {o}")),
+            (detail, o) => detail.or_else(|| o.clone()),
+        };
+        let _ = ctx
+            .reporter
             .audit(&request.target.id, &action.build_key, call, outcome, detail);
     };
-    ctx.reporter.sending(
-        &request.target.id,
-        &action.build_key,
-        &describe_call(&action),
-    );
-    let sent = client
-        .continue_build(&action.build_key, &action.stage, action.execute_all_stages)
-        .await;
-    ctx.reporter.answered(&action.build_key);
+    // An unknown outcome is unknown until the re-read settles it: a second signal before then
+    // records the call as abandoned (exit 7).
+    if !matches!(sent, Err(WriteError::Unknown(_))) {
+        ctx.reporter.answered(&action.build_key);
+    }
     match sent {
         Ok(()) => {
             audit(Outcome::Accepted, None);
@@ -313,7 +495,9 @@ async fn write(
         }
         Err(WriteError::Unknown(detail)) => {
             audit(Outcome::Unknown, Some(detail.clone()));
-            match reread(client, &action.build_key).await {
+            let reread = reread(client, &action.build_key).await;
+            ctx.reporter.answered(&action.build_key);
+            match reread {
                 Ok(now) if now.fingerprint() != before.fingerprint() => {
                     audit(Outcome::SeenOnReread, None);
                     leave_record(ctx, request, &action).await;

@@ -5,9 +5,9 @@
 //! reported and never undoes or fails the promotion.
 
 use super::events::Event;
-use super::lease::looks_like_a_lock;
 use super::report::Reporter;
 use crate::bamboo::BambooClient;
+use crate::lock_label::looks_like_a_lock;
 use crate::reconcile::TargetRef;
 
 /// What every record of a run shares.

@@ -5,9 +5,21 @@
 use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::audit::{AuditRecord, Outcome};
 use super::events::{Event, EventLine};
+use crate::bamboo::journal::{self, Ended, Journal};
+
+tokio::task_local! {
+    /// The target a promotion's writes are for, so that the client's journal can say it.
+    pub static TARGET: String;
+}
+
+/// The target the running promotion is for; empty outside one.
+fn current_target() -> String {
+    TARGET.try_with(Clone::clone).unwrap_or_default()
+}
 
 pub struct Reporter {
     json: bool,
@@ -18,6 +30,8 @@ pub struct Reporter {
     reason: Option<String>,
     /// Queue calls sent and not yet answered: (target, build, call).
     in_flight: Mutex<Vec<(String, String, String)>>,
+    /// Set once a record could not be written to the audit log: no write is sent after it.
+    audit_broken: AtomicBool,
 }
 
 impl Reporter {
@@ -42,6 +56,7 @@ impl Reporter {
             audit_file,
             in_flight: Mutex::new(Vec::new()),
             reason,
+            audit_broken: AtomicBool::new(false),
         })
     }
 
@@ -114,11 +129,13 @@ impl Reporter {
     pub fn abandon_in_flight(&self) -> usize {
         let in_flight = std::mem::take(&mut *self.in_flight.lock().expect("in-flight lock"));
         for (target, build, call) in &in_flight {
-            self.audit(target, build, call.clone(), Outcome::Abandoned, None);
+            let _ = self.audit(target, build, call.clone(), Outcome::Abandoned, None);
         }
         in_flight.len()
     }
 
+    /// Records a write's outcome. `Err` when the audit log could not take it: from then on
+    /// the journal refuses every write (see `Journal for Reporter`).
     pub fn audit(
         &self,
         target: &str,
@@ -126,28 +143,101 @@ impl Reporter {
         call: String,
         outcome: Outcome,
         detail: Option<String>,
-    ) {
+    ) -> Result<(), String> {
+        self.audit_at(target, build, call, outcome, detail, None)
+    }
+
+    fn audit_at(
+        &self,
+        target: &str,
+        build: &str,
+        call: String,
+        outcome: Outcome,
+        detail: Option<String>,
+        server_ms: Option<i64>,
+    ) -> Result<(), String> {
         let reason = self.reason.as_deref();
-        let record = AuditRecord::now(target, build, call, outcome, detail, reason);
-        // The file first: it is the record that must survive whatever stderr does.
-        if let Some(file) = &self.audit_file {
-            let line = serde_json::to_string(&record).expect("audit record serializes");
-            let mut file = file.lock().expect("audit lock");
-            if let Err(e) = writeln!(file, "{line}").and_then(|()| file.flush()) {
-                self.say(&format!("warning: cannot write the audit log: {e}"));
+        let record = AuditRecord::now(target, build, call, outcome, detail, reason, server_ms);
+        // The file first: it is the record that must survive whatever stderr does. One write
+        // per line, to a file opened for appending: processes sharing a log never interleave.
+        let kept = match &self.audit_file {
+            Some(file) => {
+                let mut line = serde_json::to_string(&record).expect("audit record serializes");
+                line.push('\n');
+                let mut file = file.lock().expect("audit lock");
+                file.write_all(line.as_bytes())
+                    .and_then(|()| file.flush())
+                    .map_err(|e| format!("cannot write the audit log: {e}"))
             }
+            None => Ok(()),
+        };
+        // On stderr, what a person reads: each queue call's outcome, and any other write that
+        // did not go through. The file has every record.
+        let queue_call = record.call.starts_with("PUT queue/");
+        let said = match outcome {
+            Outcome::Sending => false,
+            Outcome::Accepted => queue_call,
+            _ => true,
+        };
+        if said {
+            self.say(&format!(
+                "audit: {} {}{} {} {} → {}{}",
+                record.time,
+                record.target,
+                if record.target.is_empty() { "" } else { " " },
+                record.build,
+                record.call,
+                record.outcome.words(),
+                record
+                    .detail
+                    .as_ref()
+                    .map_or(String::new(), |d| format!(" ({d})"))
+            ));
         }
-        self.say(&format!(
-            "audit: {} {} {} {} → {}{}",
-            record.time,
-            record.target,
-            record.build,
-            record.call,
-            record.outcome.words(),
-            record
-                .detail
-                .as_ref()
-                .map_or(String::new(), |d| format!(" ({d})"))
-        ));
+        if let Err(e) = &kept {
+            self.audit_broken.store(true, Ordering::SeqCst);
+            self.say(&format!("error: {e}; no write is sent after it"));
+        }
+        kept
+    }
+
+    /// Whether the audit log failed: the run sends nothing more.
+    pub fn audit_broken(&self) -> bool {
+        self.audit_broken.load(Ordering::SeqCst)
+    }
+}
+
+impl Journal for Reporter {
+    fn before(&self, write: &journal::Write) -> Result<(), String> {
+        if self.audit_broken() {
+            return Err("the audit log failed earlier in this run".into());
+        }
+        let target = current_target();
+        let call = write.call.clone();
+        self.audit_at(
+            &target,
+            &write.build,
+            call,
+            Outcome::Sending,
+            None,
+            write.server_ms,
+        )
+    }
+
+    fn after(&self, write: &journal::Write, ended: Ended, detail: Option<String>) {
+        let outcome = match ended {
+            Ended::Accepted => Outcome::Accepted,
+            Ended::Refused => Outcome::Refused,
+            Ended::Unknown => Outcome::Unanswered,
+        };
+        let target = current_target();
+        let _ = self.audit_at(
+            &target,
+            &write.build,
+            write.call.clone(),
+            outcome,
+            detail,
+            write.server_ms,
+        );
     }
 }

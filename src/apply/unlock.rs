@@ -5,7 +5,7 @@
 use crate::bamboo::types::split_build_key;
 use crate::bamboo::{BambooClient, BambooError};
 
-use super::lease::LockLabel;
+use crate::lock_label::{DEFAULT_MAX_SKEW, LockLabel};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnlockError {
@@ -43,7 +43,9 @@ pub async fn unlock(
         .iter()
         .filter_map(|l| LockLabel::parse(&l.name))
         .collect();
-    let (expired, live): (Vec<_>, Vec<_>) = locks.into_iter().partition(|l| l.is_expired(now));
+    let (expired, live): (Vec<_>, Vec<_>) = locks
+        .into_iter()
+        .partition(|l| l.is_expired(now, DEFAULT_MAX_SKEW));
     let mut removed = Vec::new();
     for label in &expired {
         client.remove_label(build_key, &label.name).await?;

@@ -7,7 +7,7 @@
 //! header is kept, so that lease times are the server's, not this machine's.
 //! `parallelism` bounds the requests in flight, so a large repository cannot flood a server.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
 
 use super::auth::Credentials;
+use super::journal::{Ended, Journal, Write};
 use super::retry::{self, RetryPolicy};
 use super::server_clock::ServerTime;
 use super::types::{BranchInfo, BuildResult, ErrorBody, Label, LabelList, PlanInfo, ResultList};
@@ -78,6 +79,9 @@ pub enum BambooError {
     /// and take off): read again later, it may settle.
     #[error("{what}: the list kept changing while it was read, page by page")]
     Changing { what: String },
+    /// The audit trail could not record the write, so it was not sent.
+    #[error("{what}: not sent, because the audit trail cannot record it: {detail}")]
+    NotJournaled { what: String, detail: String },
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
 }
@@ -108,10 +112,6 @@ const LABELS_AT_MOST: usize = 2_000;
 /// Times a label list that changed while read is read again from its start.
 const LABEL_RESTARTS: u32 = 3;
 
-/// How much of a write's answer is read: a 2xx is accepted whatever its body says, so the
-/// body is read only to free the connection, and a huge one is not read to its end.
-const WRITE_ANSWER_BYTES: usize = 64 * 1024;
-
 /// Settings for a client.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -131,6 +131,8 @@ pub struct BambooClient {
     slots: Semaphore,
     /// Set by a 429: no request starts before then.
     paused_until: Mutex<Option<Instant>>,
+    /// Where writes are recorded before they leave (see `journal`).
+    journal: OnceLock<Arc<dyn Journal>>,
     /// What the `Date` headers so far say of the server's clock.
     server_time: Mutex<Option<ServerTime>>,
     /// The zero of the monotonic times in `server_time`.
@@ -167,6 +169,7 @@ impl BambooClient {
             retry: config.retry,
             slots: Semaphore::new(config.parallelism.max(1)),
             paused_until: Mutex::new(None),
+            journal: OnceLock::new(),
             server_time: Mutex::new(None),
             origin: Instant::now(),
             server: config.server.trim_end_matches('/').to_string(),
@@ -187,7 +190,7 @@ impl BambooClient {
 
     /// Keeps what an answer's `Date` says of the server's clock; `sent` is when the request
     /// left.
-    fn note_date(&self, response: &reqwest::Response, sent: Instant) {
+    pub(super) fn note_date(&self, response: &reqwest::Response, sent: Instant) {
         let Some(date) = header(response, "Date").and_then(|d| http_date_ms(&d)) else {
             return;
         };
@@ -238,6 +241,17 @@ impl BambooClient {
         plan: &str,
         number: Option<u32>,
     ) -> Result<Option<BuildResult>, BambooError> {
+        self.build_in(plan, number, Reading::Retried).await
+    }
+
+    /// `build`, sent as `reading` says: retried in a slot of its own, or once in a slot the
+    /// caller holds (a write's last read, see `WriteTurn`).
+    pub(super) async fn build_in(
+        &self,
+        plan: &str,
+        number: Option<u32>,
+        reading: Reading,
+    ) -> Result<Option<BuildResult>, BambooError> {
         let which = number.map_or("latest".to_string(), |n| n.to_string());
         let key = format!("{plan}-{which}");
         let query = [
@@ -245,27 +259,36 @@ impl BambooClient {
             ("includeAllStates", "true"),
         ];
         let what = format!("read build {key}");
-        let build: Option<BuildResult> = self.get(&what, &results_of(&key), &query).await?;
+        let build: Option<BuildResult> = self
+            .get_in(&what, &results_of(&key), &query, reading)
+            .await?;
         match build {
             Some(build) if !is_build_of(&build, plan, number) => Err(BambooError::Mismatch {
                 what,
                 answered: format!("build {}", build.key),
             }),
-            Some(build) => self.with_all_labels(build).await.map(Some),
+            Some(build) => self.with_all_labels_in(build, reading).await.map(Some),
             None => Ok(None),
         }
     }
 
     /// The build with every label, read page by page (`all_labels`) when its answer listed
     /// only a page of them: gates and locks are decided on the whole list.
-    pub async fn with_all_labels(
+    pub async fn with_all_labels(&self, build: BuildResult) -> Result<BuildResult, BambooError> {
+        self.with_all_labels_in(build, Reading::Retried).await
+    }
+
+    async fn with_all_labels_in(
         &self,
         mut build: BuildResult,
+        reading: Reading,
     ) -> Result<BuildResult, BambooError> {
         if build.labels.size > build.labels.items.len() {
             let listed = std::mem::take(&mut build.labels.items);
             let size = build.labels.size;
-            build.labels.items = self.rest_of_labels(&build.key, listed, size).await?;
+            build.labels.items = self
+                .rest_of_labels(&build.key, listed, size, reading)
+                .await?;
             build.labels_paged = true;
         }
         Ok(build)
@@ -283,6 +306,7 @@ impl BambooClient {
         build_key: &str,
         mut labels: Vec<Label>,
         size: usize,
+        reading: Reading,
     ) -> Result<Vec<Label>, BambooError> {
         let what = format!("read the labels of {build_key}");
         let broken = |detail: String| BambooError::Decode {
@@ -310,7 +334,7 @@ impl BambooClient {
                 ("max-results", page_size.as_str()),
                 ("max-result", page_size.as_str()),
             ];
-            let page: Option<LabelList> = self.get(&what, &path, &query).await?;
+            let page: Option<LabelList> = self.get_in(&what, &path, &query, reading).await?;
             let page = page
                 .ok_or_else(|| broken("the build has no label list any more".into()))?
                 .labels;
@@ -446,17 +470,20 @@ impl BambooClient {
     pub async fn add_label(&self, build_key: &str, label: &str) -> Result<(), BambooError> {
         let body = serde_json::json!({ "name": label });
         let path = format!("{}/label", results_of(build_key));
-        self.send_idempotent(
-            Method::POST,
-            &format!("label {build_key}"),
-            &path,
-            Some(body),
-        )
-        .await
+        let what = format!("label {build_key}");
+        let send = self.send_idempotent(Method::POST, &what, &path, Some(body));
+        self.journaled(build_key, format!("POST {path} ({label})"), send)
+            .await
     }
 
     /// `POST result/{build}/comment`. Sent once: a retry could post the comment twice.
     pub async fn add_comment(&self, build_key: &str, content: &str) -> Result<(), BambooError> {
+        let call = format!("POST {}/comment", results_of(build_key));
+        self.journaled(build_key, call, self.send_comment(build_key, content))
+            .await
+    }
+
+    async fn send_comment(&self, build_key: &str, content: &str) -> Result<(), BambooError> {
         let what = format!("comment on {build_key}");
         let path = format!("{}/comment", results_of(build_key));
         let _slot = self
@@ -491,73 +518,15 @@ impl BambooClient {
     /// `DELETE result/{build}/label/{name}`. Idempotent, so retrying is safe.
     pub async fn remove_label(&self, build_key: &str, label: &str) -> Result<(), BambooError> {
         let path = format!("{}/label/{}", results_of(build_key), encode_segment(label));
-        self.send_idempotent(Method::DELETE, &format!("unlabel {build_key}"), &path, None)
+        let what = format!("unlabel {build_key}");
+        let send = self.send_idempotent(Method::DELETE, &what, &path, None);
+        self.journaled(build_key, format!("DELETE {path}"), send)
             .await
-    }
-
-    /// `PUT queue/{build}?stage=…&executeAllStages=…`: continue a build. Sent exactly once,
-    /// never retried. A 2xx is accepted whatever its body; see `WriteError` for the rest.
-    pub async fn continue_build(
-        &self,
-        build_key: &str,
-        stage: &str,
-        execute_all_stages: bool,
-    ) -> Result<(), WriteError> {
-        let path = format!("queue/{}", encode_segment(build_key));
-        let query = [
-            ("stage", stage),
-            (
-                "executeAllStages",
-                if execute_all_stages { "true" } else { "false" },
-            ),
-        ];
-        let _slot = self
-            .turn()
-            .await
-            .map_err(|e| WriteError::NotSent(e.to_string()))?;
-        let request = self
-            .request(Method::PUT, &path, &query)
-            .header("X-Atlassian-Token", "no-check");
-        let sent = Instant::now();
-        let mut response = match request.send().await {
-            Ok(response) => response,
-            // No connection was made, so no byte of the call reached the server.
-            Err(e) if e.is_connect() => return Err(WriteError::NotSent(describe(&e))),
-            Err(e) => return Err(WriteError::Unknown(describe(&e))),
-        };
-        self.note_date(&response, sent);
-        let status = response.status();
-        let location = header(&response, "Location");
-        let body = read_capped(&mut response, WRITE_ANSWER_BYTES).await;
-        self.log_answer(
-            "PUT",
-            &path,
-            status,
-            sent,
-            body.as_deref().unwrap_or_default(),
-        );
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = body.unwrap_or_default();
-        let refused = (status.is_client_error() && status != StatusCode::REQUEST_TIMEOUT)
-            || status.is_redirection();
-        if !refused {
-            let message = error_message(&body);
-            return Err(WriteError::Unknown(
-                self.scrub(format!("Bamboo answered {status}: {message}")),
-            ));
-        }
-        let message = refusal_message(status, location.as_deref(), &body);
-        Err(WriteError::Refused {
-            status: status.as_u16(),
-            message: self.with_access_hint(status.as_u16(), message),
-        })
     }
 
     /// A text that came from the server, without our credentials: a server or proxy that
     /// echoes the request's headers in its error message must not get them printed or logged.
-    fn scrub(&self, text: String) -> String {
+    pub(super) fn scrub(&self, text: String) -> String {
         self.secret_forms()
             .into_iter()
             .fold(text, |text, form| text.replace(form.as_str(), "[redacted]"))
@@ -602,7 +571,7 @@ impl BambooClient {
 
     /// Bamboo's message for a 401 or 403, with what to do about it: Bamboo says only that
     /// access was refused, not which credentials it saw or which permission was missing.
-    fn with_access_hint(&self, status: u16, message: String) -> String {
+    pub(super) fn with_access_hint(&self, status: u16, message: String) -> String {
         let message = self.scrub(message);
         let hint = match (status, &self.credentials) {
             (401, Credentials::Anonymous) => {
@@ -617,7 +586,7 @@ impl BambooClient {
         format!("{message} ({hint})")
     }
 
-    fn request(
+    pub(super) fn request(
         &self,
         method: Method,
         path: &str,
@@ -646,9 +615,21 @@ impl BambooClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<Option<T>, BambooError> {
-        let body = self
-            .with_retries(what, || self.request(Method::GET, path, query))
-            .await?;
+        self.get_in(what, path, query, Reading::Retried).await
+    }
+
+    async fn get_in<T: DeserializeOwned + Send + 'static>(
+        &self,
+        what: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        reading: Reading,
+    ) -> Result<Option<T>, BambooError> {
+        let request = || self.request(Method::GET, path, query);
+        let body = match reading {
+            Reading::Retried => self.with_retries(what, request).await?,
+            Reading::OnceInHeldSlot => self.once(what, request()).await?,
+        };
         let Some(body) = body else {
             return Ok(None);
         };
@@ -686,10 +667,58 @@ impl BambooClient {
                 .header("X-Atlassian-Token", "no-check");
             match &body {
                 Some(body) => request.json(body),
-                None => request,
+                // A proxy may refuse a bodiless write without a length (411).
+                None => request.header("Content-Length", "0"),
             }
         };
         self.with_retries(what, build).await.map(|_| ())
+    }
+
+    /// Sends once, in a slot the caller holds: the body of a success, `None` for 404, or an
+    /// error; a 429 or 5xx is an error too, for the caller to start over from its turn.
+    async fn once(
+        &self,
+        what: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Option<Bytes>, BambooError> {
+        let sent = Instant::now();
+        match self.attempt(request).await {
+            Attempt::Done(body) => Ok(body),
+            Attempt::Transient(detail, retry_after) => {
+                if let Some(delay) = retry_after {
+                    self.pause_all(delay);
+                }
+                Err(BambooError::Transport {
+                    what: what.into(),
+                    detail: self.scrub(detail),
+                    retries: 0,
+                    elapsed: sent.elapsed(),
+                })
+            }
+            other => Err(self.final_error(what, other)),
+        }
+    }
+
+    /// The error a refused, TLS-failed or oversized answer is.
+    fn final_error(&self, what: &str, attempt: Attempt) -> BambooError {
+        match attempt {
+            Attempt::Refused(status, message) => BambooError::Status {
+                what: what.into(),
+                status,
+                message: self.with_access_hint(status, message),
+            },
+            Attempt::Tls(detail) => BambooError::Tls {
+                what: what.into(),
+                detail,
+            },
+            Attempt::TooLarge => BambooError::TooLarge {
+                what: what.into(),
+                limit_mib: MAX_ANSWER_BYTES >> 20,
+            },
+            Attempt::Done(_) | Attempt::Transient(..) => {
+                unreachable!("only a final failure is an error")
+            }
+        }
     }
 
     /// Sends until a final answer: the body of a success, `None` for 404, or an error.
@@ -710,24 +739,8 @@ impl BambooClient {
             };
             let wait = match outcome {
                 Attempt::Done(body) => return Ok(body),
-                Attempt::Refused(status, message) => {
-                    return Err(BambooError::Status {
-                        what: what.into(),
-                        status,
-                        message: self.with_access_hint(status, message),
-                    });
-                }
-                Attempt::Tls(detail) => {
-                    return Err(BambooError::Tls {
-                        what: what.into(),
-                        detail,
-                    });
-                }
-                Attempt::TooLarge => {
-                    return Err(BambooError::TooLarge {
-                        what: what.into(),
-                        limit_mib: MAX_ANSWER_BYTES >> 20,
-                    });
+                final_failure @ (Attempt::Refused(..) | Attempt::Tls(_) | Attempt::TooLarge) => {
+                    return Err(self.final_error(what, final_failure));
                 }
                 Attempt::Transient(detail, retry_after) => {
                     let detail = self.scrub(detail);
@@ -780,7 +793,14 @@ impl BambooClient {
     }
 
     /// `-v`: each answer's status and time; `-vv`: its body too, scrubbed of our credentials.
-    fn log_answer(&self, method: &str, path: &str, status: StatusCode, sent: Instant, body: &[u8]) {
+    pub(super) fn log_answer(
+        &self,
+        method: &str,
+        path: &str,
+        status: StatusCode,
+        sent: Instant,
+        body: &[u8],
+    ) {
         tracing::debug!(
             "{method} {path} → {} in {:.0?}",
             status.as_u16(),
@@ -801,9 +821,68 @@ impl BambooClient {
         {
             errln!(
                 "warning: no answer from {} yet ({detail}); trying again, up to {} times",
-                self.server, self.retry.max_retries
+                self.server,
+                self.retry.max_retries
             );
         }
+    }
+
+    pub(super) fn slots(&self) -> &Semaphore {
+        &self.slots
+    }
+
+    /// Until when the server asked every request to wait, if it did.
+    pub(super) fn paused_until(&self) -> Option<Instant> {
+        *self.paused_until.lock().expect("pause lock")
+    }
+
+    /// Where this client's writes are recorded; a client without one sends none.
+    pub fn keep_journal(&self, journal: Arc<dyn Journal>) {
+        let _ = self.journal.set(journal);
+    }
+
+    /// Tells the journal of a write about to leave; an error (no journal, or one that cannot
+    /// write) means it must not.
+    pub(super) fn journal_before(&self, write: &Write) -> Result<(), String> {
+        match self.journal.get() {
+            Some(journal) => journal.before(write),
+            None => Err("no audit trail is kept, so no write is sent".into()),
+        }
+    }
+
+    fn journal_after(&self, write: &Write, ended: Ended, detail: Option<String>) {
+        if let Some(journal) = self.journal.get() {
+            journal.after(write, ended, detail);
+        }
+    }
+
+    /// A label or comment write, told to the journal before and after: `send` runs only if
+    /// the journal kept the record of it.
+    async fn journaled(
+        &self,
+        build_key: &str,
+        call: String,
+        send: impl Future<Output = Result<(), BambooError>>,
+    ) -> Result<(), BambooError> {
+        let write = Write {
+            build: build_key.to_string(),
+            call,
+            server_ms: self.server_time().map(|t| t.now()),
+        };
+        if let Err(e) = self.journal_before(&write) {
+            return Err(BambooError::NotJournaled {
+                what: write.call.clone(),
+                detail: e,
+            });
+        }
+        let sent = send.await;
+        let ended = match &sent {
+            Ok(()) => Ended::Accepted,
+            Err(BambooError::Status { .. } | BambooError::Tls { .. }) => Ended::Refused,
+            Err(_) => Ended::Unknown,
+        };
+        self.journal_after(&write, ended, sent.as_ref().err().map(ToString::to_string));
+        sent
     }
 
     fn pause_all(&self, delay: Duration) {
@@ -827,6 +906,16 @@ impl BambooClient {
         }
         Ok(slot)
     }
+}
+
+/// How a read is sent.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Reading {
+    /// In a slot of its own, after any pause, retried with backoff.
+    Retried,
+    /// Once, in a slot the caller already holds, with every pause already waited out: a
+    /// write's last read, which nothing may wait behind (see `WriteTurn`).
+    OnceInHeldSlot,
 }
 
 enum Attempt {
@@ -912,7 +1001,7 @@ struct Info {
 
 /// Up to `cap` bytes of an answer's body; the rest is left unread. `None` if the connection
 /// broke while reading.
-async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Option<Vec<u8>> {
+pub(super) async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Option<Vec<u8>> {
     let mut body = Vec::new();
     while body.len() < cap {
         match response.chunk().await {
@@ -941,13 +1030,13 @@ fn is_build_of(build: &BuildResult, plan: &str, number: Option<u32>) -> bool {
     of == plan && number.is_none_or(|wanted| n == wanted.to_string() && build.number == wanted)
 }
 
-fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+pub(super) fn header(response: &reqwest::Response, name: &str) -> Option<String> {
     let value = response.headers().get(name)?;
     value.to_str().ok().map(str::to_string)
 }
 
 /// Why Bamboo refused: where a redirect points (it is not followed), or Bamboo's message.
-fn refusal_message(status: StatusCode, location: Option<&str>, body: &[u8]) -> String {
+pub(super) fn refusal_message(status: StatusCode, location: Option<&str>, body: &[u8]) -> String {
     if !status.is_redirection() {
         return error_message(body);
     }
@@ -958,7 +1047,7 @@ fn refusal_message(status: StatusCode, location: Option<&str>, body: &[u8]) -> S
 }
 
 /// Bamboo's `message`, or what came instead, in a few words.
-fn error_message(body: &[u8]) -> String {
+pub(super) fn error_message(body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(body) => body.message,
         Err(_) => what_came(body),
@@ -1022,7 +1111,7 @@ fn tls_failed(error: &reqwest::Error) -> bool {
 }
 
 /// A transport error in words, without the URL (which could carry a query with a user name).
-fn describe(error: &reqwest::Error) -> String {
+pub(super) fn describe(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
@@ -1088,7 +1177,8 @@ mod tests {
         let client = client(&server);
 
         let read = client.plan("A-B").await.unwrap_err().to_string();
-        let write = client.continue_build("A-B-1", "Deploy", false).await;
+        let turn = client.write_turn(Instant::now()).await.unwrap();
+        let write = turn.continue_build("A-B-1", "Deploy", false).await;
 
         assert!(read.contains("301") && read.contains(&elsewhere), "{read}");
         match write {
@@ -1115,7 +1205,9 @@ mod tests {
             )
         };
         let write = |url: String| async move {
-            client(&url).continue_build("A-B-1", "Deploy", false).await
+            let client = client(&url);
+            let turn = client.write_turn(Instant::now()).await.unwrap();
+            turn.continue_build("A-B-1", "Deploy", false).await
         };
         // A 2xx is accepted whatever its body: a login page, or 50 MB promised (not read).
         let (html, _) = serve(answer("200 OK", "<html>Log in</html>")).await;

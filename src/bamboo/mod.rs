@@ -3,11 +3,14 @@
 
 mod auth;
 mod client;
+pub mod journal;
 mod retry;
 mod server_clock;
 pub mod types;
+mod write_turn;
 
 pub use auth::{Credentials, Secret};
 pub use client::{BambooClient, BambooError, ClientConfig, WriteError, encode_segment};
 pub use retry::RetryPolicy;
 pub use server_clock::ServerTime;
+pub use write_turn::{TurnError, WriteTurn};

@@ -8,10 +8,10 @@ use super::failure::{Failure, Json};
 use crate::apply::{self, Applied, Counts, Event, Outcome, Reporter, Source, Stop, TargetOutcome};
 use crate::bamboo::BambooClient;
 use crate::cli::{ApplyArgs, ApplyFormat};
+use crate::exit;
 use crate::reconcile::{Plan, Status};
 use crate::render::human::{Style, status_words};
 use crate::render::{self, PlanDocument};
-use crate::exit;
 
 pub async fn run(args: &ApplyArgs) -> u8 {
     let least_ttl = args.server.request_timeout + apply::TTL_MARGIN;
@@ -169,6 +169,8 @@ async fn execute(
     let last_words = reporter.clone();
     let stop = Stop::on_signals(move || last_words.abandon_in_flight());
     let options = options(args, digest);
+    // Every write the client sends is in the audit trail before it leaves.
+    client.keep_journal(reporter.clone());
     let applied = apply::run(client, source, plan, &options, reporter, &stop).await;
     finish(args, reporter, &applied)
 }
@@ -183,6 +185,7 @@ fn options(args: &ApplyArgs, digest: &str) -> apply::Options {
         lease: apply::LeaseSettings {
             ttl: args.lock_ttl,
             patience: args.lock_timeout,
+            max_skew: args.max_clock_skew,
         },
     }
 }
@@ -214,9 +217,7 @@ fn confirm(args: &ApplyArgs, plan: &Plan) -> Result<(), u8> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        errln!(
-            "error: no terminal to confirm on; run with --auto-approve to apply without asking"
-        );
+        errln!("error: no terminal to confirm on; run with --auto-approve to apply without asking");
         return Err(exit::ERROR);
     }
     let these = if promotions == 1 {
@@ -224,7 +225,9 @@ fn confirm(args: &ApplyArgs, plan: &Plan) -> Result<(), u8> {
     } else {
         format!("these {promotions} promotions")
     };
-    crate::output::err_text(format_args!("\nDo you want to perform {these}? Only 'yes' will be accepted: "));
+    crate::output::err_text(format_args!(
+        "\nDo you want to perform {these}? Only 'yes' will be accepted: "
+    ));
     crate::output::flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);

@@ -4,9 +4,9 @@
 //! the manifest's lines.
 
 use crate::apply::{Event, events::EventLine};
+use crate::exit;
 use crate::manifest::ManifestError;
 use crate::render::ErrorDocument;
-use crate::exit;
 
 /// How a command prints JSON, if it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,9 +11,9 @@ use crate::manifest::{self, Desired};
 use crate::observe;
 use crate::observe::Observed;
 use crate::reconcile::{self, Plan};
+use crate::render;
 use crate::render::DocumentKind;
 use crate::render::human::Style;
-use crate::render;
 
 /// The moment a plan is for: now on the server's clock unless `--at` says otherwise, and
 /// whether windows are overridden (`apply --override-window`).
@@ -162,12 +162,14 @@ pub fn document(kind: DocumentKind, planned: &Planned) -> render::PlanDocument {
 pub fn print(format: OutputFormat, kind: DocumentKind, planned: &Planned) {
     let server = &planned.connection.server;
     match format {
-        OutputFormat::Human | OutputFormat::Github => crate::output::out_text(render::human::render(
-            &planned.plan,
-            server,
-            kind == DocumentKind::Plan,
-            Style::for_stdout(),
-        )),
+        OutputFormat::Human | OutputFormat::Github => {
+            crate::output::out_text(render::human::render(
+                &planned.plan,
+                server,
+                kind == DocumentKind::Plan,
+                Style::for_stdout(),
+            ))
+        }
         OutputFormat::Markdown => crate::output::out_text(render::markdown::render(
             &planned.plan,
             server,

@@ -10,6 +10,16 @@ pub async fn run(args: &UnlockArgs) -> u8 {
         Ok(connection) => connection,
         Err(failure) => return failure.report(Json::No),
     };
+    // Labels taken off by hand are in the audit trail on stderr, like apply's writes.
+    match crate::apply::Reporter::new(false, None, None) {
+        Ok(reporter) => connection
+            .client
+            .keep_journal(std::sync::Arc::new(reporter)),
+        Err(e) => {
+            errln!("error: {e}");
+            return exit::ERROR;
+        }
+    }
     let mut code = exit::SUCCESS;
     for build_key in &args.builds {
         match unlock(&connection.client, build_key, args.force).await {

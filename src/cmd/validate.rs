@@ -1,10 +1,10 @@
 //! `validate`: the offline check of manifests, for editors, pre-commit hooks and CI.
 
 use crate::cli::{DiagnosticFormat, ValidateArgs};
+use crate::exit;
 use crate::manifest::{self, ManifestError};
 use crate::render::ValidationDocument;
 use crate::render::human::counted;
-use crate::exit;
 
 pub fn run(args: &ValidateArgs) -> u8 {
     let exclude = match manifest::Exclude::new(&args.walk.exclude) {
@@ -18,7 +18,9 @@ pub fn run(args: &ValidateArgs) -> u8 {
         Ok(desired) => {
             if args.format == DiagnosticFormat::Json {
                 let document = ValidationDocument::new(desired.targets.len(), Vec::new());
-                crate::output::out_line(serde_json::to_string(&document).expect("a document serializes"));
+                crate::output::out_line(
+                    serde_json::to_string(&document).expect("a document serializes"),
+                );
             } else {
                 errln!(
                     "{} in {}: valid",
@@ -42,7 +44,9 @@ pub fn report(errors: &[ManifestError], format: DiagnosticFormat, consequence: &
         DiagnosticFormat::Json => {
             let diagnostics = errors.iter().map(ManifestError::to_json).collect();
             let document = ValidationDocument::new(0, diagnostics);
-            crate::output::out_line(serde_json::to_string(&document).expect("a document serializes"));
+            crate::output::out_line(
+                serde_json::to_string(&document).expect("a document serializes"),
+            );
         }
         DiagnosticFormat::Human => {
             print_reports(errors);

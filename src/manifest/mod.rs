@@ -60,6 +60,15 @@ pub struct WindowCheck {
     pub open: bool,
     /// When it next opens, in its zone and in UTC.
     pub opens: Option<String>,
+    /// `--override-window`: a closed window does not block, and says so.
+    pub overridden: bool,
+}
+
+impl WindowCheck {
+    /// Whether the window lets a promotion through: open, or closed and overridden.
+    pub fn lets_through(&self) -> bool {
+        self.open || self.overridden
+    }
 }
 
 /// One gate, checked on one build.
@@ -72,6 +81,9 @@ pub struct GateCheck {
     pub gate: String,
     pub label: String,
     pub passed: bool,
+    /// A closed window that `--override-window` let through.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overridden: bool,
 }
 
 impl Gates {
@@ -79,10 +91,10 @@ impl Gates {
         self.labels.is_empty() && self.without_labels.is_empty() && self.window.is_none()
     }
 
-    /// The window gate at `now`: `None` without a window (or with `overridden`); otherwise
-    /// whether it is open, and when it next opens if not.
-    pub fn window_at(&self, now: jiff::Timestamp, overridden: bool) -> Option<WindowCheck> {
-        let window = self.window.as_ref().filter(|_| !overridden)?;
+    /// The window gate at `now`: `None` without a window; otherwise whether it is open, when
+    /// it next opens if not, and whether `--override-window` lets it through closed.
+    pub fn window_at(&self, now: jiff::Timestamp, override_windows: bool) -> Option<WindowCheck> {
+        let window = self.window.as_ref()?;
         let open = window.is_open(now).unwrap_or(false);
         let opens = (!open)
             .then(|| window.next_open(now).ok().flatten())
@@ -92,6 +104,7 @@ impl Gates {
             name: window.name.clone(),
             open,
             opens,
+            overridden: !open && override_windows,
         })
     }
 
@@ -102,11 +115,13 @@ impl Gates {
             gate: "label".into(),
             label: l.clone(),
             passed: has(l),
+            overridden: false,
         });
         let forbidden = self.without_labels.iter().map(|l| GateCheck {
             gate: "withoutLabel".into(),
             label: l.clone(),
             passed: !has(l),
+            overridden: false,
         });
         required.chain(forbidden).collect()
     }

@@ -8,7 +8,7 @@ use super::diagnostic::{ManifestError, SourceFile};
 use super::load::place;
 use super::types::{API_VERSION, BuildSelector, Document, KIND, RuleSpec, TargetSpec, WindowSpec};
 use super::{Gates, Target, TargetPlaces};
-use crate::apply::{LOCK_PREFIX, looks_like_a_lock};
+use crate::lock_label::{PREFIX as LOCK_PREFIX, looks_like_a_lock};
 use crate::suggest;
 use crate::windows::{Rule, Window};
 

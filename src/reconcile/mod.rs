@@ -15,7 +15,7 @@ pub use model::{
 };
 pub use stages::assess;
 
-use crate::apply::live_lock;
+use crate::lock_label::live_lock;
 use crate::manifest::{BuildSelector, Desired, GateCheck, Target};
 use crate::observe::{Newer, Observed, ObservedBuild, build_plan_key};
 
@@ -89,7 +89,8 @@ pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
         gates.push(GateCheck {
             gate: "window".into(),
             label: window.name.clone(),
-            passed: window.open,
+            passed: window.lets_through(),
+            overridden: window.overridden,
         });
     }
     if let (Status::Queue { action }, Some(build)) = (&status, build.as_deref())

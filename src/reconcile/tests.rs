@@ -540,7 +540,8 @@ fn a_downgrade_is_a_newer_build_at_the_first_stage_the_call_runs() {
     }
     assert_eq!(downgrade([], true, &action, 0), None, "no newer build");
     // A newer build short of the stage, with another apply's lock: a call may be on its way.
-    let now = 1_000_000;
+    // A lock expires after its lifetime plus the bound on clock skew (an hour).
+    let now = 1000 + 600_000 + 3_600_000 + 1;
     let mut locked = newer("Build=done Staging*=next Smoke Prod*");
     locked.labels = vec!["bamboo-promote-lock-1000-600-dead".into()];
     assert_eq!(
@@ -550,7 +551,7 @@ fn a_downgrade_is_a_newer_build_at_the_first_stage_the_call_runs() {
     );
     locked
         .labels
-        .push("bamboo-promote-lock-999000-600-beef".into());
+        .push(format!("bamboo-promote-lock-{}-600-beef", now - 1000));
     assert_eq!(
         downgrade([&locked], true, &action, now),
         Some(BlockReason::NewerLocked {

@@ -143,7 +143,12 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
                         "window" => "window ",
                         _ => "",
                     };
-                    format!("{mark} {kind}{}", g.label)
+                    let overridden = if g.overridden {
+                        " closed, overridden by --override-window"
+                    } else {
+                        ""
+                    };
+                    format!("{mark} {kind}{}{overridden}", g.label)
                 })
                 .collect();
             let _ = writeln!(out, "{pad}gates: {}", gates.join(", "));

@@ -151,7 +151,13 @@ async fn handle(
         Delivery::Stale(ms) => *ms,
         _ => 0,
     };
-    let date = view::http_date(shared.clock.now() as i64 - stale as i64);
+    let offset = shared
+        .faults
+        .lock()
+        .expect("faults lock")
+        .config
+        .date_offset_ms;
+    let date = view::http_date(shared.clock.now() as i64 - stale as i64 + offset);
     if let Ok(date) = header::HeaderValue::from_str(&date) {
         response.headers_mut().insert(header::DATE, date);
     }

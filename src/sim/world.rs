@@ -208,6 +208,10 @@ pub struct Faults {
     /// a test of read retries does not also test write recovery.
     pub include_writes: bool,
     pub seed: u64,
+    /// The front end's clock, this far ahead of the sim clock (behind when negative): every
+    /// answer's `Date` is stamped with it, as a reverse proxy or a Data Center node with a
+    /// clock of its own would stamp it.
+    pub date_offset_ms: i64,
     /// Faults for the next matching requests, in order, each used up once.
     pub script: Vec<ScriptedFault>,
 }

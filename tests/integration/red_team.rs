@@ -40,10 +40,353 @@ fn sigterm_with_a_closed_stderr_still_stops_the_run() {
         signal(&child, "TERM");
         let ran = Ran::finish(child);
         assert_eq!(ran.code, 143, "{trial}: {}", ran.stdout);
-        assert!(ran.stdout.contains("stopped by SIGTERM"), "{trial}: {}", ran.stdout);
-        assert_eq!(writes_to(&sim, "SHOP-API-7"), 0, "{trial}: nothing after the signal");
+        assert!(
+            ran.stdout.contains("stopped by SIGTERM"),
+            "{trial}: {}",
+            ran.stdout
+        );
+        assert_eq!(
+            writes_to(&sim, "SHOP-API-7"),
+            0,
+            "{trial}: nothing after the signal"
+        );
         assert_eq!(sim.ran("SHOP-API-7"), ["Build"], "{trial}");
         assert!(lock_labels(&sim, "SHOP-APP-42").is_empty(), "{trial}");
         assert_staging_ran_once(&sim, &trial);
     }
+}
+
+/// A freeze from 22:00 to 06:00 in Berlin, every night.
+const NIGHTLY_FREEZE: &str = "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: freeze }
+spec:
+  windows:
+    nights-off: { timeZone: Europe/Berlin, deny: [{ from: '22:00', to: '06:00' }] }
+  targets:
+    - { id: app-staging, plan: SHOP-APP, build: 42, stage: Deploy Staging, require: { window: nights-off } }
+";
+
+/// Finding 4: a deny rule from 22:00 to 06:00 runs across midnight. The simulator's clock
+/// starts at 01:00 in Berlin: inside the freeze. Before, the rule tested `22:00 <= now < 06:00`,
+/// matched nothing, and the build was promoted.
+#[test]
+fn an_overnight_freeze_holds_at_one_in_the_morning_and_lifts_at_six() {
+    let dir = manifests(NIGHTLY_FREEZE);
+    let sim = crate::support::Sim::start(&world(0, "", ""));
+    let night = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(night.code, 3, "{}\n{}", night.stdout, night.stderr);
+    assert!(
+        night.stdout.contains(
+            "window nights-off is closed; it opens Friday 2027-01-01 06:00 Europe/Berlin"
+        ),
+        "{}",
+        night.stdout
+    );
+    assert!(
+        sim.queue_writes().is_empty(),
+        "nothing queued inside the freeze"
+    );
+    // 05:59 in Berlin: still closed.
+    sim.advance(4 * 3_600_000 + 59 * 60_000);
+    let early = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(early.code, 3, "{}", early.stdout);
+    assert!(sim.queue_writes().is_empty());
+    // 06:00: open by itself.
+    sim.advance(60_000);
+    let morning = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(morning.code, 0, "{}\n{}", morning.stdout, morning.stderr);
+    assert_eq!(writes_to(&sim, "SHOP-APP-42"), 1);
+    assert_staging_ran_once(&sim, "after the freeze");
+}
+
+/// Finding 10: a blank reason is no reason. `--override-window --reason ' '` is a usage error
+/// and sends nothing; with a reason, the plan and the audit trail say the window was
+/// overridden. Before, a blank reason went through and nothing showed the override.
+#[test]
+fn a_blank_reason_overrides_nothing_and_an_override_is_shown() {
+    let dir = manifests(NIGHTLY_FREEZE);
+    let sim = crate::support::Sim::start(&world(0, "", ""));
+    for blank in ["", " ", "\t"] {
+        let ran = sim
+            .cmd(&[
+                "apply",
+                "--auto-approve",
+                "--override-window",
+                "--reason",
+                blank,
+                path_str(&dir),
+            ])
+            .run();
+        assert_eq!(ran.code, 64, "{blank:?}: {}", ran.stderr);
+        assert!(ran.stderr.contains("cannot be blank"), "{}", ran.stderr);
+        assert!(sim.requests().is_empty(), "{blank:?}: nothing sent");
+    }
+    let audit_dir = crate::support::scratch("audit");
+    let audit = audit_dir.join("audit.jsonl");
+    let forced = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--override-window",
+            "--reason",
+            "INC-9: hotfix",
+            "--audit-log",
+            audit.to_str().unwrap(),
+            path_str(&dir),
+        ])
+        .run();
+    assert_eq!(forced.code, 0, "{}\n{}", forced.stdout, forced.stderr);
+    assert!(
+        forced
+            .stdout
+            .contains("✓ window nights-off closed, overridden by --override-window"),
+        "{}",
+        forced.stdout
+    );
+    let audit = crate::contracts::audit_log(&audit);
+    assert!(
+        audit.contains("window nights-off is closed; overridden by --override-window"),
+        "{audit}"
+    );
+    assert!(
+        forced.stderr.contains("overridden by --override-window"),
+        "{}",
+        forced.stderr
+    );
+    assert_eq!(writes_to(&sim, "SHOP-APP-42"), 1);
+}
+
+/// Finding 3: a runner behind a front end whose clock is ahead by more than a lock's lifetime
+/// took another runner's live lock for expired, removed it and promoted; the holder, already
+/// past its checks, sent its call too, and Bamboo ran the next manual stage. Now the lock is
+/// live until its lifetime plus the skew bound (an hour) has passed on the earliest server
+/// time seen, or this process has watched it that long; and the holder checks its own label
+/// in its last read before the call.
+#[test]
+fn a_front_end_clock_ahead_by_a_locks_lifetime_does_not_break_the_lock() {
+    let dir = manifests(crate::safety::STAGING);
+    let sim = crate::support::Sim::start(&world(0, "", ""));
+    for trial in 0..3 {
+        let trial = format!("trial {trial}");
+        sim.reset();
+        // The holder's lock label is put on the build, and its answer held.
+        sim.set_faults(
+            r#"{ "script": [ { "method": "POST", "path": "result/SHOP-APP-42/label",
+                 "fault": "hold", "afterMs": 1 } ] }"#,
+        );
+        let holder = sim
+            .cmd(&[
+                "apply",
+                "--auto-approve",
+                "--lock-ttl",
+                "60s",
+                path_str(&dir),
+            ])
+            .spawn();
+        wait_for_request(&sim, |r| {
+            r["method"] == "POST" && r["path"] == "result/SHOP-APP-42/label"
+        });
+        // Once released, the holder's check of its lock goes through, and it is held again
+        // on the next read of the plan (the downgrade check), past its lease's checks.
+        sim.set_faults(
+            r#"{ "script": [
+                 { "method": "GET", "path": "result/SHOP-APP-42", "fault": "hold", "afterMs": 0 },
+                 { "method": "GET", "path": "result/SHOP-APP", "fault": "hold", "afterMs": 2 } ] }"#,
+        );
+        sim.advance(1);
+        wait_until_reads(&sim, 2);
+        // Another runner, behind a front end whose clock is 2 minutes ahead: the 60 s lock
+        // reads as 2 minutes old there.
+        sim.set_faults(r#"{ "dateOffsetMs": 120000 }"#);
+        let other = sim
+            .cmd(&[
+                "apply",
+                "--auto-approve",
+                "--lock-timeout",
+                "1s",
+                path_str(&dir),
+            ])
+            .run();
+        sim.set_faults("{}");
+        assert_eq!(other.code, 1, "{trial}: {}\n{}", other.stdout, other.stderr);
+        assert!(
+            other.stderr.contains("waiting for the lock on SHOP-APP-42"),
+            "{trial}: {}",
+            other.stderr
+        );
+        sim.advance(2);
+        let held = Ran::finish(holder);
+        assert_eq!(held.code, 0, "{trial}: {}\n{}", held.stdout, held.stderr);
+        assert_eq!(
+            writes_to(&sim, "SHOP-APP-42"),
+            1,
+            "{trial}: one call in all"
+        );
+        assert_staging_ran_once(&sim, &trial);
+    }
+}
+
+/// Waits until the simulator has logged `n` reads of the build and its plan since the last
+/// lock label was put on it.
+fn wait_until_reads(sim: &crate::support::Sim, n: usize) {
+    crate::support::wait_until("the holder's reads never came", || {
+        let log = sim.requests();
+        let since = log
+            .iter()
+            .rposition(|r| r["method"] == "POST" && r["path"] == "result/SHOP-APP-42/label")
+            .unwrap_or(0);
+        log[since..].iter().filter(|r| r["method"] == "GET").count() >= n
+    });
+}
+
+/// Finding 1: nothing waits between the last check and the call. With one request slot and a
+/// server that answers reads 429 now and then (its `Retry-After` pauses every request), every
+/// queue call follows its own build's read at once: no other request, and no pause, between.
+/// Before, the call waited for a slot and for pauses after its last check, and could leave
+/// after its lock's lifetime.
+#[test]
+fn every_queue_call_follows_its_last_read_with_nothing_in_between() {
+    let dir = manifests(ORDERED.replace(", after: [app-staging]", "").as_str());
+    let sim = crate::support::Sim::start(&world(0, "", ""));
+    for seed in 0..4 {
+        sim.reset();
+        sim.set_faults(&format!(
+            r#"{{ "rateLimitRate": 0.25, "retryAfterSecs": 1, "seed": {seed} }}"#
+        ));
+        let ran = sim
+            .cmd(&[
+                "apply",
+                "--auto-approve",
+                "--parallelism",
+                "1",
+                path_str(&dir),
+            ])
+            .run();
+        assert_eq!(ran.code, 0, "seed {seed}: {}\n{}", ran.stdout, ran.stderr);
+        let log = sim.requests();
+        let puts: Vec<usize> = (0..log.len())
+            .filter(|&i| log[i]["method"] == "PUT")
+            .collect();
+        assert_eq!(puts.len(), 2, "seed {seed}: both promoted");
+        for i in puts {
+            let build = log[i]["path"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("queue/");
+            let before = &log[i - 1];
+            assert_eq!(
+                (
+                    before["method"].as_str(),
+                    before["path"].as_str(),
+                    before["status"].as_u64()
+                ),
+                (
+                    Some("GET"),
+                    Some(format!("result/{build}").as_str()),
+                    Some(200)
+                ),
+                "seed {seed}: the request before the call to {build} is its last read"
+            );
+            let gap = log[i]["wallMs"].as_u64().unwrap() - before["wallMs"].as_u64().unwrap();
+            assert!(
+                gap < 200,
+                "seed {seed}: {gap} ms between the last read and the call"
+            );
+        }
+    }
+}
+
+/// Finding 6: a write to the audit log that fails stops the run before any write. Before, it
+/// was a warning, and the call went out with no record.
+#[test]
+fn an_audit_log_that_cannot_be_written_stops_every_write() {
+    let dir = manifests(crate::safety::STAGING);
+    let sim = crate::support::Sim::start(&world(0, "", ""));
+    let ran = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--audit-log",
+            "/dev/full",
+            path_str(&dir),
+        ])
+        .run();
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("cannot write the audit log"),
+        "{}",
+        ran.stderr
+    );
+    let writes: Vec<String> = sim
+        .calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("GET "))
+        .collect();
+    assert!(writes.is_empty(), "nothing written: {writes:?}");
+}
+
+/// Findings 6 and 12: every write is in the audit log, and its `sending` record comes before
+/// the write leaves: the lock label on and off, the queue call, the record comment.
+#[test]
+fn every_write_is_audited_before_it_leaves() {
+    let dir = manifests(crate::safety::STAGING);
+    let sim = crate::support::Sim::start(&world(0, "", ""));
+    let audit_dir = crate::support::scratch("audit");
+    let audit = audit_dir.join("audit.jsonl");
+    let ran = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--audit-log",
+            audit.to_str().unwrap(),
+            path_str(&dir),
+        ])
+        .run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let text = crate::contracts::audit_log(&audit);
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let writes: Vec<String> = sim
+        .calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("GET "))
+        .collect();
+    assert_eq!(writes.len(), 4, "label, call, comment, unlabel: {writes:?}");
+    for write in &writes {
+        let (method, path) = write.split_once(' ').unwrap();
+        let sending = records.iter().any(|r| {
+            r["outcome"] == "sending"
+                && r["call"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{method} {path}"))
+                && r["serverTime"].is_string()
+        });
+        assert!(
+            sending,
+            "{write} has a `sending` record with the server's time: {text}"
+        );
+    }
+}
+
+/// Finding 8: a lock label put on the build but answered 5xx was left there, unreported. Now
+/// it is taken off (or, if that fails too, named with the command to remove it).
+#[test]
+fn a_lock_label_answered_5xx_is_taken_off_again() {
+    let dir = manifests(crate::safety::STAGING);
+    let sim = crate::support::Sim::start(&world(0, "", ""));
+    sim.set_faults(
+        r#"{ "script": [ { "method": "POST", "path": "result/SHOP-APP-42/label", "times": 10,
+             "fault": "appliedServerError" } ] }"#,
+    );
+    let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(sim.queue_writes().is_empty(), "no call");
+    assert!(
+        lock_labels(&sim, "SHOP-APP-42").is_empty(),
+        "no label left behind"
+    );
 }

@@ -171,8 +171,9 @@ fn a_write_that_lands_after_the_client_gave_up_is_never_sent_twice() {
             // The held call lands now.
             sim.advance(1000);
             wait_for_run(&sim, "SHOP-APP-42", "Deploy Staging");
-            // Once the lock expires on the server's clock, a fresh read decides: in sync.
-            sim.advance(601_000);
+            // Once the lock expires on the server's clock (its 600 s, and the hour two front
+            // ends' clocks may be apart), a fresh read decides: in sync.
+            sim.advance(601_000 + 3_600_000);
             let later = apply(&sim, &dir, &[]);
             assert_eq!(later.code, 0, "{trial}: {}", later.stderr);
             assert!(
@@ -336,7 +337,8 @@ spec:
         signal(&holder, "STOP");
         // Its lease expires on the server's clock, and the held answer is delivered.
         sim.advance(30_000);
-        let other = apply(&sim, &dir, &[]);
+        // Front ends that agree within 4 s: the 25 s lock is 30 s old, so it has expired.
+        let other = apply(&sim, &dir, &["--max-clock-skew", "4s"]);
         assert_eq!(other.code, 0, "{trial}: {}\n{}", other.stdout, other.stderr);
         assert_eq!(
             writes_to(&sim, "SHOP-APP-42"),
@@ -673,9 +675,10 @@ fn locks_name_their_age_and_expiry_and_unlock_clears_them() {
     // A live lock (taken at the sim clock's zero, for 600 s) on build 42, and an expired one
     // on build 41 from a crashed apply.
     let live = format!("bamboo-promote-lock-{SERVER_EPOCH_MS}-600-0000beef");
+    // Taken 700 s and an hour ago: past its 600 s and the hour front ends' clocks may differ.
     let dead = format!(
         "bamboo-promote-lock-{}-600-0000dead",
-        SERVER_EPOCH_MS - 700_000
+        SERVER_EPOCH_MS - 700_000 - 3_600_000
     );
     let sim =
         Sim::start(&world(0, "", &live).replace("labels: [rc]", &format!("labels: [rc, {dead}]")));
@@ -731,9 +734,10 @@ fn locks_name_their_age_and_expiry_and_unlock_clears_them() {
 
 #[test]
 fn expired_locks_on_builds_that_need_nothing_are_cleared_by_apply() {
+    // Taken 700 s and an hour ago: past its 600 s and the hour front ends' clocks may differ.
     let dead = format!(
         "bamboo-promote-lock-{}-600-0000dead",
-        SERVER_EPOCH_MS - 700_000
+        SERVER_EPOCH_MS - 700_000 - 3_600_000
     );
     let world = world(0, "", "").replace(
         "- { number: 7, state: { pausedBefore: Deploy Staging } }",
@@ -1111,7 +1115,10 @@ fn a_lock_stamped_from_a_stale_answer_is_stamped_again_before_any_call() {
         .map(|r| r["path"].as_str().unwrap().to_string())
         .collect::<Vec<_>>();
     // Stamped 700 s before the server's time (give or take the milliseconds of the run).
-    let stale = format!("bamboo-promote-lock-{}", (SERVER_EPOCH_MS - 700_000) / 1000);
+    let stale = format!(
+        "bamboo-promote-lock-v2-{}",
+        (SERVER_EPOCH_MS - 700_000) / 1000
+    );
     assert!(
         deletes.first().is_some_and(|d| d.contains(&stale)),
         "the stale stamp came off first: {deletes:?}"
