@@ -352,7 +352,10 @@ impl From<Output> for Ran {
 
 impl Run {
     pub fn new(args: &[&str]) -> Run {
-        let mut command = Command::new(BIN);
+        // `BAMBOO_PROMOTE_CLIENT` runs another build as the client, against this build's
+        // simulator: how a regression test is seen to fail on the code before its fix.
+        let bin = std::env::var("BAMBOO_PROMOTE_CLIENT").unwrap_or_else(|_| BIN.to_string());
+        let mut command = Command::new(bin);
         command
             .args(args)
             .env_remove("BAMBOO_URL")
