@@ -212,16 +212,7 @@ impl Journal for Reporter {
         if self.audit_broken() {
             return Err("the audit log failed earlier in this run".into());
         }
-        let target = current_target();
-        let call = write.call.clone();
-        self.audit_at(
-            &target,
-            &write.build,
-            call,
-            Outcome::Sending,
-            None,
-            write.server_ms,
-        )
+        self.journal_record(write, Outcome::Sending, None)
     }
 
     fn after(&self, write: &journal::Write, ended: Ended, detail: Option<String>) {
@@ -230,14 +221,27 @@ impl Journal for Reporter {
             Ended::Refused => Outcome::Refused,
             Ended::Unknown => Outcome::Unanswered,
         };
+        let _ = self.journal_record(write, outcome, detail);
+    }
+}
+
+impl Reporter {
+    /// A journal's record, for the target of the promotion that is running (if any).
+    fn journal_record(
+        &self,
+        write: &journal::Write,
+        outcome: Outcome,
+        detail: Option<String>,
+    ) -> Result<(), String> {
         let target = current_target();
-        let _ = self.audit_at(
+        let call = write.call.clone();
+        self.audit_at(
             &target,
             &write.build,
-            write.call.clone(),
+            call,
             outcome,
             detail,
             write.server_ms,
-        );
+        )
     }
 }

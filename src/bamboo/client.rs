@@ -876,6 +876,11 @@ impl BambooClient {
             });
         }
         let sent = send.await;
+        // The outcome's record carries the server's time when the answer came.
+        let write = Write {
+            server_ms: self.server_time().map(|t| t.now()),
+            ..write
+        };
         let ended = match &sent {
             Ok(()) => Ended::Accepted,
             Err(BambooError::Status { .. } | BambooError::Tls { .. }) => Ended::Refused,
