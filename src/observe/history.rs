@@ -132,7 +132,9 @@ pub struct Newer<B> {
 }
 
 /// The builds of a plan newer than build `n`, newest first: history pages until one reaches
-/// `n`, down to `REVISION_SEARCH_DEPTH` builds.
+/// `n` (or comes back empty), down to `REVISION_SEARCH_DEPTH` builds; then what the pages
+/// could not show is read build by build (`fill_in`). A page's `size` is not trusted to say
+/// the history ended: a server may give the page's own length.
 pub(super) async fn newer_than(
     client: &BambooClient,
     plan: &str,
@@ -142,18 +144,91 @@ pub(super) async fn newer_than(
     let mut start = 0;
     let mut pages = Pages::default();
     while start < REVISION_SEARCH_DEPTH {
-        let (page, total) = client.history(plan, start, HISTORY_DEPTH).await?;
+        let (page, _) = client.history(plan, start, HISTORY_DEPTH).await?;
         let reached = page.is_empty() || page.iter().any(|b| b.number <= n);
         start += page.len();
         let page = pages.unseen(plan, page)?;
         builds.extend(page.into_iter().filter(|b| b.number > n));
-        if reached || start >= total {
-            return Ok(Newer {
-                builds,
-                complete: true,
-            });
+        if reached {
+            return fill_in(client, plan, n, builds).await;
         }
     }
+    Ok(Newer {
+        builds,
+        complete: false,
+    })
+}
+
+/// Builds numbered between two listed ones, or after the newest, that are read one by one
+/// before the list of newer builds is taken as whole; past this, it is "cannot tell".
+const GAP_READS: usize = 20;
+
+/// Completes the builds of a plan newer than `n` that a listing showed, newest first: the
+/// listing may have left out what a decision needs.
+/// - A build listed without its stages (a server that does not expand them in listings) is
+///   read by its key, with them.
+/// - A build missing from the numbers (a running build that a server leaves out of listings,
+///   `includeAllStates` or not) is asked for by its number: each gap between the listed
+///   numbers, and the numbers after the newest, until one is not there.
+///
+/// What cannot be had this way makes the list incomplete (`complete: false`): "cannot tell",
+/// never "no newer build".
+pub(super) async fn fill_in(
+    client: &BambooClient,
+    plan: &str,
+    n: u32,
+    listed: Vec<BuildResult>,
+) -> Result<Newer<BuildResult>, BambooError> {
+    let listed_numbers: BTreeSet<u32> = listed.iter().map(|b| b.number).collect();
+    let newest = listed_numbers.last().copied().unwrap_or(n);
+    let gaps: Vec<u32> = (n + 1..newest)
+        .filter(|k| !listed_numbers.contains(k))
+        .collect();
+    if gaps.len() > GAP_READS {
+        return Ok(Newer {
+            builds: listed,
+            complete: false,
+        });
+    }
+    let mut builds = Vec::new();
+    for build in listed {
+        if build.stages.items.is_empty() || build.stages.items.len() < build.stages.size {
+            match client.build(plan, Some(build.number)).await? {
+                Some(whole) => builds.push(whole),
+                // Gone between the reads: nothing can be said of it.
+                None => return incomplete(builds),
+            }
+        } else {
+            builds.push(build);
+        }
+    }
+    for k in gaps {
+        if let Some(found) = client.build(plan, Some(k)).await? {
+            builds.push(found);
+        }
+    }
+    let mut next = newest + 1;
+    loop {
+        if next > newest + GAP_READS as u32 {
+            return incomplete(builds);
+        }
+        match client.build(plan, Some(next)).await? {
+            Some(found) => builds.push(found),
+            None => break,
+        }
+        next += 1;
+    }
+    if builds.iter().any(|b| b.stages.items.is_empty()) {
+        return incomplete(builds);
+    }
+    builds.sort_by_key(|b| std::cmp::Reverse(b.number));
+    Ok(Newer {
+        builds,
+        complete: true,
+    })
+}
+
+fn incomplete(builds: Vec<BuildResult>) -> Result<Newer<BuildResult>, BambooError> {
     Ok(Newer {
         builds,
         complete: false,
@@ -183,7 +258,19 @@ pub(super) async fn candidates(
             break;
         }
     }
-    Ok(found)
+    // The choice is made on stages, and stops at a newer build on its way: what the listing
+    // left out (stages, running builds) is read build by build, or nothing is chosen.
+    let Some(oldest) = found.iter().map(|b| b.number).min() else {
+        return Ok(found);
+    };
+    let whole = fill_in(client, plan, oldest.saturating_sub(1), found).await?;
+    if !whole.complete {
+        return Err(BambooError::Decode {
+            what: format!("read the history of {plan}"),
+            detail: "its listing leaves out builds or their stages, and reading them one by one did not complete it: cannot tell which build is eligible".into(),
+        });
+    }
+    Ok(whole.builds)
 }
 
 /// The pages of one plan's history as they come, newest first. A build queued meanwhile

@@ -217,10 +217,10 @@ async fn newer_builds(
             .get(plan)
             .filter(|page| page.iter().any(|b| b.number == *n));
         let read = match page {
-            Some(page) => Newer {
-                builds: page.iter().filter(|b| b.number > *n).cloned().collect(),
-                complete: true,
-            },
+            Some(page) => {
+                let listed = page.iter().filter(|b| b.number > *n).cloned().collect();
+                history::fill_in(client, plan, *n, listed).await?
+            }
             None => history::newer_than(client, plan, *n).await?,
         };
         let builds = with_all_labels(client, read.builds).await?;

@@ -116,6 +116,16 @@ pub struct Context<'a> {
     pub base: &'a str,
     pub now: u64,
     pub paging: &'a Paging,
+    pub quirks: ListingQuirks,
+}
+
+/// How listings of results fall short of what was asked, as some servers' do (the fault
+/// switches of the same names).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListingQuirks {
+    pub without_stages: bool,
+    pub hide_running: bool,
+    pub size_is_page_length: bool,
 }
 
 /// Answers a GET. Reads share the engine.
@@ -283,8 +293,8 @@ fn result_view<'a>(
 
 /// Which builds a listing shows: without `includeAllStates=true`, queued and running builds
 /// are left out, as on older servers.
-fn listed(req: &ApiRequest, build: &Build) -> bool {
-    if build.execution.is_some() && !req.flag("includeAllStates") {
+fn listed(req: &ApiRequest, ctx: &Context<'_>, build: &Build) -> bool {
+    if build.execution.is_some() && (!req.flag("includeAllStates") || ctx.quirks.hide_running) {
         return false;
     }
     if req.param("continuable").is_some() && req.flag("continuable") != view::is_continuable(build)
@@ -332,13 +342,20 @@ fn paged(
     path: &str,
 ) -> Reply {
     let (start, max) = page(req, ctx.paging);
-    let size = builds.len();
+    let mut size = builds.len();
     let shown: Vec<view::ResultJson> = builds
         .into_iter()
         .skip(start)
         .take(max)
-        .map(|(p, b)| view::result(&result_view(ctx, req, p, b)))
+        .map(|(p, b)| {
+            let mut view = result_view(ctx, req, p, b);
+            view.stages &= !ctx.quirks.without_stages;
+            view::result(&view)
+        })
         .collect();
+    if ctx.quirks.size_is_page_length {
+        size = shown.len();
+    }
     // Like Data Center 10: without `expand=results.result…` a listing has counts but no
     // array. `max-result` echoes the page size asked for, not the items shown.
     let mut results = view::collection("result", shown, size, start, max);
@@ -358,7 +375,7 @@ fn history(plan: &PlanState, req: &ApiRequest, ctx: &Context<'_>) -> Result<Repl
         .builds
         .values()
         .rev()
-        .filter(|b| listed(req, b))
+        .filter(|b| listed(req, ctx, b))
         .map(|b| (plan, b))
         .collect();
     Ok(paged(builds, req, ctx, &format!("result/{}", plan.key)))
@@ -384,7 +401,7 @@ fn latest_listing(
             p.builds
                 .values()
                 .rev()
-                .find(|b| listed(req, b))
+                .find(|b| listed(req, ctx, b))
                 .map(|b| (p, b))
         })
         .collect();

@@ -19,7 +19,7 @@ use super::clock::Clock;
 use super::engine::Engine;
 use super::faults::FaultPlan;
 use super::log::LoggedRequest;
-use super::routes::{self, ApiRequest, Context, Paging};
+use super::routes::{self, ApiRequest, Context, ListingQuirks, Paging};
 use super::world::{Fault, Faults, Permission, World};
 use super::{view, xml};
 
@@ -336,10 +336,19 @@ fn answer(
 
 /// Reads share the engine; writes take it alone.
 fn reply(shared: &Shared, request: &ApiRequest, now: u64) -> routes::Reply {
+    let quirks = {
+        let faults = &shared.faults.lock().expect("faults lock").config;
+        ListingQuirks {
+            without_stages: faults.listings_without_stages,
+            hide_running: faults.listings_hide_running,
+            size_is_page_length: faults.size_is_page_length,
+        }
+    };
     let ctx = Context {
         base: &shared.base,
         now,
         paging: &shared.paging,
+        quirks,
     };
     if request.method == "GET" {
         read(shared, request, &ctx)

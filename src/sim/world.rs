@@ -212,6 +212,14 @@ pub struct Faults {
     /// answer's `Date` is stamped with it, as a reverse proxy or a Data Center node with a
     /// clock of its own would stamp it.
     pub date_offset_ms: i64,
+    /// Listings of results come without their stages, whatever `expand` asks: a build's stages
+    /// are then seen only in a read of the build itself.
+    pub listings_without_stages: bool,
+    /// Listings leave out queued and running builds even with `includeAllStates=true`, as some
+    /// servers are reported to.
+    pub listings_hide_running: bool,
+    /// A listing's `size` is the length of the page shown, not of the whole list.
+    pub size_is_page_length: bool,
     /// Faults for the next matching requests, in order, each used up once.
     pub script: Vec<ScriptedFault>,
 }

@@ -390,3 +390,50 @@ fn a_lock_label_answered_5xx_is_taken_off_again() {
         "no label left behind"
     );
 }
+
+/// Finding 5: the downgrade check decides only on complete data. Build 41 waits before Deploy
+/// Staging; newer build 42 ran it (or is running it). Under each way a listing can fall short
+/// — stages not expanded, running builds left out whatever `includeAllStates` says, a `size`
+/// that is only the page's length — promoting 41 is still blocked, and nothing is queued.
+/// Before, each mode let 41 be promoted over 42 ("no newer build").
+#[test]
+fn a_listing_that_falls_short_never_reads_as_no_newer_build() {
+    use crate::release_day::{BEHIND, PINNED, assert_downgrade};
+    let dir = manifests(PINNED);
+    // Stages not expanded in listings: 42 is read by its key, with them.
+    let sim = crate::support::Sim::start(BEHIND);
+    sim.set_faults(r#"{ "listingsWithoutStages": true }"#);
+    let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_downgrade(&ran, "SHOP-APP-42");
+    assert!(sim.queue_writes().is_empty(), "stages missing");
+    assert_eq!(sim.ran("SHOP-APP-41"), ["Build"]);
+
+    // 42 running Deploy Staging, left out of every listing: the number after the newest
+    // listed build is asked for by its key.
+    let running = BEHIND.replace(
+        "{ number: 42, state: { pausedBefore: Deploy Prod } }",
+        "{ number: 42, state: { runningAt: Deploy Staging } }",
+    );
+    let sim = crate::support::Sim::start(&running);
+    sim.set_faults(r#"{ "listingsHideRunning": true }"#);
+    let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.contains("SHOP-APP-42"), "{}", ran.stdout);
+    assert!(sim.queue_writes().is_empty(), "running build hidden");
+    assert_eq!(sim.ran("SHOP-APP-41"), ["Build"]);
+
+    // Sixty newer builds short of the stage, then 42 that ran it, on the second page; the
+    // listing's size says each page is all there is.
+    let many: String = (43..=102)
+        .map(|n| {
+            format!("          - {{ number: {n}, state: {{ pausedBefore: Deploy Staging }} }}\n")
+        })
+        .collect();
+    let deep = format!("{}\n{many}", BEHIND.trim_end_matches('\n'));
+    let sim = crate::support::Sim::start(&deep);
+    sim.set_faults(r#"{ "sizeIsPageLength": true }"#);
+    let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_downgrade(&ran, "SHOP-APP-42");
+    assert!(sim.queue_writes().is_empty(), "size only the page's length");
+    assert_eq!(sim.ran("SHOP-APP-41"), ["Build"]);
+}

@@ -1100,9 +1100,11 @@ fn a_server_that_does_not_page_labels_gets_no_call() {
 #[test]
 fn a_lock_stamped_from_a_stale_answer_is_stamped_again_before_any_call() {
     let sim = Sim::start(&world(0, "", ""));
-    // The first answer (the plan's read of the build) comes from a cache: its Date is 700 s old.
+    // The first two answers (the plan's reads of the build and of its plan's history) come
+    // from a cache: their Date is 700 s old. The third (the read of the number after the
+    // newest) contradicts them, which leaves the server's time uncertain back to theirs.
     sim.set_faults(
-        r#"{ "script": [ { "method": "GET", "fault": "staleDate", "afterMs": 700000 } ] }"#,
+        r#"{ "script": [ { "method": "GET", "fault": "staleDate", "afterMs": 700000, "times": 2 } ] }"#,
     );
     let ran = apply(&sim, &manifests(STAGING), &[]);
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
