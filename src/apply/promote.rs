@@ -455,8 +455,8 @@ async fn settle(
     match sent {
         Ok(()) => {
             audit(Outcome::Accepted, None);
-            if confirm(ctx, before, &lease).await {
-                leave_record(ctx, request, &action).await;
+            if let Some(after) = confirm(ctx, before, &lease).await {
+                leave_record(ctx, request, &action, before, &after).await;
                 let queued = Promotion::Queued {
                     runs: action.runs,
                     note: None,
@@ -500,7 +500,7 @@ async fn settle(
             match reread {
                 Ok(now) if now.fingerprint() != before.fingerprint() => {
                     audit(Outcome::SeenOnReread, None);
-                    leave_record(ctx, request, &action).await;
+                    leave_record(ctx, request, &action, before, &now).await;
                     let queued = Promotion::Queued {
                         runs: action.runs,
                         note: Some(format!("confirmed by re-reading after: {detail}")),
@@ -528,38 +528,66 @@ async fn settle(
     }
 }
 
-/// The record of a promotion Bamboo showed, on its build.
-async fn leave_record(ctx: &Context<'_>, request: &Request<'_>, action: &Action) {
-    let (target, build) = (request.target, &action.build_key);
+/// The record of a promotion Bamboo showed, on its build: what the call moved, as the read
+/// that showed it says (`before` → `after`), not what it was to run.
+async fn leave_record(
+    ctx: &Context<'_>,
+    request: &Request<'_>,
+    action: &Action,
+    before: &ObservedBuild,
+    after: &ObservedBuild,
+) {
+    let moved = record::Moved {
+        stage: &action.stage,
+        stages: moved_stages(before, after),
+    };
     record::write(
         ctx.client,
         ctx.reporter,
-        target,
-        build,
-        &action.stage,
+        request.target,
+        &action.build_key,
+        &moved,
         ctx.record,
     )
     .await;
 }
 
+/// The stages whose state the call changed, in the build's order.
+fn moved_stages(before: &ObservedBuild, after: &ObservedBuild) -> Vec<String> {
+    after
+        .stages
+        .iter()
+        .filter(|stage| {
+            let was = before.stages.iter().find(|s| s.name == stage.name);
+            was.is_none_or(|was| {
+                (&was.life_cycle_state, &was.state) != (&stage.life_cycle_state, &stage.state)
+            })
+        })
+        .map(|stage| stage.name.clone())
+        .collect()
+}
+
 /// Reads until Bamboo shows the write's effect (the build is no longer as before), while the
-/// lease allows; says whether it did. After a stop, one read more at most.
-async fn confirm(ctx: &Context<'_>, before: &ObservedBuild, lease: &Lease) -> bool {
+/// lease allows; returns the read that showed it. After a stop, one read more at most.
+async fn confirm(
+    ctx: &Context<'_>,
+    before: &ObservedBuild,
+    lease: &Lease,
+) -> Option<ObservedBuild> {
     let until = lease
         .confirm_until()
         .min(std::time::Instant::now() + CONFIRM_AT_MOST);
     let last = CONFIRM_PAUSES[CONFIRM_PAUSES.len() - 1];
     let mut pauses = CONFIRM_PAUSES.into_iter().chain(std::iter::repeat(last));
     loop {
-        if reread(ctx.client, &before.key)
-            .await
-            .is_ok_and(|now| now.fingerprint() != before.fingerprint())
+        if let Ok(now) = reread(ctx.client, &before.key).await
+            && now.fingerprint() != before.fingerprint()
         {
-            return true;
+            return Some(now);
         }
         let pause = pauses.next().unwrap_or(last);
         if ctx.stop.requested() || std::time::Instant::now() + pause >= until {
-            return false;
+            return None;
         }
         tokio::time::sleep(pause).await;
     }

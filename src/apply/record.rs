@@ -43,11 +43,46 @@ fn ci_run(env: impl Fn(&str) -> Option<String>) -> Option<String> {
     env("CI_JOB_URL").or_else(|| env("bamboo_resultsUrl"))
 }
 
-pub fn comment(target: &TargetRef, stage: &str, context: &RecordContext) -> String {
+/// What a call was seen to move: the target's stage, and the stages whose state changed.
+pub struct Moved<'a> {
+    pub stage: &'a str,
+    pub stages: Vec<String>,
+}
+
+impl Moved<'_> {
+    /// Whether the target's stage itself was seen to move (queued, running or done).
+    fn reached(&self) -> bool {
+        self.stages.iter().any(|s| s == self.stage)
+    }
+
+    /// The record's first words: only what was seen.
+    fn words(&self) -> String {
+        let stage = self.stage;
+        match self.stages.as_slice() {
+            [] => format!(
+                "Continued toward {stage} by bamboo-promote; Bamboo accepted the call and has not started a stage yet"
+            ),
+            queued if self.reached() => {
+                format!(
+                    "Promoted to {stage} by bamboo-promote (queued {})",
+                    queued.join(", ")
+                )
+            }
+            queued => format!(
+                "Continued toward {stage} by bamboo-promote; Bamboo queued {} only, and {stage} has not run",
+                queued.join(", ")
+            ),
+        }
+    }
+}
+
+pub fn comment(target: &TargetRef, moved: &Moved<'_>, context: &RecordContext) -> String {
     let digest: String = context.digest.chars().take(12).collect();
     let mut text = format!(
-        "Promoted to {stage} by bamboo-promote: target {} of manifest set {} (digest {digest}).",
-        target.id, target.set
+        "{}: target {} of manifest set {} (digest {digest}).",
+        moved.words(),
+        target.id,
+        target.set
     );
     if let Some(reason) = &context.reason {
         text.push_str(&format!("\nReason: {reason}"));
@@ -58,22 +93,24 @@ pub fn comment(target: &TargetRef, stage: &str, context: &RecordContext) -> Stri
     text
 }
 
-/// Writes the record: one comment, and the label when asked for.
+/// Writes the record: one comment saying what the call moved, and the label when asked for —
+/// only once the target's stage itself was seen to move: the label says the build got there.
 pub async fn write(
     client: &BambooClient,
     reporter: &Reporter,
     target: &TargetRef,
     build_key: &str,
-    stage: &str,
+    moved: &Moved<'_>,
     context: &RecordContext,
 ) {
-    let text = comment(target, stage, context);
+    let text = comment(target, moved, context);
     let mut written = client
         .add_comment(build_key, &text)
         .await
         .map_err(|e| e.to_string());
+    let label = target.record_label.as_ref().filter(|_| moved.reached());
     if written.is_ok()
-        && let Some(label) = &target.record_label
+        && let Some(label) = label
     {
         // Validation refuses it in a manifest; a saved plan edited by hand must not get it
         // through either.
@@ -93,14 +130,21 @@ pub async fn write(
             Event::Recorded {
                 target: target.id.clone(),
                 build: build_key.to_string(),
-                label: target.record_label.clone(),
+                label: label.cloned(),
             },
             || {
-                let label = target
-                    .record_label
-                    .as_ref()
-                    .map_or(String::new(), |l| format!(" and label {l}"));
-                format!("{}: recorded on {build_key} (a comment{label})", target.id)
+                let written = label.map_or(String::new(), |l| format!(" and label {l}"));
+                let left = match (&target.record_label, label) {
+                    (Some(l), None) => format!(
+                        "; label {l} not written: {} has not started",
+                        moved.stage
+                    ),
+                    _ => String::new(),
+                };
+                format!(
+                    "{}: recorded on {build_key} (a comment{written}){left}",
+                    target.id
+                )
             },
         ),
         Err(e) => reporter.emit(

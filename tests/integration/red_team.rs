@@ -437,3 +437,84 @@ fn a_listing_that_falls_short_never_reads_as_no_newer_build() {
     assert!(sim.queue_writes().is_empty(), "size only the page's length");
     assert_eq!(sim.ran("SHOP-APP-41"), ["Build"]);
 }
+
+/// The comments left on a build, oldest first.
+fn comments(sim: &crate::support::Sim, build: &str) -> Vec<String> {
+    let page = sim.get_json(&format!("result/{build}/comment"));
+    page["comments"]["comment"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .map(|c| c["content"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Finding 9: on a server that runs one manual stage per call, a call for Deploy Prod runs
+/// only Deploy Staging. Its record says so, and the record label (which says the build got to
+/// its stage) waits; the continuation's record says what it ran. Before, both calls left
+/// "Promoted to Deploy Prod", and the label went on while Deploy Prod had not run.
+#[test]
+fn records_say_what_ran_and_the_label_waits_for_the_target_stage() {
+    let prod = crate::safety::STAGING.replace(
+        "stage: Deploy Staging",
+        "stage: Deploy Prod, record: { label: in-prod }",
+    );
+    let dir = manifests(&prod);
+    let sim = crate::support::Sim::start(&world(
+        100,
+        ", behaviour: { continueStageBound: nextOnly }",
+        "",
+    ));
+    // Without --wait: one call, which Bamboo takes as far as Deploy Staging.
+    let once = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(once.code, 0, "{}\n{}", once.stdout, once.stderr);
+    let said = comments(&sim, "SHOP-APP-42");
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].starts_with(
+            "Continued toward Deploy Prod by bamboo-promote; Bamboo queued Deploy Staging, Smoke only, and Deploy Prod has not run"
+        ),
+        "{said:?}"
+    );
+    assert!(
+        !crate::safety::labels_of(&sim, "SHOP-APP-42").contains(&"in-prod".to_string()),
+        "no label for a stage that did not run"
+    );
+    assert!(
+        once.stderr
+            .contains("label in-prod not written: Deploy Prod has not started"),
+        "{}",
+        once.stderr
+    );
+
+    // With --wait, from the start: the continuation says what it ran, and the label goes on.
+    sim.reset();
+    let child = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--wait",
+            "--poll-interval",
+            "100ms",
+            "--timeout",
+            "60s",
+            path_str(&dir),
+        ])
+        .spawn();
+    let ran = sim.wait_advancing(child, 100);
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let said = comments(&sim, "SHOP-APP-42");
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(
+        said[0].starts_with("Continued toward Deploy Prod"),
+        "{said:?}"
+    );
+    assert!(
+        said[1].starts_with("Promoted to Deploy Prod by bamboo-promote (queued Deploy Prod"),
+        "{said:?}"
+    );
+    assert_ne!(said[0], said[1], "no two identical records");
+    assert!(crate::safety::labels_of(&sim, "SHOP-APP-42").contains(&"in-prod".to_string()));
+}
