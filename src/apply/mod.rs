@@ -31,12 +31,12 @@ pub use stop::{Signal, Stop};
 use crate::bamboo::BambooClient;
 use crate::bamboo::types::split_build_key;
 use crate::lock_label::looks_like_a_lock;
-use crate::manifest::Desired;
+use crate::manifest::{BuildSelector, Desired};
 use crate::observe::{self, ObservedBuild, ObservedStage};
 use crate::reconcile::{self, Action, Plan, PlanItem, Status, TargetRef};
 use crate::render::human::status_words;
 use progress::Progress;
-use promote::{Context, Promotion, Request, promote, reread};
+use promote::{Context, Promotion, Request, Upstream, promote, reread};
 
 pub struct Options {
     pub wait: bool,
@@ -150,7 +150,7 @@ pub async fn run(
                 _ => None,
             })
             .collect();
-        let ctx = &ctx;
+        let (ctx, planned) = (&ctx, &plan);
         // Plans are promoted side by side, but the targets of one plan one after another,
         // newest build first: the downgrade check of an older build's call then sees what
         // this run's call to a newer one did. And once a call to a build of the plan has an
@@ -169,6 +169,7 @@ pub async fn run(
                         target: &target,
                         action: &action,
                         require_fingerprint,
+                        upstream: upstream_of(planned, &target, require_fingerprint),
                     };
                     report::TARGET
                         .scope(target.id.clone(), promote(ctx, &request))
@@ -531,6 +532,28 @@ fn by_plan(todo: Vec<(TargetRef, Action)>) -> Vec<Vec<(TargetRef, Action)>> {
         group.sort_by_key(|(_, action)| std::cmp::Reverse(number(action)));
     }
     groups
+}
+
+/// For a saved plan, the targets a target is `after`, each with the build it was in sync on
+/// when planned: checked again before the call, since nothing re-plans a saved plan. (From
+/// manifests, each round's plan has just checked them.)
+fn upstream_of(plan: &Plan, target: &TargetRef, saved: bool) -> Vec<Upstream> {
+    if !saved {
+        return Vec::new();
+    }
+    target
+        .after
+        .iter()
+        .map(|id| {
+            let item = plan.items.iter().find(|i| &i.target.id == id);
+            Upstream {
+                id: id.clone(),
+                build_key: item.and_then(|i| i.build.as_ref()).map(|b| b.key.clone()),
+                stage: item.map(|i| i.target.stage.clone()).unwrap_or_default(),
+                selector: item.map_or(BuildSelector::Latest, |i| i.target.build.clone()),
+            }
+        })
+        .collect()
 }
 
 /// A build that nothing moves now: not queued, and no stage waiting or running.

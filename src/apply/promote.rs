@@ -17,6 +17,7 @@ use super::stop::Stop;
 use crate::bamboo::types::split_build_key;
 use crate::bamboo::{BambooClient, WriteError};
 use crate::lock_label::looks_like_a_lock;
+use crate::manifest::BuildSelector;
 use crate::observe::{ObservedBuild, newer_builds_of};
 use crate::reconcile::{Action, BlockReason, Moment, Status, TargetRef, assess, downgrade};
 use crate::render::human::status_words;
@@ -83,6 +84,17 @@ pub struct Request<'a> {
     pub action: &'a Action,
     /// For a saved plan: the build must still match what was planned.
     pub require_fingerprint: bool,
+    /// For a saved plan: the targets this one is `after`, which must still be in sync.
+    pub upstream: Vec<Upstream>,
+}
+
+/// A target another is `after`, and the build it was in sync on when the plan was made.
+pub struct Upstream {
+    pub id: String,
+    pub build_key: Option<String>,
+    pub stage: String,
+    /// How it names its build: `latest` (or a label) may name a newer one by now.
+    pub selector: BuildSelector,
 }
 
 /// What every promotion of a run shares.
@@ -109,6 +121,13 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
             }
             Ok(_) => {}
             Err(e) => return Promotion::Failed(e),
+        }
+    }
+    // A saved plan was made while the targets this one is `after` were in sync; one that is
+    // not any more (its build moved on, failed, was replaced) makes the plan stale.
+    for up in &request.upstream {
+        if let Err(promotion) = still_in_sync(client, up).await {
+            return *promotion;
         }
     }
     let waiting = |holder: &str| {
@@ -319,6 +338,41 @@ fn promotion_words(promotion: &Promotion) -> String {
         Promotion::Stopped => "stopped by a signal".into(),
         other => format!("{other:?}"),
     }
+}
+
+/// Whether a target this one is `after` is still in sync, on a fresh read of its build.
+async fn still_in_sync(client: &BambooClient, up: &Upstream) -> Result<(), Box<Promotion>> {
+    let planned = format!("after {}: in sync", up.id);
+    let Some(build_key) = &up.build_key else {
+        let found = format!("{} is not in the saved plan with a build", up.id);
+        return Err(Box::new(Promotion::Stale { planned, found }));
+    };
+    let failed = |e: String| Box::new(Promotion::Failed(e));
+    let (plan, _) = split_build_key(build_key)
+        .ok_or_else(|| failed(format!("{build_key} is not a build key")))?;
+    // The build the target names now: a new build makes `latest` name it.
+    let named = match &up.selector {
+        BuildSelector::Latest | BuildSelector::NewestEligible => client.build(plan, None).await,
+        BuildSelector::Label(label) => client.labelled(plan, label).await,
+        BuildSelector::Number(_) | BuildSelector::Revision(_) => {
+            let (plan, number) = split_build_key(build_key).unwrap_or((plan, 0));
+            client.build(plan, Some(number)).await
+        }
+    };
+    let now = match named {
+        Ok(Some(build)) => ObservedBuild::from_result(build),
+        Ok(None) => {
+            let found = format!("{} names no build now", up.id);
+            return Err(Box::new(Promotion::Stale { planned, found }));
+        }
+        Err(e) => return Err(failed(e.to_string())),
+    };
+    let status = assess(&now, &up.stage, false);
+    if status.is_settled() {
+        return Ok(());
+    }
+    let found = format!("{}: {} is {}", up.id, now.key, status_words(&status));
+    Err(Box::new(Promotion::Stale { planned, found }))
 }
 
 /// The action the fresh build still calls for, or why there is none.

@@ -518,3 +518,47 @@ fn records_say_what_ran_and_the_label_waits_for_the_target_stage() {
     assert_ne!(said[0], said[1], "no two identical records");
     assert!(crate::safety::labels_of(&sim, "SHOP-APP-42").contains(&"in-prod".to_string()));
 }
+
+/// Finding 11: a saved plan promotes a target `after` another only while that one is still in
+/// sync. Planned while the latest SHOP-APP build had reached Deploy Staging; then a new build
+/// came, so `latest` names a build that has not. Applying the saved plan is stale, and the
+/// downstream target gets no call. Before, it was promoted.
+#[test]
+fn a_saved_plan_does_not_promote_after_a_target_that_is_no_longer_in_sync() {
+    let world = world(0, "", "").replace(
+        "- { number: 42, labels: [], state: { pausedBefore: Deploy Staging } }",
+        "- { number: 42, state: { pausedBefore: Deploy Prod } }",
+    );
+    assert!(
+        world.contains("number: 42, state: { pausedBefore: Deploy Prod }"),
+        "{world}"
+    );
+    let sim = crate::support::Sim::start(&world);
+    let dir = manifests(&ORDERED.replace("build: 42, stage", "stage"));
+    let plans = crate::support::scratch("plans");
+    let saved = plans.join("plan.json");
+    let planned = sim
+        .cmd(&["plan", "--out", saved.to_str().unwrap(), path_str(&dir)])
+        .run();
+    assert_eq!(planned.code, 0, "{}\n{}", planned.stdout, planned.stderr);
+    assert!(
+        planned.stdout.contains("promote to Deploy Staging"),
+        "{}",
+        planned.stdout
+    );
+    // A new build of SHOP-APP: `latest` now names 43, short of Deploy Staging.
+    let (status, body) = sim.write("POST", "queue/SHOP-APP");
+    assert_eq!(status, 200, "{body}");
+    sim.advance(1000);
+    let ran = sim
+        .cmd(&["apply", "--auto-approve", saved.to_str().unwrap()])
+        .run();
+    assert_eq!(ran.code, 5, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("app-staging: SHOP-APP-43 is"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(writes_to(&sim, "SHOP-API-7"), 0, "no call downstream");
+    assert_eq!(sim.ran("SHOP-API-7"), ["Build"]);
+}
