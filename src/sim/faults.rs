@@ -53,6 +53,10 @@ impl FaultPlan {
                 && rule.path.as_deref().is_none_or(|p| path.contains(p))
         })?;
         let rule = &mut self.config.script[index];
+        if rule.skip > 0 {
+            rule.skip -= 1;
+            return None;
+        }
         rule.times -= 1;
         let scripted = (rule.fault, rule.after_ms);
         if rule.times == 0 {

@@ -235,6 +235,10 @@ pub struct ScriptedFault {
     pub path: Option<String>,
     #[serde(default = "one")]
     pub times: u32,
+    /// Matching requests let through untouched before the fault applies: the fourth read of
+    /// a build, not the first.
+    #[serde(default)]
+    pub skip: u32,
     pub fault: Fault,
     /// For `applyLate` and `hold`: how far the sim clock must move past the request's arrival
     /// before the write is applied or the answer delivered.

@@ -562,3 +562,53 @@ fn a_saved_plan_does_not_promote_after_a_target_that_is_no_longer_in_sync() {
     assert_eq!(writes_to(&sim, "SHOP-API-7"), 0, "no call downstream");
     assert_eq!(sim.ran("SHOP-API-7"), ["Build"]);
 }
+
+/// Finding 7: a call answered 5xx has an unknown outcome until the read after it settles it.
+/// A second signal during that read records the call as abandoned and exits 7, its lock kept.
+/// Before, the call counted as answered: exit 143, no record past "re-reading", no summary.
+#[test]
+fn a_second_signal_while_an_unknown_outcome_is_read_again_exits_7() {
+    let dir = manifests(crate::safety::STAGING);
+    let audit_dir = crate::support::scratch("audit");
+    let audit = audit_dir.join("audit.jsonl");
+    let sim = crate::support::Sim::start(&world(0, "", ""));
+    // The call is answered 503 without effect; the read after it (the build's fourth: the
+    // plan's, the lock's, the last before the call, then this one) is held.
+    sim.set_faults(
+        r#"{ "script": [
+             { "method": "PUT", "path": "queue/SHOP-APP-42", "fault": "serverError" },
+             { "method": "GET", "path": "result/SHOP-APP-42", "skip": 3, "fault": "hold", "afterMs": 1 } ] }"#,
+    );
+    let mut child = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--audit-log",
+            audit.to_str().unwrap(),
+            path_str(&dir),
+        ])
+        .spawn();
+    wait_for_request(&sim, |r| r["method"] == "PUT");
+    crate::support::wait_until("the read after the call never came", || {
+        let log = sim.requests();
+        let put = log
+            .iter()
+            .position(|r| r["method"] == "PUT")
+            .unwrap_or(usize::MAX);
+        log.iter()
+            .skip(put)
+            .any(|r| r["method"] == "GET" && r["path"] == "result/SHOP-APP-42")
+    });
+    signal(&child, "TERM");
+    let first = crate::support::stderr_until(&mut child, "SIGTERM: no new write");
+    signal(&child, "TERM");
+    let ran = Ran::finish(child);
+    assert_eq!(ran.code, 7, "{}\n{first}{}", ran.stdout, ran.stderr);
+    let audit = crate::contracts::audit_log(&audit);
+    assert!(
+        audit.contains("abandoned by a second signal") && audit.contains("queue/SHOP-APP-42"),
+        "{audit}"
+    );
+    assert_eq!(lock_labels(&sim, "SHOP-APP-42").len(), 1, "the lock stays");
+    assert_eq!(writes_to(&sim, "SHOP-APP-42"), 1);
+}
