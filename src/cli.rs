@@ -339,8 +339,12 @@ pub struct UnlockArgs {
     #[command(flatten)]
     pub server: ServerArgs,
     /// Also remove live lock labels: only when no apply is using them.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     pub force: bool,
+    /// Wait until each live lock label has been watched for its whole lifetime (at most
+    /// 1h), then remove it: what apply does by itself, without trusting any clock.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]

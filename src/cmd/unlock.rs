@@ -1,7 +1,7 @@
 //! `unlock`: takes bamboo-promote's lock labels off builds (see `apply::unlock`).
 
 use super::failure::Json;
-use crate::apply::unlock::unlock;
+use crate::apply::unlock::{Live, unlock};
 use crate::cli::UnlockArgs;
 use crate::exit;
 
@@ -22,7 +22,15 @@ pub async fn run(args: &UnlockArgs) -> u8 {
     }
     let mut code = exit::SUCCESS;
     for build_key in &args.builds {
-        match unlock(&connection.client, build_key, args.force).await {
+        let live = if args.force {
+            Live::Force
+        } else if args.watch {
+            Live::Watch
+        } else {
+            Live::Refuse
+        };
+        let waiting = |line: &str| errln!("{line}");
+        match unlock(&connection.client, build_key, live, waiting).await {
             Ok(removed) if removed.is_empty() => outln!("{build_key}: no lock labels"),
             Ok(removed) => {
                 for label in removed {

@@ -612,3 +612,30 @@ fn a_second_signal_while_an_unknown_outcome_is_read_again_exits_7() {
     assert_eq!(lock_labels(&sim, "SHOP-APP-42").len(), 1, "the lock stays");
     assert_eq!(writes_to(&sim, "SHOP-APP-42"), 1);
 }
+
+/// `unlock --watch` takes a live lock off once it has watched it for its whole lifetime, on
+/// this machine's boot clock, whatever the server's clock says (here it does not move at all).
+#[test]
+fn unlock_watch_removes_a_live_lock_once_watched_for_its_lifetime() {
+    let live = format!(
+        "bamboo-promote-lock-v2-{}-2000-0000beef",
+        crate::safety::SERVER_EPOCH_MS
+    );
+    let sim = crate::support::Sim::start(&world(0, "", &live));
+    let refused = sim.cmd(&["unlock", "SHOP-APP-42"]).run();
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--watch"), "{}", refused.stderr);
+    let started = std::time::Instant::now();
+    let watched = sim.cmd(&["unlock", "--watch", "SHOP-APP-42"]).run();
+    assert_eq!(watched.code, 0, "{}", watched.stderr);
+    assert!(
+        watched.stderr.contains("watching label"),
+        "{}",
+        watched.stderr
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "it watched the 2 s lifetime"
+    );
+    assert!(lock_labels(&sim, "SHOP-APP-42").is_empty());
+}
