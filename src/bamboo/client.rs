@@ -20,7 +20,9 @@ use super::auth::Credentials;
 use super::journal::{Ended, Journal, Write};
 use super::retry::{self, RetryPolicy};
 use super::server_clock::ServerTime;
-use super::types::{BranchInfo, BuildResult, ErrorBody, Label, LabelList, PlanInfo, ResultList};
+use super::types::{
+    BranchInfo, BranchList, BuildResult, ErrorBody, Label, LabelList, PlanInfo, ResultList,
+};
 
 /// Bodies larger than this are decoded off the request task (see `get`): listing pages, not
 /// single builds (about 3 kB each).
@@ -75,6 +77,10 @@ pub enum BambooError {
         "{what}: Bamboo answered with {answered}; nothing is done with an answer to another question"
     )]
     Mismatch { what: String, answered: String },
+    /// More than one thing answers to a name (two branches), and acting on either could
+    /// promote a build nobody named.
+    #[error("{what}: {candidates} both answer to it; name the branch so that only one does")]
+    Ambiguous { what: String, candidates: String },
     /// A list read in pages kept changing between the pages (labels other applies put on
     /// and take off): read again later, it may settle.
     #[error("{what}: the list kept changing while it was read, page by page")]
@@ -109,6 +115,11 @@ const MAX_ANSWER_BYTES: usize = 64 << 20;
 /// build needs a handful, and past this a list that keeps growing is a broken answer.
 const LABEL_PAGE: usize = 100;
 const LABELS_AT_MOST: usize = 2_000;
+/// Branches asked for per page of `plan/{plan}/branch`: the page older servers cap at, so a
+/// full page means "read on".
+const BRANCH_PAGE: usize = 25;
+/// The most branches read of one plan; past it, the listing is a broken answer.
+const BRANCHES_AT_MOST: usize = 10_000;
 /// Times a label list that changed while read is read again from its start.
 const LABEL_RESTARTS: u32 = 3;
 
@@ -224,15 +235,49 @@ impl BambooClient {
         .await
     }
 
-    /// `GET plan/{key}/branch/{name}`; `None` when the plan has no such branch.
-    pub async fn branch(&self, plan: &str, name: &str) -> Result<Option<BranchInfo>, BambooError> {
-        let path = format!(
-            "plan/{}/branch/{}",
-            encode_segment(plan),
-            encode_segment(name)
-        );
-        self.get(&format!("read branch {name:?} of {plan}"), &path, &[])
-            .await
+    /// `GET plan/{key}/branch`, page after page: every branch of the plan. A branch's name is
+    /// never put in a path: Tomcat, which Bamboo runs on, refuses an encoded `/` (`%2F`) with
+    /// 400, and proxies before it with 404, so branch names are matched against this list.
+    /// The list is whole only when a page comes back shorter than asked, or empty: a `size`
+    /// is not trusted. A plan with no such resource (404) has none.
+    pub async fn branches(&self, plan: &str) -> Result<Vec<BranchInfo>, BambooError> {
+        let what = format!("list the branches of {plan}");
+        let path = format!("plan/{}/branch", encode_segment(plan));
+        let page_size = BRANCH_PAGE.to_string();
+        let mut branches: Vec<BranchInfo> = Vec::new();
+        loop {
+            let start = branches.len().to_string();
+            let query = [
+                ("expand", "branches.branch.vcsBranch"),
+                ("start-index", start.as_str()),
+                ("max-results", page_size.as_str()),
+                ("max-result", page_size.as_str()),
+            ];
+            let Some(page) = self.get::<BranchList>(&what, &path, &query).await? else {
+                return Ok(branches);
+            };
+            let page = page.branches.items;
+            // A page that begins where the list did: the server ignores `start-index`.
+            if !branches.is_empty()
+                && page.first().map(|b| &b.key) == branches.first().map(|b| &b.key)
+            {
+                return Err(BambooError::Decode {
+                    what,
+                    detail: "the first branch listed again on a later page: the server does not page branches".into(),
+                });
+            }
+            let short = page.len() < BRANCH_PAGE;
+            branches.extend(page);
+            if short {
+                return Ok(branches);
+            }
+            if branches.len() >= BRANCHES_AT_MOST {
+                return Err(BambooError::Decode {
+                    what,
+                    detail: format!("more than {BRANCHES_AT_MOST} branches listed"),
+                });
+            }
+        }
     }
 
     /// `GET result/{plan}-{number}` (or `-latest`) with its stages.
@@ -388,19 +433,6 @@ impl BambooClient {
             .result_list(&what, &results_of(plan), &[], start, max)
             .await?;
         Ok(list.unwrap_or_default())
-    }
-
-    /// `GET result/{plan}/branch/{name}`: up to `max` builds of a plan branch, newest first, in
-    /// one request (Atlassian's workaround for BAM-21991); `None` when there is no such branch.
-    pub async fn branch_history(
-        &self,
-        plan: &str,
-        name: &str,
-        max: usize,
-    ) -> Result<Option<(Vec<BuildResult>, usize)>, BambooError> {
-        let what = format!("read builds of branch {name:?} of {plan}");
-        let path = format!("{}/branch/{}", results_of(plan), encode_segment(name));
-        self.result_list(&what, &path, &[], 0, max).await
     }
 
     /// One page of `GET result/{project}`, or of `GET result` for the whole server: the latest

@@ -139,6 +139,30 @@ pub struct BranchInfo {
     pub key: String,
     #[serde(default = "enabled")]
     pub enabled: bool,
+    /// The branch's name in Bamboo, which may have turned a VCS branch's `/` into `-`.
+    #[serde(default, rename = "shortName")]
+    pub short_name: Option<String>,
+    /// The VCS branch it builds, where the server says (`"vcsBranch": "release/2.4"`, or an
+    /// object with its `name`).
+    #[serde(default, rename = "vcsBranch")]
+    pub vcs_branch: Option<serde_json::Value>,
+}
+
+impl BranchInfo {
+    /// The VCS branch's name, in either shape a server gives it.
+    pub fn vcs_branch_name(&self) -> Option<&str> {
+        match self.vcs_branch.as_ref()? {
+            serde_json::Value::String(name) => Some(name),
+            other => other.get("name")?.as_str(),
+        }
+    }
+}
+
+/// `GET plan/{plan}/branch`: a page of the plan's branches.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BranchList {
+    #[serde(default)]
+    pub branches: Collection<BranchInfo>,
 }
 
 /// Bamboo's error body: `{"message", "status-code", "sub-code"}`.

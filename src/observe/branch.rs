@@ -1,58 +1,67 @@
-//! A plan branch's builds in one read where Bamboo allows it: `result/{plan}/branch/{name}`
-//! names the branch plan and carries its builds (Atlassian's workaround for BAM-21991).
+//! A plan branch, found by name in its plan's branch listing, and the builds its selectors
+//! name, read by the branch plan's key. Bamboo's own by-name paths (`plan/{key}/branch/{name}`,
+//! `result/{key}/branch/{name}`) put the name in the path, and the most common names
+//! (`release/2.4`) then carry an encoded `/`, which Tomcat refuses.
 
 use std::collections::BTreeSet;
 
-use super::history::{HISTORY_DEPTH, PlanBuilds, from_history, read_builds};
-use super::{ObservedBranch, only_latest};
+use super::ObservedBranch;
+use super::history::{PlanBuilds, read_builds};
+use crate::bamboo::types::BranchInfo;
 use crate::bamboo::{BambooClient, BambooError};
 use crate::manifest::BuildSelector;
 
-/// A plan branch and the builds its selectors name. Without build numbers, one read of the
-/// branch's builds answers everything, the branch plan's key and `enabled` included (a branch
-/// without builds takes the lookup for those); build numbers take the lookup, then reads of
-/// the branch plan.
+/// A plan branch and the builds its selectors name.
 pub(super) async fn branch_builds(
     client: &BambooClient,
     plan: &str,
     name: &str,
+    listing: &[BranchInfo],
     selectors: &BTreeSet<BuildSelector>,
 ) -> Result<(Option<ObservedBranch>, PlanBuilds), BambooError> {
-    let numbered = selectors
-        .iter()
-        .any(|s| matches!(s, BuildSelector::Number(_)));
-    if !numbered {
-        let depth = if only_latest(selectors) {
-            1
-        } else {
-            HISTORY_DEPTH
-        };
-        let Some((history, total)) = client.branch_history(plan, name, depth).await? else {
-            return Ok((None, PlanBuilds::default()));
-        };
-        let branch = match history.first().and_then(|b| b.plan.as_ref()) {
-            Some(branch_plan) => Some(ObservedBranch {
-                key: branch_plan.key.clone(),
-                enabled: branch_plan.enabled,
-            }),
-            None => client.branch(plan, name).await?.map(ObservedBranch::from),
-        };
-        if let Some(branch) = &branch {
-            check_branch_key(plan, name, &branch.key)?;
-        }
-        let named = match &branch {
-            Some(branch) => from_history(client, &branch.key, &history, total, selectors).await?,
-            None => Vec::new(),
-        };
-        let newest = history;
-        return Ok((branch, PlanBuilds { named, newest }));
-    }
-    let Some(branch) = client.branch(plan, name).await? else {
+    let Some(branch) = find(plan, name, listing)? else {
         return Ok((None, PlanBuilds::default()));
     };
-    check_branch_key(plan, name, &branch.key)?;
     let builds = read_builds(client, &branch.key, selectors).await?;
-    Ok((Some(ObservedBranch::from(branch)), builds))
+    Ok((Some(branch), builds))
+}
+
+/// The branch a manifest's name means: the one whose Bamboo name (short name) or VCS branch is
+/// exactly that name. The name is never transformed (Bamboo may have turned `/` into `-`, but
+/// `release/2.4` must not find a branch named `release-2.4`); two branches that answer to it
+/// are an error naming both.
+pub(super) fn find(
+    plan: &str,
+    name: &str,
+    listing: &[BranchInfo],
+) -> Result<Option<ObservedBranch>, BambooError> {
+    let mut found: Vec<&BranchInfo> = listing
+        .iter()
+        .filter(|b| b.short_name.as_deref() == Some(name) || b.vcs_branch_name() == Some(name))
+        .collect();
+    found.dedup_by(|a, b| a.key == b.key);
+    match found.as_slice() {
+        [] => Ok(None),
+        [one] => {
+            check_branch_key(plan, name, &one.key)?;
+            Ok(Some(ObservedBranch::from((*one).clone())))
+        }
+        several => Err(BambooError::Ambiguous {
+            what: format!("find branch {name:?} of {plan}"),
+            candidates: several
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{} (named {:?}, VCS branch {:?})",
+                        b.key,
+                        b.short_name.as_deref().unwrap_or("?"),
+                        b.vcs_branch_name().unwrap_or("?")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" and "),
+        }),
+    }
 }
 
 /// A plan branch's key is its plan's key and a number (`SHOP-APP` → `SHOP-APP3`). An answer
@@ -73,7 +82,48 @@ pub(super) fn check_branch_key(plan: &str, name: &str, key: &str) -> Result<(), 
 
 #[cfg(test)]
 mod tests {
-    use super::check_branch_key;
+    use super::{check_branch_key, find};
+    use crate::bamboo::types::BranchInfo;
+
+    fn branch(key: &str, short: &str, vcs: Option<&str>) -> BranchInfo {
+        BranchInfo {
+            key: key.into(),
+            enabled: true,
+            short_name: Some(short.into()),
+            vcs_branch: vcs.map(|v| serde_json::json!({ "name": v })),
+        }
+    }
+
+    #[test]
+    fn a_branch_is_found_by_its_exact_name_or_vcs_branch_never_a_transformed_one() {
+        let listing = [branch("SHOP-APP1", "release-2.4", Some("release/2.4"))];
+        let key = |name| find("SHOP-APP", name, &listing).unwrap().map(|b| b.key);
+        assert_eq!(
+            key("release/2.4").as_deref(),
+            Some("SHOP-APP1"),
+            "by VCS branch"
+        );
+        assert_eq!(
+            key("release-2.4").as_deref(),
+            Some("SHOP-APP1"),
+            "by Bamboo's name"
+        );
+        // Another branch named `release-2.4` (its own VCS branch): `release/2.4` is not it.
+        let other = [branch("SHOP-APP2", "release-2.4", Some("release-2.4"))];
+        assert!(find("SHOP-APP", "release/2.4", &other).unwrap().is_none());
+        // Two branches answer to one name: both are named, and neither is taken.
+        let both = [
+            branch("SHOP-APP1", "rel", Some("release/2.4")),
+            branch("SHOP-APP2", "release/2.4", None),
+        ];
+        let error = find("SHOP-APP", "release/2.4", &both)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("SHOP-APP1") && error.contains("SHOP-APP2"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn a_branch_key_is_its_plans_key_and_a_number() {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 
-use crate::bamboo::types::BuildResult;
+use crate::bamboo::types::{BranchInfo, BuildResult};
 use crate::bamboo::{BambooClient, BambooError};
 use crate::manifest::{BuildSelector, Desired};
 
@@ -56,17 +56,34 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
         .into_iter()
         .partition(|(_, selectors)| only_latest(selectors));
 
+    // Branch names are matched against each plan's branch listing, read once per plan that
+    // has branch targets (a name never goes into a path: see `BambooClient::branches`).
+    let branched: BTreeSet<&String> = on_branch
+        .keys()
+        .map(|(plan, _)| plan)
+        .chain(
+            eligible
+                .iter()
+                .filter(|(_, b)| b.is_some())
+                .map(|(plan, _)| plan),
+        )
+        .collect();
+    let listings: HashMap<&String, Vec<BranchInfo>> = branched
+        .iter()
+        .copied()
+        .zip(join_all(branched.iter().map(|plan| client.branches(plan))).await)
+        .map(|(plan, listing)| listing.map(|l| (plan, l)))
+        .collect::<Result<_, _>>()?;
+    let listing_of = |plan: &String| listings.get(plan).map_or(&[][..], Vec::as_slice);
+
     // Three independent sets of reads, run together so that the parallelism bound stays busy:
     // the branches, the listings, and the direct reads. The client's slots are handed out first
-    // come, first served, and `biased` polls in this order: branches go first, as their reads
-    // may take a second step (a lookup, then the branch plan's builds).
+    // come, first served, and `biased` polls in this order: branches go first.
     let (branch_reads, listed, direct_reads) = tokio::join!(
         biased;
-        join_all(
-            on_branch
-                .iter()
-                .map(|((plan, name), selectors)| branch_builds(client, plan, name, selectors))
-        ),
+        join_all(on_branch.iter().map(|((plan, name), selectors)| {
+            branch_builds(client, plan, name, listing_of(plan), selectors)
+        })),
         list_latest(client, &listable),
         join_all(
             direct
@@ -77,7 +94,7 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
     let chosen_from = join_all(
         eligible
             .iter()
-            .map(|(plan, branch)| candidates(client, plan, branch.as_deref())),
+            .map(|(plan, branch)| candidates(client, plan, branch.as_deref(), listing_of(plan))),
     )
     .await;
     // Every build a target names, by (plan or branch-plan key, selector).
@@ -248,16 +265,16 @@ async fn candidates(
     client: &BambooClient,
     plan: &str,
     branch: Option<&str>,
+    listing: &[BranchInfo],
 ) -> Result<(Option<ObservedBranch>, Option<(String, Vec<BuildResult>)>), BambooError> {
     let (branch, key) = match branch {
         None => (None, plan.to_string()),
         Some(name) => {
-            let Some(found) = client.branch(plan, name).await? else {
+            let Some(found) = branch::find(plan, name, listing)? else {
                 return Ok((None, None));
             };
-            branch::check_branch_key(plan, name, &found.key)?;
             let key = found.key.clone();
-            (Some(ObservedBranch::from(found)), key)
+            (Some(found), key)
         }
     };
     let builds = history::candidates(client, &key).await?;

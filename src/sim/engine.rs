@@ -68,6 +68,8 @@ pub struct PlanState {
     pub stages: Vec<StageDef>,
     /// For a branch plan: the master plan's key and the branch name.
     pub branch_of: Option<(String, String)>,
+    /// For a branch plan: the VCS branch it builds, when the world names one.
+    pub vcs_branch: Option<String>,
     /// For a master plan: (branch name, branch plan key).
     pub branches: Vec<(String, String)>,
     pub builds: BTreeMap<u32, Build>,
@@ -132,6 +134,7 @@ impl Engine {
                     enabled: plan.enabled,
                     stages: plan.stages.clone(),
                     branch_of: None,
+                    vcs_branch: None,
                     branches: Vec::new(),
                     builds: BTreeMap::new(),
                     stage_runs: vec![0; plan.stages.len()],
@@ -149,6 +152,7 @@ impl Engine {
                     state.short_name = branch.name.clone();
                     state.enabled = branch.enabled;
                     state.branch_of = Some((key.clone(), branch.name.clone()));
+                    state.vcs_branch = branch.vcs_branch.clone();
                     state.builds = make_builds(&branch_key, &plan.stages, &branch.builds, now)?;
                     if plans.insert(branch_key.clone(), state).is_some() {
                         return Err(format!("plan key {branch_key} is defined twice"));

@@ -147,7 +147,7 @@ pub fn read(engine: &Engine, req: &ApiRequest, ctx: &Context<'_>) -> Reply {
         ["plan", key] => engine
             .plan(key)
             .map(|p| ok("plan", &view::plan(ctx.base, p, req.expands("stages")))),
-        ["plan", key, "branch"] => branches(engine, ctx, key),
+        ["plan", key, "branch"] => branches(engine, req, ctx, key),
         ["plan", key, "branch", name] => branch_key(engine, key, name)
             .and_then(|k| Ok(ok("branch", &view::branch(ctx.base, engine.plan(&k)?)))),
         ["queue"] => Ok(queue(engine, ctx)),
@@ -425,21 +425,32 @@ fn branch_key(engine: &Engine, plan_key: &str, name: &str) -> Result<String, Ref
         })
 }
 
-fn branches(engine: &Engine, ctx: &Context<'_>, plan_key: &str) -> Result<Reply, Refused> {
+fn branches(
+    engine: &Engine,
+    req: &ApiRequest,
+    ctx: &Context<'_>,
+    plan_key: &str,
+) -> Result<Reply, Refused> {
     let plan = engine.plan(plan_key)?;
-    let items: Vec<view::BranchJson> = plan
+    let (start, max) = page(req, ctx.paging);
+    let all: Vec<&PlanState> = plan
         .branches
         .iter()
         .filter_map(|(_, key)| engine.plans.get(key))
+        .collect();
+    let count = all.len();
+    let items: Vec<view::BranchJson> = all
+        .into_iter()
+        .skip(start)
+        .take(max)
         .map(|b| view::branch(ctx.base, b))
         .collect();
-    let count = items.len();
     Ok(ok(
         "branches",
         &json!({
             "expand": "branches",
             "link": view::link(ctx.base, &format!("plan/{plan_key}/branch")),
-            "branches": view::collection("branch", items, count, 0, count),
+            "branches": view::collection("branch", items, count, start, max),
         }),
     ))
 }

@@ -20,7 +20,7 @@ use super::engine::Engine;
 use super::faults::FaultPlan;
 use super::log::LoggedRequest;
 use super::routes::{self, ApiRequest, Context, ListingQuirks, Paging};
-use super::world::{Fault, Faults, Permission, World};
+use super::world::{EncodedSlash, Fault, Faults, Permission, World};
 use super::{view, xml};
 
 struct Shared {
@@ -119,6 +119,21 @@ async fn handle(
     let Some(api_path) = path.strip_prefix(&prefix) else {
         return json_response(404, &view::error(404, "HTTP 404 Not Found"));
     };
+    // Tomcat's default: an encoded `/` in a path is a bad request, before Bamboo sees it.
+    let encoded_slash = api_path.to_ascii_lowercase().contains("%2f");
+    if encoded_slash && shared.world.settings.behaviour.encoded_slash == EncodedSlash::Reject {
+        shared.log.lock().expect("log lock").push(LoggedRequest {
+            seq: shared.seq.fetch_add(1, Ordering::SeqCst),
+            method: method.to_string(),
+            path: api_path.to_string(),
+            query: uri.query().unwrap_or("").to_string(),
+            status: 400,
+            in_flight: shared.in_flight.load(Ordering::SeqCst),
+            at_ms: shared.clock.now(),
+            wall_ms: shared.started.elapsed().as_millis() as u64,
+        });
+        return tomcat_bad_request();
+    }
     let _guard = InFlight::enter(&shared.in_flight);
     let in_flight = shared.in_flight.load(Ordering::SeqCst);
     let latency = shared.faults.lock().expect("faults lock").config.latency_ms;
@@ -388,6 +403,19 @@ fn without(query: &str, names: &[&str]) -> String {
 }
 
 /// What a proxy's error page or a login page looks like to a client that asked for JSON.
+/// Tomcat's answer to a path it refuses: 400 with an HTML page.
+fn tomcat_bad_request() -> Response {
+    let mut response = Response::new(axum::body::Body::from(
+        "<!doctype html><html><head><title>HTTP Status 400 – Bad Request</title></head><body><h1>HTTP Status 400 – Bad Request</h1></body></html>",
+    ));
+    *response.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/html;charset=utf-8"),
+    );
+    response
+}
+
 fn html_page() -> Response {
     Response::builder()
         .status(200)

@@ -804,12 +804,23 @@ pub struct BranchJson<'a> {
     #[serde(flatten)]
     summary: PlanSummary<'a>,
     description: &'static str,
+    #[serde(rename = "vcsBranch", skip_serializing_if = "Option::is_none")]
+    vcs_branch: Option<KeyName<'a>>,
+}
+
+#[derive(Serialize)]
+struct KeyName<'a> {
+    name: &'a str,
 }
 
 pub fn branch<'a>(base: &str, branch_plan: &'a PlanState) -> BranchJson<'a> {
     BranchJson {
         summary: plan_summary(base, branch_plan),
         description: "",
+        vcs_branch: branch_plan
+            .vcs_branch
+            .as_deref()
+            .map(|name| KeyName { name }),
     }
 }
 

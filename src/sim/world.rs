@@ -90,6 +90,17 @@ pub struct Behaviour {
     pub unknown_branch: UnknownBranch,
     /// Whether error bodies carry `sub-code` (Bamboo 5's do not).
     pub error_sub_code: ErrorSubCode,
+    /// A `%2F` (an encoded `/`) in a path: refused with 400, as Tomcat does by default
+    /// (`encodedSolidusHandling="reject"`), or decoded, as a server configured to allow it.
+    pub encoded_slash: EncodedSlash,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EncodedSlash {
+    #[default]
+    Reject,
+    Allow,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -341,6 +352,10 @@ pub struct Branch {
     pub name: String,
     /// The branch plan's short key: `APP1` for `SHOP-APP1`.
     pub key: String,
+    /// The VCS branch it builds, when it differs from `name` (Bamboo turns `release/2.4`
+    /// into a branch named `release-2.4` on some versions); listings show it as `vcsBranch`.
+    #[serde(default)]
+    pub vcs_branch: Option<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
     #[serde(default)]

@@ -639,3 +639,50 @@ fn unlock_watch_removes_a_live_lock_once_watched_for_its_lifetime() {
     );
     assert!(lock_labels(&sim, "SHOP-APP-42").is_empty());
 }
+
+/// Issue 20: a branch name with `/` never goes into a path (Tomcat refuses `%2F` with 400,
+/// and the simulator does too). The branch is found in its plan's listing by Bamboo's name
+/// for it or by its VCS branch, exactly, and read by its key.
+#[test]
+fn a_branch_named_with_a_slash_is_found_by_either_exact_name_and_promoted() {
+    let world = "settings: { clock: manual }
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages: [{ name: Build }, { name: Deploy Staging, manual: true }]
+        builds: [{ number: 1, state: complete }]
+        branches:
+          - { name: release-2.4, vcsBranch: release/2.4, key: APP1, builds: [{ number: 3, state: { pausedBefore: Deploy Staging } }] }
+";
+    let sim = crate::support::Sim::start(world);
+    for name in ["release/2.4", "release-2.4"] {
+        sim.reset();
+        let dir = manifests(&format!(
+            "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: {{ name: br }}\nspec:\n  targets:\n    - {{ id: rel, plan: SHOP-APP, branch: '{name}', stage: Deploy Staging }}\n"
+        ));
+        let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+        assert_eq!(ran.code, 0, "{name}: {}\n{}", ran.stdout, ran.stderr);
+        assert_eq!(sim.queued(), ["queue/SHOP-APP1-3"], "{name}");
+        assert_eq!(
+            sim.ran("SHOP-APP1-3"),
+            ["Build", "Deploy Staging"],
+            "{name}"
+        );
+        let encoded: Vec<String> = sim
+            .calls()
+            .into_iter()
+            .filter(|c| c.to_ascii_lowercase().contains("%2f"))
+            .collect();
+        assert!(encoded.is_empty(), "{name}: {encoded:?}");
+    }
+    // A branch whose own name is `release-2.4` is not `release/2.4`: never transformed.
+    let other = world.replace("vcsBranch: release/2.4, ", "");
+    let sim = crate::support::Sim::start(&other);
+    let dir = manifests(
+        "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: { name: br }\nspec:\n  targets:\n    - { id: rel, plan: SHOP-APP, branch: release/2.4, stage: Deploy Staging }\n",
+    );
+    let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_ne!(ran.code, 0, "{}", ran.stdout);
+    assert!(sim.queue_writes().is_empty());
+}
