@@ -43,6 +43,8 @@ projects:
 const READER: (&str, &str) = ("Authorization", "Bearer reader");
 const TRIGGER: (&str, &str) = ("Authorization", "Bearer trigger");
 const JSON: (&str, &str) = ("Accept", "application/json");
+/// What Data Center wants on every write (it answers 403 without it).
+const NO_CHECK: (&str, &str) = ("X-Atlassian-Token", "no-check");
 
 fn get(sim: &Sim, path: &str) -> Value {
     let (status, body) = sim.request(
@@ -122,7 +124,7 @@ fn served_shapes_carry_every_field_of_the_recorded_responses() {
     let (status, body) = sim.request(
         "POST",
         "/rest/api/latest/queue/LAB-PROV",
-        &[TRIGGER, JSON],
+        &[TRIGGER, JSON, NO_CHECK],
         "",
     );
     assert_eq!(status, 200, "{body}");
@@ -228,28 +230,41 @@ fn authentication_permissions_and_the_xsrf_rule() {
         .0,
         200
     );
-    // A form body without X-Atlassian-Token is refused; the header or a JSON body passes.
+    // A write without X-Atlassian-Token is refused, whatever its body, as Data Center 10.2
+    // does; with it, it passes.
     let form = ("Content-Type", "application/x-www-form-urlencoded");
+    for headers in [vec![TRIGGER, JSON, form], vec![TRIGGER, JSON]] {
+        assert_eq!(
+            sim.request("POST", "/rest/api/latest/queue/LAB-PROV", &headers, "")
+                .0,
+            403,
+            "{headers:?}"
+        );
+    }
     assert_eq!(
         sim.request(
             "POST",
             "/rest/api/latest/queue/LAB-PROV",
-            &[TRIGGER, JSON, form],
-            "stage=Deploy"
-        )
-        .0,
-        403
-    );
-    assert_eq!(
-        sim.request(
-            "POST",
-            "/rest/api/latest/queue/LAB-PROV",
-            &[TRIGGER, JSON, form, ("X-Atlassian-Token", "no-check")],
+            &[TRIGGER, JSON, form, NO_CHECK],
             ""
         )
         .0,
         200
     );
+    // A PUT that says nothing of its length: 411, as a proxy answers.
+    let mut stream = std::net::TcpStream::connect(&sim.addr).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        format!(
+            "PUT /rest/api/latest/queue/LAB-PROV-7?stage=Deploy HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer trigger\r\nX-Atlassian-Token: no-check\r\n\r\n",
+            sim.addr
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+    assert!(answer.starts_with("HTTP/1.1 411"), "{answer}");
 }
 
 #[test]
@@ -273,7 +288,7 @@ fn xml_unless_json_is_asked_for_and_bamboo_errors() {
     let (status, body) = sim.request(
         "POST",
         "/rest/api/latest/queue/LAB-OFF",
-        &[TRIGGER, JSON],
+        &[TRIGGER, JSON, NO_CHECK],
         "",
     );
     assert_eq!(status, 400, "disabled plan");
@@ -282,7 +297,7 @@ fn xml_unless_json_is_asked_for_and_bamboo_errors() {
         sim.request(
             "PUT",
             "/rest/api/latest/queue/LAB-PROV-99",
-            &[TRIGGER, JSON],
+            &[TRIGGER, JSON, NO_CHECK],
             ""
         )
         .0,
@@ -294,7 +309,7 @@ fn xml_unless_json_is_asked_for_and_bamboo_errors() {
             sim.request(
                 "POST",
                 "/rest/api/latest/queue/LAB-PROV",
-                &[TRIGGER, JSON],
+                &[TRIGGER, JSON, NO_CHECK],
                 ""
             )
             .0,
@@ -304,7 +319,7 @@ fn xml_unless_json_is_asked_for_and_bamboo_errors() {
     let (status, body) = sim.request(
         "POST",
         "/rest/api/latest/queue/LAB-PROV",
-        &[TRIGGER, JSON],
+        &[TRIGGER, JSON, NO_CHECK],
         "",
     );
     assert_eq!(status, 400);
@@ -402,7 +417,12 @@ fn history_filters_paging_branches_and_labels() {
         sim.request(
             method,
             &format!("/rest/api/latest/{path}"),
-            &[TRIGGER, JSON, ("Content-Type", "application/json")],
+            &[
+                TRIGGER,
+                JSON,
+                NO_CHECK,
+                ("Content-Type", "application/json"),
+            ],
             body,
         )
         .0
@@ -426,7 +446,7 @@ fn the_request_log_and_reset() {
     sim.request(
         "POST",
         "/rest/api/latest/queue/LAB-PROV?stage=Deploy",
-        &[TRIGGER, JSON],
+        &[TRIGGER, JSON, NO_CHECK],
         "",
     );
     let log = sim.requests();
