@@ -20,6 +20,7 @@ pub mod cli;
 mod cmd;
 mod config;
 pub mod exit;
+mod label;
 pub mod lock_label;
 mod logs;
 pub mod manifest;

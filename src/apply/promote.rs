@@ -286,7 +286,11 @@ fn last_check(
     if read_at.elapsed() > LAST_READ_AGE || !lease.fresh() {
         return Err(Check::Again("the last read is too old to write on".into()));
     }
-    if !read.labels.iter().any(|l| same_label(l, &lease.label)) {
+    if !read
+        .labels
+        .iter()
+        .any(|l| crate::label::same(l, &lease.label))
+    {
         return Err(Check::End(Box::new(Promotion::Failed(format!(
             "our lock label {} is gone from {}: another process removed it (did it take the lock for expired?); nothing was sent",
             lease.label, action.build_key
@@ -295,7 +299,7 @@ fn last_check(
     if let Some(other) = read
         .labels
         .iter()
-        .find(|l| looks_like_a_lock(l) && !same_label(l, &lease.label))
+        .find(|l| looks_like_a_lock(l) && !crate::label::same(l, &lease.label))
     {
         return Err(Check::Again(format!(
             "another lock label, {other}, is on the build"
@@ -322,11 +326,6 @@ fn last_check(
         .filter(|w| w.overridden)
         .map(|w| w.name);
     Ok(overridden)
-}
-
-/// Labels compared as Bamboo may store them: without regard to case.
-fn same_label(a: &str, b: &str) -> bool {
-    a.trim().eq_ignore_ascii_case(b.trim())
 }
 
 /// A promotion that ended before the call, in words for the audit trail.

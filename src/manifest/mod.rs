@@ -110,7 +110,7 @@ impl Gates {
 
     /// Every gate, checked on a build's labels, in the manifest's order.
     pub fn check(&self, labels: &[String]) -> Vec<GateCheck> {
-        let has = |label: &String| labels.contains(label);
+        let has = |label: &String| labels.iter().any(|l| crate::label::same(l, label));
         let required = self.labels.iter().map(|l| GateCheck {
             gate: "label".into(),
             label: l.clone(),

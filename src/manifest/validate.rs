@@ -100,6 +100,7 @@ pub fn document(
             },
         };
         check_syntax(&target, &spec, errors);
+        check_labels(file, &spec, errors);
         if let Some(record) = &spec.record
             && looks_like_a_lock(&record.label.value)
         {
@@ -244,6 +245,31 @@ fn check_syntax(target: &Target, spec: &TargetSpec, errors: &mut Vec<ManifestErr
             "empty",
             "build selector names an empty revision or label",
         ));
+    }
+}
+
+/// Every label the target writes or looks for must survive Bamboo's label parser as written.
+fn check_labels(file: &Arc<SourceFile>, spec: &TargetSpec, errors: &mut Vec<ManifestError>) {
+    let gates = spec
+        .require
+        .iter()
+        .flat_map(|r| r.labels.iter().chain(&r.without_labels));
+    let record = spec.record.iter().map(|r| &r.label);
+    for label in gates.chain(record) {
+        if let Some(c) = crate::label::not_kept(&label.value) {
+            errors.push(
+                ManifestError::at(
+                    "manifest::label",
+                    place(file, &label.referenced),
+                    "Bamboo does not keep this character",
+                    format!("label `{}` has {c:?}, which Bamboo does not keep in labels", label.value),
+                )
+                .with_help(format!(
+                    "Bamboo replaces whitespace and `{}` in labels: use letters, digits, `-`, `_` and `.`",
+                    crate::label::NOT_KEPT
+                )),
+            );
+        }
     }
 }
 

@@ -116,7 +116,11 @@ fn pick<'a>(history: &'a [BuildResult], selector: &BuildSelector) -> Option<&'a 
         BuildSelector::Latest => true,
         BuildSelector::Number(n) => b.number == *n,
         BuildSelector::Revision(r) => b.vcs_revision_key.as_deref() == Some(r.as_str()),
-        BuildSelector::Label(l) => b.labels.items.iter().any(|x| &x.name == l),
+        BuildSelector::Label(l) => b
+            .labels
+            .items
+            .iter()
+            .any(|x| crate::label::same(&x.name, l)),
         // Chosen by the planner from the candidates, not picked here.
         BuildSelector::NewestEligible => false,
     })

@@ -362,7 +362,11 @@ fn check_answer(
     let matches = match selector {
         BuildSelector::Latest => true,
         BuildSelector::Number(n) => build.number == *n,
-        BuildSelector::Label(label) => build.labels.items.iter().any(|l| &l.name == label),
+        BuildSelector::Label(label) => build
+            .labels
+            .items
+            .iter()
+            .any(|l| crate::label::same(&l.name, label)),
         BuildSelector::Revision(revision) => build.vcs_revision_key.as_ref() == Some(revision),
         BuildSelector::NewestEligible => true,
     };

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::engine::{Build, Engine, PlanState, QueueRequest, Refused, not_found_build};
 use super::view::{self, ResultView};
-use super::world::{Behaviour, ErrorSubCode, UnknownBranch};
+use super::world::{Behaviour, ErrorSubCode, LabelCase, UnknownBranch};
 
 /// One request to the REST API, parsed.
 pub struct ApiRequest {
@@ -560,11 +560,30 @@ fn add_label(engine: &mut Engine, key: &str, body: &[u8]) -> Result<Reply, Refus
             status: 400,
             message: "Label name is required".into(),
         })?;
+    let name = stored_label(engine, &name);
     let build = build_mut(engine, key)?;
     if !build.labels.contains(&name) {
         build.labels.push(name);
     }
     Ok(no_content())
+}
+
+/// A label as this server keeps it (see `Behaviour::labels`).
+fn stored_label(engine: &Engine, name: &str) -> String {
+    match engine.behaviour.labels {
+        LabelCase::Keep => name.to_string(),
+        LabelCase::Fold => name
+            .trim()
+            .chars()
+            .map(|c| {
+                if c.is_whitespace() || ":;,?&[]()#^*@!/\\".contains(c) {
+                    '_'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect(),
+    }
 }
 
 /// `GET result/{key}/comment`: `{"comments": {"size", ..., "comment": [{"content", ...}]}}`.
@@ -612,7 +631,8 @@ fn add_comment(
 }
 
 fn remove_label(engine: &mut Engine, key: &str, name: &str) -> Result<Reply, Refused> {
+    let name = stored_label(engine, name);
     let build = build_mut(engine, key)?;
-    build.labels.retain(|l| l != name);
+    build.labels.retain(|l| *l != name);
     Ok(no_content())
 }

@@ -93,6 +93,17 @@ pub struct Behaviour {
     /// A `%2F` (an encoded `/`) in a path: refused with 400, as Tomcat does by default
     /// (`encodedSolidusHandling="reject"`), or decoded, as a server configured to allow it.
     pub encoded_slash: EncodedSlash,
+    /// Labels as written (`keep`), or lower-cased with the characters Bamboo's label parser
+    /// does not keep replaced by `_` (`fold`): whether Bamboo folds them is not documented.
+    pub labels: LabelCase,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LabelCase {
+    #[default]
+    Keep,
+    Fold,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

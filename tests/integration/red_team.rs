@@ -686,3 +686,51 @@ projects:
     assert_ne!(ran.code, 0, "{}", ran.stdout);
     assert!(sim.queue_writes().is_empty());
 }
+
+/// Issue 20: labels are compared without regard to case, and every gate, lock and record
+/// works on a server that folds labels to lower case (the simulator's `labels: fold`).
+#[test]
+fn labels_match_in_any_case_and_a_folding_server_changes_nothing() {
+    let gated = |gate: &str| {
+        crate::safety::STAGING.replace(
+            "stage: Deploy Staging }",
+            &format!("stage: Deploy Staging, require: {{ withoutLabels: [{gate}] }}, record: {{ label: Promoted-Staging }} }}"),
+        )
+    };
+    for (label_on_build, gate) in [
+        ("do-not-promote", "DO-NOT-PROMOTE"),
+        ("DO-NOT-PROMOTE", "do-not-promote"),
+    ] {
+        let sim = crate::support::Sim::start(&world(0, "", label_on_build));
+        let ran = sim
+            .cmd(&[
+                "apply",
+                "--auto-approve",
+                path_str(&manifests(&gated(gate))),
+            ])
+            .run();
+        assert_eq!(ran.code, 3, "{gate}: {}\n{}", ran.stdout, ran.stderr);
+        assert!(
+            sim.queue_writes().is_empty(),
+            "{gate} stops {label_on_build}"
+        );
+    }
+    // A folding server: the lease, the gate and the record all hold.
+    let sim = crate::support::Sim::start(&world(0, ", behaviour: { labels: fold }", "other"));
+    let ran = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            path_str(&manifests(&gated("DO-NOT-PROMOTE"))),
+        ])
+        .run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    assert_eq!(writes_to(&sim, "SHOP-APP-42"), 1);
+    assert_staging_ran_once(&sim, "folding server");
+    let labels = crate::safety::labels_of(&sim, "SHOP-APP-42");
+    assert!(
+        labels.contains(&"promoted-staging".to_string()),
+        "{labels:?}"
+    );
+    assert!(lock_labels(&sim, "SHOP-APP-42").is_empty(), "{labels:?}");
+}
