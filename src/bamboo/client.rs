@@ -1085,9 +1085,9 @@ pub(super) fn refusal_message(status: StatusCode, location: Option<&str>, body: 
 
 /// Bamboo's `message`, or what came instead, in a few words.
 pub(super) fn error_message(body: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(body) => body.message,
-        Err(_) => what_came(body),
+    match serde_json::from_slice::<ErrorBody>(body).ok().and_then(|b| b.text()) {
+        Some(text) => text,
+        None => what_came(body),
     }
 }
 

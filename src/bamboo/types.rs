@@ -165,10 +165,35 @@ pub struct BranchList {
     pub branches: Collection<BranchInfo>,
 }
 
-/// Bamboo's error body: `{"message", "status-code", "sub-code"}`.
+/// Bamboo's error body: `{"message", "status-code", "sub-code"}`, or, from some resources,
+/// `{"errors": ["…"], "fieldErrors": {…}}`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ErrorBody {
-    pub message: String,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub errors: Vec<serde_json::Value>,
+}
+
+impl ErrorBody {
+    /// The error's words: its `message`, or its `errors` joined; `None` when it has neither.
+    pub fn text(&self) -> Option<String> {
+        if let Some(message) = self.message.as_ref().filter(|m| !m.is_empty()) {
+            return Some(message.clone());
+        }
+        let errors: Vec<String> = self
+            .errors
+            .iter()
+            .map(|e| match e {
+                serde_json::Value::String(text) => text.clone(),
+                other => other
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .map_or_else(|| other.to_string(), str::to_string),
+            })
+            .collect();
+        (!errors.is_empty()).then(|| errors.join("; "))
+    }
 }
 
 #[cfg(test)]
@@ -223,7 +248,11 @@ mod tests {
         let old_plan: PlanInfo = serde_json::from_str(&fixture("bamboo5-plan.json")).unwrap();
         assert!(old_plan.enabled);
         let error: ErrorBody = serde_json::from_str(&fixture("bamboo12-404-body.json")).unwrap();
-        assert_eq!(error.message, "HTTP 404 Not Found");
+        assert_eq!(error.text().as_deref(), Some("HTTP 404 Not Found"));
+        let errors: ErrorBody =
+            serde_json::from_str(r#"{"errors": ["Plan is disabled", {"message": "no agent"}]}"#)
+                .unwrap();
+        assert_eq!(errors.text().as_deref(), Some("Plan is disabled; no agent"));
         let branches: serde_json::Value =
             serde_json::from_str(&fixture("bamboo12-branches.json")).unwrap();
         let list: Collection<BranchInfo> =
