@@ -345,6 +345,9 @@ pub struct UnlockArgs {
     /// 1h), then remove it: what apply does by itself, without trusting any clock.
     #[arg(long)]
     pub watch: bool,
+    /// Append every label removed, as JSON lines, to this file (as apply's --audit-log).
+    #[arg(long)]
+    pub audit_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -391,7 +394,15 @@ fn parse_poll_interval(text: &str) -> Result<Duration, String> {
 /// A reason that says something: a blank one would let a closed window be overridden with no
 /// justification on the record.
 fn not_blank(text: &str) -> Result<String, String> {
-    if text.trim().is_empty() {
+    // Zero-width and other format characters (U+200B, U+2060, U+FEFF, ...) show nothing.
+    let invisible = |c: char| {
+        c.is_whitespace()
+            || matches!(c, '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+    };
+    if text.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+        return Err("a reason is plain text: no control characters or escape sequences".into());
+    }
+    if text.chars().all(invisible) {
         return Err("a reason must say why; it cannot be blank".into());
     }
     Ok(text.to_string())

@@ -176,6 +176,13 @@ impl Rule {
                 .transpose()?
                 .unwrap_or(24 * 60),
         };
+        if let (Some(from), Some(to)) = (&self.from, &self.to)
+            && rule.from == rule.to
+        {
+            return Err(format!(
+                "`from` {from} and `to` {to} are the same time: the rule matches no time (leave both out for all day)"
+            ));
+        }
         if let (Some(from), Some(to)) = (rule.from_date, rule.to_date)
             && from > to
         {

@@ -101,13 +101,21 @@ pub enum LeaseError {
     )]
     ClocksDisagree { spread: String, bound: String },
     #[error(
-        "putting the lock label {label} on {build_key} failed ({error}), and taking it off failed too: it may be on the build; once no apply runs, remove it with `bamboo-promote unlock {build_key} --force --reason ...`"
+        "putting the lock label {label} on {build_key} failed ({error}), and taking it off failed too: it may be on the build; once no apply runs, remove it with `bamboo-promote unlock {build_key} --force`"
     )]
     LabelLeft {
         build_key: String,
         label: String,
         error: String,
     },
+}
+
+/// Why the server's clock no longer fits a lock (see `Lease::clock_check`).
+pub enum ClockProblem {
+    /// Its readings disagree by more than the skew bound: nothing is written.
+    Disagree(String),
+    /// It moved on past the lock's stamp: the lock is stamped again.
+    MovedOn(String),
 }
 
 /// A lease this process holds.
@@ -141,6 +149,32 @@ impl Lease {
     /// for abandoned.
     pub fn fresh(&self) -> bool {
         self.taken.elapsed() < self.window
+    }
+
+    /// Whether the server's clock, as the answers so far show it, still fits the lock: its
+    /// readings agree within the skew bound, and it has not moved on past the label's stamp
+    /// by more than the time since (so others reading the label now see its true age).
+    pub fn clock_check(
+        &self,
+        client: &BambooClient,
+        settings: Settings,
+    ) -> Result<(), ClockProblem> {
+        let Some(server) = client.server_time() else {
+            return Err(ClockProblem::Disagree(
+                "the server's answers carry no Date header".into(),
+            ));
+        };
+        agreeing(&server, settings).map_err(|e| ClockProblem::Disagree(e.to_string()))?;
+        let age_on_server = server.now().saturating_sub(label_time(&self.label));
+        let age_here = i64::try_from(self.taken.elapsed().as_millis()).unwrap_or(i64::MAX);
+        // Date has whole seconds; a second and a half of room.
+        if age_on_server > age_here.saturating_add(1500) {
+            return Err(ClockProblem::MovedOn(format!(
+                "the server's clock moved on {} past the lock's stamp",
+                words(Duration::from_millis((age_on_server - age_here) as u64))
+            )));
+        }
+        Ok(())
     }
 
     /// By when the write must start, on the monotonic clock a pause is slept on.
@@ -293,9 +327,10 @@ fn server_time_drift(taken: BootInstant) -> i64 {
 /// read on such clocks cannot decide anything.
 fn agreeing(server: &ServerTime, settings: Settings) -> Result<(), LeaseError> {
     // A reading's own width (Date drops the milliseconds, and the round trip) is not skew.
-    if server.uncertainty() > settings.max_skew + Duration::from_secs(2) {
+    let spread = server.uncertainty().max(server.disagreement());
+    if spread > settings.max_skew + Duration::from_secs(2) {
         return Err(LeaseError::ClocksDisagree {
-            spread: words(server.uncertainty()),
+            spread: words(spread),
             bound: words(settings.max_skew),
         });
     }

@@ -15,10 +15,10 @@ use super::record::{self, RecordContext};
 use super::report::Reporter;
 use super::stop::Stop;
 use crate::bamboo::types::split_build_key;
-use crate::bamboo::{BambooClient, WriteError};
+use crate::bamboo::{BambooClient, WriteError, WriteTurn};
 use crate::lock_label::looks_like_a_lock;
 use crate::manifest::BuildSelector;
-use crate::observe::{ObservedBuild, newer_builds_of};
+use crate::observe::{Newer, ObservedBuild, newer_builds_of};
 use crate::reconcile::{Action, BlockReason, Moment, Status, TargetRef, assess, downgrade};
 use crate::render::human::status_words;
 
@@ -34,6 +34,9 @@ const CONFIRM_PAUSES: [Duration; 4] = [
 const CONFIRM_AT_MOST: Duration = Duration::from_secs(30);
 /// Renewals of a lease that was not fresh by the time of the write, before giving up.
 const RENEWALS: u32 = 3;
+/// Turns whose reads failed (a 429, a 5xx) taken again under one promotion, before giving up;
+/// each waits out the server's pause first, and each is bounded by the lease's freshness.
+const TURN_READ_FAILURES: u32 = 10;
 
 #[derive(Debug)]
 pub enum Promotion {
@@ -140,14 +143,12 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
         Err(e) => return lease_failed(e),
     };
     let mut renewals = 0;
+    let mut failed_reads = 0;
     loop {
         let action = match still_needed(ctx, request, &before) {
             Ok(action) => action,
             Err(promotion) => return release(client, lease, *promotion).await,
         };
-        if let Err(promotion) = no_downgrade(ctx, request, &action).await {
-            return release(client, lease, *promotion).await;
-        }
         if ctx.stop.requested() {
             return release(client, lease, Promotion::Stopped).await;
         }
@@ -166,7 +167,12 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
                     return settle(ctx, request, lease, &read, call).await;
                 }
                 Turn::Ended(promotion) => return release(client, lease, promotion).await,
-                Turn::Again(why) => why,
+                Turn::ReadFailed(why) if failed_reads < TURN_READ_FAILURES => {
+                    failed_reads += 1;
+                    tracing::debug!("{build_key}: taking the turn again: {why}");
+                    continue;
+                }
+                Turn::Again(why) | Turn::ReadFailed(why) => why,
             }
         } else {
             // Verified too long ago (a paused process, a slow read): others may soon take the
@@ -201,6 +207,9 @@ enum Turn {
     Ended(Promotion),
     /// Nothing was sent: start again from a new lease, for this reason.
     Again(String),
+    /// Nothing was sent: a read of the turn failed (a 429, a 5xx, a dropped connection). The
+    /// turn is taken again under the same lease while it is fresh.
+    ReadFailed(String),
 }
 
 /// The last step, in the order that leaves nothing to wait between the last check and the
@@ -235,13 +244,28 @@ async fn last_check_and_send(
         );
         why
     };
+    // The plan's newer builds, in the same slot: a newer build that reached the stage since
+    // the plan (promoted by hand, by another run, or deploying now) makes the call a downgrade.
+    let newer_at = Instant::now();
+    let newer = match newer_in_turn(&turn, request, action).await {
+        Ok(newer) => newer,
+        Err(e) => {
+            return Turn::ReadFailed(not_sent(format!("the newer builds' read failed: {e}")));
+        }
+    };
     let read = match lease::read_in_turn(&turn, build_key).await {
         Ok(read) => read,
-        Err(e) => return Turn::Again(not_sent(format!("the last read failed: {e}"))),
+        Err(e) => return Turn::ReadFailed(not_sent(format!("the last read failed: {e}"))),
     };
     let read_at = Instant::now();
     // From here to the call: no await.
-    let checked = last_check(ctx, request, lease, action, &read, read_at);
+    let reads = Reads {
+        build: &read,
+        build_at: read_at,
+        newer: newer.as_ref(),
+        newer_at,
+    };
+    let checked = last_check(ctx, request, lease, action, &reads);
     let overridden = match checked {
         Ok(overridden) => overridden,
         Err(Check::Again(why)) => return Turn::Again(not_sent(why)),
@@ -272,6 +296,20 @@ enum Check {
 /// The last read's longest age at the call: it is taken microseconds before, with nothing in
 /// between that waits; this bound only makes that promise a checked one.
 const LAST_READ_AGE: Duration = Duration::from_millis(250);
+/// What the last check decides on: the build, when it was read, and its plan's newer builds
+/// (`None` with `allowDowngrade`).
+struct Reads<'a> {
+    build: &'a ObservedBuild,
+    build_at: Instant,
+    newer: Option<&'a Newer<ObservedBuild>>,
+    /// When the newer builds' read began.
+    newer_at: Instant,
+}
+
+/// The longest time from the start of the newer builds' read to the call. Other builds are
+/// not under this lease: a newer build promoted by another run after that read is not seen,
+/// so a read that took longer (a held answer, a slow page) is made again.
+const NEWER_READ_AGE: Duration = Duration::from_secs(3);
 
 /// Every check on the last read, with no await: `Ok` with the name of a closed window that
 /// `--override-window` lets through, if any.
@@ -280,11 +318,36 @@ fn last_check(
     request: &Request<'_>,
     lease: &Lease,
     action: &Action,
-    read: &ObservedBuild,
-    read_at: Instant,
+    reads: &Reads<'_>,
 ) -> Result<Option<String>, Check> {
-    if read_at.elapsed() > LAST_READ_AGE || !lease.fresh() {
+    let read = reads.build;
+    if reads.build_at.elapsed() > LAST_READ_AGE || !lease.fresh() {
         return Err(Check::Again("the last read is too old to write on".into()));
+    }
+    if reads.newer.is_some() && reads.newer_at.elapsed() > NEWER_READ_AGE {
+        return Err(Check::Again(
+            "the newer builds took too long to read to rule out a downgrade".into(),
+        ));
+    }
+    if let Some(newer) = reads.newer {
+        let now_ms = Moment::on_server(ctx.client, false).now.as_millisecond();
+        if let Some(reason) = downgrade(&newer.builds, newer.complete, action, now_ms) {
+            return Err(Check::End(Box::new(Promotion::NotNeeded(
+                Status::Blocked { reason },
+            ))));
+        }
+    }
+    // The server's clock as the answers since the lock show it: readings that disagree by
+    // more than the skew bound (a front end's clock, a clock set), or a clock that moved on
+    // past the lock's stamp, mean others may take our lock for older than it is.
+    match lease.clock_check(ctx.client, ctx.lease) {
+        Ok(()) => {}
+        Err(lease::ClockProblem::Disagree(why)) => {
+            return Err(Check::End(Box::new(Promotion::Failed(format!(
+                "{why}; nothing was sent"
+            )))));
+        }
+        Err(lease::ClockProblem::MovedOn(why)) => return Err(Check::Again(why)),
     }
     if !read
         .labels
@@ -422,35 +485,22 @@ fn still_needed(
     Ok(action)
 }
 
-/// A newer build may have reached the stage since the plan (promoted by hand, or by a run
-/// of another manifest; for `latest`, a build made since): the newer builds are read again
-/// under the lease, whatever the selector, so the call does not take the release backwards.
-/// Other builds' stages are not under this lease; this narrows the race to the moments
-/// between this read and the call.
-async fn no_downgrade(
-    ctx: &Context<'_>,
+/// The newer builds of the build's plan, read in the call's turn, whatever the selector (a
+/// saved plan's `latest` is a pin by then); `None` with `allowDowngrade: true`.
+async fn newer_in_turn(
+    turn: &WriteTurn<'_>,
     request: &Request<'_>,
     action: &Action,
-) -> Result<(), Box<Promotion>> {
-    let target = request.target;
-    if target.allow_downgrade {
-        return Ok(());
+) -> Result<Option<Newer<ObservedBuild>>, String> {
+    if request.target.allow_downgrade {
+        return Ok(None);
     }
-    let Some((plan, number)) = split_build_key(&action.build_key) else {
-        let failed = format!("{} is not a build key", action.build_key);
-        return Err(Box::new(Promotion::Failed(failed)));
-    };
-    let read = newer_builds_of(ctx.client, plan, number).await;
-    let now_ms = Moment::on_server(ctx.client, false).now.as_millisecond();
-    match read {
-        Ok(newer) => match downgrade(&newer.builds, newer.complete, action, now_ms) {
-            None => Ok(()),
-            Some(reason) => Err(Box::new(Promotion::NotNeeded(Status::Blocked { reason }))),
-        },
-        Err(e) => Err(Box::new(Promotion::Failed(format!(
-            "cannot read the newer builds of {plan}: {e}; nothing was sent"
-        )))),
-    }
+    let (plan, number) = split_build_key(&action.build_key)
+        .ok_or_else(|| format!("{} is not a build key", action.build_key))?;
+    newer_builds_of(turn, plan, number)
+        .await
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 fn lease_failed(error: LeaseError) -> Promotion {
@@ -594,6 +644,16 @@ async fn leave_record(
         stage: &action.stage,
         stages: moved_stages(before, after),
     };
+    // After SIGINT or SIGTERM, no new write: the record is a write of its own.
+    if ctx.stop.requested() {
+        record::not_written(
+            ctx.reporter,
+            request.target,
+            &action.build_key,
+            "stopped by a signal: no new write after it",
+        );
+        return;
+    }
     record::write(
         ctx.client,
         ctx.reporter,

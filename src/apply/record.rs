@@ -135,10 +135,9 @@ pub async fn write(
             || {
                 let written = label.map_or(String::new(), |l| format!(" and label {l}"));
                 let left = match (&target.record_label, label) {
-                    (Some(l), None) => format!(
-                        "; label {l} not written: {} has not started",
-                        moved.stage
-                    ),
+                    (Some(l), None) => {
+                        format!("; label {l} not written: {} has not started", moved.stage)
+                    }
                     _ => String::new(),
                 };
                 format!(
@@ -147,20 +146,25 @@ pub async fn write(
                 )
             },
         ),
-        Err(e) => reporter.emit(
-            Event::RecordFailed {
-                target: target.id.clone(),
-                build: build_key.to_string(),
-                message: e.clone(),
-            },
-            || {
-                format!(
-                    "warning: {}: the promotion of {build_key} stands, but its record could not be written: {e}",
-                    target.id
-                )
-            },
-        ),
+        Err(e) => not_written(reporter, target, build_key, &e),
     }
+}
+
+/// Says that a promotion's record was not written, and why; the promotion stands.
+pub fn not_written(reporter: &Reporter, target: &TargetRef, build_key: &str, why: &str) {
+    reporter.emit(
+        Event::RecordFailed {
+            target: target.id.clone(),
+            build: build_key.to_string(),
+            message: why.to_string(),
+        },
+        || {
+            format!(
+                "warning: {}: the promotion of {build_key} stands, but its record could not be written: {why}",
+                target.id
+            )
+        },
+    );
 }
 
 #[cfg(test)]

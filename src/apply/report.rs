@@ -32,6 +32,19 @@ pub struct Reporter {
     in_flight: Mutex<Vec<(String, String, String)>>,
     /// Set once a record could not be written to the audit log: no write is sent after it.
     audit_broken: AtomicBool,
+    /// The log ends in a partial line (a write that failed half-way, here or in an earlier
+    /// run): the next record starts on a line of its own.
+    audit_torn: AtomicBool,
+}
+
+/// Whether a file's last byte is not a newline (a record torn by a failed write).
+fn ends_mid_line(path: &std::path::Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
+    let mut last = [0u8];
+    file.seek(SeekFrom::End(-1)).is_ok() && file.read_exact(&mut last).is_ok() && last[0] != b'\n'
 }
 
 impl Reporter {
@@ -49,6 +62,7 @@ impl Reporter {
             )),
             None => None,
         };
+        let torn = audit_path.is_some_and(ends_mid_line);
         let drawn = !json && !crate::logs::quiet() && std::io::stderr().is_terminal();
         Ok(Reporter {
             json,
@@ -57,6 +71,7 @@ impl Reporter {
             in_flight: Mutex::new(Vec::new()),
             reason,
             audit_broken: AtomicBool::new(false),
+            audit_torn: AtomicBool::new(torn),
         })
     }
 
@@ -164,10 +179,15 @@ impl Reporter {
             Some(file) => {
                 let mut line = serde_json::to_string(&record).expect("audit record serializes");
                 line.push('\n');
+                if self.audit_torn.swap(false, Ordering::SeqCst) {
+                    line.insert(0, '\n');
+                }
                 let mut file = file.lock().expect("audit lock");
-                file.write_all(line.as_bytes())
-                    .and_then(|()| file.flush())
-                    .map_err(|e| format!("cannot write the audit log: {e}"))
+                let written = file.write_all(line.as_bytes()).and_then(|()| file.flush());
+                if written.is_err() {
+                    self.audit_torn.store(true, Ordering::SeqCst);
+                }
+                written.map_err(|e| format!("cannot write the audit log: {e}"))
             }
             None => Ok(()),
         };

@@ -323,7 +323,7 @@ impl BambooClient {
         self.with_all_labels_in(build, Reading::Retried).await
     }
 
-    async fn with_all_labels_in(
+    pub(super) async fn with_all_labels_in(
         &self,
         mut build: BuildResult,
         reading: Reading,
@@ -428,9 +428,19 @@ impl BambooClient {
         start: usize,
         max: usize,
     ) -> Result<(Vec<BuildResult>, usize), BambooError> {
+        self.history_in(plan, start, max, Reading::Retried).await
+    }
+
+    pub(super) async fn history_in(
+        &self,
+        plan: &str,
+        start: usize,
+        max: usize,
+        reading: Reading,
+    ) -> Result<(Vec<BuildResult>, usize), BambooError> {
         let what = format!("read history of {plan}");
         let list = self
-            .result_list(&what, &results_of(plan), &[], start, max)
+            .result_list(&what, &results_of(plan), &[], start, max, reading)
             .await?;
         Ok(list.unwrap_or_default())
     }
@@ -453,7 +463,9 @@ impl BambooClient {
                 "result".to_string(),
             ),
         };
-        let list = self.result_list(&what, &path, &[], start, max).await?;
+        let list = self
+            .result_list(&what, &path, &[], start, max, Reading::Retried)
+            .await?;
         Ok(list.unwrap_or_default())
     }
 
@@ -466,7 +478,14 @@ impl BambooClient {
     ) -> Result<Option<BuildResult>, BambooError> {
         let what = format!("read the build of {plan} labelled {label:?}");
         let list = self
-            .result_list(&what, &results_of(plan), &[("label", label)], 0, 1)
+            .result_list(
+                &what,
+                &results_of(plan),
+                &[("label", label)],
+                0,
+                1,
+                Reading::Retried,
+            )
             .await?;
         Ok(list.and_then(|(builds, _)| builds.into_iter().next()))
     }
@@ -481,6 +500,7 @@ impl BambooClient {
         filter: &[(&str, &str)],
         start: usize,
         max: usize,
+        reading: Reading,
     ) -> Result<Option<(Vec<BuildResult>, usize)>, BambooError> {
         let (start, max) = (start.to_string(), max.to_string());
         let mut query = vec![
@@ -494,7 +514,7 @@ impl BambooClient {
             ("max-result", max.as_str()),
         ];
         query.extend_from_slice(filter);
-        let list: Option<ResultList> = self.get(what, path, &query).await?;
+        let list: Option<ResultList> = self.get_in(what, path, &query, reading).await?;
         Ok(list.map(|l| (l.results.items, l.results.size)))
     }
 
@@ -503,8 +523,8 @@ impl BambooClient {
         let body = serde_json::json!({ "name": label });
         let path = format!("{}/label", results_of(build_key));
         let what = format!("label {build_key}");
-        let send = self.send_idempotent(Method::POST, &what, &path, Some(body));
-        self.journaled(build_key, format!("POST {path} ({label})"), send)
+        let call = format!("POST {path} ({label})");
+        self.send_idempotent(Method::POST, &what, &path, Some(body), (build_key, call))
             .await
     }
 
@@ -551,8 +571,8 @@ impl BambooClient {
     pub async fn remove_label(&self, build_key: &str, label: &str) -> Result<(), BambooError> {
         let path = format!("{}/label/{}", results_of(build_key), encode_segment(label));
         let what = format!("unlabel {build_key}");
-        let send = self.send_idempotent(Method::DELETE, &what, &path, None);
-        self.journaled(build_key, format!("DELETE {path}"), send)
+        let call = format!("DELETE {path}");
+        self.send_idempotent(Method::DELETE, &what, &path, None, (build_key, call))
             .await
     }
 
@@ -686,12 +706,15 @@ impl BambooClient {
         })
     }
 
+    /// A write that may be sent again (a label on or off): each attempt is told to the
+    /// journal before it leaves and after its answer, as its own write.
     async fn send_idempotent(
         &self,
         method: Method,
         what: &str,
         path: &str,
         body: Option<serde_json::Value>,
+        (build_key, call): (&str, String),
     ) -> Result<(), BambooError> {
         let build = || {
             let request = self
@@ -703,7 +726,14 @@ impl BambooClient {
                 None => request.header("Content-Length", "0"),
             }
         };
-        self.with_retries(what, build).await.map(|_| ())
+        let write = Write {
+            build: build_key.to_string(),
+            call,
+            server_ms: None,
+        };
+        self.with_retries_journaled(what, build, Some(&write))
+            .await
+            .map(|_| ())
     }
 
     /// Sends once, in a slot the caller holds: the body of a success, `None` for 404, or an
@@ -759,6 +789,17 @@ impl BambooClient {
         what: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Option<Bytes>, BambooError> {
+        self.with_retries_journaled(what, build, None).await
+    }
+
+    /// `with_retries`, telling the journal of each attempt of a write (`write`): before it
+    /// leaves (a journal that cannot keep it stops it) and once answered.
+    async fn with_retries_journaled(
+        &self,
+        what: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+        write: Option<&Write>,
+    ) -> Result<Option<Bytes>, BambooError> {
         let started = Instant::now();
         let mut retries = 0;
         loop {
@@ -767,7 +808,40 @@ impl BambooClient {
                     .turn()
                     .await
                     .map_err(|e| BambooError::Setup(e.to_string()))?;
-                self.attempt(build()).await
+                // Stamped with the server's time as known when it leaves.
+                let write = write.map(|w| Write {
+                    server_ms: self.server_time().map(|t| t.now()),
+                    ..w.clone()
+                });
+                if let Some(write) = &write
+                    && let Err(detail) = self.journal_before(write)
+                {
+                    return Err(BambooError::NotJournaled {
+                        what: write.call.clone(),
+                        detail,
+                    });
+                }
+                let outcome = self.attempt(build()).await;
+                if let Some(write) = &write {
+                    let (ended, detail) = match &outcome {
+                        Attempt::Done(_) => (Ended::Accepted, None),
+                        Attempt::Transient(detail, _) => {
+                            (Ended::Unknown, Some(self.scrub(detail.clone())))
+                        }
+                        Attempt::Refused(status, message) => (
+                            Ended::Refused,
+                            Some(format!("{status}: {}", self.scrub(message.clone()))),
+                        ),
+                        Attempt::Tls(detail) => (Ended::Refused, Some(detail.clone())),
+                        Attempt::TooLarge => (Ended::Refused, Some("answer too large".into())),
+                    };
+                    let write = Write {
+                        server_ms: self.server_time().map(|t| t.now()),
+                        ..write.clone()
+                    };
+                    self.journal_after(&write, ended, detail);
+                }
+                outcome
             };
             let wait = match outcome {
                 Attempt::Done(body) => return Ok(body),
@@ -1085,7 +1159,10 @@ pub(super) fn refusal_message(status: StatusCode, location: Option<&str>, body: 
 
 /// Bamboo's `message`, or what came instead, in a few words.
 pub(super) fn error_message(body: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorBody>(body).ok().and_then(|b| b.text()) {
+    match serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.text())
+    {
         Some(text) => text,
         None => what_came(body),
     }

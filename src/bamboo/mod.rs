@@ -4,6 +4,7 @@
 mod auth;
 mod client;
 pub mod journal;
+mod reader;
 mod retry;
 mod server_clock;
 pub mod types;
@@ -11,6 +12,7 @@ mod write_turn;
 
 pub use auth::{Credentials, Secret};
 pub use client::{BambooClient, BambooError, ClientConfig, WriteError, encode_segment};
+pub use reader::BuildReader;
 pub use retry::RetryPolicy;
 pub use server_clock::ServerTime;
 pub use write_turn::{TurnError, WriteTurn};

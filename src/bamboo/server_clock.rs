@@ -19,6 +19,10 @@ pub struct ServerTime {
     low: i64,
     /// ... and at most this.
     high: i64,
+    /// The most two readings have contradicted each other by, in ms: how far apart the clocks
+    /// behind the answers (front ends, or one clock set) have been seen. It never shrinks,
+    /// though the interval may narrow again on readings that agree after a step.
+    spread: i64,
 }
 
 impl ServerTime {
@@ -30,6 +34,7 @@ impl ServerTime {
             origin,
             low: date_ms - at(received),
             high: date_ms + 1000 - at(sent),
+            spread: 0,
         }
     }
 
@@ -38,14 +43,21 @@ impl ServerTime {
     /// certain — lock windows shrink, others' locks look younger — never more trusted.
     pub fn narrowed(self, newer: ServerTime) -> ServerTime {
         let (low, high) = (self.low.max(newer.low), self.high.min(newer.high));
+        let spread = self.spread.max(newer.spread);
         if low > high {
             ServerTime {
                 low: self.low.min(newer.low),
                 high: self.high.max(newer.high),
+                spread: spread.max(low - high),
                 ..self
             }
         } else {
-            ServerTime { low, high, ..self }
+            ServerTime {
+                low,
+                high,
+                spread,
+                ..self
+            }
         }
     }
 
@@ -57,6 +69,11 @@ impl ServerTime {
     /// The server's time now, never later than the true one.
     pub fn now(&self) -> i64 {
         self.earliest(Instant::now())
+    }
+
+    /// The most the readings have contradicted each other by: clocks that disagree.
+    pub fn disagreement(&self) -> Duration {
+        Duration::from_millis(self.spread.max(0) as u64)
     }
 
     /// How far the true time may be ahead of `earliest`.
@@ -93,5 +110,15 @@ mod tests {
         let widened = both.narrowed(ahead);
         assert_eq!(widened.earliest(at(6_010)), both.earliest(at(6_010)));
         assert!(widened.uncertainty() > Duration::from_secs(3500));
+        // Another answer on the new clock narrows the time again, but the disagreement seen
+        // is kept: a run that saw clocks an hour apart does not forget it.
+        let again = widened.narrowed(ServerTime::reading(
+            origin,
+            39_601_000,
+            at(7_000),
+            at(7_010),
+        ));
+        assert!(again.uncertainty() < Duration::from_secs(2));
+        assert!(again.disagreement() > Duration::from_secs(3500));
     }
 }

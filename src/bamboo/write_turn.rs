@@ -64,7 +64,12 @@ impl BambooClient {
     }
 }
 
-impl WriteTurn<'_> {
+impl<'a> WriteTurn<'a> {
+    /// The client whose slot this turn holds.
+    pub(super) fn client(&self) -> &'a BambooClient {
+        self.client
+    }
+
     /// Tells the journal the call is about to leave; an error means it must not.
     pub fn announce(&self, build_key: &str, call: &str) -> Result<(), String> {
         self.client.journal_before(&Write {

@@ -272,7 +272,12 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
         let build = build.as_deref().unwrap_or("-");
         lines.push(format!("  {id:<id_width$}  {build:<build_width$}  {text}"));
     }
-    let code = exit_code(args, &counts, applied);
+    let mut code = exit_code(args, &counts, applied);
+    // An audit log that failed stopped every write after it: the lock labels this run held
+    // may be left (taking them off is a write too), and the run is an error.
+    if reporter.audit_broken() && code != exit::OUTCOME_UNKNOWN {
+        code = exit::ERROR;
+    }
     if reporter.is_json() {
         let outcomes = applied
             .outcomes
@@ -310,6 +315,11 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
         }
         if let Some(signal) = applied.stopped_by {
             summary.push_str(&format!(", stopped by {}", signal.name()));
+        }
+        if reporter.audit_broken() {
+            summary.push_str(
+                "; the audit log could not be written, so no write followed: lock labels this run held may be left on their builds (they expire; `bamboo-promote unlock BUILD --watch` clears them)",
+            );
         }
         crate::output::out_line(format_args!("\n{}\n{summary}.", lines.join("\n")));
     }

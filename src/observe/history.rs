@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::bamboo::types::BuildResult;
-use crate::bamboo::{BambooClient, BambooError};
+use crate::bamboo::{BambooClient, BambooError, BuildReader};
 use crate::manifest::BuildSelector;
 
 /// How many recent builds one history read covers. Numbers and labels it does not show are
@@ -140,7 +140,7 @@ pub struct Newer<B> {
 /// could not show is read build by build (`fill_in`). A page's `size` is not trusted to say
 /// the history ended: a server may give the page's own length.
 pub(super) async fn newer_than(
-    client: &BambooClient,
+    client: &impl BuildReader,
     plan: &str,
     n: u32,
 ) -> Result<Newer<BuildResult>, BambooError> {
@@ -178,7 +178,7 @@ const GAP_READS: usize = 20;
 /// What cannot be had this way makes the list incomplete (`complete: false`): "cannot tell",
 /// never "no newer build".
 pub(super) async fn fill_in(
-    client: &BambooClient,
+    client: &impl BuildReader,
     plan: &str,
     n: u32,
     listed: Vec<BuildResult>,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 
 use crate::bamboo::types::{BranchInfo, BuildResult};
-use crate::bamboo::{BambooClient, BambooError};
+use crate::bamboo::{BambooClient, BambooError, BuildReader};
 use crate::manifest::{BuildSelector, Desired};
 
 use branch::branch_builds;
@@ -297,17 +297,19 @@ async fn with_all_labels(
 /// The builds of `plan` newer than build `n`, newest first, read again: `apply` checks under
 /// the lease that none has reached a stage its call would run since the plan was made.
 pub async fn newer_builds_of(
-    client: &BambooClient,
+    reader: &impl BuildReader,
     plan: &str,
     n: u32,
 ) -> Result<Newer<ObservedBuild>, BambooError> {
-    let read = history::newer_than(client, plan, n).await?;
+    let read = history::newer_than(reader, plan, n).await?;
+    let mut builds = Vec::with_capacity(read.builds.len());
+    for build in read.builds {
+        builds.push(ObservedBuild::from_result(
+            reader.with_all_labels(build).await?,
+        ));
+    }
     Ok(Newer {
-        builds: with_all_labels(client, read.builds)
-            .await?
-            .into_iter()
-            .map(ObservedBuild::from_result)
-            .collect(),
+        builds,
         complete: read.complete,
     })
 }

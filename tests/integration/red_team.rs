@@ -734,3 +734,181 @@ fn labels_match_in_any_case_and_a_folding_server_changes_nothing() {
     );
     assert!(lock_labels(&sim, "SHOP-APP-42").is_empty(), "{labels:?}");
 }
+
+/// Red team (round 7b), critical: the server's `Date` jumped two hours forward after a lock
+/// was taken and before its holder's call. Another runner then took the lock for two hours old
+/// and promoted, and the holder's call, held on its way, landed after it: the trap. Now the
+/// holder's last check sees its own readings disagree by more than the skew bound (or the
+/// clock moved on past its stamp) and sends nothing.
+#[test]
+fn a_server_clock_that_jumps_after_the_lock_is_taken_gets_no_call() {
+    let dir = manifests(crate::safety::STAGING);
+    let sim = crate::support::Sim::start(&world(0, "", ""));
+    // The holder's call, if it is ever sent, lands 10 s (sim clock) after it was sent. Its
+    // read of the plan's newer builds under the lock (the fifth read of result/SHOP-APP…:
+    // the plan's three, the lock's check, then this one) is held.
+    sim.set_faults(
+        r#"{ "script": [
+             { "method": "PUT", "path": "queue/SHOP-APP-42", "fault": "applyLate", "afterMs": 10000 },
+             { "method": "GET", "path": "result/SHOP-APP", "skip": 4, "fault": "hold", "afterMs": 1 } ] }"#,
+    );
+    let holder = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--lock-ttl",
+            "60s",
+            "--request-timeout",
+            "2s",
+            path_str(&dir),
+        ])
+        .spawn();
+    crate::support::wait_until("the holder's read of the newer builds never came", || {
+        let log = sim.requests();
+        let label = log
+            .iter()
+            .position(|r| r["method"] == "POST" && r["path"] == "result/SHOP-APP-42/label");
+        label.is_some_and(|at| log[at..].iter().any(|r| r["path"] == "result/SHOP-APP"))
+    });
+    // The front end's clock jumps two hours; the held answer is delivered.
+    sim.set_faults(
+        r#"{ "dateOffsetMs": 7200000, "script": [
+             { "method": "PUT", "path": "queue/SHOP-APP-42", "fault": "applyLate", "afterMs": 10000 } ] }"#,
+    );
+    sim.advance(1);
+    let held = Ran::finish(holder);
+    assert_eq!(held.code, 1, "{}\n{}", held.stdout, held.stderr);
+    assert!(
+        held.stderr.contains("disagree") || held.stdout.contains("disagree"),
+        "{}\n{}",
+        held.stdout,
+        held.stderr
+    );
+    assert!(sim.queue_writes().is_empty(), "the holder sent nothing");
+    // Another runner, on the jumped clock: the build is promoted once, and only once.
+    sim.set_faults(r#"{ "dateOffsetMs": 7200000 }"#);
+    let other = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(other.code, 0, "{}\n{}", other.stdout, other.stderr);
+    sim.advance(10_000);
+    assert_eq!(writes_to(&sim, "SHOP-APP-42"), 1);
+    assert_staging_ran_once(&sim, "after the jump");
+}
+
+/// Red team (round 7b): an audit log that fails after the call (a file size limit) stops the
+/// writes after it — the record, the lock's removal — and the run says so and exits 1, not 0.
+/// And a record torn by a failed write does not swallow the next run's first record.
+#[test]
+fn an_audit_log_that_fails_after_the_call_makes_the_run_an_error_and_a_torn_line_is_left_alone() {
+    let dir = manifests(crate::safety::STAGING);
+    let scratch = crate::support::scratch("audit");
+    for prefill in [300, 700, 1100] {
+        let sim = crate::support::Sim::start(&world(0, "", ""));
+        let audit = scratch.join(format!("audit-{prefill}.jsonl"));
+        std::fs::write(&audit, "x".repeat(prefill - 1) + "\n").unwrap();
+        let command = format!(
+            "trap '' XFSZ; ulimit -f 2; exec {} apply --auto-approve --audit-log {} {}",
+            crate::support::BIN,
+            audit.display(),
+            path_str(&dir)
+        );
+        let ran: Ran = std::process::Command::new("bash")
+            .args(["-c", &command])
+            .env("BAMBOO_URL", &sim.url)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(ran.code, 1, "{prefill}: {}\n{}", ran.stdout, ran.stderr);
+        assert!(
+            ran.stderr.contains("cannot write the audit log"),
+            "{prefill}: {}",
+            ran.stderr
+        );
+        if !sim.queue_writes().is_empty() {
+            assert!(
+                ran.stdout.contains("the audit log could not be written"),
+                "{prefill}: {}",
+                ran.stdout
+            );
+        }
+    }
+    // A log that ends mid-line: the next record starts a line of its own.
+    let sim = crate::support::Sim::start(&world(0, "", ""));
+    let audit = scratch.join("torn.jsonl");
+    std::fs::write(&audit, r#"{"formatVersion":"1.1","ti"#).unwrap();
+    let ran = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--audit-log",
+            audit.to_str().unwrap(),
+            path_str(&dir),
+        ])
+        .run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(r#"{"formatVersion":"1.1","ti"#));
+    for line in lines {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+}
+
+/// Red team (round 7b): a reason of invisible characters is no reason, and one with control
+/// characters (an escape sequence for the comment) is refused.
+#[test]
+fn an_invisible_or_escaped_reason_is_refused() {
+    let sim = crate::support::Sim::start(&world(0, "", ""));
+    let dir = manifests(crate::safety::STAGING);
+    for reason in ["\u{200b}", "\u{2060}\u{feff}", "ok\u{1b}[31m"] {
+        let ran = sim
+            .cmd(&[
+                "apply",
+                "--auto-approve",
+                "--reason",
+                reason,
+                path_str(&dir),
+            ])
+            .run();
+        assert_eq!(ran.code, 64, "{reason:?}: {}", ran.stderr);
+    }
+    assert!(sim.requests().is_empty());
+}
+
+/// Red team (round 7b): a lock label written again after a 5xx is a write of its own, with a
+/// record of its own: every label request the server saw has a `sending` record.
+#[test]
+fn every_attempt_of_a_label_write_is_audited() {
+    let dir = manifests(crate::safety::STAGING);
+    let sim = crate::support::Sim::start(&world(0, "", ""));
+    sim.set_faults(
+        r#"{ "script": [ { "method": "POST", "path": "result/SHOP-APP-42/label", "times": 2,
+             "fault": "serverError" } ] }"#,
+    );
+    let scratch = crate::support::scratch("audit");
+    let audit = scratch.join("audit.jsonl");
+    let ran = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--audit-log",
+            audit.to_str().unwrap(),
+            path_str(&dir),
+        ])
+        .run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let posts = sim
+        .calls()
+        .iter()
+        .filter(|c| *c == "POST result/SHOP-APP-42/label")
+        .count();
+    assert_eq!(posts, 3, "two 503s, then the label");
+    let text = crate::contracts::audit_log(&audit);
+    let sending = text
+        .lines()
+        .filter(|l| {
+            l.contains(r#""outcome":"sending""#) && l.contains("POST result/SHOP-APP-42/label")
+        })
+        .count();
+    assert_eq!(sending, posts, "{text}");
+}

@@ -505,7 +505,8 @@ fn a_newer_build_promoted_after_the_plan_is_found_under_the_lease() {
     assert_downgrade(&ran, "SHOP-APP-42");
     assert!(sim.queue_writes().is_empty(), "no call to SHOP-APP-41");
     assert_eq!(sim.ran("SHOP-APP-41"), ["Build"]);
-    // The saved plan's staleness read, then under the lease: the build and its newer ones.
+    // The saved plan's staleness read; under the lease the build, then, in the call's turn,
+    // its newer ones (the history, and the number after the newest) and the build again.
     let calls = sim.calls();
     assert_eq!(
         calls,
@@ -515,6 +516,7 @@ fn a_newer_build_promoted_after_the_plan_is_found_under_the_lease() {
             "GET result/SHOP-APP-41",
             "GET result/SHOP-APP",
             "GET result/SHOP-APP-43",
+            "GET result/SHOP-APP-41",
             "DELETE result/SHOP-APP-41/label/{lock}",
         ]
         .map(|c| c.replace("{lock}", lock_label_in(&calls))),
