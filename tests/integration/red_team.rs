@@ -912,3 +912,29 @@ fn every_attempt_of_a_label_write_is_audited() {
         .count();
     assert_eq!(sending, posts, "{text}");
 }
+
+/// Finding 13: a fractional `--lock-ttl` is written into the label to the millisecond, the
+/// value the write window is planned on. Before, `4.95s` was written as 4 s.
+#[test]
+fn a_fractional_lock_ttl_is_the_labels_lifetime_to_the_millisecond() {
+    let sim = crate::support::Sim::start(&world(0, "", ""));
+    let ran = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--lock-ttl",
+            "4950ms",
+            "--request-timeout",
+            "1s",
+            path_str(&manifests(crate::safety::STAGING)),
+        ])
+        .run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let removed: Vec<String> = sim
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("DELETE result/SHOP-APP-42/label/"))
+        .collect();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert!(removed[0].contains("-4950-"), "{removed:?}");
+}
