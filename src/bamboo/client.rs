@@ -115,9 +115,8 @@ const MAX_ANSWER_BYTES: usize = 64 << 20;
 /// build needs a handful, and past this a list that keeps growing is a broken answer.
 const LABEL_PAGE: usize = 100;
 const LABELS_AT_MOST: usize = 2_000;
-/// Branches asked for per page of `plan/{plan}/branch`: the page older servers cap at, so a
-/// full page means "read on".
-const BRANCH_PAGE: usize = 25;
+/// Branches asked for per page of `plan/{plan}/branch`.
+const BRANCH_PAGE: usize = 100;
 /// The most branches read of one plan; past it, the listing is a broken answer.
 const BRANCHES_AT_MOST: usize = 10_000;
 /// Times a label list that changed while read is read again from its start.
@@ -238,8 +237,10 @@ impl BambooClient {
     /// `GET plan/{key}/branch`, page after page: every branch of the plan. A branch's name is
     /// never put in a path: Tomcat, which Bamboo runs on, refuses an encoded `/` (`%2F`) with
     /// 400, and proxies before it with 404, so branch names are matched against this list.
-    /// The list is whole only when a page comes back shorter than asked, or empty: a `size`
-    /// is not trusted. A plan with no such resource (404) has none.
+    /// The list is whole only once a page comes back empty: a `size` is not trusted, and a
+    /// page shorter than asked may be a server's cap (10, 25) rather than the end — a branch
+    /// missed on a later page could leave another answering to its name alone. A plan with no
+    /// such resource (404) has none.
     pub async fn branches(&self, plan: &str) -> Result<Vec<BranchInfo>, BambooError> {
         let what = format!("list the branches of {plan}");
         let path = format!("plan/{}/branch", encode_segment(plan));
@@ -266,11 +267,10 @@ impl BambooClient {
                     detail: "the first branch listed again on a later page: the server does not page branches".into(),
                 });
             }
-            let short = page.len() < BRANCH_PAGE;
-            branches.extend(page);
-            if short {
+            if page.is_empty() {
                 return Ok(branches);
             }
+            branches.extend(page);
             if branches.len() >= BRANCHES_AT_MOST {
                 return Err(BambooError::Decode {
                     what,

@@ -66,8 +66,8 @@ fn latest_targets_are_read_from_project_listing_pages_when_that_is_cheaper() {
     assert_eq!(listing, 4, "{log:#?}");
     assert_eq!(
         log.len(),
-        4 + 2,
-        "plus the plan's branch listing and one read of the branch's builds: {log:#?}"
+        4 + 3,
+        "plus the plan's branch listing (a page and the empty one after it) and one read of the branch's builds: {log:#?}"
     );
     assert!(
         log.iter().any(|p| p.starts_with("plan/BIG-P000/branch?"))
@@ -101,20 +101,30 @@ projects:
     let cases = [
         // (targets, requests, what)
         // A branch's name never goes into a path (an encoded `/` is refused by Tomcat): the
-        // plan's branch listing names its key, and the branch plan is read by that key.
+        // plan's branch listing (read until a page comes back empty) names its key, and the
+        // branch plan is read by that key.
         (
             target("latest", "rel/1", "latest"),
-            vec!["plan/BR-APP/branch?", "result/BR-APP1-latest?"],
+            vec![
+                "plan/BR-APP/branch?",
+                "plan/BR-APP/branch?",
+                "result/BR-APP1-latest?",
+            ],
             "the listing, then the branch's newest build",
         ),
         (
             target("latest", "rel/1", "latest") + &target("label", "rel/1", "{ label: rc }"),
-            vec!["plan/BR-APP/branch?", "result/BR-APP1?"],
+            vec![
+                "plan/BR-APP/branch?",
+                "plan/BR-APP/branch?",
+                "result/BR-APP1?",
+            ],
             "the listing, then one read of the branch's history serves both",
         ),
         (
             target("number", "rel/1", "4") + &target("empty", "empty", "latest"),
             vec![
+                "plan/BR-APP/branch?",
                 "plan/BR-APP/branch?",
                 "result/BR-APP1-4?",
                 "result/BR-APP2-latest?",
@@ -123,7 +133,7 @@ projects:
         ),
         (
             target("missing", "nope", "latest"),
-            vec!["plan/BR-APP/branch?", "plan/BR-APP?"],
+            vec!["plan/BR-APP/branch?", "plan/BR-APP/branch?", "plan/BR-APP?"],
             "no branch: the plan is read to tell a missing plan from a missing branch",
         ),
     ];

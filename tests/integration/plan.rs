@@ -23,12 +23,12 @@ fn plan_shows_calls_and_stages_and_only_reads_each_thing_once() {
         .map(|r| format!("{} {}?{}", r["method"], r["path"], r["query"]))
         .collect();
     assert_eq!(distinct.len(), log.len(), "no request twice: {log:#?}");
-    // Six reads: SHOP-APP's build labelled rc, SHOP-APP's newest builds (rc pins a build
+    // Seven reads: SHOP-APP's build labelled rc, SHOP-APP's newest builds (rc pins a build
     // short of its stage: is a newer one further? the downgrade check) and the number after
-    // the newest (a running build a listing left out), SHOP-APP's branch listing (its key)
-    // and the branch's newest build, and SHOP-API-7. No plan read: a build says its plan
-    // exists and whether it is enabled.
-    assert_eq!(log.len(), 6, "{log:#?}");
+    // the newest (a running build a listing left out), SHOP-APP's branch listing (its key; a
+    // page, then the empty one that ends it) and the branch's newest build, and SHOP-API-7.
+    // No plan read: a build says its plan exists and whether it is enabled.
+    assert_eq!(log.len(), 7, "{log:#?}");
 }
 
 #[test]

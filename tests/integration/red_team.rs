@@ -938,3 +938,40 @@ fn a_fractional_lock_ttl_is_the_labels_lifetime_to_the_millisecond() {
     assert_eq!(removed.len(), 1, "{removed:?}");
     assert!(removed[0].contains("-4950-"), "{removed:?}");
 }
+
+/// Red team (round 7c): a branch listing is whole only at an empty page. With pages capped at
+/// 10, a branch named `release/2.4` on the third page went unseen, and another whose VCS
+/// branch is `release/2.4` was promoted as if it alone answered to the name.
+#[test]
+fn branches_past_a_capped_page_are_seen_and_two_answers_to_a_name_promote_neither() {
+    let mut world = String::from(
+        "settings: { clock: manual, pageCap: 10, defaultPageSize: 10 }
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages: [{ name: Build }, { name: Deploy Staging, manual: true }]
+        builds: [{ number: 1, state: complete }]
+        branches:
+          - { name: rel-24, vcsBranch: release/2.4, key: APP2, builds: [{ number: 5, state: { pausedBefore: Deploy Staging } }] }
+",
+    );
+    for n in 3..30 {
+        world.push_str(&format!(
+            "          - {{ name: feat/x{n}, key: APP{n}, builds: [] }}\n"
+        ));
+    }
+    world.push_str("          - { name: release/2.4, key: APP30, builds: [{ number: 3, state: { pausedBefore: Deploy Staging } }] }\n");
+    let sim = crate::support::Sim::start(&world);
+    let dir = manifests(
+        "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: { name: br }\nspec:\n  targets:\n    - { id: rel, plan: SHOP-APP, branch: release/2.4, stage: Deploy Staging }\n",
+    );
+    let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(ran.code, 1, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr.contains("SHOP-APP2") && ran.stderr.contains("SHOP-APP30"),
+        "{}",
+        ran.stderr
+    );
+    assert!(sim.queue_writes().is_empty(), "neither is promoted");
+}
