@@ -68,22 +68,27 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
                 .map(|(plan, _)| plan),
         )
         .collect();
-    let listings: HashMap<&String, Vec<BranchInfo>> = branched
-        .iter()
-        .copied()
-        .zip(join_all(branched.iter().map(|plan| client.branches(plan))).await)
-        .map(|(plan, listing)| listing.map(|l| (plan, l)))
-        .collect::<Result<_, _>>()?;
-    let listing_of = |plan: &String| listings.get(plan).map_or(&[][..], Vec::as_slice);
-
     // Three independent sets of reads, run together so that the parallelism bound stays busy:
-    // the branches, the listings, and the direct reads. The client's slots are handed out first
-    // come, first served, and `biased` polls in this order: branches go first.
-    let (branch_reads, listed, direct_reads) = tokio::join!(
-        biased;
-        join_all(on_branch.iter().map(|((plan, name), selectors)| {
+    // the branches (each plan's listing, then its branch plans by key), the project listings,
+    // and the direct reads. The client's slots are handed out first come, first served, and
+    // `biased` polls in this order: branches go first, as theirs take two steps.
+    let branch_side = async {
+        let listings: HashMap<&String, Vec<BranchInfo>> = branched
+            .iter()
+            .copied()
+            .zip(join_all(branched.iter().map(|plan| client.branches(plan))).await)
+            .map(|(plan, listing)| listing.map(|l| (plan, l)))
+            .collect::<Result<_, BambooError>>()?;
+        let listing_of = |plan: &String| listings.get(plan).map_or(&[][..], Vec::as_slice);
+        let reads = join_all(on_branch.iter().map(|((plan, name), selectors)| {
             branch_builds(client, plan, name, listing_of(plan), selectors)
-        })),
+        }))
+        .await;
+        Ok::<_, BambooError>((listings, reads))
+    };
+    let (branch_side, listed, direct_reads) = tokio::join!(
+        biased;
+        branch_side,
         list_latest(client, &listable),
         join_all(
             direct
@@ -91,6 +96,8 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
                 .map(|(key, selectors)| read_builds(client, key, selectors))
         ),
     );
+    let (listings, branch_reads) = branch_side?;
+    let listing_of = |plan: &String| listings.get(plan).map_or(&[][..], Vec::as_slice);
     let chosen_from = join_all(
         eligible
             .iter()
