@@ -7,6 +7,7 @@
 use super::events::Event;
 use super::report::Reporter;
 use crate::bamboo::BambooClient;
+use crate::bamboo::types::split_build_key;
 use crate::lock_label::looks_like_a_lock;
 use crate::reconcile::TargetRef;
 
@@ -119,10 +120,10 @@ pub async fn write(
                 "record label {label:?} looks like a lock label, and was not written"
             ))
         } else {
-            client
-                .add_label(build_key, label)
-                .await
-                .map_err(|e| e.to_string())
+            match client.add_label(build_key, label).await {
+                Ok(()) => read_back(client, build_key, label).await,
+                Err(e) => Err(e.to_string()),
+            }
         };
     }
     match written {
@@ -147,6 +148,30 @@ pub async fn write(
             },
         ),
         Err(e) => not_written(reporter, target, build_key, &e),
+    }
+}
+
+/// Reads the build again to see the record label on it, as the lease does its own: a server
+/// (or a proxy) that answers a label write without keeping it would leave no record.
+async fn read_back(client: &BambooClient, build_key: &str, label: &str) -> Result<(), String> {
+    let (plan, number) =
+        split_build_key(build_key).ok_or_else(|| format!("{build_key} is not a build key"))?;
+    let build = client
+        .build(plan, Some(number))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("build {build_key} no longer exists"))?;
+    if build
+        .labels
+        .items
+        .iter()
+        .any(|l| crate::label::same(&l.name, label))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "label {label} was accepted but did not show when the build was read back"
+        ))
     }
 }
 

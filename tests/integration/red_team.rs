@@ -975,3 +975,42 @@ projects:
     );
     assert!(sim.queue_writes().is_empty(), "neither is promoted");
 }
+
+/// Issue 20: a record label the server answers without keeping (a proxy that swallows it) is a
+/// failed record, found by reading the build back, never "recorded".
+#[test]
+fn a_record_label_that_did_not_land_is_a_failed_record() {
+    let sim = crate::support::Sim::start(&world(0, "", ""));
+    // The first label write is the lock's; the second, the record's, is swallowed.
+    sim.set_faults(
+        r#"{ "script": [ { "method": "POST", "path": "result/SHOP-APP-42/label", "skip": 1,
+             "fault": "swallow" } ] }"#,
+    );
+    let dir = manifests(&crate::safety::STAGING.replace(
+        "stage: Deploy Staging }",
+        "stage: Deploy Staging, record: { label: promoted-staging } }",
+    ));
+    let ran = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--format",
+            "json",
+            path_str(&dir),
+        ])
+        .run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let events = crate::contracts::events(&ran.stdout);
+    assert!(
+        events.iter().any(|e| e["event"] == "recordFailed"
+            && e["message"].as_str().unwrap().contains("did not show")),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        !events.iter().any(|e| e["event"] == "recorded"),
+        "{}",
+        ran.stdout
+    );
+    assert_staging_ran_once(&sim, "swallowed record label");
+}
