@@ -75,7 +75,7 @@ pub fn plan(desired: &Desired, observed: &Observed, moment: Moment) -> Plan {
 pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
     let (build, passed_over) = match target.build {
         BuildSelector::NewestEligible => newest_eligible(target, observed),
-        _ => (build_for(target, observed), Vec::new()),
+        _ => (build_for(target, observed), on_their_way(target, observed)),
     };
     let mut status = status_for(target, observed, build.as_deref());
     let mut gates = build
@@ -149,7 +149,7 @@ fn newest_eligible(
                     _ => format!("carries label {}", g.label),
                 }),
             Status::Blocked { reason } => Some(reason.to_string()),
-            Status::Running { .. } => Some("running".into()),
+            Status::Running { .. } => Some(running(build)),
             _ => Some("cannot be promoted now".into()),
         };
         match why {
@@ -161,6 +161,33 @@ fn newest_eligible(
         }
     }
     (None, passed)
+}
+
+/// For a pin: the newer builds of its plan still running, short of the target stage (one that
+/// reached it makes a downgrade). The pin is promoted all the same, but the plan says that a
+/// newer build is on its way rather than leaving the pin looking like the newest.
+fn on_their_way(target: &Target, observed: &Observed) -> Vec<PassedOver> {
+    let Some(newer) = newer_than_pin(target, observed) else {
+        return Vec::new();
+    };
+    newer
+        .builds
+        .iter()
+        .filter(|b| b.life_cycle_state != "Finished" && !b.reached_stage(&target.stage))
+        .map(|b| PassedOver {
+            build: b.key.clone(),
+            reason: running(b),
+        })
+        .collect()
+}
+
+/// What a running build is doing, for a build passed over: "running its automatic stages", or
+/// the manual stage it runs.
+fn running(build: &ObservedBuild) -> String {
+    match build.stages.iter().find(|s| s.manual && s.reached() && !s.passed()) {
+        Some(stage) => format!("running {}", stage.name),
+        None => "running its automatic stages".into(),
+    }
 }
 
 pub fn target_ref(target: &Target) -> TargetRef {

@@ -33,7 +33,8 @@ pub struct PlanItem {
     /// The target's gates, checked on the build (those that pass too).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<GateCheck>,
-    /// For `newest: eligible`: the newer builds passed over, and why.
+    /// The newer builds passed over, and why: for `newest: eligible`, those it did not
+    /// choose; for a pin, those still running short of its stage.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub passed_over: Vec<PassedOver>,
 }

@@ -77,12 +77,6 @@ pub struct PlanState {
     pub stage_runs: Vec<u32>,
 }
 
-impl PlanState {
-    pub fn latest(&self) -> Option<&Build> {
-        self.builds.values().next_back()
-    }
-}
-
 /// Why a request was refused, as Bamboo would say it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {

@@ -251,7 +251,11 @@ fn one_result(
 ) -> Result<Reply, Refused> {
     let plan = engine.plan(plan_key)?;
     let build = if number == "latest" {
-        plan.latest()
+        // As a listing: a build still running is the latest only with `includeAllStates`.
+        plan.builds
+            .values()
+            .rev()
+            .find(|b| listed(req, ctx, b))
             .ok_or_else(|| not_found(&format!("{plan_key}-latest")))?
     } else {
         let n: u32 = number

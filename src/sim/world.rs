@@ -237,8 +237,8 @@ pub struct Faults {
     /// Listings of results come without their stages, whatever `expand` asks: a build's stages
     /// are then seen only in a read of the build itself.
     pub listings_without_stages: bool,
-    /// Listings leave out queued and running builds even with `includeAllStates=true`, as some
-    /// servers are reported to.
+    /// Listings and `result/{plan}-latest` leave out queued and running builds even with
+    /// `includeAllStates=true`, as some servers are reported to.
     pub listings_hide_running: bool,
     /// A listing's `size` is the length of the page shown, not of the whole list.
     pub size_is_page_length: bool,

@@ -4,6 +4,7 @@ mod apply;
 mod cli;
 mod contracts;
 mod exit_codes;
+mod fidelity;
 mod init;
 mod manifests;
 mod observe;

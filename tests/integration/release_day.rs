@@ -902,7 +902,7 @@ spec:
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
     assert!(
         ran.stdout.contains(
-            "passed over: SHOP-APP-45 (stage Build failed before the target), SHOP-APP-44 (running)"
+            "passed over: SHOP-APP-45 (stage Build failed before the target), SHOP-APP-44 (running its automatic stages)"
         ),
         "{}",
         ran.stdout
