@@ -344,6 +344,13 @@ async fn put_label(client: &BambooClient, build_key: &str, label: &str) -> Resul
     let Err(error) = client.add_label(build_key, label).await else {
         return Ok(());
     };
+    // Refused (403 for a token that may not label): the label was not put, nothing to undo.
+    if let BambooError::Status {
+        status: 400..=499, ..
+    } = error
+    {
+        return Err(error.into());
+    }
     match client.remove_label(build_key, label).await {
         Ok(()) => Err(error.into()),
         Err(_) => Err(LeaseError::LabelLeft {

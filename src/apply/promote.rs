@@ -19,7 +19,9 @@ use crate::bamboo::{BambooClient, WriteError, WriteTurn};
 use crate::lock_label::looks_like_a_lock;
 use crate::manifest::BuildSelector;
 use crate::observe::{Newer, ObservedBuild, newer_builds_of};
-use crate::reconcile::{Action, BlockReason, Moment, Status, TargetRef, assess, downgrade};
+use crate::reconcile::{
+    Action, BlockReason, Moment, Status, TargetRef, assess, downgrade, running,
+};
 use crate::render::human::status_words;
 
 /// Pauses between the reads that confirm a write: quick at first, then calmer.
@@ -335,6 +337,21 @@ fn last_check(
             return Err(Check::End(Box::new(Promotion::NotNeeded(
                 Status::Blocked { reason },
             ))));
+        }
+        // `latest` meant the newest build; a newer one (queued since the plan, or one still
+        // in its automatic stages that the server left out of `-latest` and its listings)
+        // makes the planned one no longer it.
+        if request.target.build == BuildSelector::Latest
+            && let Some(newest) = newer.builds.first()
+        {
+            let doing = match newest.life_cycle_state.as_str() {
+                "Finished" | "NotBuilt" => format!("{} is there", newest.key),
+                _ => format!("{} is {}", newest.key, running(newest)),
+            };
+            return Err(Check::End(Box::new(Promotion::Stale {
+                planned: format!("{} as the latest build", action.build_key),
+                found: format!("newer build {doing}; plan again"),
+            })));
         }
     }
     // The server's clock as the answers since the lock show it: readings that disagree by

@@ -16,6 +16,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
 
+use super::access::{self, Need};
 use super::auth::Credentials;
 use super::journal::{Ended, Journal, Write};
 use super::retry::{self, RetryPolicy};
@@ -551,7 +552,7 @@ impl BambooClient {
             Attempt::Refused(status, message) => Err(BambooError::Status {
                 what,
                 status,
-                message: self.with_access_hint(status, message),
+                message: self.with_access_hint(status, message, Need::Comment),
             }),
             Attempt::Tls(detail) => Err(BambooError::Tls { what, detail }),
             Attempt::TooLarge => Err(BambooError::TooLarge {
@@ -621,21 +622,9 @@ impl BambooClient {
         Bytes::from(text)
     }
 
-    /// Bamboo's message for a 401 or 403, with what to do about it: Bamboo says only that
-    /// access was refused, not which credentials it saw or which permission was missing.
-    pub(super) fn with_access_hint(&self, status: u16, message: String) -> String {
-        let message = self.scrub(message);
-        let hint = match (status, &self.credentials) {
-            (401, Credentials::Anonymous) => {
-                "no credentials were given: set BAMBOO_TOKEN, BAMBOO_TOKEN_FILE, or BAMBOO_USERNAME and BAMBOO_PASSWORD"
-            }
-            (401, _) => "the server did not accept the credentials given",
-            (403, _) => {
-                "the credentials lack a permission: plan needs READ on the plan, apply also TRIGGER"
-            }
-            _ => return message,
-        };
-        format!("{message} ({hint})")
+    /// Bamboo's message for a 401 or 403, without our credentials, with what to do about it.
+    pub(super) fn with_access_hint(&self, status: u16, message: String, need: Need) -> String {
+        access::hinted(status, self.scrub(message), &self.credentials, need)
     }
 
     pub(super) fn request(
@@ -731,7 +720,7 @@ impl BambooClient {
             call,
             server_ms: None,
         };
-        self.with_retries_journaled(what, build, Some(&write))
+        self.with_retries_journaled(what, build, Some(&write), Need::Label)
             .await
             .map(|_| ())
     }
@@ -757,17 +746,17 @@ impl BambooClient {
                     elapsed: sent.elapsed(),
                 })
             }
-            other => Err(self.final_error(what, other)),
+            other => Err(self.final_error(what, other, Need::Read)),
         }
     }
 
     /// The error a refused, TLS-failed or oversized answer is.
-    fn final_error(&self, what: &str, attempt: Attempt) -> BambooError {
+    fn final_error(&self, what: &str, attempt: Attempt, need: Need) -> BambooError {
         match attempt {
             Attempt::Refused(status, message) => BambooError::Status {
                 what: what.into(),
                 status,
-                message: self.with_access_hint(status, message),
+                message: self.with_access_hint(status, message, need),
             },
             Attempt::Tls(detail) => BambooError::Tls {
                 what: what.into(),
@@ -789,7 +778,8 @@ impl BambooClient {
         what: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<Option<Bytes>, BambooError> {
-        self.with_retries_journaled(what, build, None).await
+        self.with_retries_journaled(what, build, None, Need::Read)
+            .await
     }
 
     /// `with_retries`, telling the journal of each attempt of a write (`write`): before it
@@ -799,6 +789,7 @@ impl BambooClient {
         what: &str,
         build: impl Fn() -> reqwest::RequestBuilder,
         write: Option<&Write>,
+        need: Need,
     ) -> Result<Option<Bytes>, BambooError> {
         let started = Instant::now();
         let mut retries = 0;
@@ -846,7 +837,7 @@ impl BambooClient {
             let wait = match outcome {
                 Attempt::Done(body) => return Ok(body),
                 final_failure @ (Attempt::Refused(..) | Attempt::Tls(_) | Attempt::TooLarge) => {
-                    return Err(self.final_error(what, final_failure));
+                    return Err(self.final_error(what, final_failure, need));
                 }
                 Attempt::Transient(detail, retry_after) => {
                     let detail = self.scrub(detail);

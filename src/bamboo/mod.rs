@@ -1,6 +1,7 @@
 //! Everything HTTP: the client, the JSON types of Bamboo's API, credentials and retry policy.
 //! Only this module imports reqwest.
 
+mod access;
 mod auth;
 mod client;
 pub mod journal;

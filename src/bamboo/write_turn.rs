@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use tokio::sync::SemaphorePermit;
 
+use super::access::Need;
 use super::client::{
     BambooClient, Reading, describe, error_message, header, read_capped, refusal_message,
 };
@@ -146,7 +147,7 @@ impl<'a> WriteTurn<'a> {
         let message = refusal_message(status, location.as_deref(), &body);
         Err(WriteError::Refused {
             status: status.as_u16(),
-            message: client.with_access_hint(status.as_u16(), message),
+            message: client.with_access_hint(status.as_u16(), message, Need::Queue),
         })
     }
 }

@@ -232,29 +232,6 @@ pub(super) async fn fill_in(
     })
 }
 
-/// The newest build numbered after `n`, asked for number by number until one is not there:
-/// a build still in its automatic stages that a server left out of `-latest` or a listing.
-/// More than `GAP_READS` of them is "cannot tell", not the newest seen.
-pub(super) async fn after(
-    client: &BambooClient,
-    plan: &str,
-    n: u32,
-) -> Result<Option<BuildResult>, BambooError> {
-    let mut newest = None;
-    for next in n + 1..=n + GAP_READS as u32 {
-        match client.build(plan, Some(next)).await? {
-            Some(found) => newest = Some(found),
-            None => return Ok(newest),
-        }
-    }
-    Err(BambooError::Decode {
-        what: format!("read the builds of {plan} after {n}"),
-        detail: format!(
-            "more than {GAP_READS} builds after the one shown as latest: cannot tell which is the latest"
-        ),
-    })
-}
-
 fn incomplete(builds: Vec<BuildResult>) -> Result<Newer<BuildResult>, BambooError> {
     Ok(Newer {
         builds,

@@ -201,51 +201,9 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
             .plans
             .insert(target.plan.clone(), plans.get(&target.plan).cloned());
     }
-    let builds = latest_in_progress(client, desired, &observed, builds).await?;
     observed.newer = newer_builds(client, desired, &observed, &builds, &newest).await?;
     observed.builds = builds;
     Ok(observed)
-}
-
-/// `latest`, as Bamboo means it, is the newest build, even one still in its automatic
-/// stages; but a server may leave such a build out of `-latest` and of project listings,
-/// whatever `includeAllStates` says. So before a `latest` target is promoted on the build it
-/// was shown, the numbers after that build are asked for: a newer one found there becomes the
-/// target's build, and the target waits for it, as on a server that showed it. Targets in sync
-/// cost nothing; one that would be promoted costs one read.
-async fn latest_in_progress(
-    client: &BambooClient,
-    desired: &Desired,
-    observed: &Observed,
-    mut builds: HashMap<(String, BuildSelector), Option<Arc<ObservedBuild>>>,
-) -> Result<HashMap<(String, BuildSelector), Option<Arc<ObservedBuild>>>, BambooError> {
-    let mut shown: BTreeSet<(String, u32)> = BTreeSet::new();
-    for target in desired.targets.iter().filter(|t| t.build == BuildSelector::Latest) {
-        let Some(key) = build_plan_key(target, observed) else {
-            continue;
-        };
-        let Some(Some(build)) = builds.get(&(key.clone(), BuildSelector::Latest)) else {
-            continue;
-        };
-        if (build.continuable || build.restartable) && !build.passed_stage(&target.stage) {
-            shown.insert((key, build.number));
-        }
-    }
-    let reads = join_all(shown.iter().map(|(key, n)| async move {
-        match history::after(client, key, *n).await? {
-            Some(newer) => client.with_all_labels(newer).await.map(Some),
-            None => Ok(None),
-        }
-    }))
-    .await;
-    for ((key, _), read) in shown.into_iter().zip(reads) {
-        if let Some(newer) = read? {
-            check_answer(&key, &BuildSelector::Latest, &newer)?;
-            let newer = Arc::new(ObservedBuild::from_result(newer));
-            builds.insert((key, BuildSelector::Latest), Some(newer));
-        }
-    }
-    Ok(builds)
 }
 
 /// For each pinned build (`build: 42`, a label, a revision) that could still be promoted,

@@ -183,8 +183,12 @@ fn on_their_way(target: &Target, observed: &Observed) -> Vec<PassedOver> {
 
 /// What a running build is doing, for a build passed over: "running its automatic stages", or
 /// the manual stage it runs.
-fn running(build: &ObservedBuild) -> String {
-    match build.stages.iter().find(|s| s.manual && s.reached() && !s.passed()) {
+pub fn running(build: &ObservedBuild) -> String {
+    match build
+        .stages
+        .iter()
+        .find(|s| s.manual && s.reached() && !s.passed())
+    {
         Some(stage) => format!("running {}", stage.name),
         None => "running its automatic stages".into(),
     }

@@ -39,7 +39,7 @@ pub struct PlanItem {
     pub passed_over: Vec<PassedOver>,
 }
 
-/// A build `newest: eligible` did not choose.
+/// A newer build the target did not choose, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PassedOver {

@@ -285,10 +285,14 @@ fn answer(
         _ => {}
     }
     let is_write = method != Method::GET;
-    let needed = if is_write {
+    // As a token's permissions in Bamboo: READ reads; TRIGGER also starts and continues
+    // builds; only USER (the token acts as its user) labels and comments.
+    let needed = if !is_write {
+        Permission::Read
+    } else if path.starts_with("queue") {
         Permission::Trigger
     } else {
-        Permission::Read
+        Permission::User
     };
     if let Err(status) = authorize(&shared.world, headers, query, needed) {
         let message = if status == 401 {
@@ -493,11 +497,13 @@ fn authorize(
         }
         _ => match &auth.anonymous {
             Some(perms) => perms.as_slice(),
-            None if open => &[Permission::Read, Permission::Trigger],
+            None if open => &[Permission::User],
             None => &[],
         },
     };
-    if granted.contains(&needed) {
+    // Each permission includes the ones before it, as Bamboo's token permissions depend on
+    // each other.
+    if granted.iter().any(|g| *g >= needed) {
         Ok(())
     } else if granted.is_empty() {
         Err(401)

@@ -205,11 +205,17 @@ pub struct UserGrant {
     pub permissions: Vec<Permission>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// A token's or user's permissions, as Bamboo's personal access tokens have them; each
+/// includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Permission {
+    /// Reads.
     Read,
+    /// Reads, and starts or continues builds (`queue/…`).
     Trigger,
+    /// Everything its user may do: labels and comments too.
+    User,
 }
 
 /// Misbehaviour on purpose, to test how the client copes. Shares are between 0 and 1 and are

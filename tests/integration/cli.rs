@@ -113,7 +113,7 @@ fn one_target_is_a_target() {
 fn verbose_logs_each_request_and_never_a_credential() {
     let sim = Sim::start(&SHOP.replace(
         "settings: { clock: manual }",
-        "settings: { clock: manual }\nauth:\n  tokens: [{ token: s3cr3t-t0ken, permissions: [read, trigger] }]",
+        "settings: { clock: manual }\nauth:\n  tokens: [{ token: s3cr3t-t0ken, permissions: [user] }]",
     ));
     let dir = manifests(MANIFEST);
     let plan = |args: &[&str], env: &[(&str, &str)]| {

@@ -158,7 +158,7 @@ fn credentials_come_from_the_environment_and_never_show() {
     assert_eq!(applied.code, 1, "{}", applied.stderr);
     let output = applied.stdout + &applied.stderr;
     assert!(
-        output.contains("403") && output.contains("apply also TRIGGER"),
+        output.contains("403") && output.contains("a token with USER permission"),
         "{output}"
     );
     assert!(!output.contains("s3cret"));

@@ -12,7 +12,7 @@ use crate::worlds::MANIFEST;
 const WORLD: &str = "
 settings: { clock: real }
 auth:
-  tokens: [{ token: t0ken, permissions: [read, trigger] }]
+  tokens: [{ token: t0ken, permissions: [user] }]
 projects:
   - key: SHOP
     plans:

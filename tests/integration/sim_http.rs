@@ -11,8 +11,9 @@ auth:
   tokens:
     - { token: reader, permissions: [read] }
     - { token: trigger, permissions: [read, trigger] }
+    - { token: writer, permissions: [user] }
   users:
-    - { username: bot, password: pw, permissions: [read, trigger] }
+    - { username: bot, password: pw, permissions: [user] }
 projects:
   - key: LAB
     name: lab
@@ -42,6 +43,7 @@ projects:
 
 const READER: (&str, &str) = ("Authorization", "Bearer reader");
 const TRIGGER: (&str, &str) = ("Authorization", "Bearer trigger");
+const WRITER: (&str, &str) = ("Authorization", "Bearer writer");
 const JSON: (&str, &str) = ("Accept", "application/json");
 /// What Data Center wants on every write (it answers 403 without it).
 const NO_CHECK: (&str, &str) = ("X-Atlassian-Token", "no-check");
@@ -176,10 +178,16 @@ fn the_recorded_states_look_as_recorded() {
         "complete"
     );
     assert_eq!(state("LAB-PROV-9").0, "InProgress", "running");
+    // `-latest` is the newest build with `includeAllStates`, the newest finished one without.
     assert_eq!(
-        state("LAB-PROV-latest").0,
+        get(&sim, "result/LAB-PROV-latest?includeAllStates=true")["lifeCycleState"],
         "InProgress",
         "latest is the newest build"
+    );
+    assert_eq!(
+        state("LAB-PROV-latest").0,
+        "Finished",
+        "without includeAllStates, the newest finished build"
     );
 }
 
@@ -251,6 +259,31 @@ fn authentication_permissions_and_the_xsrf_rule() {
         .0,
         200
     );
+    // A TRIGGER token continues builds but cannot label or comment: that takes USER.
+    let label = r#"{"name":"x"}"#;
+    let json_body = ("Content-Type", "application/json");
+    let bot = ("Authorization", "Basic Ym90OnB3");
+    for (who, expected) in [(TRIGGER, 403), (bot, 204)] {
+        let query = if who == bot { "?os_authType=basic" } else { "" };
+        for path in ["label", "comment"] {
+            let body = if path == "label" {
+                label
+            } else {
+                r#"{"content":"x"}"#
+            };
+            assert_eq!(
+                sim.request(
+                    "POST",
+                    &format!("/rest/api/latest/result/LAB-PROV-7/{path}{query}"),
+                    &[who, JSON, json_body, NO_CHECK],
+                    body
+                )
+                .0,
+                expected,
+                "{who:?} {path}"
+            );
+        }
+    }
     // A PUT that says nothing of its length: 411, as a proxy answers.
     let mut stream = std::net::TcpStream::connect(&sim.addr).unwrap();
     std::io::Write::write_all(
@@ -417,12 +450,7 @@ fn history_filters_paging_branches_and_labels() {
         sim.request(
             method,
             &format!("/rest/api/latest/{path}"),
-            &[
-                TRIGGER,
-                JSON,
-                NO_CHECK,
-                ("Content-Type", "application/json"),
-            ],
+            &[WRITER, JSON, NO_CHECK, ("Content-Type", "application/json")],
             body,
         )
         .0

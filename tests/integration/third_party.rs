@@ -9,7 +9,10 @@ use crate::worlds::SHOP;
 
 #[test]
 fn atlassian_python_api_reads_lists_and_queues() {
-    let world = SHOP.replace("settings: { clock: manual }", "settings: { clock: manual }\nauth:\n  tokens: [{ token: py-token, permissions: [read, trigger] }]");
+    let world = SHOP.replace(
+        "settings: { clock: manual }",
+        "settings: { clock: manual }\nauth:\n  tokens: [{ token: py-token, permissions: [user] }]",
+    );
     let sim = Sim::start(&world);
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/third_party_client.py");
