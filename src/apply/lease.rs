@@ -15,7 +15,9 @@
 //! writes only while its lease is young on the boot clock (`Lease::fresh`): a process paused
 //! or suspended after taking it takes a new one and reads the build again before any write.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use rand::Rng;
 

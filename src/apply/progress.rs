@@ -4,7 +4,9 @@
 //! lines, only when something changed, otherwise, so CI logs stay readable.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 

@@ -7,7 +7,9 @@
 //! may still be on its way, and a re-read cannot see it — so the lock label stays on the
 //! build, and no run acts on it until the label expires and a fresh read decides.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::audit::Outcome;
 use super::lease::{self, Lease, LeaseError};
@@ -704,9 +706,7 @@ async fn confirm(
     before: &ObservedBuild,
     lease: &Lease,
 ) -> Option<ObservedBuild> {
-    let until = lease
-        .confirm_until()
-        .min(std::time::Instant::now() + CONFIRM_AT_MOST);
+    let until = lease.confirm_until().min(Instant::now() + CONFIRM_AT_MOST);
     let last = CONFIRM_PAUSES[CONFIRM_PAUSES.len() - 1];
     let mut pauses = CONFIRM_PAUSES.into_iter().chain(std::iter::repeat(last));
     loop {
@@ -716,7 +716,7 @@ async fn confirm(
             return Some(now);
         }
         let pause = pauses.next().unwrap_or(last);
-        if ctx.stop.requested() || std::time::Instant::now() + pause >= until {
+        if ctx.stop.requested() || Instant::now() + pause >= until {
             return None;
         }
         tokio::time::sleep(pause).await;

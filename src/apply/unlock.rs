@@ -61,7 +61,7 @@ pub async fn unlock(
 ) -> Result<Vec<String>, UnlockError> {
     let not_a_build = || UnlockError::NotABuild(build_key.to_string());
     let (plan, number) = split_build_key(build_key).ok_or_else(not_a_build)?;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let mut removed = Vec::new();
     let mut said = false;
     loop {

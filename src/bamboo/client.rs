@@ -8,7 +8,9 @@
 //! `parallelism` bounds the requests in flight, so a large repository cannot flood a server.
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -21,6 +23,7 @@ use super::auth::Credentials;
 use super::journal::{Ended, Journal, Write};
 use super::retry::{self, RetryPolicy};
 use super::server_clock::ServerTime;
+use super::transport::{self, Answer, Outgoing, Reqwest, Transport};
 use super::types::{
     BranchInfo, BranchList, BuildResult, ErrorBody, Label, LabelList, PlanInfo, ResultList,
 };
@@ -135,7 +138,7 @@ pub struct ClientConfig {
 }
 
 pub struct BambooClient {
-    http: reqwest::Client,
+    http: Arc<dyn Transport>,
     api: String,
     credentials: Credentials,
     retry: RetryPolicy,
@@ -156,26 +159,16 @@ pub struct BambooClient {
 
 impl BambooClient {
     pub fn new(config: ClientConfig) -> Result<BambooClient, BambooError> {
-        // reqwest is built without a default TLS provider; ring is the one we ship.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("bamboo-promote/", env!("CARGO_PKG_VERSION")))
-            // A redirect is reported, not followed: a queue call must not be sent again to
-            // another address, and a move from http to https would drop the credentials.
-            .redirect(reqwest::redirect::Policy::none());
-        if config.server.starts_with("http://") {
-            // Plain HTTP needs no trusted certificates, and reading the system's store is
-            // the costliest part of setting up the client.
-            http = http.tls_certs_only([]);
-        }
-        let http = http
-            .build()
-            .map_err(|e| BambooError::Setup(e.to_string()))?;
+        let api = format!("{}/rest/api/latest", config.server.trim_end_matches('/'));
+        url::Url::parse(&api).map_err(|e| BambooError::Setup(format!("{api}: {e}")))?;
+        let http = transport::chosen(|| {
+            let built = Reqwest::new(&config.server, config.request_timeout)?;
+            Ok(Arc::new(built) as Arc<dyn Transport>)
+        })
+        .map_err(BambooError::Setup)?;
         Ok(BambooClient {
             http,
-            api: format!("{}/rest/api/latest", config.server.trim_end_matches('/')),
+            api,
             credentials: config.credentials,
             retry: config.retry,
             slots: Semaphore::new(config.parallelism.max(1)),
@@ -201,8 +194,8 @@ impl BambooClient {
 
     /// Keeps what an answer's `Date` says of the server's clock; `sent` is when the request
     /// left.
-    pub(super) fn note_date(&self, response: &reqwest::Response, sent: Instant) {
-        let Some(date) = header(response, "Date").and_then(|d| http_date_ms(&d)) else {
+    pub(super) fn note_date(&self, answer: &Answer, sent: Instant) {
+        let Some(date) = answer.header("Date").and_then(|d| http_date_ms(&d)) else {
             return;
         };
         let reading = ServerTime::reading(self.origin, date, sent, Instant::now());
@@ -627,23 +620,27 @@ impl BambooClient {
         access::hinted(status, self.scrub(message), &self.credentials, need)
     }
 
-    pub(super) fn request(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, &str)],
-    ) -> reqwest::RequestBuilder {
-        let mut request = self
-            .http
-            .request(method, format!("{}/{path}", self.api))
+    pub(super) fn request(&self, method: Method, path: &str, query: &[(&str, &str)]) -> Outgoing {
+        let url = url::Url::parse(&format!("{}/{path}", self.api))
+            .expect("the API address parsed in `new`, and paths are encoded segments");
+        let mut request = Outgoing::new(method, url)
             .header("Accept", "application/json")
+            .header(
+                "User-Agent",
+                concat!("bamboo-promote/", env!("CARGO_PKG_VERSION")),
+            )
             .query(query);
         match &self.credentials {
             Credentials::Anonymous => {}
-            Credentials::Token(token) => request = request.bearer_auth(token.expose()),
+            Credentials::Token(token) => {
+                request = request.header("Authorization", format!("Bearer {}", token.expose()));
+            }
             Credentials::Basic { username, password } => {
+                use base64::Engine as _;
+                let pair = format!("{username}:{}", password.expose());
+                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
                 request = request
-                    .basic_auth(username, Some(password.expose()))
+                    .header("Authorization", format!("Basic {encoded}"))
                     .query(&[("os_authType", "basic")]);
             }
         }
@@ -711,8 +708,7 @@ impl BambooClient {
                 .header("X-Atlassian-Token", "no-check");
             match &body {
                 Some(body) => request.json(body),
-                // A proxy may refuse a bodiless write without a length (411).
-                None => request.header("Content-Length", "0"),
+                None => request.empty(),
             }
         };
         let write = Write {
@@ -727,11 +723,7 @@ impl BambooClient {
 
     /// Sends once, in a slot the caller holds: the body of a success, `None` for 404, or an
     /// error; a 429 or 5xx is an error too, for the caller to start over from its turn.
-    async fn once(
-        &self,
-        what: &str,
-        request: reqwest::RequestBuilder,
-    ) -> Result<Option<Bytes>, BambooError> {
+    async fn once(&self, what: &str, request: Outgoing) -> Result<Option<Bytes>, BambooError> {
         let sent = Instant::now();
         match self.attempt(request).await {
             Attempt::Done(body) => Ok(body),
@@ -776,7 +768,7 @@ impl BambooClient {
     async fn with_retries(
         &self,
         what: &str,
-        build: impl Fn() -> reqwest::RequestBuilder,
+        build: impl Fn() -> Outgoing,
     ) -> Result<Option<Bytes>, BambooError> {
         self.with_retries_journaled(what, build, None, Need::Read)
             .await
@@ -787,7 +779,7 @@ impl BambooClient {
     async fn with_retries_journaled(
         &self,
         what: &str,
-        build: impl Fn() -> reqwest::RequestBuilder,
+        build: impl Fn() -> Outgoing,
         write: Option<&Write>,
         need: Need,
     ) -> Result<Option<Bytes>, BambooError> {
@@ -872,11 +864,8 @@ impl BambooClient {
 
     /// The method and the path below the API, with its query (which carries no secret:
     /// credentials travel in a header), for logs.
-    fn describe_request(&self, request: &reqwest::RequestBuilder) -> (String, String) {
-        let Some(built) = request.try_clone().and_then(|r| r.build().ok()) else {
-            return (String::new(), String::new());
-        };
-        let url = built.url();
+    fn describe_request(&self, request: &Outgoing) -> (String, String) {
+        let url = &request.url;
         let path = url.path().strip_prefix("/").unwrap_or(url.path());
         let below_api = self
             .api
@@ -886,7 +875,7 @@ impl BambooClient {
             .unwrap_or(path)
             .trim_start_matches('/');
         let query = url.query().map_or(String::new(), |q| format!("?{q}"));
-        (built.method().to_string(), format!("{below_api}{query}"))
+        (request.method.to_string(), format!("{below_api}{query}"))
     }
 
     /// `-v`: each answer's status and time; `-vv`: its body too, scrubbed of our credentials.
@@ -922,6 +911,10 @@ impl BambooClient {
                 self.retry.max_retries
             );
         }
+    }
+
+    pub(super) fn transport(&self) -> &dyn Transport {
+        self.http.as_ref()
     }
 
     pub(super) fn slots(&self) -> &Semaphore {
@@ -1030,29 +1023,29 @@ enum Attempt {
 }
 
 impl BambooClient {
-    async fn attempt(&self, request: reqwest::RequestBuilder) -> Attempt {
+    async fn attempt(&self, request: Outgoing) -> Attempt {
         let sent = Instant::now();
         let (method, path) = self.describe_request(&request);
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) if tls_failed(&e) => return Attempt::Tls(describe(&e)),
+        let answer = match self.http.send(request, MAX_ANSWER_BYTES).await {
+            Ok(answer) => answer,
+            Err(e) if e.tls => return Attempt::Tls(e.detail),
             Err(e) => {
                 tracing::debug!(
                     "{method} {path} → {} after {:.0?}",
-                    describe(&e),
+                    e.detail,
                     sent.elapsed()
                 );
-                return Attempt::Transient(describe(&e), None);
+                return Attempt::Transient(e.detail, None);
             }
         };
-        self.note_date(&response, sent);
-        let status = response.status();
-        let retry_after = retry::retry_after(header(&response, "Retry-After").as_deref());
-        let location = header(&response, "Location");
-        let body = match read_answer(response).await {
-            Ok(Some(body)) => body,
-            Ok(None) => return Attempt::TooLarge,
-            Err(e) => return Attempt::Transient(describe(&e), None),
+        self.note_date(&answer, sent);
+        let status = answer.status;
+        let retry_after = retry::retry_after(answer.header("Retry-After").as_deref());
+        let location = answer.header("Location");
+        let body = match answer.body {
+            Ok(body) if body.whole => body.bytes,
+            Ok(_) => return Attempt::TooLarge,
+            Err(detail) => return Attempt::Transient(detail, None),
         };
         self.log_answer(&method, &path, status, sent, &body);
         if status.is_success() {
@@ -1076,43 +1069,10 @@ impl BambooClient {
     }
 }
 
-/// An answer's body, or `None` when it is larger than `MAX_ANSWER_BYTES`. Bytes, not text: a
-/// listing page is hundreds of kB, and serde_json checks UTF-8 itself.
-async fn read_answer(mut response: reqwest::Response) -> Result<Option<Bytes>, reqwest::Error> {
-    match response.content_length() {
-        Some(length) if length > MAX_ANSWER_BYTES as u64 => return Ok(None),
-        // The length is known and bounded: read it in one piece.
-        Some(_) => return response.bytes().await.map(Some),
-        None => {}
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(Bytes::from(body)))
-}
-
 /// The part of `GET info` that says this is Bamboo.
 #[derive(serde::Deserialize)]
 struct Info {
     version: String,
-}
-
-/// Up to `cap` bytes of an answer's body; the rest is left unread. `None` if the connection
-/// broke while reading.
-pub(super) async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    while body.len() < cap {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(cap - body.len())]),
-            Ok(None) => break,
-            Err(_) => return None,
-        }
-    }
-    Some(body)
 }
 
 /// An HTTP date (`Fri, 01 Jan 2027 00:00:00 GMT`) in ms since the epoch.
@@ -1130,11 +1090,6 @@ fn is_build_of(build: &BuildResult, plan: &str, number: Option<u32>) -> bool {
         return false;
     };
     of == plan && number.is_none_or(|wanted| n == wanted.to_string() && build.number == wanted)
-}
-
-pub(super) fn header(response: &reqwest::Response, name: &str) -> Option<String> {
-    let value = response.headers().get(name)?;
-    value.to_str().ok().map(str::to_string)
 }
 
 /// Why Bamboo refused: where a redirect points (it is not followed), or Bamboo's message.
@@ -1194,45 +1149,6 @@ fn not_json(body_start: &[u8], error: &serde_json::Error) -> String {
     } else {
         came
     }
-}
-
-/// Whether a request failed in TLS: an untrusted certificate, or a protocol the server
-/// refuses, is the same on every attempt. rustls's error sits inside I/O errors, which hide
-/// what they wrap from `source`; `get_ref` shows it.
-fn tls_failed(error: &reqwest::Error) -> bool {
-    let mut next = std::error::Error::source(error);
-    while let Some(inner) = next {
-        if inner.is::<rustls::Error>() {
-            return true;
-        }
-        next = match inner.downcast_ref::<std::io::Error>() {
-            Some(io) => io
-                .get_ref()
-                .map(|e| e as &(dyn std::error::Error + 'static)),
-            None => inner.source(),
-        };
-    }
-    false
-}
-
-/// A transport error in words, without the URL (which could carry a query with a user name).
-pub(super) fn describe(error: &reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else if error.is_body() || error.is_decode() {
-        "connection dropped while reading the answer"
-    } else {
-        "connection failed"
-    };
-    let mut detail = kind.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(inner) = source {
-        detail = format!("{kind}: {inner}");
-        source = inner.source();
-    }
-    detail
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod journal;
 mod reader;
 mod retry;
 mod server_clock;
+pub mod transport;
 pub mod types;
 mod write_turn;
 

@@ -8,7 +8,9 @@
 //! that was held on the way (a slow proxy, a paused process) gives a wide interval that the
 //! others narrow; it cannot drag the estimate back.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// What the readings so far say about the server's clock, against this process's monotonic
 /// clock (ms since `origin`).

@@ -5,15 +5,14 @@
 //! through the turn, which holds the slot still: no other task's pause, no full slot pool and
 //! no slow output can hold the call once the check is done.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use tokio::sync::SemaphorePermit;
+use tokio::time::Instant;
 
 use super::access::Need;
-use super::client::{
-    BambooClient, Reading, describe, error_message, header, read_capped, refusal_message,
-};
+use super::client::{BambooClient, Reading, error_message, refusal_message};
 use super::journal::Write;
 use super::types::BuildResult;
 use super::{BambooError, WriteError, encode_segment};
@@ -56,7 +55,7 @@ impl BambooClient {
                     pause: until.saturating_duration_since(Instant::now()),
                 });
             }
-            tokio::time::sleep_until(until.into()).await;
+            tokio::time::sleep_until(until).await;
         }
         Ok(WriteTurn {
             client: self,
@@ -113,18 +112,19 @@ impl<'a> WriteTurn<'a> {
         let request = client
             .request(Method::PUT, &path, &query)
             .header("X-Atlassian-Token", "no-check")
-            .header("Content-Length", "0");
+            .empty();
         let sent = Instant::now();
-        let mut response = match request.send().await {
-            Ok(response) => response,
+        let answer = match client.transport().send(request, WRITE_ANSWER_BYTES).await {
+            Ok(answer) => answer,
             // No connection was made, so no byte of the call reached the server.
-            Err(e) if e.is_connect() => return Err(WriteError::NotSent(describe(&e))),
-            Err(e) => return Err(WriteError::Unknown(describe(&e))),
+            Err(e) if e.nothing_sent => return Err(WriteError::NotSent(e.detail)),
+            Err(e) => return Err(WriteError::Unknown(e.detail)),
         };
-        client.note_date(&response, sent);
-        let status = response.status();
-        let location = header(&response, "Location");
-        let body = read_capped(&mut response, WRITE_ANSWER_BYTES).await;
+        client.note_date(&answer, sent);
+        let status = answer.status;
+        let location = answer.header("Location");
+        // Read only to free the connection: a 2xx is accepted whatever it says.
+        let body = answer.body.map(|b| b.bytes).ok();
         client.log_answer(
             "PUT",
             &path,
