@@ -5,12 +5,29 @@
 
 use std::time::Duration;
 
+/// Set once by the fault-space explorer: from then on the boot clock is the runtime's clock
+/// (virtual in a paused runtime), counted from this moment.
+static VIRTUAL: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Makes the boot clock the runtime's clock, for the rest of the process (the explorer only).
+pub fn follow_runtime_clock() {
+    let _ = VIRTUAL.set(std::time::Instant::now());
+}
+
 /// A moment on the boot clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BootInstant(Duration);
 
 impl BootInstant {
     pub fn now() -> BootInstant {
+        if let Some(origin) = VIRTUAL.get() {
+            // The explorer's runtime clock, which it moves.
+            return BootInstant(
+                tokio::time::Instant::now()
+                    .into_std()
+                    .saturating_duration_since(*origin),
+            );
+        }
         let mut ts = libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,

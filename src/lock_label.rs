@@ -72,6 +72,16 @@ pub struct LockLabel {
 /// When this process first saw each foreign lock label (by name, lower-cased).
 static WATCHED: Mutex<Option<HashMap<String, BootInstant>>> = Mutex::new(None);
 
+/// This process's watches: those of the command run in-process, if any (see `process`).
+fn with_watches<T>(use_them: impl FnOnce(&mut HashMap<String, BootInstant>) -> T) -> T {
+    if let Some(process) = crate::process::current() {
+        let mut watched = process.watches.lock().unwrap_or_else(|e| e.into_inner());
+        return use_them(&mut watched);
+    }
+    let mut watched = WATCHED.lock().unwrap_or_else(|e| e.into_inner());
+    use_them(watched.get_or_insert_with(HashMap::new))
+}
+
 impl LockLabel {
     /// `None` for labels that are not lock labels. Case and spaces around do not matter: a
     /// server may fold labels to lower case.
@@ -118,11 +128,11 @@ impl LockLabel {
     /// Starts (or goes on) watching this label; says how long until the watch alone lets it
     /// be taken for expired.
     pub fn watch(&self) -> Duration {
-        let mut watched = WATCHED.lock().unwrap_or_else(|e| e.into_inner());
-        let since = *watched
-            .get_or_insert_with(HashMap::new)
-            .entry(self.name.trim().to_ascii_lowercase())
-            .or_insert_with(BootInstant::now);
+        let since = with_watches(|watched| {
+            *watched
+                .entry(self.name.trim().to_ascii_lowercase())
+                .or_insert_with(BootInstant::now)
+        });
         since
             .plus(self.ttl.min(Duration::from_secs(100 * 365 * 86_400)))
             .until()
@@ -130,11 +140,11 @@ impl LockLabel {
 
     /// How long this process has watched it, if it has.
     fn watched_for(&self) -> Option<Duration> {
-        let watched = WATCHED.lock().unwrap_or_else(|e| e.into_inner());
-        watched
-            .as_ref()?
-            .get(&self.name.trim().to_ascii_lowercase())
-            .map(|since| since.elapsed())
+        with_watches(|watched| {
+            watched
+                .get(&self.name.trim().to_ascii_lowercase())
+                .map(|since| since.elapsed())
+        })
     }
 
     /// `label …, taken 2m 10s ago, lives 10m`, its age on the server's clock as we know it.

@@ -96,9 +96,26 @@ fn write_one(which: Which, text: &str) -> std::io::Result<()> {
     }
 }
 
+/// What a command run in-process printed (see `process`), kept instead of written.
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub out: Mutex<String>,
+    pub err: Mutex<String>,
+}
+
 /// Hands `text` to the stream's thread. Standard output keeps every line: it is the report.
 /// Standard error drops a line when its reader has fallen `ERR_BACKLOG` lines behind.
 fn send(which: Which, text: String) {
+    if let Some(process) = crate::process::current() {
+        let kept = match which {
+            Which::Out => &process.captured.out,
+            Which::Err => &process.captured.err,
+        };
+        kept.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_str(&text);
+        return;
+    }
     let stream = stream(which);
     if which == Which::Err && stream.pending.load(Ordering::SeqCst) >= ERR_BACKLOG {
         stream.dropped.fetch_add(1, Ordering::SeqCst);

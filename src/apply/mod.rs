@@ -14,7 +14,7 @@ mod progress;
 mod promote;
 mod record;
 mod report;
-mod stop;
+pub mod stop;
 pub mod unlock;
 
 use std::collections::{BTreeMap, BTreeSet};

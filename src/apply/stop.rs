@@ -59,6 +59,9 @@ impl Stop {
     /// unknown), not the signal's.
     pub fn on_signals(last_words: impl Fn() -> usize + Send + 'static) -> Stop {
         use tokio::signal::unix::{SignalKind, signal};
+        if let Some(process) = crate::process::current() {
+            return Stop::on_injected(process);
+        }
         let stop = Stop::default();
         let set = stop.clone();
         let (Ok(mut interrupt), Ok(mut terminate)) = (
@@ -98,6 +101,30 @@ impl Stop {
                 );
             }
         });
+        stop
+    }
+
+    /// A stop that the signals sent to a command run in-process set (see `process`): the
+    /// first one, as SIGINT or SIGTERM would. (A second signal exits the process at once; the
+    /// explorer sends one.)
+    fn on_injected(process: std::sync::Arc<crate::process::InProcess>) -> Stop {
+        let stop = Stop::default();
+        let set = stop.clone();
+        let mut signals = process.signals.clone();
+        let listen = async move {
+            while signals.changed().await.is_ok() {
+                let Some(which) = *signals.borrow() else {
+                    continue;
+                };
+                set.request(which);
+                errln!(
+                    "\n{}: no new write; finishing the call in flight, then releasing locks",
+                    which.name()
+                );
+                return;
+            }
+        };
+        tokio::spawn(crate::process::scope(process, listen));
         stop
     }
 

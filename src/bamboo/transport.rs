@@ -99,17 +99,15 @@ pub trait Transport: Send + Sync {
     fn send(&self, request: Outgoing, limit: usize) -> Sending<'_>;
 }
 
-tokio::task_local! {
-    /// A transport the client takes instead of reqwest: how the explorer's simulated network
-    /// gets into a command run in-process. Unset in production.
-    pub static INJECTED: Arc<dyn Transport>;
-}
-
-/// The transport a new client uses: the injected one, if any; else `build`'s.
+/// The transport a new client uses: that of the command run in-process, if any (see
+/// `process`); else `build`'s.
 pub fn chosen(
     build: impl FnOnce() -> Result<Arc<dyn Transport>, String>,
 ) -> Result<Arc<dyn Transport>, String> {
-    INJECTED.try_with(Arc::clone).or_else(|_| build())
+    match crate::process::current() {
+        Some(process) => Ok(process.transport.clone()),
+        None => build(),
+    }
 }
 
 /// reqwest, with the timeouts, user agent and redirect policy the client wants.

@@ -1,7 +1,8 @@
 //! The simulator's clock: real time for demos, or a clock that moves only when a test says so.
+//! Real time is tokio's: in a paused runtime (the fault-space explorer) it is virtual.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::world::ClockMode;
 

@@ -77,6 +77,18 @@ pub struct PlanState {
     pub stage_runs: Vec<u32>,
 }
 
+/// A continue that started stages `from..=last` of a build at sim time `at`; `overtaken_by`
+/// is a newer build of the plan that had already reached stage `from` then (a downgrade).
+#[derive(Debug, Clone)]
+pub struct Continued {
+    pub plan: String,
+    pub number: u32,
+    pub from: usize,
+    pub last: usize,
+    pub at: u64,
+    pub overtaken_by: Option<u32>,
+}
+
 /// Why a request was refused, as Bamboo would say it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
@@ -106,6 +118,8 @@ pub struct Engine {
     pub behaviour: Behaviour,
     pub queue_delay_ms: u64,
     pub max_concurrent_builds: Option<usize>,
+    /// Every continue that started stages, in order: the explorer's witness.
+    pub continued: Vec<Continued>,
     /// (plan key, build number) of the builds with an execution in flight. Every request
     /// moves the clock, and a world may hold ten thousand builds: only these are played.
     active: BTreeSet<(String, u32)>,
@@ -168,6 +182,7 @@ impl Engine {
             behaviour: world.settings.behaviour.clone(),
             queue_delay_ms: world.settings.queue_delay_ms,
             max_concurrent_builds: world.settings.max_concurrent_builds,
+            continued: Vec::new(),
             active,
         })
     }
@@ -306,9 +321,27 @@ impl Engine {
         let last = extend_bound(&plan.stages, upper, req.execute_all_stages);
         self.check_capacity()?;
         let plan = self.plan_mut(plan_key)?;
+        let overtaken_by = plan
+            .builds
+            .range(number + 1..)
+            .find(|(_, newer)| {
+                matches!(
+                    newer.stages[from].status,
+                    StageStatus::Successful | StageStatus::InProgress | StageStatus::Pending
+                )
+            })
+            .map(|(n, _)| *n);
         let build = plan.builds.get_mut(&number).expect("checked above");
         build.completed_at = None;
         start_execution(build, from, last, now);
+        self.continued.push(Continued {
+            plan: plan_key.to_string(),
+            number,
+            from,
+            last,
+            at: now,
+            overtaken_by,
+        });
         self.active.insert((plan_key.to_string(), number));
         Ok(true)
     }

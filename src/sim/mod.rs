@@ -14,8 +14,9 @@ mod xml;
 
 use std::path::Path;
 
+pub use engine::Engine;
 pub use log::LoggedRequest;
-pub use server::{SimServer, spawn};
+pub use server::{InMemory, SimServer, spawn};
 pub use world::World;
 
 /// Reads a world file; the error is a rendered, located message.

@@ -63,29 +63,8 @@ impl Drop for SimServer {
 /// Serves `world` on `listener` until the returned handle is dropped.
 pub fn spawn(world: World, listener: TcpListener) -> Result<SimServer, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let clock = Clock::new(world.settings.clock);
-    let engine = Engine::new(&world, clock.now())?;
-    let base = format!(
-        "http://{addr}{}",
-        world.settings.context_path.trim_end_matches('/')
-    );
-    let shared = Arc::new(Shared {
-        paging: Paging {
-            default_size: world.settings.default_page_size,
-            cap: world.settings.page_cap,
-            label_page: world.settings.label_page,
-        },
-        engine: RwLock::new(engine),
-        faults: Mutex::new(FaultPlan::new(world.faults.clone())),
-        log: Mutex::new(Vec::new()),
-        world,
-        clock,
-        base,
-        in_flight: AtomicUsize::new(0),
-        seq: AtomicU64::new(0),
-        started: std::time::Instant::now(),
-        generation: AtomicU64::new(0),
-    });
+    let base = format!("http://{addr}");
+    let shared = shared(world, &base)?;
     let app = axum::Router::new().fallback(handle).with_state(shared);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -101,8 +80,94 @@ pub fn spawn(world: World, listener: TcpListener) -> Result<SimServer, String> {
     })
 }
 
+/// A simulator without a socket: requests are handed to it in memory (`answer_in_memory`), on
+/// whatever clock the runtime has. The fault-space explorer's Bamboo.
+pub struct InMemory {
+    shared: Arc<Shared>,
+}
+
+impl InMemory {
+    /// The simulator of `world`, as if served at `base` (the links in its answers).
+    pub fn new(world: World, base: &str) -> Result<InMemory, String> {
+        shared(world, base).map(|shared| InMemory { shared })
+    }
+
+    /// Answers one request as the HTTP server would, faults and delivery delays included;
+    /// a request whose answer never comes never returns (the caller's timeout ends it).
+    pub async fn answer(
+        &self,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Response {
+        serve(self.shared.clone(), method, uri, headers, body).await
+    }
+
+    /// The engine, moved on to now: the ground truth the explorer checks.
+    pub fn engine<T>(&self, read: impl FnOnce(&Engine) -> T) -> T {
+        let mut engine = self.shared.engine.write().expect("engine lock");
+        engine.advance(self.shared.clock.now());
+        read(&engine)
+    }
+
+    /// The engine, to change by hand (an operator labelling a build mid-run).
+    pub fn engine_mut<T>(&self, change: impl FnOnce(&mut Engine, u64) -> T) -> T {
+        let mut engine = self.shared.engine.write().expect("engine lock");
+        let now = self.shared.clock.now();
+        engine.advance(now);
+        change(&mut engine, now)
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.shared.log.lock().expect("log lock").clone()
+    }
+
+    /// The sim clock, in ms since the simulator started.
+    pub fn now(&self) -> u64 {
+        self.shared.clock.now()
+    }
+}
+
+fn shared(world: World, base: &str) -> Result<Arc<Shared>, String> {
+    let clock = Clock::new(world.settings.clock);
+    let engine = Engine::new(&world, clock.now())?;
+    let base = format!(
+        "{base}{}",
+        world.settings.context_path.trim_end_matches('/')
+    );
+    Ok(Arc::new(Shared {
+        paging: Paging {
+            default_size: world.settings.default_page_size,
+            cap: world.settings.page_cap,
+            label_page: world.settings.label_page,
+        },
+        engine: RwLock::new(engine),
+        faults: Mutex::new(FaultPlan::new(world.faults.clone())),
+        log: Mutex::new(Vec::new()),
+        world,
+        clock,
+        base,
+        in_flight: AtomicUsize::new(0),
+        seq: AtomicU64::new(0),
+        started: std::time::Instant::now(),
+        generation: AtomicU64::new(0),
+    }))
+}
+
 async fn handle(
     State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    serve(shared, method, uri, headers, body).await
+}
+
+async fn serve(
+    shared: Arc<Shared>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,

@@ -1,0 +1,263 @@
+//! The fault-space explorer (issue 21): searches the space of faults and schedules instead of
+//! sampling it. A seed draws a world, targets, one to four concurrent `apply` runs and the
+//! fault dimensions that are on (`scenario`); the runs are the real command, in-process
+//! (`process::InProcess` gives each its own network, output, signals and lock watches),
+//! against the simulator in memory (`network`), on tokio's paused clock: no socket, no real
+//! time, so thousands of runs take a minute and a seed gives the same schedule again. After
+//! every run the promise is checked from the simulator's ground truth (`invariants`).
+//!
+//! What it cannot cover: the real TCP stack and HTTP library (reqwest is replaced by
+//! `network::Link`; the client above it is the same code), a real Bamboo, a process frozen
+//! between two instructions (its pauses are at await points), a second signal (which exits
+//! the process), and the operating system's clocks (the boot clock follows the runtime's).
+
+mod invariants;
+mod network;
+mod scenario;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+
+pub use scenario::{Bounds, Dimension, Scenario};
+
+use crate::apply::stop::Signal;
+use crate::output::Captured;
+use crate::process::InProcess;
+use crate::sim::{InMemory, World};
+use invariants::RunnerEnd;
+use network::{Link, Trace};
+
+/// How long a run may last in virtual time before it is called stuck.
+const RUN_LIMIT: Duration = Duration::from_secs(3 * 3600);
+
+/// What one seed's run showed.
+pub struct Explored {
+    pub seed: u64,
+    pub bounds: Bounds,
+    pub on: Vec<Dimension>,
+    pub runners: usize,
+    pub exits: Vec<u8>,
+    /// Every violation of the promise, in words; empty when the run kept it.
+    pub violations: Vec<String>,
+    pub trace: Vec<String>,
+    pub queue_calls: usize,
+}
+
+impl Explored {
+    /// The command that runs this seed again, with what was on.
+    pub fn reproduction(&self) -> String {
+        let beyond = if self.bounds == Bounds::Beyond {
+            " --beyond"
+        } else {
+            ""
+        };
+        let on: Vec<&str> = self.on.iter().map(|d| d.name()).collect();
+        format!(
+            "cargo bench --bench explore -- --seed {}{beyond}   # faults on: {}",
+            self.seed,
+            on.join(", ")
+        )
+    }
+}
+
+/// Runs one seed: its scenario on a fresh paused runtime, then the checks.
+pub fn explore(seed: u64, bounds: Bounds) -> Explored {
+    crate::boot_clock::follow_runtime_clock();
+    let scenario = Scenario::generate(seed, bounds);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime starts");
+    runtime.block_on(run(scenario))
+}
+
+async fn run(scenario: Scenario) -> Explored {
+    let world: World = match serde_json::from_value(scenario.world.clone()) {
+        Ok(world) => world,
+        Err(e) => return broken(&scenario, format!("the generated world is invalid: {e}")),
+    };
+    let sim = match InMemory::new(world, "http://bamboo.explore") {
+        Ok(sim) => Arc::new(sim),
+        Err(e) => return broken(&scenario, format!("the generated world is invalid: {e}")),
+    };
+    let initial = sim.engine(|engine| {
+        let mut runs = Vec::new();
+        for plan in engine.plans.values() {
+            for build in plan.builds.values() {
+                let key = format!("{}-{}", plan.key, build.number);
+                runs.push((key, build.stages.iter().map(|s| s.runs).collect()));
+            }
+        }
+        runs
+    });
+    let dir = match Scratch::new(scenario.seed) {
+        Ok(dir) => dir,
+        Err(e) => return broken(&scenario, format!("no scratch directory: {e}")),
+    };
+    let manifests = dir.path().join("manifests");
+    if let Err(e) = std::fs::create_dir_all(&manifests)
+        .and_then(|()| std::fs::write(manifests.join("explored.yaml"), scenario.manifest()))
+    {
+        return broken(&scenario, format!("cannot write the manifests: {e}"));
+    }
+    let trace = Arc::new(Trace::new());
+    let runs = scenario.runners.iter().enumerate().map(|(i, spec)| {
+        let audit = dir.path().join(format!("audit-{i}.jsonl"));
+        runner(i, &scenario, spec.clone(), &sim, &trace, &manifests, audit)
+    });
+    let ended = tokio::time::timeout(RUN_LIMIT, futures_util::future::join_all(runs)).await;
+    let Ok(ends) = ended else {
+        let mut explored = broken(
+            &scenario,
+            format!("the runs did not end within {RUN_LIMIT:?} of virtual time"),
+        );
+        explored.trace = trace.lines();
+        return explored;
+    };
+    let requests = sim.requests();
+    let violations =
+        sim.engine(|engine| invariants::check(&scenario, &initial, engine, &requests, &ends));
+    Explored {
+        seed: scenario.seed,
+        bounds: scenario.bounds,
+        on: scenario.on.clone(),
+        runners: scenario.runners.len(),
+        exits: ends.iter().map(|e| e.code).collect(),
+        violations,
+        trace: trace.lines(),
+        queue_calls: requests.iter().filter(|r| r.method == "PUT").count(),
+    }
+}
+
+/// One runner: `apply` as its own process would run it, with its own network, output,
+/// signals and lock watches.
+async fn runner(
+    i: usize,
+    scenario: &Scenario,
+    spec: scenario::RunnerSpec,
+    sim: &Arc<InMemory>,
+    trace: &Arc<Trace>,
+    manifests: &std::path::Path,
+    audit: std::path::PathBuf,
+) -> RunnerEnd {
+    tokio::time::sleep(Duration::from_millis(spec.start_ms)).await;
+    let mut args: Vec<String> = [
+        "bamboo-promote",
+        "apply",
+        "--auto-approve",
+        "--server",
+        "http://bamboo.explore",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(spec.args.iter().cloned());
+    args.push("--audit-log".into());
+    args.push(audit.display().to_string());
+    args.push(manifests.display().to_string());
+    let cli = match crate::cli::Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            return RunnerEnd {
+                code: crate::exit::USAGE,
+                output: e.to_string(),
+                audit: String::new(),
+            };
+        }
+    };
+    let (signals, listen) = tokio::sync::watch::channel(None);
+    let link = Link::new(
+        i,
+        sim.clone(),
+        spec.clone(),
+        Duration::from_millis(scenario::REQUEST_TIMEOUT_MS),
+        trace.clone(),
+        scenario.seed.wrapping_mul(31).wrapping_add(i as u64),
+    );
+    let process = Arc::new(InProcess {
+        transport: Arc::new(link),
+        captured: Arc::new(Captured::default()),
+        signals: listen,
+        watches: Mutex::default(),
+    });
+    let signal = spec.signal.map(|(at_ms, terminate)| {
+        let trace = trace.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(at_ms)).await;
+            let which = if terminate {
+                Signal::Terminate
+            } else {
+                Signal::Interrupt
+            };
+            trace.note(i, format!("{} sent", which.name()));
+            let _ = signals.send(Some(which));
+            // Kept open until the run ends: a closed channel is no signal.
+            std::future::pending::<()>().await;
+        }
+    });
+    let apply = crate::process::scope(process.clone(), crate::run(cli));
+    let code = match signal {
+        Some(signal) => {
+            tokio::select! {
+                biased;
+                code = apply => code,
+                () = signal => unreachable!("a signal's sender waits for ever"),
+            }
+        }
+        None => apply.await,
+    };
+    let captured = &process.captured;
+    let output = format!(
+        "{}{}",
+        captured.out.lock().unwrap_or_else(|e| e.into_inner()),
+        captured.err.lock().unwrap_or_else(|e| e.into_inner())
+    );
+    trace.note(i, format!("exited {code}; its output:\n{output}"));
+    RunnerEnd {
+        code,
+        output,
+        audit: std::fs::read_to_string(&audit).unwrap_or_default(),
+    }
+}
+
+fn broken(scenario: &Scenario, why: String) -> Explored {
+    Explored {
+        seed: scenario.seed,
+        bounds: scenario.bounds,
+        on: scenario.on.clone(),
+        runners: scenario.runners.len(),
+        exits: Vec::new(),
+        violations: vec![why],
+        trace: Vec::new(),
+        queue_calls: 0,
+    }
+}
+
+/// A directory of its own for one run's manifests and audit trails, removed after it.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(seed: u64) -> std::io::Result<Scratch> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!(
+            "bamboo-promote-explore-{}-{seed}-{n}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path)?;
+        Ok(Scratch(path))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

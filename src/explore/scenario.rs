@@ -1,0 +1,364 @@
+//! One point of the fault space, drawn from a seed: a world (plans, builds, stage durations), the
+//! targets every runner applies, how many runners and with which options, and which fault
+//! dimensions are on (swarm testing: each run turns on a random subset, so that rare
+//! combinations get tried, and the faults that are on are not drowned by the others).
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+/// The stages of every plan: one automatic, two manual.
+pub const STAGES: [&str; 3] = ["Build", "Deploy Staging", "Deploy Prod"];
+
+/// A fault dimension a seed may turn on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Dimension {
+    /// Reads answered 503 or 429 (with `Retry-After`), or their connection dropped.
+    FlakyReads,
+    /// A queue call's answer lost, or answered 500 or garbage after it took effect.
+    LostWriteAnswers,
+    /// A queue call held by a proxy and applied after the client gave up.
+    LateWrites,
+    /// A label write answered 500 after it took effect, or its answer lost.
+    LabelWriteFaults,
+    /// Each runner's front end stamps `Date` with a clock of its own.
+    FrontEndClocks,
+    /// Answers delayed on the way, so requests of different runners overtake each other.
+    Delays,
+    /// A runner's answer held for minutes: a process paused at an await point.
+    PausedRunner,
+    /// SIGINT or SIGTERM at a random moment.
+    Signal,
+    /// Listings without stages, without running builds, or with a page-sized `size`.
+    ShortListings,
+    /// The server stores labels lower-case.
+    FoldedLabels,
+    /// A continue runs only the next manual stage.
+    OneStagePerCall,
+    /// Builds still running their automatic stages when the runners start.
+    RunningBuilds,
+    /// `--wait`: runners continue builds Bamboo left short and wait for `after`.
+    Wait,
+    /// A cached answer's `Date`, older than the server's clock.
+    StaleDates,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 14] = [
+        Dimension::FlakyReads,
+        Dimension::LostWriteAnswers,
+        Dimension::LateWrites,
+        Dimension::LabelWriteFaults,
+        Dimension::FrontEndClocks,
+        Dimension::Delays,
+        Dimension::PausedRunner,
+        Dimension::Signal,
+        Dimension::ShortListings,
+        Dimension::FoldedLabels,
+        Dimension::OneStagePerCall,
+        Dimension::RunningBuilds,
+        Dimension::Wait,
+        Dimension::StaleDates,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dimension::FlakyReads => "flaky-reads",
+            Dimension::LostWriteAnswers => "lost-write-answers",
+            Dimension::LateWrites => "late-writes",
+            Dimension::LabelWriteFaults => "label-write-faults",
+            Dimension::FrontEndClocks => "front-end-clocks",
+            Dimension::Delays => "delays",
+            Dimension::PausedRunner => "paused-runner",
+            Dimension::Signal => "signal",
+            Dimension::ShortListings => "short-listings",
+            Dimension::FoldedLabels => "folded-labels",
+            Dimension::OneStagePerCall => "one-stage-per-call",
+            Dimension::RunningBuilds => "running-builds",
+            Dimension::Wait => "wait",
+            Dimension::StaleDates => "stale-dates",
+        }
+    }
+}
+
+/// How far the faults go: within the assumptions `docs/safety.md` states, or past them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bounds {
+    /// Front ends within `--max-clock-skew`, writes held for less than the lock's lifetime.
+    Within,
+    /// Front ends and held writes past those bounds: may find only what `docs/safety.md`
+    /// lists as what cannot be closed.
+    Beyond,
+}
+
+/// A target of the manifests, as the explorer generates it.
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    pub id: String,
+    pub plan: String,
+    /// `latest`, a build number, or `{ newest: eligible }`.
+    pub build: String,
+    pub stage: usize,
+    pub after: Option<String>,
+    pub allow_downgrade: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunnerSpec {
+    /// Extra command-line arguments of its `apply`.
+    pub args: Vec<String>,
+    /// Its front end's clock, this far ahead of the server's (ms; behind when negative).
+    pub front_end_offset_ms: i64,
+    /// The most an answer to it is delayed on the way (ms).
+    pub max_delay_ms: u64,
+    /// The n-th answer to it is held this long (ms): the runner paused at that await.
+    pub pause: Option<(usize, u64)>,
+    /// A signal at this virtual time (ms): SIGTERM when true, SIGINT otherwise.
+    pub signal: Option<(u64, bool)>,
+    /// When it starts, after the first (ms).
+    pub start_ms: u64,
+}
+
+pub struct Scenario {
+    pub seed: u64,
+    pub bounds: Bounds,
+    pub on: Vec<Dimension>,
+    pub world: Value,
+    pub plans: Vec<String>,
+    pub targets: Vec<TargetSpec>,
+    pub runners: Vec<RunnerSpec>,
+}
+
+/// A lock's lifetime in every run: the explorer's runs last minutes of virtual time.
+pub const LOCK_TTL_MS: u64 = 600_000;
+/// `--max-clock-skew` in every run.
+pub const MAX_SKEW_MS: u64 = 3_600_000;
+/// `--request-timeout` in every run.
+pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
+
+impl Scenario {
+    pub fn generate(seed: u64, bounds: Bounds) -> Scenario {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let on: Vec<Dimension> = Dimension::ALL
+            .into_iter()
+            .filter(|_| rng.random_bool(0.4))
+            .collect();
+        let is_on = |d: Dimension| on.contains(&d);
+        let plan_count = rng.random_range(1..=2);
+        let plans: Vec<String> = ["APP", "WEB"][..plan_count]
+            .iter()
+            .map(|p| format!("SHOP-{p}"))
+            .collect();
+        let mut world_plans = Vec::new();
+        let mut targets = Vec::new();
+        for (i, plan) in plans.iter().enumerate() {
+            let short = &plan["SHOP-".len()..];
+            let count = rng.random_range(2..=4);
+            let mut builds = Vec::new();
+            for k in 0..count {
+                let number = 40 + k;
+                let state = random_state(&mut rng, is_on(Dimension::RunningBuilds));
+                builds.push(json!({ "number": number, "state": state }));
+            }
+            let stages: Vec<Value> = STAGES
+                .iter()
+                .enumerate()
+                .map(|(s, name)| {
+                    json!({ "name": name, "manual": s > 0,
+                            "durationMs": rng.random_range(30_000..=600_000u64) })
+                })
+                .collect();
+            world_plans.push(json!({ "key": short, "stages": stages, "builds": builds }));
+            let newest = 40 + count - 1;
+            // Two targets on one build may not want different stages: the second target's
+            // selector is another kind than the first's.
+            let build = match rng.random_range(0..3) {
+                0 | 1 => "latest".to_string(),
+                _ => "{ newest: eligible }".to_string(),
+            };
+            let other = rng.random_range(40..newest).to_string();
+            targets.push(TargetSpec {
+                id: format!("t{i}-staging"),
+                plan: plan.clone(),
+                build,
+                stage: 1,
+                after: None,
+                allow_downgrade: rng.random_bool(0.1),
+            });
+            if rng.random_bool(0.5) {
+                targets.push(TargetSpec {
+                    id: format!("t{i}-prod"),
+                    plan: plan.clone(),
+                    build: other,
+                    stage: 2,
+                    after: rng.random_bool(0.6).then(|| format!("t{i}-staging")),
+                    allow_downgrade: rng.random_bool(0.1),
+                });
+            }
+        }
+        let runner_count = rng.random_range(1..=4);
+        let runners = (0..runner_count)
+            .map(|r| runner(&mut rng, r, &on, bounds))
+            .collect();
+        let world = json!({
+            "settings": {
+                "clock": "real",
+                "queueDelayMs": rng.random_range(0..=5_000u64),
+                "behaviour": {
+                    "labels": if is_on(Dimension::FoldedLabels) { "fold" } else { "keep" },
+                    "continueStageBound":
+                        if is_on(Dimension::OneStagePerCall) { "nextOnly" } else { "upperBound" },
+                },
+            },
+            "faults": faults(&mut rng, &on, bounds),
+            "projects": [{ "key": "SHOP", "plans": world_plans }],
+        });
+        Scenario {
+            seed,
+            bounds,
+            on,
+            world,
+            plans,
+            targets,
+            runners,
+        }
+    }
+
+    /// The manifests every runner applies.
+    pub fn manifest(&self) -> String {
+        let mut text =
+            "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: { name: explored }\nspec:\n  targets:\n"
+                .to_string();
+        for t in &self.targets {
+            text.push_str(&format!(
+                "    - {{ id: {}, plan: {}, build: {}, stage: {}",
+                t.id, t.plan, t.build, STAGES[t.stage]
+            ));
+            if let Some(after) = &t.after {
+                text.push_str(&format!(", after: [{after}]"));
+            }
+            if t.allow_downgrade {
+                text.push_str(", allowDowngrade: true");
+            }
+            text.push_str(" }\n");
+        }
+        text
+    }
+
+    pub fn is_on(&self, dimension: Dimension) -> bool {
+        self.on.contains(&dimension)
+    }
+}
+
+fn random_state(rng: &mut StdRng, running: bool) -> Value {
+    match rng.random_range(0..if running { 7 } else { 5 }) {
+        0 => json!("complete"),
+        1 | 2 => json!({ "pausedBefore": "Deploy Staging" }),
+        3 => json!({ "pausedBefore": "Deploy Prod" }),
+        4 => json!({ "failedAt": "Deploy Staging" }),
+        5 => json!({ "runningAt": "Build" }),
+        _ => json!("queued"),
+    }
+}
+
+fn runner(rng: &mut StdRng, r: usize, on: &[Dimension], bounds: Bounds) -> RunnerSpec {
+    let is_on = |d: Dimension| on.contains(&d);
+    let mut args = vec![
+        "--lock-ttl".to_string(),
+        format!("{}ms", LOCK_TTL_MS),
+        "--request-timeout".to_string(),
+        format!("{}ms", REQUEST_TIMEOUT_MS),
+    ];
+    if is_on(Dimension::Wait) {
+        args.extend(
+            ["--wait", "--poll-interval", "5s", "--timeout", "40m"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
+    }
+    if rng.random_bool(0.5) {
+        args.extend(["--lock-timeout".to_string(), "15m".to_string()]);
+    }
+    let skew = match bounds {
+        Bounds::Within => MAX_SKEW_MS as i64 / 2,
+        Bounds::Beyond => MAX_SKEW_MS as i64 * 3,
+    };
+    RunnerSpec {
+        args,
+        front_end_offset_ms: if is_on(Dimension::FrontEndClocks) {
+            rng.random_range(-skew..=skew)
+        } else {
+            0
+        },
+        max_delay_ms: if is_on(Dimension::Delays) {
+            rng.random_range(10..=3_000)
+        } else {
+            5
+        },
+        pause: is_on(Dimension::PausedRunner).then(|| {
+            (
+                rng.random_range(0..40),
+                rng.random_range(60_000..=1_200_000),
+            )
+        }),
+        signal: is_on(Dimension::Signal)
+            .then(|| (rng.random_range(0..=120_000), rng.random_bool(0.5))),
+        // Half start together, racing for the same builds; half later, into what the first
+        // ones left (locks, calls on their way).
+        start_ms: match (r, rng.random_bool(0.5)) {
+            (0, _) => 0,
+            (_, true) => rng.random_range(0..=2_000),
+            (_, false) => rng.random_range(0..=120_000),
+        },
+    }
+}
+
+/// The simulator's faults for the dimensions that are on.
+fn faults(rng: &mut StdRng, on: &[Dimension], bounds: Bounds) -> Value {
+    let is_on = |d: Dimension| on.contains(&d);
+    let mut script = Vec::new();
+    if is_on(Dimension::LostWriteAnswers) {
+        let fault = [
+            "loseResponse",
+            "appliedServerError",
+            "appliedGarbage",
+            "drop",
+        ][rng.random_range(0..4)];
+        script.push(json!({ "method": "PUT", "path": "queue/", "fault": fault,
+                            "times": rng.random_range(1..=2), "skip": rng.random_range(0..=2) }));
+    }
+    if is_on(Dimension::LateWrites) {
+        let most = match bounds {
+            Bounds::Within => LOCK_TTL_MS / 4,
+            Bounds::Beyond => LOCK_TTL_MS * 2,
+        };
+        script.push(
+            json!({ "method": "PUT", "path": "queue/", "fault": "applyLate",
+                            "afterMs": rng.random_range(1_000..=most),
+                            "times": 1, "skip": rng.random_range(0..=2) }),
+        );
+    }
+    if is_on(Dimension::LabelWriteFaults) {
+        let fault = ["appliedServerError", "loseResponse"][rng.random_range(0..2)];
+        script.push(json!({ "method": "POST", "path": "/label", "fault": fault,
+                            "times": rng.random_range(1..=3), "skip": rng.random_range(0..=3) }));
+    }
+    if is_on(Dimension::StaleDates) {
+        script.push(json!({ "method": "GET", "fault": "staleDate",
+                            "afterMs": rng.random_range(1_000..=120_000u64),
+                            "times": rng.random_range(1..=5), "skip": rng.random_range(0..=10) }));
+    }
+    let flaky = is_on(Dimension::FlakyReads);
+    let short = is_on(Dimension::ShortListings);
+    json!({
+        "seed": rng.random::<u64>(),
+        "errorRate": if flaky { 0.1 } else { 0.0 },
+        "rateLimitRate": if flaky { 0.05 } else { 0.0 },
+        "retryAfterSecs": rng.random_range(1..=20u64),
+        "dropRate": if flaky { 0.03 } else { 0.0 },
+        "listingsWithoutStages": short && rng.random_bool(0.5),
+        "listingsHideRunning": short && rng.random_bool(0.5),
+        "sizeIsPageLength": short && rng.random_bool(0.5),
+        "script": script,
+    })
+}
