@@ -86,7 +86,7 @@ fn main() {
                     let explored = explore(seed, args.bounds);
                     let mut tally = tally.lock().unwrap();
                     tally.add(&explored);
-                    if !explored.violations.is_empty() {
+                    if !explored.violations.is_empty() || !explored.residuals.is_empty() {
                         bar.suspend(|| report(&explored));
                     }
                     bar.set_message(format!("{} failing", tally.failing));
@@ -104,6 +104,9 @@ fn report(explored: &Explored) {
     for violation in &explored.violations {
         println!("seed {}: {violation}", explored.seed);
     }
+    for residual in &explored.residuals {
+        println!("seed {} (known residual): {residual}", explored.seed);
+    }
     if !explored.violations.is_empty() {
         println!("  reproduce: {}", explored.reproduction());
     }
@@ -112,6 +115,7 @@ fn report(explored: &Explored) {
 #[derive(Default)]
 struct Tally {
     failing: u64,
+    residual: u64,
     queue_calls: u64,
     runners: u64,
     /// Runners by exit code.
@@ -127,6 +131,7 @@ impl Tally {
         }
         let failed = !explored.violations.is_empty();
         self.failing += u64::from(failed);
+        self.residual += u64::from(!explored.residuals.is_empty());
         self.queue_calls += explored.queue_calls as u64;
         self.runners += explored.runners as u64;
         for code in &explored.exits {
@@ -142,11 +147,12 @@ impl Tally {
 
     fn print(&self, runs: u64, minutes: f64) {
         println!(
-            "\n{runs} runs in {minutes:.1} min: {:.0} runs/min; {} runners, {} queue calls reached the server; {} runs broke the promise",
+            "\n{runs} runs in {minutes:.1} min: {:.0} runs/min; {} runners, {} queue calls reached the server; {} runs broke the promise; {} ran into a residual docs/safety.md lists",
             runs as f64 / minutes.max(1e-9),
             self.runners,
             self.queue_calls,
-            self.failing
+            self.failing,
+            self.residual
         );
         let exits: Vec<String> = self
             .exits

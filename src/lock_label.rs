@@ -20,8 +20,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rand::Rng;
-
 use crate::boot_clock::BootInstant;
 
 pub const PREFIX: &str = "bamboo-promote-lock-";
@@ -42,7 +40,7 @@ pub fn new_label(server_ms: i64, ttl: Duration) -> String {
     format!(
         "{PREFIX}{VERSION}{server_ms}-{}-{:08x}",
         ttl.as_millis(),
-        rand::rng().random::<u32>()
+        crate::process::random_in(0..=u32::MAX)
     )
 }
 

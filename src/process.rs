@@ -23,6 +23,8 @@ pub struct InProcess {
     pub signals: watch::Receiver<Option<Signal>>,
     /// The lock labels it has watched, and since when (see `lock_label::LockLabel::watch`).
     pub watches: Mutex<HashMap<String, BootInstant>>,
+    /// Its randomness (lock labels' names, backoff), seeded so that a run can be repeated.
+    pub rng: Mutex<rand::rngs::StdRng>,
 }
 
 tokio::task_local! {
@@ -37,4 +39,22 @@ pub fn current() -> Option<Arc<InProcess>> {
 /// Runs `run` as the command `process`.
 pub async fn scope<F: Future>(process: Arc<InProcess>, run: F) -> F::Output {
     CURRENT.scope(process, run).await
+}
+
+/// A random number in `range`: from the command run in-process's seeded generator, if any;
+/// else from the thread's.
+pub fn random_in<T, R>(range: R) -> T
+where
+    T: rand::distr::uniform::SampleUniform,
+    R: rand::distr::uniform::SampleRange<T>,
+{
+    use rand::Rng;
+    match current() {
+        Some(process) => process
+            .rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .random_range(range),
+        None => rand::rng().random_range(range),
+    }
 }

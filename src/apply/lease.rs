@@ -19,8 +19,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use rand::Rng;
-
 use super::stop::Stop;
 use crate::bamboo::types::BuildResult;
 use crate::bamboo::types::split_build_key;
@@ -418,7 +416,7 @@ async fn read_clear_of_expired(
 /// what was asked. False when a stop came first.
 async fn back_off(attempt: u32, started: Instant, patience: Duration, stop: &Stop) -> bool {
     let ceiling = (100 * u64::from(attempt.min(10))).max(100);
-    let pause = Duration::from_millis(rand::rng().random_range(ceiling / 2..=ceiling * 2));
+    let pause = Duration::from_millis(crate::process::random_in(ceiling / 2..=ceiling * 2));
     let left = patience.saturating_sub(started.elapsed());
     stop.sleep(pause.min(left)).await
 }

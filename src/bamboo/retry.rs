@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use rand::Rng;
-
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     /// Retries after the first attempt.
@@ -31,7 +29,7 @@ impl RetryPolicy {
             .saturating_mul(1 << attempt.min(16))
             .min(self.max_delay);
         let ms = ceiling.as_millis().max(1) as u64;
-        Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
+        Duration::from_millis(crate::process::random_in(ms / 2..=ms))
     }
 }
 

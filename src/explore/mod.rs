@@ -41,6 +41,8 @@ pub struct Explored {
     pub exits: Vec<u8>,
     /// Every violation of the promise, in words; empty when the run kept it.
     pub violations: Vec<String>,
+    /// Runs into what `docs/safety.md` lists as what cannot be closed.
+    pub residuals: Vec<String>,
     pub trace: Vec<String>,
     pub queue_calls: usize,
 }
@@ -118,7 +120,7 @@ async fn run(scenario: Scenario) -> Explored {
         return explored;
     };
     let requests = sim.requests();
-    let violations =
+    let found =
         sim.engine(|engine| invariants::check(&scenario, &initial, engine, &requests, &ends));
     Explored {
         seed: scenario.seed,
@@ -126,7 +128,8 @@ async fn run(scenario: Scenario) -> Explored {
         on: scenario.on.clone(),
         runners: scenario.runners.len(),
         exits: ends.iter().map(|e| e.code).collect(),
-        violations,
+        violations: found.violations,
+        residuals: found.residuals,
         trace: trace.lines(),
         queue_calls: requests.iter().filter(|r| r.method == "PUT").count(),
     }
@@ -182,6 +185,9 @@ async fn runner(
         captured: Arc::new(Captured::default()),
         signals: listen,
         watches: Mutex::default(),
+        rng: Mutex::new(rand::SeedableRng::seed_from_u64(
+            scenario.seed.wrapping_mul(7).wrapping_add(i as u64),
+        )),
     });
     let signal = spec.signal.map(|(at_ms, terminate)| {
         let trace = trace.clone();
@@ -231,6 +237,7 @@ fn broken(scenario: &Scenario, why: String) -> Explored {
         runners: scenario.runners.len(),
         exits: Vec::new(),
         violations: vec![why],
+        residuals: Vec::new(),
         trace: Vec::new(),
         queue_calls: 0,
     }

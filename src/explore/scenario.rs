@@ -164,8 +164,10 @@ impl Scenario {
                 .iter()
                 .enumerate()
                 .map(|(s, name)| {
-                    json!({ "name": name, "manual": s > 0,
-                            "durationMs": rng.random_range(30_000..=600_000u64) })
+                    // From seconds to ten minutes: a late call lands before or after the
+                    // stages a second one started have finished.
+                    let duration = 10f64.powf(rng.random_range(3.5..5.8));
+                    json!({ "name": name, "manual": s > 0, "durationMs": duration as u64 })
                 })
                 .collect();
             world_plans.push(json!({ "key": short, "stages": stages, "builds": builds }));
