@@ -6,6 +6,12 @@
 //! `apply` decides what an unknown outcome means, never this module. Every answer's `Date`
 //! header is kept, so that lease times are the server's, not this machine's.
 //! `parallelism` bounds the requests in flight, so a large repository cannot flood a server.
+//!
+//! What is read lives in `reads`, the label and comment writes in `build_writes`, the queue
+//! call in `write_turn`; this file keeps what they share — slots, pauses, retries, the journal,
+//! the server's time, secrets scrubbed from answers — in one piece, since each of those rules
+//! holds only if every request goes through all of them (it is long for that, and for its
+//! tests of the raw HTTP answers a write can get).
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -19,14 +25,12 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
 
 use super::access::{self, Need};
+use super::answers::{error_message, http_date_ms, not_json, refusal_message};
 use super::auth::Credentials;
 use super::journal::{Ended, Journal, Write};
 use super::retry::{self, RetryPolicy};
 use super::server_clock::ServerTime;
 use super::transport::{self, Answer, Outgoing, Reqwest, Transport};
-use super::types::{
-    BranchInfo, BranchList, BuildResult, ErrorBody, Label, LabelList, PlanInfo, ResultList,
-};
 
 /// Bodies larger than this are decoded off the request task (see `get`): listing pages, not
 /// single builds (about 3 kB each).
@@ -44,7 +48,7 @@ pub fn encode_segment(segment: &str) -> String {
 }
 
 /// `result/{key}`: the results of a build, plan or project key.
-fn results_of(key: &str) -> String {
+pub(super) fn results_of(key: &str) -> String {
     format!("result/{}", encode_segment(key))
 }
 
@@ -114,17 +118,7 @@ pub enum WriteError {
 /// The largest answer read: a page of a hundred builds with their stages is about 300 kB, so
 /// this is generous, and an endless answer (a misbehaving proxy) ends with an error instead of
 /// taking the machine's memory.
-const MAX_ANSWER_BYTES: usize = 64 << 20;
-/// Labels asked for per page of `result/{build}/label`, and the most a build may carry: a
-/// build needs a handful, and past this a list that keeps growing is a broken answer.
-const LABEL_PAGE: usize = 100;
-const LABELS_AT_MOST: usize = 2_000;
-/// Branches asked for per page of `plan/{plan}/branch`.
-const BRANCH_PAGE: usize = 100;
-/// The most branches read of one plan; past it, the listing is a broken answer.
-const BRANCHES_AT_MOST: usize = 10_000;
-/// Times a label list that changed while read is read again from its start.
-const LABEL_RESTARTS: u32 = 3;
+pub(super) const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 /// Settings for a client.
 #[derive(Debug, Clone)]
@@ -203,371 +197,8 @@ impl BambooClient {
         *known = Some(known.map_or(reading, |k| k.narrowed(reading)));
     }
 
-    /// `GET info`: Bamboo's version, when `server` is Bamboo's address. Used to tell a wrong
-    /// address from missing plans, once something failed.
-    pub async fn info(&self) -> Result<String, BambooError> {
-        let info: Option<Info> = self.get("read the server's info", "info", &[]).await?;
-        info.map(|i| i.version).ok_or_else(|| BambooError::Status {
-            what: "read the server's info".into(),
-            status: 404,
-            message: "no such resource".into(),
-        })
-    }
-
     pub fn server(&self) -> &str {
         &self.server
-    }
-
-    /// `GET plan/{key}?expand=stages.stage`; `None` when there is no such plan.
-    pub async fn plan(&self, key: &str) -> Result<Option<PlanInfo>, BambooError> {
-        self.get(
-            &format!("read plan {key}"),
-            &format!("plan/{}", encode_segment(key)),
-            &[("expand", "stages.stage")],
-        )
-        .await
-    }
-
-    /// `GET plan/{key}/branch`, page after page: every branch of the plan. A branch's name is
-    /// never put in a path: Tomcat, which Bamboo runs on, refuses an encoded `/` (`%2F`) with
-    /// 400, and proxies before it with 404, so branch names are matched against this list.
-    /// The list is whole only once a page comes back empty: a `size` is not trusted, and a
-    /// page shorter than asked may be a server's cap (10, 25) rather than the end — a branch
-    /// missed on a later page could leave another answering to its name alone. A plan with no
-    /// such resource (404) has none.
-    pub async fn branches(&self, plan: &str) -> Result<Vec<BranchInfo>, BambooError> {
-        let what = format!("list the branches of {plan}");
-        let path = format!("plan/{}/branch", encode_segment(plan));
-        let page_size = BRANCH_PAGE.to_string();
-        let mut branches: Vec<BranchInfo> = Vec::new();
-        loop {
-            let start = branches.len().to_string();
-            let query = [
-                ("expand", "branches.branch.vcsBranch"),
-                ("start-index", start.as_str()),
-                ("max-results", page_size.as_str()),
-                ("max-result", page_size.as_str()),
-            ];
-            let Some(page) = self.get::<BranchList>(&what, &path, &query).await? else {
-                return Ok(branches);
-            };
-            let page = page.branches.items;
-            // A page that begins where the list did: the server ignores `start-index`.
-            if !branches.is_empty()
-                && page.first().map(|b| &b.key) == branches.first().map(|b| &b.key)
-            {
-                return Err(BambooError::Decode {
-                    what,
-                    detail: "the first branch listed again on a later page: the server does not page branches".into(),
-                });
-            }
-            if page.is_empty() {
-                return Ok(branches);
-            }
-            branches.extend(page);
-            if branches.len() >= BRANCHES_AT_MOST {
-                return Err(BambooError::Decode {
-                    what,
-                    detail: format!("more than {BRANCHES_AT_MOST} branches listed"),
-                });
-            }
-        }
-    }
-
-    /// `GET result/{plan}-{number}` (or `-latest`) with its stages.
-    pub async fn build(
-        &self,
-        plan: &str,
-        number: Option<u32>,
-    ) -> Result<Option<BuildResult>, BambooError> {
-        self.build_in(plan, number, Reading::Retried).await
-    }
-
-    /// `build`, sent as `reading` says: retried in a slot of its own, or once in a slot the
-    /// caller holds (a write's last read, see `WriteTurn`).
-    pub(super) async fn build_in(
-        &self,
-        plan: &str,
-        number: Option<u32>,
-        reading: Reading,
-    ) -> Result<Option<BuildResult>, BambooError> {
-        let which = number.map_or("latest".to_string(), |n| n.to_string());
-        let key = format!("{plan}-{which}");
-        let query = [
-            ("expand", "stages.stage,labels"),
-            ("includeAllStates", "true"),
-        ];
-        let what = format!("read build {key}");
-        let build: Option<BuildResult> = self
-            .get_in(&what, &results_of(&key), &query, reading)
-            .await?;
-        match build {
-            Some(build) if !is_build_of(&build, plan, number) => Err(BambooError::Mismatch {
-                what,
-                answered: format!("build {}", build.key),
-            }),
-            Some(build) => self.with_all_labels_in(build, reading).await.map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// The build with every label, read page by page (`all_labels`) when its answer listed
-    /// only a page of them: gates and locks are decided on the whole list.
-    pub async fn with_all_labels(&self, build: BuildResult) -> Result<BuildResult, BambooError> {
-        self.with_all_labels_in(build, Reading::Retried).await
-    }
-
-    pub(super) async fn with_all_labels_in(
-        &self,
-        mut build: BuildResult,
-        reading: Reading,
-    ) -> Result<BuildResult, BambooError> {
-        if build.labels.size > build.labels.items.len() {
-            let listed = std::mem::take(&mut build.labels.items);
-            let size = build.labels.size;
-            build.labels.items = self
-                .rest_of_labels(&build.key, listed, size, reading)
-                .await?;
-            build.labels_paged = true;
-        }
-        Ok(build)
-    }
-
-    /// `GET result/{build}/label`, page after page from where `listed` (the first of `size`
-    /// labels, as the build's own answer gave them) stops: every label of the build. When the
-    /// count changes or a label shows twice (labels moved), the list is read again from its
-    /// start. A page that begins where the list did (a server that ignores `start-index`) or
-    /// comes back empty early is an error, never a shorter list: another apply's lock label
-    /// left out would go unseen. Pages are not one snapshot: the lease reads until two lists
-    /// agree (`apply::lease`).
-    async fn rest_of_labels(
-        &self,
-        build_key: &str,
-        mut labels: Vec<Label>,
-        size: usize,
-        reading: Reading,
-    ) -> Result<Vec<Label>, BambooError> {
-        let what = format!("read the labels of {build_key}");
-        let broken = |detail: String| BambooError::Decode {
-            what: what.clone(),
-            detail,
-        };
-        let too_many = |size: usize| {
-            (size > LABELS_AT_MOST).then(|| {
-                broken(format!(
-                    "{size} labels, more than the {LABELS_AT_MOST} a build is read with"
-                ))
-            })
-        };
-        if let Some(error) = too_many(size) {
-            return Err(error);
-        }
-        let path = format!("{}/label", results_of(build_key));
-        let page_size = LABEL_PAGE.to_string();
-        let mut restarts = 0;
-        let mut size = size;
-        while labels.len() < size {
-            let start = labels.len().to_string();
-            let query = [
-                ("start-index", start.as_str()),
-                ("max-results", page_size.as_str()),
-                ("max-result", page_size.as_str()),
-            ];
-            let page: Option<LabelList> = self.get_in(&what, &path, &query, reading).await?;
-            let page = page
-                .ok_or_else(|| broken("the build has no label list any more".into()))?
-                .labels;
-            // A page that begins where the list did: the server ignores `start-index`.
-            let from_the_start = !labels.is_empty()
-                && page.items.first().map(|l| &l.name) == labels.first().map(|l| &l.name);
-            if from_the_start {
-                return Err(broken(format!(
-                    "label {:?} listed again on a later page: the server does not page labels",
-                    labels[0].name
-                )));
-            }
-            // Labels came, went or moved between the reads (a page repeats one): read the
-            // list again from its start.
-            let moved = page
-                .items
-                .iter()
-                .any(|label| labels.iter().any(|l| l.name == label.name));
-            if page.size != size || moved {
-                restarts += 1;
-                if restarts > LABEL_RESTARTS {
-                    return Err(BambooError::Changing { what });
-                }
-                if let Some(error) = too_many(page.size) {
-                    return Err(error);
-                }
-                (labels, size) = (Vec::new(), page.size);
-                continue;
-            }
-            if page.items.is_empty() {
-                return Err(broken(format!(
-                    "{} of {size} labels listed, then an empty page",
-                    labels.len()
-                )));
-            }
-            labels.extend(page.items);
-        }
-        Ok(labels)
-    }
-
-    /// `GET result/{plan}`: up to `max` builds, newest first from the `start`-th, of every
-    /// state, with stages, and the history's `size` (a server may show fewer than `max`).
-    pub async fn history(
-        &self,
-        plan: &str,
-        start: usize,
-        max: usize,
-    ) -> Result<(Vec<BuildResult>, usize), BambooError> {
-        self.history_in(plan, start, max, Reading::Retried).await
-    }
-
-    pub(super) async fn history_in(
-        &self,
-        plan: &str,
-        start: usize,
-        max: usize,
-        reading: Reading,
-    ) -> Result<(Vec<BuildResult>, usize), BambooError> {
-        let what = format!("read history of {plan}");
-        let list = self
-            .result_list(&what, &results_of(plan), &[], start, max, reading)
-            .await?;
-        Ok(list.unwrap_or_default())
-    }
-
-    /// One page of `GET result/{project}`, or of `GET result` for the whole server: the latest
-    /// build of each default-branch plan, with stages, and the listing's total `size`.
-    pub async fn latest_builds(
-        &self,
-        project: Option<&str>,
-        start: usize,
-        max: usize,
-    ) -> Result<(Vec<BuildResult>, usize), BambooError> {
-        let (what, path) = match project {
-            Some(project) => (
-                format!("list latest builds of project {project}"),
-                results_of(project),
-            ),
-            None => (
-                "list latest builds of the server".to_string(),
-                "result".to_string(),
-            ),
-        };
-        let list = self
-            .result_list(&what, &path, &[], start, max, Reading::Retried)
-            .await?;
-        Ok(list.unwrap_or_default())
-    }
-
-    /// `GET result/{plan}?label={label}`: the newest build of a plan (or branch plan) that
-    /// carries the label, however far back in its history; `None` when no build does.
-    pub async fn labelled(
-        &self,
-        plan: &str,
-        label: &str,
-    ) -> Result<Option<BuildResult>, BambooError> {
-        let what = format!("read the build of {plan} labelled {label:?}");
-        let list = self
-            .result_list(
-                &what,
-                &results_of(plan),
-                &[("label", label)],
-                0,
-                1,
-                Reading::Retried,
-            )
-            .await?;
-        Ok(list.and_then(|(builds, _)| builds.into_iter().next()))
-    }
-
-    /// One page of the `result` listing at `path`, with stages and labels, builds of every
-    /// state, and the collection's `size`; `None` for 404. `filter` narrows the builds
-    /// (`label`). Both spellings of the page size go out: servers differ in which they honour.
-    async fn result_list(
-        &self,
-        what: &str,
-        path: &str,
-        filter: &[(&str, &str)],
-        start: usize,
-        max: usize,
-        reading: Reading,
-    ) -> Result<Option<(Vec<BuildResult>, usize)>, BambooError> {
-        let (start, max) = (start.to_string(), max.to_string());
-        let mut query = vec![
-            (
-                "expand",
-                "results.result.stages.stage,results.result.labels",
-            ),
-            ("includeAllStates", "true"),
-            ("start-index", start.as_str()),
-            ("max-results", max.as_str()),
-            ("max-result", max.as_str()),
-        ];
-        query.extend_from_slice(filter);
-        let list: Option<ResultList> = self.get_in(what, path, &query, reading).await?;
-        Ok(list.map(|l| (l.results.items, l.results.size)))
-    }
-
-    /// `POST result/{build}/label`. Adding a label twice leaves one, so retrying is safe.
-    pub async fn add_label(&self, build_key: &str, label: &str) -> Result<(), BambooError> {
-        let body = serde_json::json!({ "name": label });
-        let path = format!("{}/label", results_of(build_key));
-        let what = format!("label {build_key}");
-        let call = format!("POST {path} ({label})");
-        self.send_idempotent(Method::POST, &what, &path, Some(body), (build_key, call))
-            .await
-    }
-
-    /// `POST result/{build}/comment`. Sent once: a retry could post the comment twice.
-    pub async fn add_comment(&self, build_key: &str, content: &str) -> Result<(), BambooError> {
-        let call = format!("POST {}/comment", results_of(build_key));
-        self.journaled(build_key, call, self.send_comment(build_key, content))
-            .await
-    }
-
-    async fn send_comment(&self, build_key: &str, content: &str) -> Result<(), BambooError> {
-        let what = format!("comment on {build_key}");
-        let path = format!("{}/comment", results_of(build_key));
-        let _slot = self
-            .turn()
-            .await
-            .map_err(|e| BambooError::Setup(e.to_string()))?;
-        let request = self
-            .request(Method::POST, &path, &[])
-            .header("X-Atlassian-Token", "no-check")
-            .json(&serde_json::json!({ "content": content }));
-        match self.attempt(request).await {
-            Attempt::Done(_) => Ok(()),
-            Attempt::Refused(status, message) => Err(BambooError::Status {
-                what,
-                status,
-                message: self.with_access_hint(status, message, Need::Comment),
-            }),
-            Attempt::Tls(detail) => Err(BambooError::Tls { what, detail }),
-            Attempt::TooLarge => Err(BambooError::TooLarge {
-                what,
-                limit_mib: MAX_ANSWER_BYTES >> 20,
-            }),
-            Attempt::Transient(detail, _) => Err(BambooError::Transport {
-                what,
-                detail: self.scrub(detail),
-                retries: 0,
-                elapsed: Duration::ZERO,
-            }),
-        }
-    }
-
-    /// `DELETE result/{build}/label/{name}`. Idempotent, so retrying is safe.
-    pub async fn remove_label(&self, build_key: &str, label: &str) -> Result<(), BambooError> {
-        let path = format!("{}/label/{}", results_of(build_key), encode_segment(label));
-        let what = format!("unlabel {build_key}");
-        let call = format!("DELETE {path}");
-        self.send_idempotent(Method::DELETE, &what, &path, None, (build_key, call))
-            .await
     }
 
     /// A text that came from the server, without our credentials: a server or proxy that
@@ -647,7 +278,7 @@ impl BambooClient {
         request
     }
 
-    async fn get<T: DeserializeOwned + Send + 'static>(
+    pub(super) async fn get<T: DeserializeOwned + Send + 'static>(
         &self,
         what: &str,
         path: &str,
@@ -656,7 +287,7 @@ impl BambooClient {
         self.get_in(what, path, query, Reading::Retried).await
     }
 
-    async fn get_in<T: DeserializeOwned + Send + 'static>(
+    pub(super) async fn get_in<T: DeserializeOwned + Send + 'static>(
         &self,
         what: &str,
         path: &str,
@@ -692,38 +323,13 @@ impl BambooClient {
         })
     }
 
-    /// A write that may be sent again (a label on or off): each attempt is told to the
-    /// journal before it leaves and after its answer, as its own write.
-    async fn send_idempotent(
-        &self,
-        method: Method,
-        what: &str,
-        path: &str,
-        body: Option<serde_json::Value>,
-        (build_key, call): (&str, String),
-    ) -> Result<(), BambooError> {
-        let build = || {
-            let request = self
-                .request(method.clone(), path, &[])
-                .header("X-Atlassian-Token", "no-check");
-            match &body {
-                Some(body) => request.json(body),
-                None => request.empty(),
-            }
-        };
-        let write = Write {
-            build: build_key.to_string(),
-            call,
-            server_ms: None,
-        };
-        self.with_retries_journaled(what, build, Some(&write), Need::Label)
-            .await
-            .map(|_| ())
-    }
-
     /// Sends once, in a slot the caller holds: the body of a success, `None` for 404, or an
     /// error; a 429 or 5xx is an error too, for the caller to start over from its turn.
-    async fn once(&self, what: &str, request: Outgoing) -> Result<Option<Bytes>, BambooError> {
+    pub(super) async fn once(
+        &self,
+        what: &str,
+        request: Outgoing,
+    ) -> Result<Option<Bytes>, BambooError> {
         let sent = Instant::now();
         match self.attempt(request).await {
             Attempt::Done(body) => Ok(body),
@@ -743,7 +349,7 @@ impl BambooClient {
     }
 
     /// The error a refused, TLS-failed or oversized answer is.
-    fn final_error(&self, what: &str, attempt: Attempt, need: Need) -> BambooError {
+    pub(super) fn final_error(&self, what: &str, attempt: Attempt, need: Need) -> BambooError {
         match attempt {
             Attempt::Refused(status, message) => BambooError::Status {
                 what: what.into(),
@@ -776,7 +382,7 @@ impl BambooClient {
 
     /// `with_retries`, telling the journal of each attempt of a write (`write`): before it
     /// leaves (a journal that cannot keep it stops it) and once answered.
-    async fn with_retries_journaled(
+    pub(super) async fn with_retries_journaled(
         &self,
         what: &str,
         build: impl Fn() -> Outgoing,
@@ -940,44 +546,10 @@ impl BambooClient {
         }
     }
 
-    fn journal_after(&self, write: &Write, ended: Ended, detail: Option<String>) {
+    pub(super) fn journal_after(&self, write: &Write, ended: Ended, detail: Option<String>) {
         if let Some(journal) = self.journal.get() {
             journal.after(write, ended, detail);
         }
-    }
-
-    /// A label or comment write, told to the journal before and after: `send` runs only if
-    /// the journal kept the record of it.
-    async fn journaled(
-        &self,
-        build_key: &str,
-        call: String,
-        send: impl Future<Output = Result<(), BambooError>>,
-    ) -> Result<(), BambooError> {
-        let write = Write {
-            build: build_key.to_string(),
-            call,
-            server_ms: self.server_time().map(|t| t.now()),
-        };
-        if let Err(e) = self.journal_before(&write) {
-            return Err(BambooError::NotJournaled {
-                what: write.call.clone(),
-                detail: e,
-            });
-        }
-        let sent = send.await;
-        // The outcome's record carries the server's time when the answer came.
-        let write = Write {
-            server_ms: self.server_time().map(|t| t.now()),
-            ..write
-        };
-        let ended = match &sent {
-            Ok(()) => Ended::Accepted,
-            Err(BambooError::Status { .. } | BambooError::Tls { .. }) => Ended::Refused,
-            Err(_) => Ended::Unknown,
-        };
-        self.journal_after(&write, ended, sent.as_ref().err().map(ToString::to_string));
-        sent
     }
 
     fn pause_all(&self, delay: Duration) {
@@ -990,7 +562,7 @@ impl BambooClient {
 
     /// A turn to send: one of the `parallelism` slots, then the end of any pause the server
     /// asked for (429, 503). The caller holds the slot until the answer is read.
-    async fn turn(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
+    pub(super) async fn turn(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
         let slot = self.slots.acquire().await?;
         let until = *self.paused_until.lock().expect("pause lock");
         if let Some(until) = until {
@@ -1013,7 +585,7 @@ pub(super) enum Reading {
     OnceInHeldSlot,
 }
 
-enum Attempt {
+pub(super) enum Attempt {
     Done(Option<Bytes>),
     /// The answer is larger than `MAX_ANSWER_BYTES`: no Bamboo answer is that large.
     TooLarge,
@@ -1023,7 +595,7 @@ enum Attempt {
 }
 
 impl BambooClient {
-    async fn attempt(&self, request: Outgoing) -> Attempt {
+    pub(super) async fn attempt(&self, request: Outgoing) -> Attempt {
         let sent = Instant::now();
         let (method, path) = self.describe_request(&request);
         let answer = match self.http.send(request, MAX_ANSWER_BYTES).await {
@@ -1066,88 +638,6 @@ impl BambooClient {
             let message = refusal_message(status, location.as_deref(), &body);
             Attempt::Refused(status.as_u16(), message)
         }
-    }
-}
-
-/// The part of `GET info` that says this is Bamboo.
-#[derive(serde::Deserialize)]
-struct Info {
-    version: String,
-}
-
-/// An HTTP date (`Fri, 01 Jan 2027 00:00:00 GMT`) in ms since the epoch.
-fn http_date_ms(date: &str) -> Option<i64> {
-    let at = jiff::fmt::rfc2822::DateTimeParser::new()
-        .parse_timestamp(date)
-        .ok()?;
-    Some(at.as_millisecond())
-}
-
-/// Whether a build the server returned is the one asked for: `{plan}-{number}`, or any build
-/// of the plan for `latest`.
-fn is_build_of(build: &BuildResult, plan: &str, number: Option<u32>) -> bool {
-    let Some((of, n)) = build.key.rsplit_once('-') else {
-        return false;
-    };
-    of == plan && number.is_none_or(|wanted| n == wanted.to_string() && build.number == wanted)
-}
-
-/// Why Bamboo refused: where a redirect points (it is not followed), or Bamboo's message.
-pub(super) fn refusal_message(status: StatusCode, location: Option<&str>, body: &[u8]) -> String {
-    if !status.is_redirection() {
-        return error_message(body);
-    }
-    match location {
-        Some(to) => format!("redirected to {to}; give the server's address as --server"),
-        None => "redirected; give the server's address as --server".into(),
-    }
-}
-
-/// Bamboo's `message`, or what came instead, in a few words.
-pub(super) fn error_message(body: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorBody>(body)
-        .ok()
-        .and_then(|b| b.text())
-    {
-        Some(text) => text,
-        None => what_came(body),
-    }
-}
-
-/// A body that is not Bamboo's JSON, named for what it is and what that usually means.
-fn what_came(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let start = text.trim_start();
-    let lower = start
-        .chars()
-        .take(200)
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if start.is_empty() {
-        "an empty answer".to_string()
-    } else if lower.starts_with("<!doctype html") || lower.contains("<html") {
-        "an HTML page, not JSON: most often a single-sign-on login page or a proxy's error page; check --server, and that the proxy lets /rest/api/latest through".to_string()
-    } else if start.starts_with('<') {
-        "XML, not JSON: something between here and Bamboo dropped the `Accept: application/json` header".to_string()
-    } else {
-        let line: String = start
-            .lines()
-            .next()
-            .unwrap_or("")
-            .chars()
-            .take(100)
-            .collect();
-        format!("`{line}`")
-    }
-}
-
-/// Why an answer that should be JSON could not be read.
-fn not_json(body_start: &[u8], error: &serde_json::Error) -> String {
-    let came = what_came(body_start);
-    if came.starts_with('`') {
-        format!("{error} in {came}")
-    } else {
-        came
     }
 }
 

@@ -2,10 +2,13 @@
 //! Only this module imports reqwest.
 
 mod access;
+mod answers;
 mod auth;
+mod build_writes;
 mod client;
 pub mod journal;
 mod reader;
+mod reads;
 mod retry;
 mod server_clock;
 pub mod transport;

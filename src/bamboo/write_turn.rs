@@ -12,7 +12,8 @@ use tokio::sync::SemaphorePermit;
 use tokio::time::Instant;
 
 use super::access::Need;
-use super::client::{BambooClient, Reading, error_message, refusal_message};
+use super::answers::{error_message, refusal_message};
+use super::client::{BambooClient, Reading};
 use super::journal::Write;
 use super::types::BuildResult;
 use super::{BambooError, WriteError, encode_segment};

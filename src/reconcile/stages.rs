@@ -35,6 +35,10 @@ fn build_is_busy(build: &ObservedBuild) -> bool {
 pub fn assess(build: &ObservedBuild, stage: &str, execute_all_stages: bool) -> Status {
     let stages = &build.stages;
     let Some(target) = stages.iter().position(|s| s.name == stage) else {
+        // A build waiting for an agent may list no stages yet: it is on its way, not wrong.
+        if stages.is_empty() && build_is_busy(build) {
+            return Status::Running { stage: None };
+        }
         return Status::Blocked {
             reason: BlockReason::StageMissing,
         };

@@ -116,6 +116,20 @@ fn every_stage_situation_gets_its_status() {
             },
         ),
         (
+            "queued, no stages listed yet",
+            build("A-B-1", "Queued", false, ""),
+            "Staging",
+            Status::Running { stage: None },
+        ),
+        (
+            "finished with no stages listed: no such stage",
+            build("A-B-1", "Finished/Successful", false, ""),
+            "Staging",
+            Status::Blocked {
+                reason: BlockReason::StageMissing,
+            },
+        ),
+        (
             "target ran, automatic stages after it still running",
             build(
                 "A-B-1",
