@@ -163,6 +163,30 @@ pub(super) async fn newer_than(
     })
 }
 
+/// The builds of a plan newer than build `n` that one page of its history shows: `page`
+/// when already read, else the newest `HISTORY_DEPTH`. For what is said, not decided (a pin
+/// in sync that a newer build superseded): nothing is read build by build, and the list is
+/// complete only when the page reaches `n`.
+pub(super) async fn newer_on_a_page(
+    client: &BambooClient,
+    plan: &str,
+    n: u32,
+    page: Option<&[BuildResult]>,
+) -> Result<Newer<BuildResult>, BambooError> {
+    let read;
+    let page = match page {
+        Some(page) => page,
+        None => {
+            read = client.history(plan, 0, HISTORY_DEPTH).await?.0;
+            &read
+        }
+    };
+    Ok(Newer {
+        builds: page.iter().filter(|b| b.number > n).cloned().collect(),
+        complete: page.iter().any(|b| b.number <= n),
+    })
+}
+
 /// Builds numbered between two listed ones, or after the newest, that are read one by one
 /// before the list of newer builds is taken as whole; past this, it is "cannot tell".
 const GAP_READS: usize = 20;

@@ -206,11 +206,11 @@ pub async fn observe(client: &BambooClient, desired: &Desired) -> Result<Observe
     Ok(observed)
 }
 
-/// For each pinned build (`build: 42`, a label, a revision) that could still be promoted,
-/// the builds of its plan newer than it: a promotion of 42 over a newer build that already
-/// reached the stage is a downgrade. Read only for pins short of their stage, so pins in sync
-/// cost nothing, and taken from the plan's `newest` builds, already read, when they show the
-/// pin.
+/// For each pinned build (`build: 42`, a label, a revision), the builds of its plan newer
+/// than it. For a pin that could still be promoted, a promotion over a newer build that
+/// already reached the stage is a downgrade (unless `allowDowngrade`); for a pin in sync, a
+/// newer build that ran the stage since has superseded it there, which the plan says. Taken
+/// from the plan's `newest` builds, already read, when they show the pin.
 async fn newer_builds(
     client: &BambooClient,
     desired: &Desired,
@@ -218,12 +218,10 @@ async fn newer_builds(
     builds: &HashMap<(String, BuildSelector), Option<Arc<ObservedBuild>>>,
     newest: &HashMap<String, Vec<BuildResult>>,
 ) -> Result<HashMap<(String, u32), Newer<Arc<ObservedBuild>>>, BambooError> {
-    let mut pins: BTreeSet<(String, u32)> = BTreeSet::new();
-    let checked = desired
-        .targets
-        .iter()
-        .filter(|t| !t.allow_downgrade && t.build.pins());
-    for target in checked {
+    // By pin: whether it may be promoted (the downgrade check: complete data, every label)
+    // or is in sync (the superseded note: what the history shows is enough).
+    let mut pins: BTreeMap<(String, u32), bool> = BTreeMap::new();
+    for target in desired.targets.iter().filter(|t| t.build.pins()) {
         // The pinned build, under its plan's (or branch plan's) key: the branches are known.
         let Some(key) = build_plan_key(target, observed) else {
             continue;
@@ -231,15 +229,22 @@ async fn newer_builds(
         let Some(Some(build)) = builds.get(&(key.clone(), target.build.clone())) else {
             continue;
         };
-        // Only a pin that may be promoted: paused or failed short of its target stage.
-        if (build.continuable || build.restartable) && !build.passed_stage(&target.stage) {
-            pins.insert((key, build.number));
+        // A pin that may be promoted (paused or failed short of its target stage), unless a
+        // downgrade is allowed; or a pin in sync, which a newer build may have superseded.
+        let promotable = (build.continuable || build.restartable)
+            && !build.passed_stage(&target.stage)
+            && !target.allow_downgrade;
+        if promotable || build.passed_stage(&target.stage) {
+            *pins.entry((key, build.number)).or_default() |= promotable;
         }
     }
-    let reads = join_all(pins.iter().map(|(plan, n)| async move {
+    let reads = join_all(pins.iter().map(|((plan, n), promotable)| async move {
         let page = newest
             .get(plan)
             .filter(|page| page.iter().any(|b| b.number == *n));
+        if !promotable {
+            return history::newer_on_a_page(client, plan, *n, page.map(Vec::as_slice)).await;
+        }
         let read = match page {
             Some(page) => {
                 let listed = page.iter().filter(|b| b.number > *n).cloned().collect();
@@ -252,7 +257,7 @@ async fn newer_builds(
     }))
     .await;
     let mut newer = HashMap::new();
-    for (pin, read) in pins.into_iter().zip(reads) {
+    for ((pin, _), read) in pins.into_iter().zip(reads) {
         let read = read?;
         let builds = read
             .builds

@@ -114,13 +114,30 @@ pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
         };
         status = Status::Blocked { reason };
     }
+    let superseded_by = match (&status, build.as_deref()) {
+        (Status::InSync | Status::Ahead { .. }, Some(build)) => superseded(target, observed, build),
+        _ => None,
+    };
     PlanItem {
         target: target_ref(target),
         build,
         status,
         gates,
         passed_over,
+        superseded_by,
     }
+}
+
+/// The newest build of a pin's plan, newer than the pin, that has run the target stage: the
+/// stage now runs that build, not the pinned one.
+fn superseded(target: &Target, observed: &Observed, build: &ObservedBuild) -> Option<String> {
+    let key = build_plan_key(target, observed)?;
+    let newer = observed.newer.get(&(key, build.number))?;
+    newer
+        .builds
+        .iter()
+        .find(|b| b.passed_stage(&target.stage))
+        .map(|b| b.key.clone())
 }
 
 /// `newest: eligible`: the newest build of the plan's history that has reached the target

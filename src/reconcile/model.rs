@@ -14,8 +14,8 @@ use crate::observe::ObservedBuild;
 /// the minor version, a rename or a removal the major one. 2.0 renamed the status `queue` to
 /// `promote` (one name for one thing in JSON, Markdown and the terminal) and gave the events
 /// typed fields where 1.x had English sentences and debug text. 2.1 added `allowDowngrade` to
-/// a target, for the downgrade check under the lease.
-pub const FORMAT_VERSION: &str = "2.1";
+/// a target, for the downgrade check under the lease; 2.2 `supersededBy` to an item.
+pub const FORMAT_VERSION: &str = "2.2";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -37,6 +37,11 @@ pub struct PlanItem {
     /// choose; for a pin, those still running short of its stage.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub passed_over: Vec<PassedOver>,
+    /// For a pin in sync or ahead: the newer build of its plan that has run the target stage
+    /// since, so that the stage now runs that build, not the pinned one. Bamboo cannot run a
+    /// stage again on a build, so going back needs a new build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
 }
 
 /// A newer build the target did not choose, and why.

@@ -124,6 +124,14 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
             " ".repeat(key_width - key.width()),
             style.paint(colour, &words),
         );
+        if let (Some(newer), Some(build)) = (&item.superseded_by, item.build.as_deref()) {
+            let _ = writeln!(
+                out,
+                "{pad}superseded: {newer} has since run {stage}; Bamboo cannot run that stage again on {pinned}, so going back to it needs a new build",
+                stage = item.target.stage,
+                pinned = build.key,
+            );
+        }
         if let (true, Status::Queue { action }) = (show_calls, &item.status) {
             let _ = write!(out, "{pad}call: {} {}", action.method, action.path);
             for (i, (k, v)) in action.query.iter().enumerate() {

@@ -109,6 +109,15 @@ fn row(item: &PlanItem, server: &str, planning: bool) -> String {
             String::new(),
         ),
     };
+    // A pin in sync whose stage a newer build has run since: the stage runs that one now.
+    let status = match &item.superseded_by {
+        Some(newer) => format!(
+            "{status} — superseded: {} has since run {}",
+            escape(newer),
+            escape(&item.target.stage)
+        ),
+        None => status,
+    };
     let stages = escape(&stage_row(item.build.as_deref(), &item.target.stage).to_string());
     format!(
         "| {} | {build} | {stages} | {status} | {runs} |\n",

@@ -3,6 +3,7 @@
 mod apply;
 mod cli;
 mod contracts;
+mod environments;
 mod exit_codes;
 mod fidelity;
 mod init;
