@@ -87,10 +87,15 @@ pub enum Command {
   bamboo-promote apply --auto-approve plan.json         # exactly what `plan --out` saved
   bamboo-promote apply --auto-approve --format json --audit-log audit.jsonl promotions"))]
     Apply(ApplyArgs),
+    /// List the lock labels on the builds the manifests' targets name: which apply holds
+    /// which build, since when, until when.
+    #[command(after_help = with_environment!("Examples:
+  bamboo-promote locks promotions"))]
+    Locks(LocksArgs),
     /// Take bamboo-promote's lock labels off builds (expired ones; live ones with --force).
     #[command(after_help = with_environment!("Examples:
   bamboo-promote unlock SHOP-APP-42
-  bamboo-promote unlock --force SHOP-APP-42             # only when no apply is running"))]
+  bamboo-promote unlock --force --reason 'checked in Bamboo after an exit 7' SHOP-APP-42"))]
     Unlock(UnlockArgs),
     /// Write manifests that describe what Bamboo holds now: the first plan is in sync.
     #[command(after_help = with_environment!("Examples:
@@ -332,15 +337,32 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct LocksArgs {
+    /// Manifest files or folders.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub walk: Walk,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub selection: Selection,
+}
+
+#[derive(Debug, Args)]
 pub struct UnlockArgs {
     /// Build keys, such as SHOP-APP-42.
     #[arg(required = true, value_name = "BUILD_KEY")]
     pub builds: Vec<String>,
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Also remove live lock labels: only when no apply is using them.
-    #[arg(long, conflicts_with = "watch")]
+    /// Also remove live lock labels: only when no apply is using them. Needs --reason, which
+    /// goes into the audit trail with each label removed.
+    #[arg(long, conflicts_with = "watch", requires = "reason")]
     pub force: bool,
+    /// Why the locks are removed by hand (required with --force), for the audit trail.
+    #[arg(long, value_name = "TEXT", value_parser = not_blank)]
+    pub reason: Option<String>,
     /// Wait until each live lock label has been watched for its whole lifetime (at most
     /// 1h), then remove it: what apply does by itself, without trusting any clock.
     #[arg(long)]

@@ -52,6 +52,7 @@ async fn run_command(cli: Cli) -> u8 {
         Command::Plan(args) => cmd::plan::run(args).await,
         Command::Status(args) => cmd::status::run(args).await,
         Command::Apply(args) => cmd::apply::run(args).await,
+        Command::Locks(args) => cmd::locks::run(args).await,
         Command::Unlock(args) => cmd::unlock::run(args).await,
         Command::Init(args) => cmd::init::run(args).await,
         Command::Completions(args) => cmd::completions::completions(args),

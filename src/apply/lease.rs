@@ -67,7 +67,7 @@ impl Settings {
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
     #[error(
-        "another apply holds the lock on {build_key} ({holder}); gave up after waiting {waited:.0?}. If no apply is running, remove it with `bamboo-promote unlock {build_key} --force`"
+        "another apply holds the lock on {build_key} ({holder}); gave up after waiting {waited:.0?}. If no apply is running, remove it with `bamboo-promote unlock {build_key} --force --reason …`"
     )]
     Busy {
         build_key: String,
@@ -101,7 +101,7 @@ pub enum LeaseError {
     )]
     ClocksDisagree { spread: String, bound: String },
     #[error(
-        "putting the lock label {label} on {build_key} failed ({error}), and taking it off failed too: it may be on the build; once no apply runs, remove it with `bamboo-promote unlock {build_key} --force`"
+        "putting the lock label {label} on {build_key} failed ({error}), and taking it off failed too: it may be on the build; once no apply runs, remove it with `bamboo-promote unlock {build_key} --force --reason …`"
     )]
     LabelLeft {
         build_key: String,

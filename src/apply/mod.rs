@@ -360,7 +360,7 @@ fn report_promotion(reporter: &Reporter, id: &str, action: &Action, promotion: &
         ),
         Promotion::Unknown { detail, lock } => reporter.emit(
             Event::Unknown { target, build, message: detail.clone(), lock: lock.clone() },
-            || format!("{id}: the call to {key} has an unknown outcome ({detail}). It is not sent again: a re-read cannot see a call still on its way. Check {key} in Bamboo; lock label {lock} keeps every run off it until it expires, or remove it with `bamboo-promote unlock {key} --force` once checked"),
+            || format!("{id}: the call to {key} has an unknown outcome ({detail}). It is not sent again: a re-read cannot see a call still on its way. Check {key} in Bamboo; lock label {lock} keeps every run off it until it expires, or remove it with `bamboo-promote unlock {key} --force --reason …` once checked"),
         ),
         Promotion::Skipped(reason) => reporter.emit(
             Event::Skipped { target, build, reason: reason.clone() },

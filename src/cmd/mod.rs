@@ -4,6 +4,7 @@ pub mod apply;
 pub mod completions;
 mod failure;
 pub mod init;
+pub mod locks;
 mod pipeline;
 pub mod plan;
 pub mod schema;

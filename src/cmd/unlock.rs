@@ -11,7 +11,7 @@ pub async fn run(args: &UnlockArgs) -> u8 {
         Err(failure) => return failure.report(Json::No),
     };
     // Labels taken off by hand are in the audit trail on stderr, like apply's writes.
-    match crate::apply::Reporter::new(false, args.audit_log.as_deref(), None) {
+    match crate::apply::Reporter::new(false, args.audit_log.as_deref(), args.reason.clone()) {
         Ok(reporter) => connection
             .client
             .keep_journal(std::sync::Arc::new(reporter)),

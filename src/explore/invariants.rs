@@ -37,7 +37,43 @@ pub fn check(
     locks_left_are_named(engine, runners, violations);
     unknown_exits_7(runners, violations);
     no_downgrade(scenario, engine, requests, &mut found);
+    past_the_bounds(scenario, engine, requests, &mut found);
     found
+}
+
+/// Past the bounds `docs/safety.md` assumes, what breaks is what it lists as what cannot be
+/// closed: a call held on the way for longer than the lock's lifetime, front ends whose
+/// clocks are further apart than `--max-clock-skew`. A run that went past one of them has its
+/// violations counted as that residual.
+fn past_the_bounds(
+    scenario: &Scenario,
+    engine: &Engine,
+    requests: &[LoggedRequest],
+    found: &mut Found,
+) {
+    if found.violations.is_empty() {
+        return;
+    }
+    let held_past_lifetime = engine.continued.iter().any(|call| {
+        let path = format!("queue/{}-{}", call.plan, call.number);
+        requests.iter().any(|r| {
+            r.method == "PUT" && r.path == path && r.at_ms + super::scenario::LOCK_TTL_MS < call.at
+        })
+    });
+    let offsets = scenario.runners.iter().map(|r| r.front_end_offset_ms);
+    let spread = offsets.clone().max().unwrap_or(0) - offsets.min().unwrap_or(0);
+    let why = if held_past_lifetime {
+        "a call held on the way for longer than the lock's lifetime"
+    } else if spread > super::scenario::MAX_SKEW_MS as i64 {
+        "front ends whose clocks are further apart than --max-clock-skew"
+    } else {
+        return;
+    };
+    for violation in std::mem::take(&mut found.violations) {
+        found.residuals.push(format!(
+            "{violation}: {why} (docs/safety.md, what cannot be closed)"
+        ));
+    }
 }
 
 /// Rule 1: a stage runs at most once on a build (a build the world began with having run it

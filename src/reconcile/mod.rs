@@ -118,6 +118,12 @@ pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
         (Status::InSync | Status::Ahead { .. }, Some(build)) => superseded(target, observed, build),
         _ => None,
     };
+    let now_ms = moment.now.as_millisecond();
+    let locked_by = build
+        .as_deref()
+        .and_then(|b| live_lock(&b.labels, now_ms))
+        .and_then(crate::lock_label::LockLabel::parse)
+        .map(|lock| lock.describe(now_ms));
     PlanItem {
         target: target_ref(target),
         build,
@@ -125,6 +131,7 @@ pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
         gates,
         passed_over,
         superseded_by,
+        locked_by,
     }
 }
 

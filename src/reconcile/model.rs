@@ -14,7 +14,8 @@ use crate::observe::ObservedBuild;
 /// the minor version, a rename or a removal the major one. 2.0 renamed the status `queue` to
 /// `promote` (one name for one thing in JSON, Markdown and the terminal) and gave the events
 /// typed fields where 1.x had English sentences and debug text. 2.1 added `allowDowngrade` to
-/// a target, for the downgrade check under the lease; 2.2 `supersededBy` to an item.
+/// a target, for the downgrade check under the lease; 2.2 `supersededBy` and `lockedBy` to
+/// an item.
 pub const FORMAT_VERSION: &str = "2.2";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -42,6 +43,11 @@ pub struct PlanItem {
     /// stage again on a build, so going back needs a new build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<String>,
+    /// Another apply's live lock label on the build, described on the server's clock: `apply`
+    /// waits for it (an apply at work), or it is what an exit 7 left (a call that may still
+    /// land), to be checked in Bamboo and then removed with `unlock --force`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_by: Option<String>,
 }
 
 /// A newer build the target did not choose, and why.

@@ -132,6 +132,13 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
                 pinned = build.key,
             );
         }
+        if let (Some(lock), Some(build)) = (&item.locked_by, item.build.as_deref()) {
+            let _ = writeln!(
+                out,
+                "{pad}locked by another apply: {lock}; apply waits for it. If an apply exited 7 on {key}, check the build in Bamboo, then `bamboo-promote unlock {key} --force --reason …`",
+                key = build.key,
+            );
+        }
         if let (true, Status::Queue { action }) = (show_calls, &item.status) {
             let _ = write!(out, "{pad}call: {} {}", action.method, action.path);
             for (i, (k, v)) in action.query.iter().enumerate() {

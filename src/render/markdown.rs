@@ -118,6 +118,10 @@ fn row(item: &PlanItem, server: &str, planning: bool) -> String {
         ),
         None => status,
     };
+    let status = match &item.locked_by {
+        Some(lock) => format!("{status} — 🔒 locked by another apply: {}", escape(lock)),
+        None => status,
+    };
     let stages = escape(&stage_row(item.build.as_deref(), &item.target.stage).to_string());
     format!(
         "| {} | {build} | {stages} | {status} | {runs} |\n",

@@ -63,3 +63,96 @@ fn a_pin_in_sync_that_a_newer_build_superseded_says_so_in_every_format() {
     assert!(!ran.stdout.contains("superseded"), "{}", ran.stdout);
     assert!(sim.queue_writes().is_empty());
 }
+
+/// After an exit 7 the build keeps that run's lock label. `plan` and `status` say the build is
+/// locked and what to do; `locks` lists it; `unlock --force` wants a reason, which goes into
+/// the audit trail with the label it removed.
+#[test]
+fn a_live_lock_is_in_plain_sight_and_forcing_it_off_needs_a_reason() {
+    let sim = Sim::start(&crate::safety::world(1000, "", ""));
+    let label = format!(
+        "bamboo-promote-lock-v2-{}-600000-deadbeef",
+        crate::safety::SERVER_EPOCH_MS
+    );
+    let (status, body) = sim.request(
+        "POST",
+        "/rest/api/latest/result/SHOP-APP-42/label",
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Atlassian-Token", "no-check"),
+        ],
+        &format!(r#"{{"name":"{label}"}}"#),
+    );
+    assert_eq!(status, 204, "{body}");
+    let dir = manifests(crate::safety::STAGING);
+    for command in ["plan", "status"] {
+        let ran = sim.cmd(&[command, path_str(&dir)]).run();
+        assert!(
+            ran.stdout.contains(&format!(
+                "locked by another apply: label {label}, taken 0s ago, expires in 10m"
+            )) && ran
+                .stdout
+                .contains("bamboo-promote unlock SHOP-APP-42 --force --reason"),
+            "{command}: {}",
+            ran.stdout
+        );
+    }
+    let json = sim.cmd(&["plan", "--format", "json", path_str(&dir)]).run();
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(
+        doc["items"][0]["lockedBy"]
+            .as_str()
+            .is_some_and(|l| l.contains(&label)),
+        "{doc}"
+    );
+    let listed = sim.cmd(&["locks", path_str(&dir)]).run();
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(
+        listed
+            .stdout
+            .contains(&format!("SHOP-APP-42  live: label {label}, taken 0s ago")),
+        "{}",
+        listed.stdout
+    );
+
+    let forced = sim.cmd(&["unlock", "--force", "SHOP-APP-42"]).run();
+    assert_eq!(
+        forced.code, 64,
+        "--force without --reason: {}",
+        forced.stderr
+    );
+    assert!(forced.stderr.contains("--reason"), "{}", forced.stderr);
+    assert_eq!(
+        crate::safety::lock_labels(&sim, "SHOP-APP-42"),
+        std::slice::from_ref(&label)
+    );
+
+    let audit = dir.join("audit.jsonl");
+    let forced = sim
+        .cmd(&[
+            "unlock",
+            "--force",
+            "--reason",
+            "checked in Bamboo after an exit 7",
+            "--audit-log",
+            path_str(&audit),
+            "SHOP-APP-42",
+        ])
+        .run();
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert!(crate::safety::lock_labels(&sim, "SHOP-APP-42").is_empty());
+    let trail = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        trail
+            .lines()
+            .any(|l| l.contains(&label)
+                && l.contains(r#""reason":"checked in Bamboo after an exit 7""#)),
+        "{trail}"
+    );
+    let listed = sim.cmd(&["locks", path_str(&dir)]).run();
+    assert!(
+        listed.stdout.contains("No lock labels"),
+        "{}",
+        listed.stdout
+    );
+}

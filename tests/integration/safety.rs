@@ -725,7 +725,9 @@ fn locks_name_their_age_and_expiry_and_unlock_clears_them() {
         "other labels stay"
     );
 
-    let forced = sim.cmd(&["unlock", "--force", "SHOP-APP-42"]).run();
+    let forced = sim
+        .cmd(&["unlock", "--force", "--reason", "no apply runs", "SHOP-APP-42"])
+        .run();
     assert_eq!(forced.code, 0, "{}", forced.stderr);
     assert!(lock_labels(&sim, "SHOP-APP-42").is_empty());
     assert_eq!(apply(&sim, &dir, &[]).code, 0);
