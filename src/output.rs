@@ -96,13 +96,6 @@ fn write_one(which: Which, text: &str) -> std::io::Result<()> {
     }
 }
 
-/// What a command run in-process printed (see `process`), kept instead of written.
-#[derive(Debug, Default)]
-pub struct Captured {
-    pub out: Mutex<String>,
-    pub err: Mutex<String>,
-}
-
 /// Hands `text` to the stream's thread. Standard output keeps every line: it is the report.
 /// Standard error drops a line when its reader has fallen `ERR_BACKLOG` lines behind.
 fn send(which: Which, text: String) {

@@ -2,21 +2,24 @@
 //! other applies' locks. The fault-space explorer (`explore`) runs several commands in one
 //! process, each as if it were a process of its own, by setting an `InProcess` around each;
 //! in production none is set, and each of these is the real thing.
+//!
+//! It sits below every module that asks for it (output, the client, the lock labels, the stop):
+//! it imports none of them, so its network is held type-erased (`bamboo::transport` knows it).
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use crate::apply::stop::Signal;
-use crate::bamboo::transport::Transport;
 use crate::boot_clock::BootInstant;
-use crate::output::Captured;
+use crate::exit;
 
 /// One command run in-process.
 pub struct InProcess {
-    /// Its network: where its requests go instead of a socket.
-    pub transport: Arc<dyn Transport>,
+    /// Its network, where its requests go instead of a socket: an
+    /// `Arc<dyn bamboo::transport::Transport>` (see `bamboo::transport::chosen`).
+    pub network: Arc<dyn Any + Send + Sync>,
     /// What it printed, kept instead of written.
     pub captured: Arc<Captured>,
     /// Signals sent to it, instead of the process's own.
@@ -56,5 +59,35 @@ where
             .unwrap_or_else(|e| e.into_inner())
             .random_range(range),
         None => rand::rng().random_range(range),
+    }
+}
+
+/// What a command run in-process printed, kept instead of written (see `output`).
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub out: Mutex<String>,
+    pub err: Mutex<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// 128 + the signal's number, as shells report a process the signal ended.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => exit::INTERRUPTED,
+            Signal::Terminate => exit::TERMINATED,
+        }
     }
 }

@@ -15,28 +15,7 @@ use crate::exit;
 /// How long a forced exit waits for its last lines to reach a stalled stderr.
 const LAST_WORDS_DRAIN: Duration = Duration::from_millis(500);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    Interrupt,
-    Terminate,
-}
-
-impl Signal {
-    pub fn name(self) -> &'static str {
-        match self {
-            Signal::Interrupt => "SIGINT",
-            Signal::Terminate => "SIGTERM",
-        }
-    }
-
-    /// 128 + the signal's number, as shells report a process the signal ended.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Signal::Interrupt => exit::INTERRUPTED,
-            Signal::Terminate => exit::TERMINATED,
-        }
-    }
-}
+pub use crate::process::Signal;
 
 /// Whether a stop was asked for, shared by every task of an apply.
 #[derive(Clone, Default)]

@@ -104,8 +104,14 @@ pub trait Transport: Send + Sync {
 pub fn chosen(
     build: impl FnOnce() -> Result<Arc<dyn Transport>, String>,
 ) -> Result<Arc<dyn Transport>, String> {
-    match crate::process::current() {
-        Some(process) => Ok(process.transport.clone()),
+    let injected = crate::process::current().and_then(|process| {
+        process
+            .network
+            .downcast_ref::<Arc<dyn Transport>>()
+            .cloned()
+    });
+    match injected {
+        Some(transport) => Ok(transport),
         None => build(),
     }
 }

@@ -22,9 +22,8 @@ use clap::Parser;
 
 pub use scenario::{Bounds, Dimension, Scenario};
 
-use crate::apply::stop::Signal;
-use crate::output::Captured;
-use crate::process::InProcess;
+use crate::bamboo::transport::Transport;
+use crate::process::{Captured, InProcess, Signal};
 use crate::sim::{InMemory, World};
 use invariants::RunnerEnd;
 use network::{Link, Trace};
@@ -181,7 +180,7 @@ async fn runner(
         scenario.seed.wrapping_mul(31).wrapping_add(i as u64),
     );
     let process = Arc::new(InProcess {
-        transport: Arc::new(link),
+        network: Arc::new(Arc::new(link) as Arc<dyn Transport>),
         captured: Arc::new(Captured::default()),
         signals: listen,
         watches: Mutex::default(),

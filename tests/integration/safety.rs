@@ -726,7 +726,13 @@ fn locks_name_their_age_and_expiry_and_unlock_clears_them() {
     );
 
     let forced = sim
-        .cmd(&["unlock", "--force", "--reason", "no apply runs", "SHOP-APP-42"])
+        .cmd(&[
+            "unlock",
+            "--force",
+            "--reason",
+            "no apply runs",
+            "SHOP-APP-42",
+        ])
         .run();
     assert_eq!(forced.code, 0, "{}", forced.stderr);
     assert!(lock_labels(&sim, "SHOP-APP-42").is_empty());
