@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::progress::Progress;
-use super::promote::Promotion;
+use super::promotion::Promotion;
 use super::report::Reporter;
 use super::{Event, Outcome};
 use crate::observe::{ObservedBuild, ObservedStage};

@@ -13,6 +13,7 @@ mod lease;
 mod ledger;
 mod progress;
 mod promote;
+mod promotion;
 mod record;
 mod report;
 mod settle;
@@ -41,7 +42,8 @@ use crate::reconcile::{self, Action, Plan, Status, TargetRef};
 use crate::render::human::status_words;
 use ledger::Ledger;
 use progress::Progress;
-use promote::{Context, Promotion, Request, Upstream, promote, reread};
+use promote::promote;
+use promotion::{Context, Promotion, Request, Upstream, reread};
 
 pub struct Options {
     pub wait: bool,

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::audit::Outcome;
 use super::lease::Lease;
-use super::promote::{Context, Promotion, Request, describe_call, release, reread};
+use super::promotion::{Context, Promotion, Request, describe_call, release, reread};
 use super::record;
 use crate::bamboo::WriteError;
 use crate::observe::ObservedBuild;
