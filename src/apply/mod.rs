@@ -160,6 +160,11 @@ pub async fn run(
                         action: &action,
                         require_fingerprint,
                         upstream: upstream_of(planned, &target, require_fingerprint),
+                        planned_build: planned
+                            .items
+                            .iter()
+                            .find(|i| i.target.id == target.id)
+                            .and_then(|i| i.build.clone()),
                     };
                     report::TARGET
                         .scope(target.id.clone(), promote(ctx, &request))

@@ -13,7 +13,9 @@ use tokio::time::Instant;
 
 use super::audit::Outcome;
 use super::lease::{self, Lease, LeaseError};
-use super::promotion::{Context, Promotion, Request, Upstream, describe_call, release, reread};
+use super::promotion::{
+    Context, Promotion, Request, Upstream, describe_call, release, reread, what_changed,
+};
 use super::settle::{Call, settle};
 use crate::bamboo::types::split_build_key;
 use crate::bamboo::{BambooClient, WriteError, WriteTurn};
@@ -36,9 +38,13 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
         // A stale saved plan is found from a plain read, before any label is written.
         match reread(client, build_key).await {
             Ok(now) if now.fingerprint() != request.action.fingerprint => {
+                let changed = match request.planned_build.as_deref() {
+                    Some(before) => what_changed(before, &now),
+                    None => "the build changed".into(),
+                };
                 return Promotion::Stale {
                     planned: request.action.fingerprint.clone(),
-                    found: now.fingerprint(),
+                    found: format!("{}: {changed} since this plan was made", now.fingerprint()),
                 };
             }
             Ok(_) => {}

@@ -64,6 +64,8 @@ pub struct Request<'a> {
     pub require_fingerprint: bool,
     /// For a saved plan: the targets this one is `after`, which must still be in sync.
     pub upstream: Vec<Upstream>,
+    /// For a saved plan: the build as planned, to say what changed when it did.
+    pub planned_build: Option<std::sync::Arc<ObservedBuild>>,
 }
 
 /// A target another is `after`, and the build it was in sync on when the plan was made.
@@ -115,4 +117,37 @@ pub fn describe_call(action: &Action) -> String {
         .map(|(k, v)| format!("{k}={}", crate::bamboo::encode_segment(v)))
         .collect();
     format!("{} {}?{}", action.method, action.path, query.join("&"))
+}
+
+/// What changed on a build since a saved plan saw it, in words: "Deploy Prod has run",
+/// "Deploy Staging failed", "Deploy Prod is running"; "the build changed" when its stages
+/// did not (its state or flags did).
+pub fn what_changed(before: &ObservedBuild, now: &ObservedBuild) -> String {
+    let changes: Vec<String> = now
+        .stages
+        .iter()
+        .filter_map(|stage| {
+            let was = before.stages.iter().find(|s| s.name == stage.name);
+            let same = was.is_some_and(|was| {
+                (&was.life_cycle_state, &was.state) == (&stage.life_cycle_state, &stage.state)
+            });
+            if same {
+                return None;
+            }
+            Some(
+                match (stage.life_cycle_state.as_str(), stage.state.as_str()) {
+                    ("Finished", "Successful") => format!("{} has run", stage.name),
+                    ("Finished", "Failed") => format!("{} failed", stage.name),
+                    ("InProgress", _) => format!("{} is running", stage.name),
+                    ("Pending" | "Queued", _) => format!("{} is queued", stage.name),
+                    _ => format!("{} was stopped or reset", stage.name),
+                },
+            )
+        })
+        .collect();
+    if changes.is_empty() {
+        "the build changed".into()
+    } else {
+        changes.join(", ")
+    }
 }

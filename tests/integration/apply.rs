@@ -324,6 +324,15 @@ fn a_saved_plan_runs_as_planned_once_and_is_refused_when_stale() {
         "{}",
         second.stdout
     );
+    // It says what changed, not only that a fingerprint did.
+    assert!(
+        second
+            .stdout
+            .contains("is running since this plan was made")
+            || second.stdout.contains("has run since this plan was made"),
+        "{}",
+        second.stdout
+    );
     assert!(sim.queue_writes().is_empty());
 }
 
