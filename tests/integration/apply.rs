@@ -328,8 +328,7 @@ fn a_saved_plan_runs_as_planned_once_and_is_refused_when_stale() {
     assert!(
         second
             .stdout
-            .contains("is running since this plan was made")
-            || second.stdout.contains("has run since this plan was made"),
+            .contains("Deploy Staging is running, Smoke is queued since this plan was made"),
         "{}",
         second.stdout
     );
