@@ -18,6 +18,10 @@ pub const STAGE_FAILED: u8 = 6;
 /// call's effect). Its lock label stays on the build, so no other run acts on it before it
 /// expires; check the build in Bamboo.
 pub const OUTCOME_UNKNOWN: u8 = 7;
+/// Nothing needs a person: the only targets blocked wait for a promotion window that will
+/// open (and others may be waiting or running). A merge job may take it as success; a run
+/// later, or `apply --wait`, promotes them.
+pub const WAITING_ON_TIME: u8 = 8;
 /// The command line is wrong (an unknown flag, a missing value): clap's own 2 would read as
 /// "changes pending" to a CI job, so usage errors take sysexits' EX_USAGE.
 pub const USAGE: u8 = 64;

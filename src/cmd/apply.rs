@@ -381,7 +381,7 @@ fn count(counts: &mut Counts, outcome: &Outcome) -> String {
     }
 }
 
-/// The first that applies of: 7, 1, 6, the signal's, 4, 5, 3, 2 (with --detailed-exitcode), 0.
+/// The first that applies of: 7, 1, 6, the signal's, 4, 5, 8, 3, 2 (with --detailed-exitcode), 0.
 fn exit_code(args: &ApplyArgs, counts: &Counts, applied: &Applied) -> u8 {
     if counts.unknown > 0 {
         exit::OUTCOME_UNKNOWN
@@ -395,6 +395,8 @@ fn exit_code(args: &ApplyArgs, counts: &Counts, applied: &Applied) -> u8 {
         exit::TIMED_OUT
     } else if counts.stale > 0 {
         exit::STALE_PLAN
+    } else if counts.paused_short == 0 && blocked_only_by_windows(applied) {
+        exit::WAITING_ON_TIME
     } else if counts.blocked > 0 || counts.paused_short > 0 {
         exit::BLOCKED
     } else if args.detailed_exitcode && counts.promoted > 0 {
@@ -402,4 +404,21 @@ fn exit_code(args: &ApplyArgs, counts: &Counts, applied: &Applied) -> u8 {
     } else {
         exit::SUCCESS
     }
+}
+
+/// Whether the targets left blocked all wait only for a window to open: nothing needs a person.
+fn blocked_only_by_windows(applied: &Applied) -> bool {
+    let mut blocked = applied
+        .outcomes
+        .iter()
+        .filter_map(|(_, _, outcome)| match outcome {
+            Outcome::Unchanged {
+                status: Status::Blocked { reason },
+            } => Some(reason),
+            _ => None,
+        })
+        .peekable();
+    blocked.peek().is_some()
+        && blocked
+            .all(|reason| matches!(reason, crate::reconcile::BlockReason::WindowClosed { .. }))
 }

@@ -36,7 +36,9 @@ pub async fn run(args: &PlanArgs) -> u8 {
         );
     }
     let summary = planned.plan.summary();
-    if summary.blocked > 0 {
+    if summary.blocked > 0 && planned.plan.blocked_only_by_windows() {
+        exit::WAITING_ON_TIME
+    } else if summary.blocked > 0 {
         exit::BLOCKED
     } else if args.detailed_exitcode && summary.to_promote > 0 {
         exit::CHANGES_PENDING

@@ -22,7 +22,9 @@ pub async fn run(args: &StatusArgs) -> u8 {
         Err(failure) => return failure.report(json_errors(args.format)),
     };
     super::pipeline::print(args.format, DocumentKind::Status, &planned);
-    if planned.plan.summary().blocked > 0 {
+    if planned.plan.blocked_only_by_windows() {
+        exit::WAITING_ON_TIME
+    } else if planned.plan.summary().blocked > 0 {
         exit::BLOCKED
     } else {
         exit::SUCCESS

@@ -294,6 +294,20 @@ pub struct Summary {
 }
 
 impl Plan {
+    /// Whether every blocked target waits only for a window to open: nothing needs a person.
+    pub fn blocked_only_by_windows(&self) -> bool {
+        let mut blocked = self
+            .items
+            .iter()
+            .filter_map(|i| match &i.status {
+                Status::Blocked { reason } => Some(reason),
+                _ => None,
+            })
+            .peekable();
+        blocked.peek().is_some()
+            && blocked.all(|reason| matches!(reason, BlockReason::WindowClosed { .. }))
+    }
+
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
         for item in &self.items {

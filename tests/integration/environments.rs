@@ -156,3 +156,34 @@ fn a_live_lock_is_in_plain_sight_and_forcing_it_off_needs_a_reason() {
         listed.stdout
     );
 }
+
+/// Exit 8 tells "will happen by itself" from "needs a person": a target blocked only by a
+/// closed window gives 8 in plan, status and apply; one blocked for another reason beside it
+/// gives 3.
+#[test]
+fn a_closed_window_alone_exits_8_and_anything_else_blocked_exits_3() {
+    // The simulator's clock starts on Friday 2027-01-01 at 01:00 in Berlin: the office is
+    // closed.
+    let sim = Sim::start(crate::worlds::SHOP);
+    let windowed = crate::release_day::WINDOWED;
+    let dir = manifests(windowed);
+    for command in ["plan", "status", "apply"] {
+        let mut args = vec![command];
+        if command == "apply" {
+            args.push("--auto-approve");
+        }
+        args.push(path_str(&dir));
+        let ran = sim.cmd(&args).run();
+        assert_eq!(ran.code, 8, "{command}: {}\n{}", ran.stdout, ran.stderr);
+    }
+    // Beside it, a target on a build that does not exist: a person must act.
+    let both = format!(
+        "{windowed}    - {{ id: missing, plan: SHOP-APP, build: 999, stage: Deploy Staging }}\n"
+    );
+    let dir = manifests(&both);
+    for command in ["plan", "status"] {
+        let ran = sim.cmd(&[command, path_str(&dir)]).run();
+        assert_eq!(ran.code, 3, "{command}: {}\n{}", ran.stdout, ran.stderr);
+    }
+    assert!(sim.queue_writes().is_empty());
+}
