@@ -119,31 +119,37 @@ pub fn describe_call(action: &Action) -> String {
     format!("{} {}?{}", action.method, action.path, query.join("&"))
 }
 
+/// The stages whose state changed between two reads of a build, in the build's order.
+pub fn moved_stages(before: &ObservedBuild, after: &ObservedBuild) -> Vec<String> {
+    after
+        .stages
+        .iter()
+        .filter(|stage| {
+            let was = before.stages.iter().find(|s| s.name == stage.name);
+            was.is_none_or(|was| {
+                (&was.life_cycle_state, &was.state) != (&stage.life_cycle_state, &stage.state)
+            })
+        })
+        .map(|stage| stage.name.clone())
+        .collect()
+}
+
 /// What changed on a build since a saved plan saw it, in words: "Deploy Prod has run",
 /// "Deploy Staging failed", "Deploy Prod is running"; "the build changed" when its stages
 /// did not (its state or flags did).
 pub fn what_changed(before: &ObservedBuild, now: &ObservedBuild) -> String {
-    let changes: Vec<String> = now
-        .stages
-        .iter()
-        .filter_map(|stage| {
-            let was = before.stages.iter().find(|s| s.name == stage.name);
-            let same = was.is_some_and(|was| {
-                (&was.life_cycle_state, &was.state) == (&stage.life_cycle_state, &stage.state)
-            });
-            if same {
-                return None;
-            }
-            Some(
-                match (stage.life_cycle_state.as_str(), stage.state.as_str()) {
-                    ("Finished", "Successful") => format!("{} has run", stage.name),
-                    ("Finished", "Failed") => format!("{} failed", stage.name),
-                    ("InProgress", _) => format!("{} is running", stage.name),
-                    ("Pending" | "Queued", _) => format!("{} is queued", stage.name),
-                    _ => format!("{} was stopped or reset", stage.name),
-                },
-            )
-        })
+    let changes: Vec<String> = moved_stages(before, now)
+        .into_iter()
+        .filter_map(|name| now.stages.iter().find(|s| s.name == name))
+        .map(
+            |stage| match (stage.life_cycle_state.as_str(), stage.state.as_str()) {
+                ("Finished", "Successful") => format!("{} has run", stage.name),
+                ("Finished", "Failed") => format!("{} failed", stage.name),
+                ("InProgress", _) => format!("{} is running", stage.name),
+                ("Pending" | "Queued", _) => format!("{} is queued", stage.name),
+                _ => format!("{} was stopped or reset", stage.name),
+            },
+        )
         .collect();
     if changes.is_empty() {
         "the build changed".into()

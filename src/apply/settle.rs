@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::audit::Outcome;
 use super::lease::Lease;
-use super::promotion::{Context, Promotion, Request, describe_call, release, reread};
+use super::promotion::{Context, Promotion, Request, describe_call, moved_stages, release, reread};
 use super::record;
 use crate::bamboo::WriteError;
 use crate::observe::ObservedBuild;
@@ -171,21 +171,6 @@ async fn leave_record(
         ctx.record,
     )
     .await;
-}
-
-/// The stages whose state the call changed, in the build's order.
-fn moved_stages(before: &ObservedBuild, after: &ObservedBuild) -> Vec<String> {
-    after
-        .stages
-        .iter()
-        .filter(|stage| {
-            let was = before.stages.iter().find(|s| s.name == stage.name);
-            was.is_none_or(|was| {
-                (&was.life_cycle_state, &was.state) != (&stage.life_cycle_state, &stage.state)
-            })
-        })
-        .map(|stage| stage.name.clone())
-        .collect()
 }
 
 /// Reads until Bamboo shows the write's effect (the build is no longer as before), while the

@@ -74,10 +74,7 @@ impl Stop {
                     crate::output::flush_briefly(LAST_WORDS_DRAIN);
                     std::process::exit(i32::from(code));
                 }
-                errln!(
-                    "\n{}: no new write; finishing the call in flight, then releasing locks",
-                    which.name()
-                );
+                say_stopping(which);
             }
         });
         stop
@@ -96,10 +93,7 @@ impl Stop {
                     continue;
                 };
                 set.request(which);
-                errln!(
-                    "\n{}: no new write; finishing the call in flight, then releasing locks",
-                    which.name()
-                );
+                say_stopping(which);
                 return;
             }
         };
@@ -150,4 +144,12 @@ impl Stop {
             () = self.stopped() => false,
         }
     }
+}
+
+/// What a first signal means, said once it is recorded.
+fn say_stopping(which: Signal) {
+    errln!(
+        "\n{}: no new write; finishing the call in flight, then releasing locks",
+        which.name()
+    );
 }

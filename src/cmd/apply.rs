@@ -408,17 +408,12 @@ fn exit_code(args: &ApplyArgs, counts: &Counts, applied: &Applied) -> u8 {
 
 /// Whether the targets left blocked all wait only for a window to open: nothing needs a person.
 fn blocked_only_by_windows(applied: &Applied) -> bool {
-    let mut blocked = applied
-        .outcomes
-        .iter()
-        .filter_map(|(_, _, outcome)| match outcome {
+    crate::reconcile::only_windows(applied.outcomes.iter().filter_map(|(_, _, outcome)| {
+        match outcome {
             Outcome::Unchanged {
                 status: Status::Blocked { reason },
             } => Some(reason),
             _ => None,
-        })
-        .peekable();
-    blocked.peek().is_some()
-        && blocked
-            .all(|reason| matches!(reason, crate::reconcile::BlockReason::WindowClosed { .. }))
+        }
+    }))
 }

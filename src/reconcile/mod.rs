@@ -12,6 +12,7 @@ use std::sync::Arc;
 pub use check::check;
 pub use model::{
     Action, BlockReason, FORMAT_VERSION, PassedOver, Plan, PlanItem, Status, Summary, TargetRef,
+    only_windows,
 };
 pub use stages::assess;
 

@@ -296,16 +296,10 @@ pub struct Summary {
 impl Plan {
     /// Whether every blocked target waits only for a window to open: nothing needs a person.
     pub fn blocked_only_by_windows(&self) -> bool {
-        let mut blocked = self
-            .items
-            .iter()
-            .filter_map(|i| match &i.status {
-                Status::Blocked { reason } => Some(reason),
-                _ => None,
-            })
-            .peekable();
-        blocked.peek().is_some()
-            && blocked.all(|reason| matches!(reason, BlockReason::WindowClosed { .. }))
+        only_windows(self.items.iter().filter_map(|i| match &i.status {
+            Status::Blocked { reason } => Some(reason),
+            _ => None,
+        }))
     }
 
     pub fn summary(&self) -> Summary {
@@ -322,4 +316,12 @@ impl Plan {
         }
         s
     }
+}
+
+/// Whether there are block reasons and every one is a closed window, which opens by itself:
+/// the rule behind exit 8, for a plan and for what an apply left.
+pub fn only_windows<'a>(reasons: impl IntoIterator<Item = &'a BlockReason>) -> bool {
+    let mut reasons = reasons.into_iter().peekable();
+    reasons.peek().is_some()
+        && reasons.all(|reason| matches!(reason, BlockReason::WindowClosed { .. }))
 }

@@ -111,22 +111,9 @@ impl InMemory {
         read(&engine)
     }
 
-    /// The engine, to change by hand (an operator labelling a build mid-run).
-    pub fn engine_mut<T>(&self, change: impl FnOnce(&mut Engine, u64) -> T) -> T {
-        let mut engine = self.shared.engine.write().expect("engine lock");
-        let now = self.shared.clock.now();
-        engine.advance(now);
-        change(&mut engine, now)
-    }
-
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.shared.log.lock().expect("log lock").clone()
-    }
-
-    /// The sim clock, in ms since the simulator started.
-    pub fn now(&self) -> u64 {
-        self.shared.clock.now()
     }
 }
 
