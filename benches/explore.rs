@@ -127,7 +127,11 @@ struct Tally {
 impl Tally {
     fn add(&mut self, explored: &Explored) {
         if self.by_dimension.is_empty() {
-            self.by_dimension = Dimension::ALL.iter().map(|d| (*d, 0, 0)).collect();
+            self.by_dimension = Dimension::ALL
+                .iter()
+                .chain(&Dimension::LATER)
+                .map(|d| (*d, 0, 0))
+                .collect();
         }
         let failed = !explored.violations.is_empty();
         self.failing += u64::from(failed);

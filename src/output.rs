@@ -100,10 +100,15 @@ fn write_one(which: Which, text: &str) -> std::io::Result<()> {
 /// Standard error drops a line when its reader has fallen `ERR_BACKLOG` lines behind.
 fn send(which: Which, text: String) {
     if let Some(process) = crate::process::current() {
-        let kept = match which {
-            Which::Out => &process.captured.out,
-            Which::Err => &process.captured.err,
+        let captured = &process.captured;
+        let (kept, broken) = match which {
+            Which::Out => (&captured.out, captured.out_broken),
+            Which::Err => (&captured.err, captured.err_broken),
         };
+        if broken {
+            // As the writer thread does after a write fails: the text is lost, nothing else.
+            return;
+        }
         kept.lock()
             .unwrap_or_else(|e| e.into_inner())
             .push_str(&text);

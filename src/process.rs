@@ -28,6 +28,9 @@ pub struct InProcess {
     pub watches: Mutex<HashMap<String, BootInstant>>,
     /// Its randomness (lock labels' names, backoff), seeded so that a run can be repeated.
     pub rng: Mutex<rand::rngs::StdRng>,
+    /// Its exit: a second signal ends it at once with this code, as `std::process::exit`
+    /// ends a process (taken by the first to exit).
+    pub exit: Mutex<Option<tokio::sync::oneshot::Sender<u8>>>,
 }
 
 tokio::task_local! {
@@ -67,6 +70,10 @@ where
 pub struct Captured {
     pub out: Mutex<String>,
     pub err: Mutex<String>,
+    /// Standard output is a closed pipe: what is printed there is lost.
+    pub out_broken: bool,
+    /// Standard error is a closed pipe.
+    pub err_broken: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,6 +30,9 @@ pub struct Reporter {
     reason: Option<String>,
     /// Queue calls sent and not yet answered: (target, build, call).
     in_flight: Mutex<Vec<(String, String, String)>>,
+    /// The lock labels this run put on builds and has not seen taken off: (build, label).
+    /// A label whose write had no answer counts: it may be on the build.
+    locks_on: Mutex<Vec<(String, String)>>,
     /// Set once a record could not be written to the audit log: no write is sent after it.
     audit_broken: AtomicBool,
     /// The log ends in a partial line (a write that failed half-way, here or in an earlier
@@ -69,6 +72,7 @@ impl Reporter {
             bars: drawn.then(indicatif::MultiProgress::new),
             audit_file,
             in_flight: Mutex::new(Vec::new()),
+            locks_on: Mutex::new(Vec::new()),
             reason,
             audit_broken: AtomicBool::new(false),
             audit_torn: AtomicBool::new(torn),
@@ -127,7 +131,7 @@ impl Reporter {
     }
 
     /// A queue call is about to be sent: recorded, so that a process told to die at once
-    /// still writes it to the audit trail (`abandon_in_flight`).
+    /// still writes it to the audit trail (`last_words`).
     pub fn sending(&self, target: &str, build: &str, call: &str) {
         let mut in_flight = self.in_flight.lock().expect("in-flight lock");
         in_flight.push((target.to_string(), build.to_string(), call.to_string()));
@@ -139,14 +143,46 @@ impl Reporter {
         in_flight.retain(|(_, b, _)| b != build);
     }
 
-    /// Writes every call still waiting for its answer to the audit trail as abandoned with an
-    /// unknown outcome (their lock labels stay on the builds); returns how many there were.
-    pub fn abandon_in_flight(&self) -> usize {
+    /// What a process told to die at once still does: writes every call waiting for its
+    /// answer to the audit trail as abandoned with an unknown outcome, and names the lock
+    /// labels it leaves on builds, so that a person knows where to look. Returns how many
+    /// calls were in flight.
+    pub fn last_words(&self) -> usize {
         let in_flight = std::mem::take(&mut *self.in_flight.lock().expect("in-flight lock"));
         for (target, build, call) in &in_flight {
             let _ = self.audit(target, build, call.clone(), Outcome::Abandoned, None);
         }
+        for (build, label) in self.locks_on.lock().expect("locks lock").iter() {
+            self.say(&format!(
+                "lock label {label} may be left on {build}: it expires by itself, or once the build is checked in Bamboo, `bamboo-promote unlock {build} --force --reason …`"
+            ));
+        }
         in_flight.len()
+    }
+
+    /// Keeps `locks_on` up to date with a label write: on once it is about to leave, off once
+    /// Bamboo took it off (or refused to put it on).
+    fn track_lock(&self, write: &journal::Write, ended: Option<Ended>) {
+        let Some(change) = &write.label else {
+            return;
+        };
+        let (journal::LabelWrite::On(label) | journal::LabelWrite::Off(label)) = change;
+        if !crate::lock_label::looks_like_a_lock(label) {
+            return;
+        }
+        let mut locks = self.locks_on.lock().expect("locks lock");
+        let gone = match (change, ended) {
+            (journal::LabelWrite::On(_), None) => {
+                locks.push((write.build.clone(), label.clone()));
+                return;
+            }
+            (journal::LabelWrite::On(_), Some(ended)) => ended == Ended::Refused,
+            (journal::LabelWrite::Off(_), Some(ended)) => ended == Ended::Accepted,
+            (journal::LabelWrite::Off(_), None) => false,
+        };
+        if gone {
+            locks.retain(|(b, l)| !(b == &write.build && l == label));
+        }
     }
 
     /// Records a write's outcome. `Err` when the audit log could not take it: from then on
@@ -232,7 +268,9 @@ impl Journal for Reporter {
         if self.audit_broken() {
             return Err("the audit log failed earlier in this run".into());
         }
-        self.journal_record(write, Outcome::Sending, None)
+        self.journal_record(write, Outcome::Sending, None)?;
+        self.track_lock(write, None);
+        Ok(())
     }
 
     fn after(&self, write: &journal::Write, ended: Ended, detail: Option<String>) {
@@ -241,6 +279,7 @@ impl Journal for Reporter {
             Ended::Refused => Outcome::Refused,
             Ended::Unknown => Outcome::Unanswered,
         };
+        self.track_lock(write, Some(ended));
         let _ = self.journal_record(write, outcome, detail);
     }
 }

@@ -39,7 +39,7 @@ impl Stop {
     pub fn on_signals(last_words: impl Fn() -> usize + Send + 'static) -> Stop {
         use tokio::signal::unix::{SignalKind, signal};
         if let Some(process) = crate::process::current() {
-            return Stop::on_injected(process);
+            return Stop::on_injected(process, last_words);
         }
         let stop = Stop::default();
         let set = stop.clone();
@@ -56,49 +56,65 @@ impl Stop {
                     _ = interrupt.recv() => Signal::Interrupt,
                     _ = terminate.recv() => Signal::Terminate,
                 };
-                // The stop is recorded before anything is said: saying it cannot fail, and
-                // must not come first even so.
-                let first = set.signal();
-                set.request(which);
-                if let Some(first) = first {
-                    errln!(
-                        "\n{} after {}: exiting now; lock labels left on builds expire by themselves",
-                        which.name(),
-                        first.name()
-                    );
-                    let code = if last_words() > 0 {
-                        exit::OUTCOME_UNKNOWN
-                    } else {
-                        which.exit_code()
-                    };
+                if let Some(code) = set.on_signal(which, &last_words) {
                     crate::output::flush_briefly(LAST_WORDS_DRAIN);
                     std::process::exit(i32::from(code));
                 }
-                say_stopping(which);
             }
         });
         stop
     }
 
-    /// A stop that the signals sent to a command run in-process set (see `process`): the
-    /// first one, as SIGINT or SIGTERM would. (A second signal exits the process at once; the
-    /// explorer sends one.)
-    fn on_injected(process: std::sync::Arc<crate::process::InProcess>) -> Stop {
+    /// A stop that the signals sent to a command run in-process set (see `process`), as
+    /// SIGINT and SIGTERM would; a second one ends the command through its `exit`.
+    fn on_injected(
+        process: std::sync::Arc<crate::process::InProcess>,
+        last_words: impl Fn() -> usize + Send + 'static,
+    ) -> Stop {
         let stop = Stop::default();
         let set = stop.clone();
         let mut signals = process.signals.clone();
+        let exit = process.clone();
         let listen = async move {
             while signals.changed().await.is_ok() {
                 let Some(which) = *signals.borrow() else {
                     continue;
                 };
-                set.request(which);
-                say_stopping(which);
-                return;
+                if let Some(code) = set.on_signal(which, &last_words) {
+                    let taken = exit.exit.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(exit) = taken {
+                        let _ = exit.send(code);
+                    }
+                    return;
+                }
             }
         };
         tokio::spawn(crate::process::scope(process, listen));
         stop
+    }
+
+    /// Records `which`, then says so. The first signal asks for a stop; a second one means
+    /// exit now: the calls still in flight go to the audit trail, and the code to exit with
+    /// is returned (7 when any was in flight: its outcome is unknown).
+    fn on_signal(&self, which: Signal, last_words: &impl Fn() -> usize) -> Option<u8> {
+        // The stop is recorded before anything is said: saying it cannot fail, and must not
+        // come first even so.
+        let first = self.signal();
+        self.request(which);
+        let Some(first) = first else {
+            say_stopping(which);
+            return None;
+        };
+        errln!(
+            "\n{} after {}: exiting now; lock labels left on builds expire by themselves",
+            which.name(),
+            first.name()
+        );
+        Some(if last_words() > 0 {
+            exit::OUTCOME_UNKNOWN
+        } else {
+            which.exit_code()
+        })
     }
 
     pub fn request(&self, signal: Signal) {

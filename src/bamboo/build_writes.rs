@@ -11,7 +11,7 @@ use super::access::Need;
 use super::client::{
     Attempt, BambooClient, BambooError, MAX_ANSWER_BYTES, encode_segment, results_of,
 };
-use super::journal::{Ended, Write};
+use super::journal::{Ended, LabelWrite, Write};
 
 impl BambooClient {
     /// `POST result/{build}/label`. Adding a label twice leaves one, so retrying is safe.
@@ -19,8 +19,13 @@ impl BambooClient {
         let body = serde_json::json!({ "name": label });
         let path = format!("{}/label", results_of(build_key));
         let what = format!("label {build_key}");
-        let call = format!("POST {path} ({label})");
-        self.send_idempotent(Method::POST, &what, &path, Some(body), (build_key, call))
+        let write = Write {
+            build: build_key.to_string(),
+            call: format!("POST {path} ({label})"),
+            server_ms: None,
+            label: Some(LabelWrite::On(label.to_string())),
+        };
+        self.send_idempotent(Method::POST, &what, &path, Some(body), write)
             .await
     }
 
@@ -67,8 +72,13 @@ impl BambooClient {
     pub async fn remove_label(&self, build_key: &str, label: &str) -> Result<(), BambooError> {
         let path = format!("{}/label/{}", results_of(build_key), encode_segment(label));
         let what = format!("unlabel {build_key}");
-        let call = format!("DELETE {path}");
-        self.send_idempotent(Method::DELETE, &what, &path, None, (build_key, call))
+        let write = Write {
+            build: build_key.to_string(),
+            call: format!("DELETE {path}"),
+            server_ms: None,
+            label: Some(LabelWrite::Off(label.to_string())),
+        };
+        self.send_idempotent(Method::DELETE, &what, &path, None, write)
             .await
     }
 
@@ -80,7 +90,7 @@ impl BambooClient {
         what: &str,
         path: &str,
         body: Option<serde_json::Value>,
-        (build_key, call): (&str, String),
+        write: Write,
     ) -> Result<(), BambooError> {
         let build = || {
             let request = self
@@ -90,11 +100,6 @@ impl BambooClient {
                 Some(body) => request.json(body),
                 None => request.empty(),
             }
-        };
-        let write = Write {
-            build: build_key.to_string(),
-            call,
-            server_ms: None,
         };
         self.with_retries_journaled(what, build, Some(&write), Need::Label)
             .await
@@ -113,6 +118,7 @@ impl BambooClient {
             build: build_key.to_string(),
             call,
             server_ms: self.server_time().map(|t| t.now()),
+            label: None,
         };
         if let Err(e) = self.journal_before(&write) {
             return Err(BambooError::NotJournaled {

@@ -14,6 +14,15 @@ pub struct Write {
     pub call: String,
     /// The server's time as this process knows it (ms since the epoch), when it knows it.
     pub server_ms: Option<i64>,
+    /// The label it puts on or takes off, when it is a label write.
+    pub label: Option<LabelWrite>,
+}
+
+/// A label put on a build, or taken off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelWrite {
+    On(String),
+    Off(String),
 }
 
 /// How a label or comment write ended.

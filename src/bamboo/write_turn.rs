@@ -77,6 +77,7 @@ impl<'a> WriteTurn<'a> {
             build: build_key.to_string(),
             call: call.to_string(),
             server_ms: self.client.server_time().map(|t| t.now()),
+            label: None,
         })
     }
 

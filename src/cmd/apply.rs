@@ -167,7 +167,7 @@ async fn execute(
         return code;
     }
     let last_words = reporter.clone();
-    let stop = Stop::on_signals(move || last_words.abandon_in_flight());
+    let stop = Stop::on_signals(move || last_words.last_words());
     let options = options(args, digest);
     // Every write the client sends is in the audit trail before it leaves.
     client.keep_journal(reporter.clone());

@@ -2,7 +2,8 @@
 //! record of every continue, its labels and request log), not from what the runners reported.
 //! Each check names the rule of `docs/safety.md` it stands for.
 
-use super::scenario::{STAGES, Scenario};
+use super::network::Departure;
+use super::scenario::{GATE_LABEL, STAGES, Scenario};
 use crate::sim::Engine;
 use crate::sim::LoggedRequest;
 
@@ -10,7 +11,16 @@ use crate::sim::LoggedRequest;
 pub struct RunnerEnd {
     pub code: u8,
     pub output: String,
+    /// Its standard output or error was a closed pipe: what it said there was lost.
+    pub broken: bool,
     pub audit: String,
+}
+
+/// What the network saw: the requests as the server logged them, and the writes as they
+/// left their runners.
+pub struct Witness<'a> {
+    pub requests: &'a [LoggedRequest],
+    pub departures: &'a [Departure],
 }
 
 /// What the checks found: violations of the promise, and runs into what `docs/safety.md`
@@ -26,9 +36,10 @@ pub fn check(
     scenario: &Scenario,
     initial_runs: &[(String, Vec<u32>)],
     engine: &Engine,
-    requests: &[LoggedRequest],
+    witness: &Witness<'_>,
     runners: &[RunnerEnd],
 ) -> Found {
+    let requests = witness.requests;
     let mut found = Found::default();
     let violations = &mut found.violations;
     no_stage_twice(initial_runs, engine, violations);
@@ -36,6 +47,10 @@ pub fn check(
     audited_before_sent(requests, runners, violations);
     locks_left_are_named(engine, runners, violations);
     unknown_exits_7(runners, violations);
+    no_call_after_a_stop(scenario, witness.departures, violations);
+    windows_kept(scenario, witness.departures, violations);
+    gates_kept(scenario, witness.departures, violations);
+    records_are_true(initial_runs, engine, violations);
     no_downgrade(scenario, engine, requests, &mut found);
     past_the_bounds(scenario, engine, requests, &mut found);
     found
@@ -163,17 +178,22 @@ fn no_downgrade(
     }
 }
 
-/// Rule 7: every queue call that reached the server was in an audit trail first. Each
-/// `sending` record is written before its call leaves, so there are at least as many of them,
-/// per build, as queue calls the server saw.
+/// Rule 7: every write that reached the server was in an audit trail first: queue calls,
+/// lock labels on and off, records. Each `sending` record is written before its write leaves,
+/// so there are at least as many of them, per build and method, as writes the server saw.
 fn audited_before_sent(requests: &[LoggedRequest], runners: &[RunnerEnd], found: &mut Vec<String>) {
-    let mut calls: std::collections::BTreeMap<&str, usize> = Default::default();
-    for request in requests.iter().filter(|r| r.method == "PUT") {
-        if let Some(build) = request.path.strip_prefix("queue/") {
-            *calls.entry(build).or_default() += 1;
+    let mut writes: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
+    for request in requests.iter().filter(|r| r.method != "GET") {
+        let build = request
+            .path
+            .strip_prefix("queue/")
+            .or_else(|| request.path.strip_prefix("result/"))
+            .and_then(|rest| rest.split('/').next());
+        if let Some(build) = build {
+            *writes.entry((request.method.as_str(), build)).or_default() += 1;
         }
     }
-    for (build, count) in calls {
+    for ((method, build), count) in writes {
         let recorded: usize = runners
             .iter()
             .map(|r| {
@@ -182,14 +202,14 @@ fn audited_before_sent(requests: &[LoggedRequest], runners: &[RunnerEnd], found:
                     .filter(|l| {
                         l.contains("\"outcome\":\"sending\"")
                             && l.contains(&format!("\"build\":\"{build}\""))
-                            && l.contains("PUT queue/")
+                            && l.contains(&format!("\"call\":\"{method} "))
                     })
                     .count()
             })
             .sum();
         if recorded < count {
             found.push(format!(
-                "{count} queue calls to {build} reached the server, {recorded} were in an audit trail first"
+                "{count} {method} writes to {build} reached the server, {recorded} were in an audit trail first"
             ));
         }
     }
@@ -205,9 +225,10 @@ fn locks_left_are_named(engine: &Engine, runners: &[RunnerEnd], found: &mut Vec<
                 .iter()
                 .filter(|l| l.contains("bamboo-promote-lock"))
             {
+                // Where the output was a closed pipe, the audit trail is what is left to say it.
                 let named = runners.iter().any(|r| {
-                    r.output
-                        .to_ascii_lowercase()
+                    let said = if r.broken { &r.audit } else { &r.output };
+                    said.to_ascii_lowercase()
                         .contains(&label.to_ascii_lowercase())
                 });
                 if !named {
@@ -233,6 +254,148 @@ fn unknown_exits_7(runners: &[RunnerEnd], found: &mut Vec<String>) {
                 "runner {i} had a queue call of unknown outcome and exited {}",
                 runner.code
             ));
+        }
+    }
+}
+
+/// The queue calls that left, each with the target it was for (by plan and stage).
+fn queue_calls<'a>(
+    scenario: &'a Scenario,
+    departures: &'a [Departure],
+) -> impl Iterator<Item = (&'a Departure, &'a super::scenario::TargetSpec, u32)> {
+    departures.iter().filter_map(|d| {
+        let (path, query) = d.path.split_once('?').unwrap_or((&d.path, ""));
+        let (plan, number) = path.strip_prefix("queue/")?.rsplit_once('-')?;
+        let stage = query
+            .split('&')
+            .find_map(|p| p.strip_prefix("stage="))
+            .map(|s| s.replace("%20", " "))?;
+        let target = scenario
+            .targets
+            .iter()
+            .find(|t| t.plan == plan && STAGES[t.stage] == stage)?;
+        Some((d, target, number.parse().ok()?))
+    })
+}
+
+/// Rule 3: after SIGINT or SIGTERM, no queue call leaves (a call already past its checks
+/// may finish).
+fn no_call_after_a_stop(scenario: &Scenario, departures: &[Departure], found: &mut Vec<String>) {
+    for d in departures.iter().filter(|d| d.method == "PUT") {
+        let spec = &scenario.runners[d.runner];
+        let Some((at_ms, _)) = spec.signal else {
+            continue;
+        };
+        let signalled = spec.start_ms + at_ms;
+        if d.at_ms > signalled {
+            found.push(format!(
+                "runner {} sent {} at {} ms, after its signal at {signalled} ms",
+                d.runner, d.path, d.at_ms
+            ));
+        }
+    }
+}
+
+/// Rule 4: no queue call leaves while its target's window is closed, on the server's clock
+/// as the runner's front end stamps it.
+fn windows_kept(scenario: &Scenario, departures: &[Departure], found: &mut Vec<String>) {
+    for (d, target, _) in queue_calls(scenario, departures) {
+        let Some((from, to)) = target.window else {
+            continue;
+        };
+        let seen = d.at_ms as i64 + scenario.runners[d.runner].front_end_offset_ms;
+        let minute = seen.div_euclid(60_000).rem_euclid(1440) as u32;
+        let closed = if from < to {
+            (from..to).contains(&minute)
+        } else {
+            minute >= from || minute < to
+        };
+        if closed {
+            found.push(format!(
+                "runner {} sent {} at {seen} ms on its server clock, inside the deny rule {from}..{to} (minutes of the day) of {}",
+                d.runner, d.path, target.id
+            ));
+        }
+    }
+}
+
+/// Rule 4: no queue call leaves for a build without its target's gate label. A label taken
+/// off while the build's last read was on its way back cannot be seen: only a change older
+/// than the runner's longest round trip counts.
+fn gates_kept(scenario: &Scenario, departures: &[Departure], found: &mut Vec<String>) {
+    for (d, target, number) in queue_calls(scenario, departures) {
+        if target.gate.is_none() {
+            continue;
+        }
+        let labelled_at_start = scenario.world["projects"][0]["plans"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| format!("SHOP-{}", p["key"].as_str().unwrap_or_default()) == target.plan)
+            .flat_map(|p| p["builds"].as_array().into_iter().flatten())
+            .any(|b| {
+                b["number"].as_u64() == Some(u64::from(number))
+                    && b["labels"]
+                        .as_array()
+                        .is_some_and(|l| l.contains(&GATE_LABEL.into()))
+            });
+        let round_trip = 2 * scenario.runners[d.runner].max_delay_ms + 1;
+        let mut changes = scenario
+            .gate_changes
+            .iter()
+            .filter(|c| c.plan == target.plan && c.number == number);
+        let last_seen = changes
+            .clone()
+            .rfind(|c| c.at_ms + round_trip < d.at_ms)
+            .map_or(labelled_at_start, |c| c.on);
+        let now = changes
+            .rfind(|c| c.at_ms <= d.at_ms)
+            .map_or(labelled_at_start, |c| c.on);
+        if !last_seen && !now {
+            found.push(format!(
+                "runner {} sent {} at {} ms, when {}-{number} had no {GATE_LABEL} label",
+                d.runner, d.path, d.at_ms, target.plan
+            ));
+        }
+    }
+}
+
+/// Rule 8: a record says only what is true, once: "Promoted to S" on a build whose stage S
+/// ran (or was queued) in these runs, and no target records the same promotion twice.
+fn records_are_true(initial: &[(String, Vec<u32>)], engine: &Engine, found: &mut Vec<String>) {
+    for plan in engine.plans.values() {
+        for build in plan.builds.values() {
+            let key = format!("{}-{}", plan.key, build.number);
+            let before = initial.iter().find(|(k, _)| *k == key).map(|(_, r)| r);
+            let mut seen = std::collections::BTreeSet::new();
+            for (comment, _) in &build.comments {
+                let Some(rest) = comment.strip_prefix("Promoted to ") else {
+                    continue;
+                };
+                let Some(i) = STAGES
+                    .iter()
+                    .position(|s| rest.starts_with(&format!("{s} by")))
+                else {
+                    continue;
+                };
+                let moved = engine.continued.iter().any(|c| {
+                    c.plan == plan.key && c.number == build.number && (c.from..=c.last).contains(&i)
+                });
+                let ran = build.stages[i].runs > before.map_or(0, |r| r[i]);
+                if !moved && !ran {
+                    found.push(format!(
+                        "{key} is recorded as promoted to {}, which did not run",
+                        STAGES[i]
+                    ));
+                }
+                let target = comment.split(": target ").nth(1).unwrap_or_default();
+                if !seen.insert((i, target.to_string())) {
+                    found.push(format!(
+                        "{key} carries the record of its promotion to {} twice",
+                        STAGES[i]
+                    ));
+                }
+            }
         }
     }
 }

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
+use futures_util::FutureExt;
 
 pub use scenario::{Bounds, Dimension, Scenario};
 
@@ -106,9 +107,18 @@ async fn run(scenario: Scenario) -> Explored {
     }
     let trace = Arc::new(Trace::new());
     let runs = scenario.runners.iter().enumerate().map(|(i, spec)| {
-        let audit = dir.path().join(format!("audit-{i}.jsonl"));
+        let audit = if spec.audit_fails {
+            std::path::PathBuf::from("/dev/full")
+        } else {
+            dir.path().join(format!("audit-{i}.jsonl"))
+        };
         runner(i, &scenario, spec.clone(), &sim, &trace, &manifests, audit)
     });
+    tokio::spawn(change_gates(
+        scenario.gate_changes.clone(),
+        sim.clone(),
+        trace.clone(),
+    ));
     let ended = tokio::time::timeout(RUN_LIMIT, futures_util::future::join_all(runs)).await;
     let Ok(ends) = ended else {
         let mut explored = broken(
@@ -119,8 +129,19 @@ async fn run(scenario: Scenario) -> Explored {
         return explored;
     };
     let requests = sim.requests();
-    let found =
-        sim.engine(|engine| invariants::check(&scenario, &initial, engine, &requests, &ends));
+    let departures = trace.departures();
+    let found = sim.engine(|engine| {
+        invariants::check(
+            &scenario,
+            &initial,
+            engine,
+            &invariants::Witness {
+                requests: &requests,
+                departures: &departures,
+            },
+            &ends,
+        )
+    });
     Explored {
         seed: scenario.seed,
         bounds: scenario.bounds,
@@ -166,6 +187,7 @@ async fn runner(
             return RunnerEnd {
                 code: crate::exit::USAGE,
                 output: e.to_string(),
+                broken: false,
                 audit: String::new(),
             };
         }
@@ -179,40 +201,52 @@ async fn runner(
         trace.clone(),
         scenario.seed.wrapping_mul(31).wrapping_add(i as u64),
     );
+    let (exit, exited) = tokio::sync::oneshot::channel();
     let process = Arc::new(InProcess {
         network: Arc::new(Arc::new(link) as Arc<dyn Transport>),
-        captured: Arc::new(Captured::default()),
+        captured: Arc::new(Captured {
+            out_broken: spec.out_broken,
+            err_broken: spec.err_broken,
+            ..Captured::default()
+        }),
         signals: listen,
         watches: Mutex::default(),
         rng: Mutex::new(rand::SeedableRng::seed_from_u64(
             scenario.seed.wrapping_mul(7).wrapping_add(i as u64),
         )),
+        exit: Mutex::new(Some(exit)),
     });
-    let signal = spec.signal.map(|(at_ms, terminate)| {
+    let signal = {
         let trace = trace.clone();
         async move {
-            tokio::time::sleep(Duration::from_millis(at_ms)).await;
-            let which = if terminate {
-                Signal::Terminate
-            } else {
-                Signal::Interrupt
-            };
-            trace.note(i, format!("{} sent", which.name()));
-            let _ = signals.send(Some(which));
+            if let Some((at_ms, terminate)) = spec.signal {
+                tokio::time::sleep(Duration::from_millis(at_ms)).await;
+                let which = if terminate {
+                    Signal::Terminate
+                } else {
+                    Signal::Interrupt
+                };
+                trace.note(i, format!("{} sent", which.name()));
+                let _ = signals.send(Some(which));
+                if let Some(after_ms) = spec.second_signal_after_ms {
+                    tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                    trace.note(i, format!("{} sent again", which.name()));
+                    let _ = signals.send(Some(which));
+                }
+            }
             // Kept open until the run ends: a closed channel is no signal.
             std::future::pending::<()>().await;
         }
-    });
-    let apply = crate::process::scope(process.clone(), crate::run(cli));
-    let code = match signal {
-        Some(signal) => {
-            tokio::select! {
-                biased;
-                code = apply => code,
-                () = signal => unreachable!("a signal's sender waits for ever"),
-            }
-        }
-        None => apply.await,
+    };
+    // A panic ends the process with 101, as the binary's would; the calls on their way go on.
+    let apply =
+        std::panic::AssertUnwindSafe(crate::process::scope(process.clone(), crate::run(cli)))
+            .catch_unwind();
+    let code = tokio::select! {
+        biased;
+        code = exited => code.unwrap_or(crate::exit::ERROR),
+        code = apply => code.unwrap_or(101),
+        () = signal => unreachable!("a signal's sender waits for ever"),
     };
     let captured = &process.captured;
     let output = format!(
@@ -224,7 +258,41 @@ async fn runner(
     RunnerEnd {
         code,
         output,
-        audit: std::fs::read_to_string(&audit).unwrap_or_default(),
+        broken: spec.out_broken || spec.err_broken,
+        // `/dev/full` reads as zeros for ever: a log that could not be written holds nothing.
+        audit: if spec.audit_fails {
+            String::new()
+        } else {
+            std::fs::read_to_string(&audit).unwrap_or_default()
+        },
+    }
+}
+
+/// A person puts the gate label on builds, and takes it off, while the runs go on.
+async fn change_gates(changes: Vec<scenario::GateChange>, sim: Arc<InMemory>, trace: Arc<Trace>) {
+    let started = tokio::time::Instant::now();
+    for change in changes {
+        tokio::time::sleep_until(started + Duration::from_millis(change.at_ms)).await;
+        sim.change(|engine| {
+            let Some(build) = engine
+                .plans
+                .get_mut(&change.plan)
+                .and_then(|p| p.builds.get_mut(&change.number))
+            else {
+                return;
+            };
+            build.labels.retain(|l| l != scenario::GATE_LABEL);
+            if change.on {
+                build.labels.push(scenario::GATE_LABEL.to_string());
+            }
+        });
+        let what = if change.on { "put on" } else { "taken off" };
+        trace.note_world(format!(
+            "{} {what} {}-{}",
+            scenario::GATE_LABEL,
+            change.plan,
+            change.number
+        ));
     }
 }
 

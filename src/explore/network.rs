@@ -18,6 +18,19 @@ use crate::sim::InMemory;
 pub struct Trace {
     started: tokio::time::Instant,
     lines: Mutex<Vec<String>>,
+    departures: Mutex<Vec<Departure>>,
+}
+
+/// A write as it left a runner, before the way to the server: when the tool's last checks
+/// were made (nothing waits between them and this).
+#[derive(Debug, Clone)]
+pub struct Departure {
+    pub runner: usize,
+    pub method: String,
+    /// Below `/rest/api/latest/`, e.g. `queue/SHOP-APP-42`.
+    pub path: String,
+    /// On the sim clock.
+    pub at_ms: u64,
 }
 
 impl Trace {
@@ -25,12 +38,36 @@ impl Trace {
         Trace {
             started: tokio::time::Instant::now(),
             lines: Mutex::default(),
+            departures: Mutex::default(),
         }
     }
 
+    pub fn departed(&self, departure: Departure) {
+        self.departures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(departure);
+    }
+
+    pub fn departures(&self) -> Vec<Departure> {
+        self.departures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn note(&self, runner: usize, text: impl Into<String>) {
+        self.line(&format!("r{runner}"), text.into());
+    }
+
+    /// What a person did to the world meanwhile.
+    pub fn note_world(&self, text: impl Into<String>) {
+        self.line("world", text.into());
+    }
+
+    fn line(&self, who: &str, text: String) {
         let at = self.started.elapsed().as_secs_f64();
-        let line = format!("{at:>10.3}s r{runner} {}", text.into());
+        let line = format!("{at:>10.3}s {who} {text}");
         self.lines
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -118,15 +155,28 @@ impl Link {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
         let method = request.method.clone();
-        // The request on its way, then the server, within the client's timeout.
-        let delivered = tokio::time::timeout(self.timeout, async {
-            tokio::time::sleep(self.delay()).await;
-            let response = self.sim.answer(method, uri, headers, body).await;
-            tokio::time::sleep(self.delay()).await;
+        if method != axum::http::Method::GET {
+            self.trace.departed(Departure {
+                runner: self.runner,
+                method: method.to_string(),
+                path: call
+                    .split_once(' ')
+                    .map_or(String::new(), |(_, c)| c.to_string()),
+                at_ms: self.sim.now_ms(),
+            });
+        }
+        // The request on its way, then the server, within the client's timeout. Its own task:
+        // bytes that left reach the server though the runner exits meanwhile.
+        let (there, back) = (self.delay(), self.delay());
+        let sim = self.sim.clone();
+        let delivery = tokio::spawn(async move {
+            tokio::time::sleep(there).await;
+            let response = sim.answer(method, uri, headers, body).await;
+            tokio::time::sleep(back).await;
             response
-        })
-        .await;
-        let Ok(response) = delivered else {
+        });
+        let delivered = tokio::time::timeout(self.timeout, delivery).await;
+        let Ok(Ok(response)) = delivered else {
             self.trace.note(self.runner, format!("{call} → timed out"));
             return Err(failed("timed out".into()));
         };

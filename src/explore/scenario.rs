@@ -41,6 +41,17 @@ pub enum Dimension {
     Wait,
     /// A cached answer's `Date`, older than the server's clock.
     StaleDates,
+    /// Targets in a promotion window that opens or closes during the runs, some across
+    /// midnight.
+    Windows,
+    /// Targets gated on a label that is added to and taken off builds during the runs.
+    Gates,
+    /// A second signal after the first: the run exits at once.
+    SecondSignal,
+    /// A runner's standard output or standard error is a closed pipe.
+    BrokenStreams,
+    /// A runner's audit log cannot be written (a full disk).
+    AuditFails,
 }
 
 impl Dimension {
@@ -61,6 +72,16 @@ impl Dimension {
         Dimension::StaleDates,
     ];
 
+    /// The dimensions added after `ALL`'s seeds were published: drawn from a stream of their
+    /// own (`later_stream`), so that a seed still draws what it drew before they came.
+    pub const LATER: [Dimension; 5] = [
+        Dimension::Windows,
+        Dimension::Gates,
+        Dimension::SecondSignal,
+        Dimension::BrokenStreams,
+        Dimension::AuditFails,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Dimension::FlakyReads => "flaky-reads",
@@ -77,6 +98,11 @@ impl Dimension {
             Dimension::RunningBuilds => "running-builds",
             Dimension::Wait => "wait",
             Dimension::StaleDates => "stale-dates",
+            Dimension::Windows => "windows",
+            Dimension::Gates => "gates",
+            Dimension::SecondSignal => "second-signal",
+            Dimension::BrokenStreams => "broken-streams",
+            Dimension::AuditFails => "audit-fails",
         }
     }
 }
@@ -101,6 +127,10 @@ pub struct TargetSpec {
     pub stage: usize,
     pub after: Option<String>,
     pub allow_downgrade: bool,
+    /// The deny rule of its promotion window, `(from, to)` in minutes of the UTC day.
+    pub window: Option<(u32, u32)>,
+    /// The label its build must carry.
+    pub gate: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +145,13 @@ pub struct RunnerSpec {
     pub pause: Option<(usize, u64)>,
     /// A signal at this virtual time (ms): SIGTERM when true, SIGINT otherwise.
     pub signal: Option<(u64, bool)>,
+    /// A second signal, this long after the first (ms).
+    pub second_signal_after_ms: Option<u64>,
+    /// Its standard output, its standard error, is a closed pipe.
+    pub out_broken: bool,
+    pub err_broken: bool,
+    /// Its audit log cannot be written.
+    pub audit_fails: bool,
     /// When it starts, after the first (ms).
     pub start_ms: u64,
 }
@@ -127,7 +164,21 @@ pub struct Scenario {
     pub plans: Vec<String>,
     pub targets: Vec<TargetSpec>,
     pub runners: Vec<RunnerSpec>,
+    /// The gate label put on (`true`) or taken off a build during the runs: (ms, plan,
+    /// build number, on).
+    pub gate_changes: Vec<GateChange>,
 }
+
+#[derive(Debug, Clone)]
+pub struct GateChange {
+    pub at_ms: u64,
+    pub plan: String,
+    pub number: u32,
+    pub on: bool,
+}
+
+/// The label every gated target requires.
+pub const GATE_LABEL: &str = "qa-approved";
 
 /// A lock's lifetime in every run: the explorer's runs last minutes of virtual time.
 pub const LOCK_TTL_MS: u64 = 600_000;
@@ -186,6 +237,8 @@ impl Scenario {
                 stage: 1,
                 after: None,
                 allow_downgrade: rng.random_bool(0.1),
+                window: None,
+                gate: None,
             });
             if rng.random_bool(0.5) {
                 targets.push(TargetSpec {
@@ -195,13 +248,27 @@ impl Scenario {
                     stage: 2,
                     after: rng.random_bool(0.6).then(|| format!("t{i}-staging")),
                     allow_downgrade: rng.random_bool(0.1),
+                    window: None,
+                    gate: None,
                 });
             }
         }
         let runner_count = rng.random_range(1..=4);
-        let runners = (0..runner_count)
+        let mut runners: Vec<RunnerSpec> = (0..runner_count)
             .map(|r| runner(&mut rng, r, &on, bounds))
             .collect();
+        let mut later = later_stream(seed);
+        let later_on: Vec<Dimension> = Dimension::LATER
+            .into_iter()
+            .filter(|_| later.random_bool(0.4))
+            .collect();
+        let gate_changes = later_faults(
+            &mut later,
+            &later_on,
+            &mut targets,
+            &mut runners,
+            &mut world_plans,
+        );
         let world = json!({
             "settings": {
                 "clock": "real",
@@ -215,6 +282,8 @@ impl Scenario {
             "faults": faults(&mut rng, &on, bounds),
             "projects": [{ "key": "SHOP", "plans": world_plans }],
         });
+        let mut on = on;
+        on.extend(later_on);
         Scenario {
             seed,
             bounds,
@@ -223,6 +292,7 @@ impl Scenario {
             plans,
             targets,
             runners,
+            gate_changes,
         }
     }
 
@@ -242,7 +312,34 @@ impl Scenario {
             if t.allow_downgrade {
                 text.push_str(", allowDowngrade: true");
             }
+            let mut require = Vec::new();
+            if t.window.is_some() {
+                require.push(format!("window: w-{}", t.id));
+            }
+            if let Some(gate) = &t.gate {
+                require.push(format!("labels: [{gate}]"));
+            }
+            if !require.is_empty() {
+                text.push_str(&format!(", require: {{ {} }}", require.join(", ")));
+            }
             text.push_str(" }\n");
+        }
+        let windows: Vec<String> = self
+            .targets
+            .iter()
+            .filter_map(|t| {
+                let (from, to) = t.window?;
+                Some(format!(
+                    "    w-{}: {{ timeZone: UTC, deny: [{{ from: '{}', to: '{}' }}] }}\n",
+                    t.id,
+                    clock_time(from),
+                    clock_time(to)
+                ))
+            })
+            .collect();
+        if !windows.is_empty() {
+            text.push_str("  windows:\n");
+            text.push_str(&windows.concat());
         }
         text
     }
@@ -250,6 +347,89 @@ impl Scenario {
     pub fn is_on(&self, dimension: Dimension) -> bool {
         self.on.contains(&dimension)
     }
+}
+
+/// `HH:MM` of a minute of the day.
+fn clock_time(minute: u32) -> String {
+    format!("{:02}:{:02}", minute / 60, minute % 60)
+}
+
+/// The randomness of the `LATER` dimensions: a stream of its own, so that they leave every
+/// draw of the first ones as it was.
+fn later_stream(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15)
+}
+
+/// What the `LATER` dimensions that are on change: windows and gates on targets, the gate
+/// label on builds at the start and its changes during the runs (returned), and each
+/// runner's second signal, broken streams and failing audit log.
+fn later_faults(
+    rng: &mut StdRng,
+    on: &[Dimension],
+    targets: &mut [TargetSpec],
+    runners: &mut [RunnerSpec],
+    world_plans: &mut [Value],
+) -> Vec<GateChange> {
+    let is_on = |d: Dimension| on.contains(&d);
+    for target in targets.iter_mut() {
+        if is_on(Dimension::Windows) && rng.random_bool(0.6) {
+            // The runs start at midnight UTC: a deny rule across midnight that opens a few
+            // minutes in, or one that closes and opens again during the runs.
+            target.window = Some(if rng.random_bool(0.5) {
+                (rng.random_range(1430..1440), rng.random_range(1..=8))
+            } else {
+                let from = rng.random_range(0..=15);
+                (from, from + rng.random_range(1..=6))
+            });
+        }
+        if is_on(Dimension::Gates) && rng.random_bool(0.6) {
+            target.gate = Some(GATE_LABEL.to_string());
+        }
+    }
+    let mut changes = Vec::new();
+    if is_on(Dimension::Gates) {
+        for plan in world_plans.iter_mut() {
+            let key = format!("SHOP-{}", plan["key"].as_str().unwrap_or_default());
+            let Some(builds) = plan["builds"].as_array_mut() else {
+                continue;
+            };
+            let numbers: Vec<u32> = builds
+                .iter()
+                .filter_map(|b| b["number"].as_u64().map(|n| n as u32))
+                .collect();
+            for build in builds.iter_mut() {
+                if rng.random_bool(0.6) {
+                    build["labels"] = json!([GATE_LABEL]);
+                }
+            }
+            for _ in 0..rng.random_range(1..=4) {
+                changes.push(GateChange {
+                    at_ms: rng.random_range(0..=180_000),
+                    plan: key.clone(),
+                    number: numbers[rng.random_range(0..numbers.len())],
+                    on: rng.random_bool(0.5),
+                });
+            }
+        }
+        changes.sort_by_key(|c| c.at_ms);
+    }
+    for runner in runners.iter_mut() {
+        if is_on(Dimension::SecondSignal) && rng.random_bool(0.5) {
+            if runner.signal.is_none() {
+                runner.signal = Some((rng.random_range(0..=120_000), rng.random_bool(0.5)));
+            }
+            runner.second_signal_after_ms = Some(rng.random_range(0..=60_000));
+        }
+        if is_on(Dimension::BrokenStreams) {
+            runner.out_broken = rng.random_bool(0.5);
+            runner.err_broken = rng.random_bool(0.5);
+        }
+    }
+    if is_on(Dimension::AuditFails) {
+        let unlucky = rng.random_range(0..runners.len());
+        runners[unlucky].audit_fails = true;
+    }
+    changes
 }
 
 fn random_state(rng: &mut StdRng, running: bool) -> Value {
@@ -305,6 +485,10 @@ fn runner(rng: &mut StdRng, r: usize, on: &[Dimension], bounds: Bounds) -> Runne
         }),
         signal: is_on(Dimension::Signal)
             .then(|| (rng.random_range(0..=120_000), rng.random_bool(0.5))),
+        second_signal_after_ms: None,
+        out_broken: false,
+        err_broken: false,
+        audit_fails: false,
         // Half start together, racing for the same builds; half later, into what the first
         // ones left (locks, calls on their way).
         start_ms: match (r, rng.random_bool(0.5)) {

@@ -111,6 +111,18 @@ impl InMemory {
         read(&engine)
     }
 
+    /// Changes the engine, moved on to now: what a person does in Bamboo's UI meanwhile.
+    pub fn change(&self, write: impl FnOnce(&mut Engine)) {
+        let mut engine = self.shared.engine.write().expect("engine lock");
+        engine.advance(self.shared.clock.now());
+        write(&mut engine);
+    }
+
+    /// The sim clock, in ms since it started.
+    pub fn now_ms(&self) -> u64 {
+        self.shared.clock.now()
+    }
+
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.shared.log.lock().expect("log lock").clone()
