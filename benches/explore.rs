@@ -18,6 +18,8 @@ struct Args {
     seed: Option<u64>,
     bounds: Bounds,
     threads: usize,
+    /// Stop at the first seed that breaks the promise, and say how long finding it took.
+    until_found: bool,
 }
 
 fn args() -> Args {
@@ -27,6 +29,7 @@ fn args() -> Args {
         seed: None,
         bounds: Bounds::Within,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        until_found: false,
     };
     let mut given = std::env::args().skip(1);
     while let Some(arg) = given.next() {
@@ -42,6 +45,7 @@ fn args() -> Args {
             "--seed" => args.seed = Some(number()),
             "--threads" => args.threads = number() as usize,
             "--beyond" => args.bounds = Bounds::Beyond,
+            "--until-found" => args.until_found = true,
             // What `cargo bench` passes to every bench target.
             "--bench" => {}
             other => panic!("unknown argument {other}"),
@@ -75,12 +79,13 @@ fn main() {
         .expect("a valid template"),
     );
     let tally = Mutex::new(Tally::default());
+    let found = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         for _ in 0..args.threads {
             scope.spawn(|| {
                 loop {
                     let seed = next.fetch_add(1, Ordering::SeqCst);
-                    if seed >= end {
+                    if seed >= end || found.load(Ordering::SeqCst) {
                         break;
                     }
                     let explored = explore(seed, args.bounds);
@@ -88,6 +93,16 @@ fn main() {
                     tally.add(&explored);
                     if !explored.violations.is_empty() || !explored.residuals.is_empty() {
                         bar.suspend(|| report(&explored));
+                    }
+                    if args.until_found && !explored.violations.is_empty() {
+                        found.store(true, Ordering::SeqCst);
+                        bar.suspend(|| {
+                            println!(
+                                "found after {} runs in {:.1} s",
+                                tally.runs,
+                                started.elapsed().as_secs_f64()
+                            )
+                        });
                     }
                     bar.set_message(format!("{} failing", tally.failing));
                     bar.inc(1);
@@ -97,7 +112,9 @@ fn main() {
     });
     bar.finish();
     let minutes = started.elapsed().as_secs_f64() / 60.0;
-    tally.into_inner().unwrap().print(args.runs, minutes);
+    let tally = tally.into_inner().unwrap();
+    let runs = tally.runs;
+    tally.print(runs, minutes);
 }
 
 fn report(explored: &Explored) {
@@ -114,6 +131,8 @@ fn report(explored: &Explored) {
 
 #[derive(Default)]
 struct Tally {
+    /// Runs tallied so far.
+    runs: u64,
     failing: u64,
     residual: u64,
     queue_calls: u64,
@@ -126,6 +145,7 @@ struct Tally {
 
 impl Tally {
     fn add(&mut self, explored: &Explored) {
+        self.runs += 1;
         if self.by_dimension.is_empty() {
             self.by_dimension = Dimension::ALL
                 .iter()
