@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::audit::{AuditRecord, Outcome};
 use super::events::{Event, EventLine};
@@ -30,6 +30,9 @@ pub struct Reporter {
     reason: Option<String>,
     /// Queue calls sent and not yet answered: (target, build, call).
     in_flight: Mutex<Vec<(String, String, String)>>,
+    /// Queue calls whose outcome stayed unknown after their re-read: a second signal still
+    /// exits 7 for them.
+    unknown: AtomicUsize,
     /// The lock labels this run put on builds and has not seen taken off: (build, label).
     /// A label whose write had no answer counts: it may be on the build.
     locks_on: Mutex<Vec<(String, String)>>,
@@ -73,6 +76,7 @@ impl Reporter {
             audit_file,
             in_flight: Mutex::new(Vec::new()),
             locks_on: Mutex::new(Vec::new()),
+            unknown: AtomicUsize::new(0),
             reason,
             audit_broken: AtomicBool::new(false),
             audit_torn: AtomicBool::new(torn),
@@ -146,7 +150,8 @@ impl Reporter {
     /// What a process told to die at once still does: writes every call waiting for its
     /// answer to the audit trail as abandoned with an unknown outcome, and names the lock
     /// labels it leaves on builds, so that a person knows where to look. Returns how many
-    /// calls were in flight.
+    /// calls have an outcome this run does not know: those in flight, and those whose
+    /// re-read could not settle it.
     pub fn last_words(&self) -> usize {
         let in_flight = std::mem::take(&mut *self.in_flight.lock().expect("in-flight lock"));
         for (target, build, call) in &in_flight {
@@ -157,7 +162,7 @@ impl Reporter {
                 "lock label {label} may be left on {build}: it expires by itself, or once the build is checked in Bamboo, `bamboo-promote unlock {build} --force --reason …`"
             ));
         }
-        in_flight.len()
+        in_flight.len() + self.unknown.load(Ordering::SeqCst)
     }
 
     /// Keeps `locks_on` up to date with a label write: on once it is about to leave, off once
@@ -207,6 +212,9 @@ impl Reporter {
         detail: Option<String>,
         server_ms: Option<i64>,
     ) -> Result<(), String> {
+        if outcome == Outcome::UnknownLockKept {
+            self.unknown.fetch_add(1, Ordering::SeqCst);
+        }
         let reason = self.reason.as_deref();
         let record = AuditRecord::now(target, build, call, outcome, detail, reason, server_ms);
         // The file first: it is the record that must survive whatever stderr does. One write
@@ -302,5 +310,71 @@ impl Reporter {
             detail,
             write.server_ms,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bamboo::journal::{LabelWrite, Write};
+
+    fn lock_write(label: Option<LabelWrite>) -> Write {
+        Write {
+            build: "SHOP-APP-42".into(),
+            call: "POST result/SHOP-APP-42/label".into(),
+            server_ms: None,
+            label,
+        }
+    }
+
+    /// Found by the explorer (seed 2902 on a scratch branch): a call whose re-read left its
+    /// outcome unknown, then two signals — the run exited 130, not 7. Its last words count
+    /// it with the calls in flight.
+    #[test]
+    fn last_words_count_an_outcome_left_unknown_by_its_reread() {
+        let reporter = Reporter::new(true, None, None).expect("a reporter without a log");
+        let _ = reporter.audit(
+            "t",
+            "SHOP-APP-42",
+            "PUT queue/SHOP-APP-42".into(),
+            Outcome::Accepted,
+            None,
+        );
+        assert_eq!(reporter.last_words(), 0);
+        let _ = reporter.audit(
+            "t",
+            "SHOP-APP-42",
+            "PUT queue/SHOP-APP-42".into(),
+            Outcome::UnknownLockKept,
+            None,
+        );
+        assert_eq!(reporter.last_words(), 1);
+    }
+
+    /// The lock labels a run may leave are those it put on and has not seen taken off.
+    #[test]
+    fn lock_labels_on_are_tracked_until_taken_off() {
+        let reporter = Reporter::new(true, None, None).expect("a reporter without a log");
+        let lock = "bamboo-promote-lock-v2-1-600000-0000beef".to_string();
+        let on = lock_write(Some(LabelWrite::On(lock.clone())));
+        let record = lock_write(Some(LabelWrite::On("promoted-prod".into())));
+        reporter.before(&on).expect("journaled");
+        reporter.before(&record).expect("journaled");
+        reporter.after(&on, Ended::Unknown, None);
+        let held = || reporter.locks_on.lock().expect("locks lock").clone();
+        assert_eq!(
+            held(),
+            [("SHOP-APP-42".to_string(), lock.clone())],
+            "no answer: it may be on"
+        );
+        let off = lock_write(Some(LabelWrite::Off(lock.clone())));
+        reporter.before(&off).expect("journaled");
+        reporter.after(&off, Ended::Unknown, None);
+        assert_eq!(held().len(), 1, "not seen taken off");
+        reporter.after(&off, Ended::Accepted, None);
+        assert!(held().is_empty());
+        reporter.before(&on).expect("journaled");
+        reporter.after(&on, Ended::Refused, None);
+        assert!(held().is_empty(), "refused: never on");
     }
 }

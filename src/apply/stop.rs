@@ -34,8 +34,8 @@ impl Stop {
     /// A stop that SIGINT and SIGTERM set from now on.
     /// The handlers are in place when this returns, before any write can start. A second
     /// signal exits at once, after `last_words`, which writes the calls still in flight to the
-    /// audit trail and says how many there were: with any, the exit code is 7 (outcome
-    /// unknown), not the signal's.
+    /// audit trail and says how many calls have an unknown outcome: with any, the exit code is
+    /// 7, not the signal's.
     pub fn on_signals(last_words: impl Fn() -> usize + Send + 'static) -> Stop {
         use tokio::signal::unix::{SignalKind, signal};
         if let Some(process) = crate::process::current() {
@@ -94,8 +94,9 @@ impl Stop {
     }
 
     /// Records `which`, then says so. The first signal asks for a stop; a second one means
-    /// exit now: the calls still in flight go to the audit trail, and the code to exit with
-    /// is returned (7 when any was in flight: its outcome is unknown).
+    /// exit now: `last_words` writes the calls still in flight to the audit trail and names
+    /// the lock labels left, and the code to exit with is returned (7 when any call's outcome
+    /// is unknown).
     fn on_signal(&self, which: Signal, last_words: &impl Fn() -> usize) -> Option<u8> {
         // The stop is recorded before anything is said: saying it cannot fail, and must not
         // come first even so.
