@@ -266,10 +266,8 @@ fn queue_calls<'a>(
     departures.iter().filter_map(|d| {
         let (path, query) = d.path.split_once('?').unwrap_or((&d.path, ""));
         let (plan, number) = path.strip_prefix("queue/")?.rsplit_once('-')?;
-        let stage = query
-            .split('&')
-            .find_map(|p| p.strip_prefix("stage="))
-            .map(|s| s.replace("%20", " "))?;
+        let stage = form_urlencoded::parse(query.as_bytes())
+            .find_map(|(name, value)| (name == "stage").then_some(value))?;
         let target = scenario
             .targets
             .iter()
