@@ -45,10 +45,34 @@ pub struct Rule {
 /// How far ahead the next opening is looked for.
 const HORIZON_DAYS: i64 = 400;
 
+/// The widest span of server time a window is judged over; wider is "cannot tell the time",
+/// which keeps the window shut.
+const WIDEST_SPAN_MINUTES: i64 = 60;
+
 impl Window {
     /// Whether the window is open at `at`.
     pub fn is_open(&self, at: Timestamp) -> Result<bool, String> {
         Ok(self.compile()?.is_open(at))
+    }
+
+    /// Whether the window is open for the whole of `from..=to`: the server's time is known
+    /// only within such a span (its `Date` has whole seconds and comes after a round trip;
+    /// readings may contradict each other). Rules change state on whole minutes, so the ends
+    /// and each minute between them are enough.
+    pub fn is_open_throughout(&self, from: Timestamp, to: Timestamp) -> Result<bool, String> {
+        let compiled = self.compile()?;
+        if to < from || to.duration_since(from).as_secs() > WIDEST_SPAN_MINUTES * 60 {
+            return Ok(false);
+        }
+        let minute = jiff::SignedDuration::from_secs(60);
+        let mut t = Timestamp::from_second(from.as_second().div_euclid(60) * 60 + 60)
+            .map_err(|e| e.to_string())?;
+        let mut open = compiled.is_open(from) && compiled.is_open(to);
+        while open && t < to {
+            open = compiled.is_open(t);
+            t = t.checked_add(minute).map_err(|e| e.to_string())?;
+        }
+        Ok(open)
     }
 
     /// The first minute at or after `at` when the window is open, within about a year.
@@ -279,6 +303,46 @@ mod tests {
             w.describe(next),
             "Monday 2027-01-04 09:00 Europe/Berlin (2027-01-04 08:00 UTC)"
         );
+    }
+
+    /// Found by the explorer (seed 10032): a stale `Date` put the earliest server time two
+    /// minutes back, before a deny rule began, and a call left inside it. The window is
+    /// judged over the whole span the server's time may be in.
+    #[test]
+    fn a_window_lets_through_only_when_open_for_the_whole_span_of_server_time() {
+        let w = office_hours();
+        // (from, to, open throughout?)
+        let table = [
+            ("2026-12-03T09:00:00Z", "2026-12-03T09:00:00Z", true),
+            // Friday: the span runs into the 15:00 Berlin deny rule.
+            ("2026-12-04T13:58:30Z", "2026-12-04T14:00:10Z", false),
+            ("2026-12-04T13:58:30Z", "2026-12-04T13:59:59Z", true),
+            // Wider than an hour: cannot tell the time, so shut.
+            ("2026-12-03T09:00:00Z", "2026-12-03T10:00:01Z", false),
+            // A span the wrong way round.
+            ("2026-12-03T09:00:01Z", "2026-12-03T09:00:00Z", false),
+        ];
+        for (from, to, open) in table {
+            assert_eq!(
+                w.is_open_throughout(at(from), at(to)).unwrap(),
+                open,
+                "{from}..{to}"
+            );
+        }
+        // Open at both ends, shut for one minute between them.
+        let one_minute = Window {
+            name: "blink".into(),
+            time_zone: "UTC".into(),
+            allow: Vec::new(),
+            deny: vec![Rule {
+                from: Some("10:00".into()),
+                to: Some("10:01".into()),
+                ..Rule::default()
+            }],
+        };
+        let (from, to) = (at("2026-12-03T09:59:30Z"), at("2026-12-03T10:01:30Z"));
+        assert!(one_minute.is_open(from).unwrap() && one_minute.is_open(to).unwrap());
+        assert!(!one_minute.is_open_throughout(from, to).unwrap());
     }
 
     #[test]

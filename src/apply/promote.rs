@@ -325,7 +325,7 @@ fn last_check(
     let overridden = request
         .target
         .require
-        .window_at(now.now, now.override_windows)
+        .window_at(now.span(), now.override_windows)
         .filter(|w| w.overridden)
         .map(|w| w.name);
     Ok(overridden)
@@ -413,7 +413,7 @@ fn still_needed(
     if let Some(window) = request
         .target
         .require
-        .window_at(now.now, now.override_windows)
+        .window_at(now.span(), now.override_windows)
         && !window.lets_through()
     {
         let reason = BlockReason::WindowClosed {

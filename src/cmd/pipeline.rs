@@ -63,10 +63,10 @@ pub async fn plan(
         }
         return Err(Failure::manifests(online, "nothing was queued"));
     }
-    let mut moment = reconcile::Moment::on_server(&connection.client, when.override_windows);
-    if let Some(at) = when.at {
-        moment.now = at;
-    }
+    let moment = match when.at {
+        Some(at) => reconcile::Moment::at(at, when.override_windows),
+        None => reconcile::Moment::on_server(&connection.client, when.override_windows),
+    };
     let plan = reconcile::plan(&desired, &observed, moment);
     let set: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     Ok(Planned {

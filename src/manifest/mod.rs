@@ -91,11 +91,16 @@ impl Gates {
         self.labels.is_empty() && self.without_labels.is_empty() && self.window.is_none()
     }
 
-    /// The window gate at `now`: `None` without a window; otherwise whether it is open, when
-    /// it next opens if not, and whether `--override-window` lets it through closed.
-    pub fn window_at(&self, now: jiff::Timestamp, override_windows: bool) -> Option<WindowCheck> {
+    /// The window gate at `now` (the server's time, somewhere in `now.0..=now.1`): `None`
+    /// without a window; otherwise whether it is open for the whole span, when it next opens
+    /// if not, and whether `--override-window` lets it through closed.
+    pub fn window_at(
+        &self,
+        (now, latest): (jiff::Timestamp, jiff::Timestamp),
+        override_windows: bool,
+    ) -> Option<WindowCheck> {
         let window = self.window.as_ref()?;
-        let open = window.is_open(now).unwrap_or(false);
+        let open = window.is_open_throughout(now, latest).unwrap_or(false);
         let opens = (!open)
             .then(|| window.next_open(now).ok().flatten())
             .flatten()

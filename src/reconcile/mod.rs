@@ -24,7 +24,11 @@ use crate::observe::{Newer, Observed, ObservedBuild, build_plan_key};
 /// whether `apply --override-window` lets closed windows through.
 #[derive(Debug, Clone, Copy)]
 pub struct Moment {
+    /// The earliest the server's time can be.
     pub now: jiff::Timestamp,
+    /// The latest it can be: a window lets a call through only when open all the way from
+    /// `now` to here.
+    pub latest: jiff::Timestamp,
     pub override_windows: bool,
 }
 
@@ -32,14 +36,32 @@ impl Moment {
     /// Now on the server's clock, as the client knows it (this machine's clock before any
     /// answer came).
     pub fn on_server(client: &crate::bamboo::BambooClient, override_windows: bool) -> Moment {
-        let now = client
-            .server_time()
+        let known = client.server_time();
+        let now = known
             .and_then(|t| jiff::Timestamp::from_millisecond(t.now()).ok())
             .unwrap_or_else(jiff::Timestamp::now);
+        let uncertainty = known.map_or(std::time::Duration::ZERO, |t| t.uncertainty());
         Moment {
             now,
+            latest: now
+                .checked_add(jiff::SignedDuration::try_from(uncertainty).unwrap_or_default())
+                .unwrap_or(now),
             override_windows,
         }
+    }
+
+    /// The moment `plan --at` names: exactly known.
+    pub fn at(at: jiff::Timestamp, override_windows: bool) -> Moment {
+        Moment {
+            now: at,
+            latest: at,
+            override_windows,
+        }
+    }
+
+    /// The span the server's time is in.
+    pub fn span(&self) -> (jiff::Timestamp, jiff::Timestamp) {
+        (self.now, self.latest)
     }
 }
 
@@ -85,7 +107,7 @@ pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
         .unwrap_or_default();
     let window = target
         .require
-        .window_at(moment.now, moment.override_windows);
+        .window_at(moment.span(), moment.override_windows);
     if let Some(window) = &window {
         gates.push(GateCheck {
             gate: "window".into(),

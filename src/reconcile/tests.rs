@@ -426,6 +426,7 @@ fn plan_fn(observed: &Observed) -> Plan {
 /// Windows are not what these tables are about: any moment does.
 const NOW: Moment = Moment {
     now: jiff::Timestamp::UNIX_EPOCH,
+    latest: jiff::Timestamp::UNIX_EPOCH,
     override_windows: false,
 };
 
