@@ -4,8 +4,20 @@
 
 use bamboo_promote::explore::{Bounds, Explored, explore};
 
-/// Seeds run by `cargo test`: the first ones, and any that once showed a violation.
+/// Seeds run by `cargo test`: the first ones.
 const SEEDS: std::ops::Range<u64> = 0..1000;
+
+/// Seeds that once showed a violation on main, each with what it found.
+const REGRESSIONS: [(u64, &str); 2] = [
+    (
+        10032,
+        "a stale Date let a call through a window that had closed",
+    ),
+    (
+        31708,
+        "a read held 115 s looked fresh, and a call went past a gate taken off",
+    ),
+];
 
 fn failures(explored: &[Explored]) -> Vec<String> {
     explored
@@ -44,6 +56,19 @@ fn the_promise_holds_on_a_fixed_set_of_seeds() {
     assert!(calls > 100, "only {calls} queue calls");
     for code in [0, 3, 7, 130, 143] {
         assert!(exits.contains(&code), "no runner exited {code}: {exits:?}");
+    }
+}
+
+#[test]
+fn seeds_that_once_broke_the_promise_keep_it() {
+    for (seed, found) in REGRESSIONS {
+        let explored = explore(seed, Bounds::Within);
+        assert!(
+            explored.violations.is_empty(),
+            "seed {seed} ({found}) again: {:?}\n  {}",
+            explored.violations,
+            explored.reproduction()
+        );
     }
 }
 
