@@ -225,11 +225,17 @@ fn locks_left_are_named(engine: &Engine, runners: &[RunnerEnd], found: &mut Vec<
                 .iter()
                 .filter(|l| l.contains("bamboo-promote-lock"))
             {
-                // Where the output was a closed pipe, the audit trail is what is left to say it.
+                // Named as left, not only as written: the audit lines echoed on stderr name
+                // every label put on. Where the output was a closed pipe, the audit trail is
+                // what is left to say it.
+                let label = label.to_ascii_lowercase();
                 let named = runners.iter().any(|r| {
-                    let said = if r.broken { &r.audit } else { &r.output };
-                    said.to_ascii_lowercase()
-                        .contains(&label.to_ascii_lowercase())
+                    if r.broken {
+                        return r.audit.to_ascii_lowercase().contains(&label);
+                    }
+                    r.output.lines().any(|line| {
+                        !line.starts_with("audit: ") && line.to_ascii_lowercase().contains(&label)
+                    })
                 });
                 if !named {
                     found.push(format!(
@@ -302,19 +308,35 @@ fn windows_kept(scenario: &Scenario, departures: &[Departure], found: &mut Vec<S
             continue;
         };
         let seen = d.at_ms as i64 + scenario.runners[d.runner].front_end_offset_ms;
-        let minute = seen.div_euclid(60_000).rem_euclid(1440) as u32;
-        let closed = if from < to {
-            (from..to).contains(&minute)
-        } else {
-            minute >= from || minute < to
+        let closed = |at: i64| {
+            let minute = at.div_euclid(60_000).rem_euclid(1440) as u32;
+            if from < to {
+                (from..to).contains(&minute)
+            } else {
+                minute >= from || minute < to
+            }
         };
-        if closed {
+        // Answers whose `Date` is stale tell a time that much earlier: a runner that saw only
+        // those cannot know better (as with a front end whose clock is behind).
+        if closed(seen) && closed(seen - stale_dates_ms(scenario)) {
             found.push(format!(
                 "runner {} sent {} at {seen} ms on its server clock, inside the deny rule {from}..{to} (minutes of the day) of {}",
                 d.runner, d.path, target.id
             ));
         }
     }
+}
+
+/// How old a stale `Date` may be, in ms (0 without stale dates).
+fn stale_dates_ms(scenario: &Scenario) -> i64 {
+    scenario.world["faults"]["script"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["fault"] == "staleDate")
+        .filter_map(|f| f["afterMs"].as_i64())
+        .max()
+        .unwrap_or(0)
 }
 
 /// Rule 4: no queue call leaves for a build without its target's gate label. A label taken
