@@ -101,7 +101,7 @@ pub enum LeaseError {
     )]
     ClocksDisagree { spread: String, bound: String },
     #[error(
-        "putting the lock label {label} on {build_key} failed ({error}), and taking it off failed too: it may be on the build; once no apply runs, remove it with `bamboo-promote unlock {build_key} --force --reason …`"
+        "{error}; taking our lock label {label} off {build_key} again failed too: it may be on the build; once no apply runs, remove it with `bamboo-promote unlock {build_key} --force --reason …`"
     )]
     LabelLeft {
         build_key: String,
@@ -206,10 +206,24 @@ impl Lease {
             Some(&self.label),
         )
         .await;
-        let old = self.release(client).await;
-        let renewed = renewed?;
-        old?;
-        Ok(renewed)
+        let (build_key, old_label) = (self.build_key.clone(), self.label.clone());
+        let Err(e) = self.release(client).await else {
+            return renewed;
+        };
+        // The old label stays on: the new one comes off too (no write goes under two), and
+        // the old one is named, with what to run.
+        let why = match renewed {
+            Ok((new, _)) => off_again(client, &build_key, &new.label, "renewing the lock")
+                .await
+                .err()
+                .map_or(String::new(), |left| format!("{left}; ")),
+            Err(r) => format!("{r}; "),
+        };
+        Err(LeaseError::LabelLeft {
+            build_key,
+            label: old_label,
+            error: format!("{why}taking the old lock label off: {e}"),
+        })
     }
 
     pub async fn release(self, client: &BambooClient) -> Result<(), BambooError> {
@@ -253,8 +267,8 @@ impl Lease {
                 Ok(verified) => verified,
                 // Labels that keep moving are others' locks coming and going: contention,
                 // waited out as a lock held would be.
-                Err(LeaseError::Unsettled(_)) if started.elapsed() < patience => {
-                    client.remove_label(build_key, &label).await?;
+                Err(LeaseError::Unsettled(why)) if started.elapsed() < patience => {
+                    off_again(client, build_key, &label, why).await?;
                     attempt += 1;
                     if !back_off(attempt, started, patience, stop).await {
                         return Err(LeaseError::Stopped);
@@ -263,7 +277,7 @@ impl Lease {
                 }
                 Err(e) => {
                     // Nothing was written under it: the label comes off again.
-                    let _ = client.remove_label(build_key, &label).await;
+                    off_again(client, build_key, &label, e.to_string()).await?;
                     return Err(e);
                 }
             };
@@ -271,7 +285,7 @@ impl Lease {
             // the server's clock further on (one of those answers was stale), others would
             // take the label for older than it is. It comes off, and a new one is stamped.
             if label_time(&label) < server.now() - 1000 - server_time_drift(taken) {
-                client.remove_label(build_key, &label).await?;
+                off_again(client, build_key, &label, "stamped too early").await?;
                 if started.elapsed() >= patience || attempt >= 3 {
                     return Err(LeaseError::Backdated(build_key.to_string()));
                 }
@@ -287,7 +301,7 @@ impl Lease {
                 };
                 return Ok((lease, build));
             };
-            client.remove_label(build_key, &label).await?;
+            off_again(client, build_key, &label, "another apply holds the lock").await?;
             let watch_left = holder.watch();
             patience = settings.patience_for(started.elapsed(), watch_left);
             let described = holder.describe(server.now());
@@ -351,14 +365,27 @@ async fn put_label(client: &BambooClient, build_key: &str, label: &str) -> Resul
     {
         return Err(error.into());
     }
-    match client.remove_label(build_key, label).await {
-        Ok(()) => Err(error.into()),
-        Err(_) => Err(LeaseError::LabelLeft {
+    let why = format!("putting the lock label on failed ({error})");
+    off_again(client, build_key, label, why).await?;
+    Err(error.into())
+}
+
+/// Takes our label off again after an attempt that did not get the lock (`why`): a label that
+/// will not come off is named in the error, with what to run, never left unsaid.
+async fn off_again(
+    client: &BambooClient,
+    build_key: &str,
+    label: &str,
+    why: impl std::fmt::Display,
+) -> Result<(), LeaseError> {
+    client
+        .remove_label(build_key, label)
+        .await
+        .map_err(|e| LeaseError::LabelLeft {
             build_key: build_key.to_string(),
             label: label.to_string(),
-            error: error.to_string(),
-        }),
-    }
+            error: format!("{why}; {e}"),
+        })
 }
 
 /// Reads the build under our new label: our label must show, expired foreign locks are

@@ -92,9 +92,11 @@ pub(super) async fn release(
     lease: Lease,
     promotion: Promotion,
 ) -> Promotion {
-    let build_key = lease.build_key.clone();
+    let (build_key, label) = (lease.build_key.clone(), lease.label.clone());
     if let Err(e) = lease.release(client).await {
-        errln!("warning: cannot remove our lock label from {build_key}: {e}; it expires by itself");
+        errln!(
+            "warning: lock label {label} may be left on {build_key} ({e}): it expires by itself, or `bamboo-promote unlock {build_key} --force --reason …`"
+        );
     }
     promotion
 }

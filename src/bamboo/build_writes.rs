@@ -71,7 +71,8 @@ impl BambooClient {
     /// `DELETE result/{build}/label/{name}`. Idempotent, so retrying is safe.
     pub async fn remove_label(&self, build_key: &str, label: &str) -> Result<(), BambooError> {
         let path = format!("{}/label/{}", results_of(build_key), encode_segment(label));
-        let what = format!("unlabel {build_key}");
+        // The label is named: an error here may leave it on the build.
+        let what = format!("unlabel {build_key} ({label})");
         let write = Write {
             build: build_key.to_string(),
             call: format!("DELETE {path}"),

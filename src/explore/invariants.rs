@@ -248,14 +248,30 @@ fn locks_left_are_named(engine: &Engine, runners: &[RunnerEnd], found: &mut Vec<
     }
 }
 
-/// Rule 10: a run with a call whose outcome it does not know exits 7.
+/// Rule 10: a run with a call whose outcome it does not know exits 7: one its re-read left
+/// unknown, one abandoned by a second signal, or one whose re-read never said what became of
+/// it (the run ended first).
 fn unknown_exits_7(runners: &[RunnerEnd], found: &mut Vec<String>) {
     for (i, runner) in runners.iter().enumerate() {
-        let unknown = runner
-            .audit
-            .lines()
-            .any(|l| l.contains("PUT queue/") && l.contains("lock kept, not sent again"));
-        if unknown && runner.code != crate::exit::OUTCOME_UNKNOWN {
+        let mut rereading = std::collections::BTreeSet::new();
+        let mut unknown = false;
+        for line in runner.audit.lines().filter(|l| l.contains("PUT queue/")) {
+            let build = line
+                .split("\"build\":\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default();
+            if line.contains("re-reading the build") {
+                rereading.insert(build);
+            } else if line.contains("took effect (seen on re-read)") {
+                rereading.remove(build);
+            } else if line.contains("lock kept, not sent again")
+                || line.contains("abandoned by a second signal")
+            {
+                unknown = true;
+            }
+        }
+        if (unknown || !rereading.is_empty()) && runner.code != crate::exit::OUTCOME_UNKNOWN {
             found.push(format!(
                 "runner {i} had a queue call of unknown outcome and exited {}",
                 runner.code

@@ -52,6 +52,8 @@ pub enum Dimension {
     BrokenStreams,
     /// A runner's audit log cannot be written (a full disk).
     AuditFails,
+    /// Label writes (on and off) answered 5xx for longer than the client retries them.
+    LabelOutage,
 }
 
 impl Dimension {
@@ -73,13 +75,16 @@ impl Dimension {
     ];
 
     /// The dimensions added after `ALL`'s seeds were published: drawn from a stream of their
-    /// own (`later_stream`), so that a seed still draws what it drew before they came.
-    pub const LATER: [Dimension; 5] = [
+    /// own (`later_stream`), so that a seed still draws what it drew before they came. The
+    /// first five are drawn together; each one added since draws after every other draw of
+    /// that stream (at the end of `later_faults`), for the same reason.
+    pub const LATER: [Dimension; 6] = [
         Dimension::Windows,
         Dimension::Gates,
         Dimension::SecondSignal,
         Dimension::BrokenStreams,
         Dimension::AuditFails,
+        Dimension::LabelOutage,
     ];
 
     pub fn name(self) -> &'static str {
@@ -103,6 +108,7 @@ impl Dimension {
             Dimension::SecondSignal => "second-signal",
             Dimension::BrokenStreams => "broken-streams",
             Dimension::AuditFails => "audit-fails",
+            Dimension::LabelOutage => "label-outage",
         }
     }
 }
@@ -258,17 +264,22 @@ impl Scenario {
             .map(|r| runner(&mut rng, r, &on, bounds))
             .collect();
         let mut later = later_stream(seed);
-        let later_on: Vec<Dimension> = Dimension::LATER
-            .into_iter()
+        let mut later_on: Vec<Dimension> = Dimension::LATER[..5]
+            .iter()
+            .copied()
             .filter(|_| later.random_bool(0.4))
             .collect();
-        let gate_changes = later_faults(
+        let (gate_changes, more_script) = later_faults(
             &mut later,
-            &later_on,
+            &mut later_on,
             &mut targets,
             &mut runners,
             &mut world_plans,
         );
+        let mut faults = faults(&mut rng, &on, bounds);
+        if let Some(script) = faults["script"].as_array_mut() {
+            script.extend(more_script);
+        }
         let world = json!({
             "settings": {
                 "clock": "real",
@@ -279,7 +290,7 @@ impl Scenario {
                         if is_on(Dimension::OneStagePerCall) { "nextOnly" } else { "upperBound" },
                 },
             },
-            "faults": faults(&mut rng, &on, bounds),
+            "faults": faults,
             "projects": [{ "key": "SHOP", "plans": world_plans }],
         });
         let mut on = on;
@@ -361,16 +372,18 @@ fn later_stream(seed: u64) -> StdRng {
 }
 
 /// What the `LATER` dimensions that are on change: windows and gates on targets, the gate
-/// label on builds at the start and its changes during the runs (returned), and each
-/// runner's second signal, broken streams and failing audit log.
+/// label on builds at the start and its changes during the runs (returned), each runner's
+/// second signal, broken streams and failing audit log, and the simulator's faults they add
+/// (returned). The dimensions added since the first five are drawn here, last, into `on`.
 fn later_faults(
     rng: &mut StdRng,
-    on: &[Dimension],
+    on: &mut Vec<Dimension>,
     targets: &mut [TargetSpec],
     runners: &mut [RunnerSpec],
     world_plans: &mut [Value],
-) -> Vec<GateChange> {
-    let is_on = |d: Dimension| on.contains(&d);
+) -> (Vec<GateChange>, Vec<Value>) {
+    let first: Vec<Dimension> = on.clone();
+    let is_on = |d: Dimension| first.contains(&d);
     for target in targets.iter_mut() {
         if is_on(Dimension::Windows) && rng.random_bool(0.6) {
             // The runs start at midnight UTC: a deny rule across midnight that opens a few
@@ -429,7 +442,16 @@ fn later_faults(
         let unlucky = rng.random_range(0..runners.len());
         runners[unlucky].audit_fails = true;
     }
-    changes
+    let mut script = Vec::new();
+    if rng.random_bool(0.4) {
+        on.push(Dimension::LabelOutage);
+        for method in ["POST", "DELETE"] {
+            let fault = ["appliedServerError", "serverError"][rng.random_range(0..2)];
+            script.push(json!({ "method": method, "path": "/label", "fault": fault,
+                                "times": rng.random_range(4..=12), "skip": rng.random_range(0..=6) }));
+        }
+    }
+    (changes, script)
 }
 
 fn random_state(rng: &mut StdRng, running: bool) -> Value {
