@@ -302,6 +302,19 @@ fn main() {
     for &n in sizes {
         let setup = setup(n);
         let sim = Sim::start(&setup.world);
+        // The environments view: the plan's reads and one history page per plan.
+        sim.reset();
+        let dir = setup.manifest_dir.to_str().unwrap();
+        let (wall, _, _) = measure(&sim, &["environments", "--format", "json", dir]);
+        let viewed = sim.requests().len();
+        sim.reset();
+        measure(&sim, &["plan", dir]);
+        let planned = sim.requests().len();
+        println!(
+            "{n:>6} environments: {viewed} requests ({planned} for the plan + {}), {:.3} s",
+            viewed - planned,
+            wall.as_secs_f64()
+        );
         for latency in [0u64, 20] {
             sim.set_faults(&format!(r#"{{ "latencyMs": {latency} }}"#));
             for cmd in ["plan", "apply"] {

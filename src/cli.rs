@@ -80,6 +80,12 @@ pub enum Command {
   bamboo-promote status promotions
   bamboo-promote status --format json promotions"))]
     Status(StatusArgs),
+    /// What runs where: for each plan and manual stage, the build that last ran it, what is
+    /// on its way, and the targets that want it.
+    #[command(after_help = with_environment!("Examples:
+  bamboo-promote environments promotions
+  bamboo-promote environments --format markdown promotions > environments.md"))]
+    Environments(EnvironmentsArgs),
     /// Queue the promotions the manifests (or a saved plan) call for.
     #[command(after_help = with_environment!("Examples:
   bamboo-promote apply promotions                       # shows the plan, asks, applies
@@ -155,6 +161,7 @@ pub enum SchemaKind {
     Plan,
     Events,
     Audit,
+    Environments,
 }
 
 /// How the manifest folders are walked; the same for every command that reads manifests.
@@ -334,6 +341,31 @@ pub struct InitArgs {
     pub force: bool,
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvironmentsArgs {
+    /// Manifest files or folders.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub walk: Walk,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// human (a table fitted to the terminal), json (`schema --kind environments`), or
+    /// markdown (for a pull request).
+    #[arg(long, value_enum, default_value_t = ViewFormat::Human)]
+    pub format: ViewFormat,
+}
+
+/// The environments view's formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ViewFormat {
+    Human,
+    Json,
+    Markdown,
 }
 
 #[derive(Debug, Args)]

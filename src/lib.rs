@@ -19,6 +19,7 @@ pub mod boot_clock;
 pub mod cli;
 mod cmd;
 mod config;
+pub mod environments;
 pub mod exit;
 pub mod explore;
 mod label;
@@ -53,6 +54,7 @@ async fn run_command(cli: Cli) -> u8 {
         Command::Status(args) => cmd::status::run(args).await,
         Command::Apply(args) => cmd::apply::run(args).await,
         Command::Locks(args) => cmd::locks::run(args).await,
+        Command::Environments(args) => cmd::environments::run(args).await,
         Command::Unlock(args) => cmd::unlock::run(args).await,
         Command::Init(args) => cmd::init::run(args).await,
         Command::Completions(args) => cmd::completions::completions(args),

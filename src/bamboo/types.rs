@@ -56,6 +56,9 @@ pub struct BuildResult {
     pub restartable: bool,
     #[serde(default)]
     pub vcs_revision_key: Option<String>,
+    /// When the build last completed (Bamboo's format, RFC 3339 with an offset).
+    #[serde(default)]
+    pub build_completed_time: Option<String>,
     #[serde(default)]
     pub stages: Collection<StageResult>,
     #[serde(default)]

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod completions;
+pub mod environments;
 mod failure;
 pub mod init;
 pub mod locks;

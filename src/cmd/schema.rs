@@ -10,6 +10,7 @@ pub fn run(args: &SchemaArgs) -> u8 {
         SchemaKind::Plan => render::document::schema(),
         SchemaKind::Events => apply::events::schema(),
         SchemaKind::Audit => apply::audit::schema(),
+        SchemaKind::Environments => crate::environments::schema(),
     };
     match &args.out {
         None => {

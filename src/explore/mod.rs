@@ -8,8 +8,10 @@
 //!
 //! What it cannot cover: the real TCP stack and HTTP library (reqwest is replaced by
 //! `network::Link`; the client above it is the same code), a real Bamboo, a process frozen
-//! between two instructions (its pauses are at await points), a second signal (which exits
-//! the process), and the operating system's clocks (the boot clock follows the runtime's).
+//! between two instructions (its pauses are at await points), and the operating system's
+//! clocks (the boot clock follows the runtime's). A second signal ends a run through
+//! `InProcess::exit`, as `std::process::exit` ends the binary; requests already on their way
+//! are delivered by tasks of their own, so they reach the server after their runner is gone.
 
 mod invariants;
 mod network;

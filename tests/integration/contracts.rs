@@ -49,6 +49,14 @@ pub fn plan_json(text: &str) -> Value {
     value
 }
 
+/// An environments view, parsed and checked against `schemas/environments.v1.schema.json`.
+pub fn environments_json(text: &str) -> Value {
+    static ENVIRONMENTS: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let value: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_valid("environments.v1.schema.json", &ENVIRONMENTS, &value);
+    value
+}
+
 /// An audit log, each line checked against `schemas/audit.v1.schema.json`; its text.
 pub fn audit_log(path: &Path) -> String {
     static AUDIT: OnceLock<jsonschema::Validator> = OnceLock::new();
@@ -79,6 +87,7 @@ fn the_committed_schemas_are_the_generated_ones() {
         ("plan", "plan.v2.schema.json"),
         ("events", "events.v2.schema.json"),
         ("audit", "audit.v1.schema.json"),
+        ("environments", "environments.v1.schema.json"),
     ] {
         let generated = Run::new(&["schema", "--kind", kind]).run();
         assert_eq!(generated.code, 0);

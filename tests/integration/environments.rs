@@ -1,7 +1,8 @@
-//! What runs where (issue 22): a target in sync whose stage a newer build has run since is
-//! superseded, and every format says so.
+//! What runs where (issue 22): the environments view in its three formats, a target in sync
+//! whose stage a newer build has run since (superseded), locks in plain sight, and the exit
+//! code that tells "waits for a window" from "needs a person".
 
-use crate::support::Sim;
+use crate::support::{Sim, redact};
 use crate::worlds::{manifests, path_str};
 
 const PROD_RAN_42: &str = "
@@ -186,4 +187,80 @@ fn a_closed_window_alone_exits_8_and_anything_else_blocked_exits_3() {
         assert_eq!(ran.code, 3, "{command}: {}\n{}", ran.stdout, ran.stderr);
     }
     assert!(sim.queue_writes().is_empty());
+}
+
+const RELEASE: &str = "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: release }
+spec:
+  targets:
+    - { id: app-staging, plan: SHOP-APP, build: latest, stage: Deploy Staging }
+    - { id: app-prod, plan: SHOP-APP, build: 42, stage: Deploy Prod }
+    - { id: web-prod, plan: SHOP-WEB, build: latest, stage: Deploy Prod }
+";
+
+const TWO_PLANS: &str = "
+settings: { clock: manual }
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - { name: Build }
+          - { name: Deploy Staging, manual: true }
+          - { name: Deploy Prod, manual: true }
+        builds:
+          - { number: 41, state: complete }
+          - { number: 42, state: { pausedBefore: Deploy Prod } }
+          - { number: 43, state: { pausedBefore: Deploy Staging } }
+      - key: WEB
+        stages:
+          - { name: Build }
+          - { name: Deploy Prod, manual: true }
+        builds:
+          - { number: 7, state: { pausedBefore: Deploy Prod } }
+";
+
+/// What runs where, in the three formats: for each plan and manual stage, the build that last
+/// ran it and how long ago, what is on its way, and the targets that want it. The JSON
+/// follows its schema; the view costs one history page per plan beyond what `plan` reads.
+#[test]
+fn the_environments_view_in_every_format() {
+    let sim = Sim::start(TWO_PLANS);
+    sim.advance(2 * 3600 * 1000 + 5 * 60 * 1000);
+    let dir = manifests(RELEASE);
+    let before = sim.requests().len();
+    let plan = sim.cmd(&["plan", path_str(&dir)]).run();
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let planned = sim.requests().len();
+    let human = sim.cmd(&["environments", path_str(&dir)]).run();
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    let viewed = sim.requests().len();
+    let plans = 2;
+    assert_eq!(
+        (viewed - planned) - (planned - before),
+        plans,
+        "one history page per plan beyond the plan's reads"
+    );
+    insta::assert_snapshot!("environments_human", redact(&human.stdout, &sim));
+    let json = sim
+        .cmd(&["environments", "--format", "json", path_str(&dir)])
+        .run();
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let doc = crate::contracts::environments_json(&json.stdout);
+    assert_eq!(
+        doc["plans"][0]["stages"][1]["current"]["build"],
+        "SHOP-APP-41"
+    );
+    assert_eq!(
+        doc["plans"][0]["stages"][1]["onItsWay"][0]["build"],
+        "SHOP-APP-42"
+    );
+    insta::assert_snapshot!("environments_json", redact(&json.stdout, &sim));
+    let markdown = sim
+        .cmd(&["environments", "--format", "markdown", path_str(&dir)])
+        .run();
+    assert_eq!(markdown.code, 0, "{}", markdown.stderr);
+    insta::assert_snapshot!("environments_markdown", redact(&markdown.stdout, &sim));
+    assert!(sim.queue_writes().is_empty(), "a view writes nothing");
 }

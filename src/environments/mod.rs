@@ -1,0 +1,241 @@
+//! What runs where: for each plan the manifests name, and each of its manual stages, the build
+//! that last ran that stage successfully, what is on its way to it (a newer build running it,
+//! or paused before it), and the targets that want it. A release manager asks "what is in prod
+//! now, and what comes next?" before "has build 41 reached Deploy Prod?"; this answers it from
+//! one page of each plan's history, read beside what `plan` reads.
+//!
+//! Bamboo keeps no time per stage in its REST answers: "when" is the build's last completion,
+//! which is when its latest stage ended.
+
+mod render;
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::bamboo::types::BuildResult;
+use crate::observe::ObservedBuild;
+use crate::reconcile::PlanItem;
+
+pub use render::{human, markdown};
+
+/// `1.0`: additive changes raise the minor version, renames and removals the major one.
+const FORMAT_VERSION: &str = "1.0";
+
+/// How many builds of a plan's history are read: its newest page.
+pub const HISTORY_PAGE: usize = 25;
+
+/// The environments view, as `environments --format json` prints it.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Environments {
+    /// `1.0`.
+    pub format_version: &'static str,
+    /// The server, as shown to people.
+    pub server: String,
+    /// The server's time the view was made at (RFC 3339), from its answers.
+    pub server_time: String,
+    /// Plans and plan branches, in the order the manifests name them.
+    pub plans: Vec<PlanRow>,
+}
+
+/// One plan (or plan branch): its manual stages, in the plan's order.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanRow {
+    /// The plan's key, or the branch plan's.
+    pub plan: String,
+    pub stages: Vec<StageCell>,
+}
+
+/// One manual stage of a plan.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StageCell {
+    pub stage: String,
+    /// The newest build that ran the stage successfully; absent when none in the page did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<Deployed>,
+    /// No build in the page ran it, and the page did not reach the start of the history:
+    /// an older build may have, so it cannot be told.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub beyond_history_page: bool,
+    /// Newer builds running the stage, queued for it, or paused before it, newest first.
+    pub on_its_way: Vec<OnItsWay>,
+    /// The targets that name this stage of this plan.
+    pub wanted_by: Vec<Wanted>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployed {
+    pub build: String,
+    pub number: u32,
+    /// When the build last completed (RFC 3339), when Bamboo says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OnItsWay {
+    pub build: String,
+    pub number: u32,
+    pub state: Approach,
+}
+
+/// How a newer build stands toward the stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Approach {
+    /// Running it now.
+    Running,
+    /// Queued for it.
+    Queued,
+    /// Every stage before it passed; it waits for someone to run it.
+    PausedBefore,
+}
+
+impl Approach {
+    pub fn words(self) -> &'static str {
+        match self {
+            Approach::Running => "running",
+            Approach::Queued => "queued",
+            Approach::PausedBefore => "paused before",
+        }
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Wanted {
+    pub target: String,
+    /// The build the target's selector names now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    /// Its status in the plan's words: `in sync`, `promote to Deploy Prod`, `blocked: …`.
+    pub status: String,
+}
+
+/// One plan's history page, newest first, and whether it reached the plan's first build.
+pub struct History {
+    pub builds: Vec<BuildResult>,
+    pub whole: bool,
+}
+
+/// The view of `histories` (by plan key, in the order to show) and the plan's items.
+pub fn view(
+    server: String,
+    server_time: String,
+    histories: Vec<(String, History)>,
+    items: &[PlanItem],
+) -> Environments {
+    let plans = histories
+        .into_iter()
+        .map(|(plan, history)| row(plan, history, items))
+        .collect();
+    Environments {
+        format_version: FORMAT_VERSION,
+        server,
+        server_time,
+        plans,
+    }
+}
+
+fn row(plan: String, history: History, items: &[PlanItem]) -> PlanRow {
+    let completed: BTreeMap<u32, Option<String>> = history
+        .builds
+        .iter()
+        .map(|b| (b.number, b.build_completed_time.clone()))
+        .collect();
+    let builds: Vec<ObservedBuild> = history
+        .builds
+        .into_iter()
+        .map(ObservedBuild::from_result)
+        .collect();
+    let manual: Vec<String> = builds
+        .iter()
+        .find(|b| !b.stages.is_empty())
+        .map(|b| {
+            b.stages
+                .iter()
+                .filter(|s| s.manual)
+                .map(|s| s.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let stages = manual
+        .into_iter()
+        .map(|stage| {
+            let current = builds.iter().find(|b| b.passed_stage(&stage));
+            let on_its_way = builds
+                .iter()
+                .take_while(|b| current.is_none_or(|c| b.number > c.number))
+                .filter_map(|b| {
+                    approach(b, &stage).map(|state| OnItsWay {
+                        build: b.key.clone(),
+                        number: b.number,
+                        state,
+                    })
+                })
+                .collect();
+            let wanted_by = items
+                .iter()
+                .filter(|i| i.target.stage == stage && item_plan(i) == Some(plan.as_str()))
+                .map(|i| Wanted {
+                    target: i.target.id.clone(),
+                    build: i.build.as_ref().map(|b| b.key.clone()),
+                    status: crate::render::human::status_words(&i.status),
+                })
+                .collect();
+            StageCell {
+                beyond_history_page: current.is_none() && !history.whole,
+                current: current.map(|b| Deployed {
+                    build: b.key.clone(),
+                    number: b.number,
+                    completed_at: completed.get(&b.number).cloned().flatten(),
+                }),
+                stage,
+                on_its_way,
+                wanted_by,
+            }
+        })
+        .collect();
+    PlanRow { plan, stages }
+}
+
+/// The plan (or branch plan) a plan item's build belongs to; the target's plan when it has no
+/// build.
+pub fn item_plan(item: &PlanItem) -> Option<&str> {
+    match &item.build {
+        Some(build) => build.key.rsplit_once('-').map(|(plan, _)| plan),
+        None => item
+            .target
+            .branch
+            .is_none()
+            .then_some(item.target.plan.as_str()),
+    }
+}
+
+/// How `build` stands toward `stage`, if it is on its way to it.
+fn approach(build: &ObservedBuild, stage: &str) -> Option<Approach> {
+    let at = build.stages.iter().position(|s| s.name == stage)?;
+    let this = &build.stages[at];
+    match this.life_cycle_state.as_str() {
+        "InProgress" => return Some(Approach::Running),
+        "Pending" | "Queued" => return Some(Approach::Queued),
+        _ => {}
+    }
+    let before_passed = build.stages[..at].iter().all(|s| s.passed());
+    let not_run = !this.reached() && this.state != "Failed";
+    (before_passed && not_run && build.continuable).then_some(Approach::PausedBefore)
+}
+
+/// The JSON Schema of the view, as `bamboo-promote schema --kind environments` prints it.
+pub fn schema() -> String {
+    let schema = schemars::schema_for!(Environments);
+    let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
+    text.push('\n');
+    text
+}
