@@ -67,6 +67,14 @@ pub enum Event {
         planned: String,
         found: String,
     },
+    /// The promotion `found` is not among those approved for the target (`approved`): no
+    /// call (format 2.3).
+    NotApproved {
+        target: String,
+        build: String,
+        approved: String,
+        found: String,
+    },
     /// The call's outcome is unknown; it is not sent again, and the lock label `lock` stays.
     Unknown {
         target: String,
@@ -144,6 +152,7 @@ impl Event {
                 | Event::Unknown { .. }
                 | Event::StageFailed { .. }
                 | Event::Stale { .. }
+                | Event::NotApproved { .. }
         )
     }
 }

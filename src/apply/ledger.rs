@@ -53,6 +53,7 @@ impl Ledger {
                 message: format!("not sent: {reason}"),
             },
             Promotion::Stale { planned, found } => Outcome::Stale { planned, found },
+            Promotion::NotApproved { approved, found } => Outcome::NotApproved { approved, found },
             Promotion::Refused(message) => Outcome::Refused { message },
             Promotion::MovedByOther(message) => Outcome::MovedByOther { message },
             Promotion::Unknown { detail, lock } => {

@@ -7,6 +7,7 @@
 //! SIGINT or SIGTERM no new write starts; a call already sent is seen through. A build whose
 //! write has an unknown outcome gets no other write in the run.
 
+mod approval;
 pub mod audit;
 pub mod events;
 mod lease;
@@ -40,6 +41,7 @@ use crate::manifest::{BuildSelector, Desired};
 use crate::observe::{self, ObservedBuild};
 use crate::reconcile::{self, Action, Plan, Status, TargetRef};
 use crate::render::human::status_words;
+pub use approval::Approval;
 use ledger::Ledger;
 use progress::Progress;
 use promote::promote;
@@ -54,6 +56,8 @@ pub struct Options {
     pub record: RecordContext,
     /// `--override-window`: closed windows do not block.
     pub override_windows: bool,
+    /// What the run may do, and nothing else (`approval`).
+    pub approval: Approval,
 }
 
 /// Where the next round's plan comes from.
@@ -83,6 +87,9 @@ pub enum Outcome {
     Unchanged { status: Status },
     /// The saved plan was stale for the build: nothing was sent.
     Stale { planned: String, found: String },
+    /// The promotion the run came to was not among those approved (`found`), so it was not
+    /// made: another build chosen by `latest` while waiting, another stage.
+    NotApproved { approved: String, found: String },
     /// Bamboo refused the call, and the build did not move.
     Refused { message: String },
     /// Bamboo refused the call because someone else moved the build first.
@@ -140,7 +147,7 @@ pub async fn run(
                 _ => None,
             })
             .collect();
-        let (ctx, planned) = (&ctx, &plan);
+        let (ctx, planned, approval) = (&ctx, &plan, &options.approval);
         // Plans are promoted side by side, but the targets of one plan one after another,
         // newest build first: the downgrade check of an older build's call then sees what
         // this run's call to a newer one did. And once a call to a build of the plan has an
@@ -150,7 +157,17 @@ pub async fn run(
             let mut promoted = Vec::new();
             let mut held: BTreeSet<String> = BTreeSet::new();
             for (target, action) in group {
-                let promotion = if let Some(unsettled) = unsettled_on_plan(&held, &action) {
+                let promotion = if !approval.allows(&target.id, &action) {
+                    Promotion::NotApproved {
+                        approved: approval.for_target(&target.id),
+                        found: format!(
+                            "{} → {} (runs {})",
+                            action.build_key,
+                            action.stage,
+                            action.runs.join(", ")
+                        ),
+                    }
+                } else if let Some(unsettled) = unsettled_on_plan(&held, &action) {
                     Promotion::Skipped(format!(
                         "a call to {unsettled} earlier in this run is not settled (its outcome is unknown, or Bamboo has not shown it), and it may still land after this one"
                     ))
@@ -357,6 +374,10 @@ fn report_promotion(reporter: &Reporter, id: &str, action: &Action, promotion: &
                 || format!("{id}: nothing to do on re-read ({now})"),
             );
         }
+        Promotion::NotApproved { approved, found } => reporter.emit(
+            Event::NotApproved { target, build, approved: approved.clone(), found: found.clone() },
+            || format!("{id}: {found} is not in the approved plan ({approved}); not promoted: run apply again"),
+        ),
         Promotion::Stale { planned, found } => reporter.emit(
             Event::Stale { target, build, planned: planned.clone(), found: found.clone() },
             || format!("{id}: saved plan is stale for {key} (planned {planned}, now {found}); not promoted"),

@@ -26,6 +26,8 @@ pub enum Promotion {
     NotNeeded(Status),
     /// The build changed since the saved plan was made.
     Stale { planned: String, found: String },
+    /// Not among the promotions approved: not made.
+    NotApproved { approved: String, found: String },
     /// Bamboo refused, and the build did not move.
     Refused(String),
     /// Bamboo refused because someone else moved the build first.

@@ -163,20 +163,22 @@ async fn execute(
     digest: &str,
 ) -> u8 {
     show_plan(args, reporter, &plan, server);
-    if let Err(code) = confirm(args, &plan) {
+    let approval = apply::Approval::of(&plan, args.wait);
+    if let Err(code) = confirm(args, &approval) {
         return code;
     }
     let last_words = reporter.clone();
     let stop = Stop::on_signals(move || last_words.last_words());
-    let options = options(args, digest);
+    let options = options(args, digest, approval);
     // Every write the client sends is in the audit trail before it leaves.
     client.keep_journal(reporter.clone());
     let applied = apply::run(client, source, plan, &options, reporter, &stop).await;
     finish(args, reporter, &applied)
 }
 
-fn options(args: &ApplyArgs, digest: &str) -> apply::Options {
+fn options(args: &ApplyArgs, digest: &str, approval: apply::Approval) -> apply::Options {
     apply::Options {
+        approval,
         record: apply::RecordContext::new(digest, args.reason.clone()),
         override_windows: args.override_window,
         wait: args.wait,
@@ -211,9 +213,20 @@ fn show_plan(args: &ApplyArgs, reporter: &Reporter, plan: &Plan, server: &str) {
 }
 
 /// Asks on a terminal; refuses to go on without one unless `--auto-approve`.
-fn confirm(args: &ApplyArgs, plan: &Plan) -> Result<(), u8> {
-    let promotions = plan.summary().to_promote;
-    if args.auto_approve || promotions == 0 {
+/// Asks for the approval of every promotion this run may make: the plan's, and with `--wait`
+/// those it may come to later (listed here, since the plan shows them as waiting or running).
+/// `--auto-approve` lists them too, and approves the same set.
+fn confirm(args: &ApplyArgs, approval: &apply::Approval) -> Result<(), u8> {
+    let promotions = approval.len();
+    let later = approval.later();
+    if !later.is_empty() && args.format == ApplyFormat::Human {
+        errln!("\nWith --wait, this run may also make, once they are due:");
+        for line in &later {
+            errln!("  + {line}");
+        }
+        errln!("Nothing else: a promotion outside these is not made (run apply again).");
+    }
+    if args.auto_approve || approval.is_empty() {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
@@ -369,6 +382,12 @@ fn count(counts: &mut Counts, outcome: &Outcome) -> String {
         Outcome::Stale { planned, found } => {
             counts.stale += 1;
             format!("not promoted: saved plan is stale (planned {planned}, now {found})")
+        }
+        Outcome::NotApproved { approved, found } => {
+            counts.stale += 1;
+            format!(
+                "not promoted: {found} is not in the approved plan (approved: {approved}); run apply again"
+            )
         }
         Outcome::MovedByOther { message } => {
             counts.moved_by_other += 1;

@@ -15,8 +15,8 @@ use crate::observe::ObservedBuild;
 /// `promote` (one name for one thing in JSON, Markdown and the terminal) and gave the events
 /// typed fields where 1.x had English sentences and debug text. 2.1 added `allowDowngrade` to
 /// a target, for the downgrade check under the lease; 2.2 `supersededBy` and `lockedBy` to
-/// an item.
-pub const FORMAT_VERSION: &str = "2.2";
+/// an item; 2.3 apply's `notApproved` event and outcome.
+pub const FORMAT_VERSION: &str = "2.3";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -264,3 +264,94 @@ fn the_environments_view_in_every_format() {
     insta::assert_snapshot!("environments_markdown", redact(&markdown.stdout, &sim));
     assert!(sim.queue_writes().is_empty(), "a view writes nothing");
 }
+
+const BUILD_42_RUNNING: &str = "
+settings: { clock: manual }
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - { name: Build, durationMs: 60000 }
+          - { name: Deploy Staging, manual: true }
+        builds:
+          - { number: 41, state: complete }
+          - { number: 42, state: { runningAt: Build } }
+";
+
+/// Apply does what was approved, and no more. On a terminal, under `--wait`, the confirmation
+/// lists the promotion the run may make later (build 42, still building, to Deploy Staging);
+/// while it waits, a newer build 43 becomes `latest`: its promotion was not approved, so it is
+/// not made, and the run says so (exit 5, as a stale plan).
+#[test]
+fn the_confirmation_lists_later_promotions_and_nothing_unlisted_is_made() {
+    use std::io::{Read, Write};
+    let sim = Sim::start(BUILD_42_RUNNING);
+    let dir = manifests(
+        "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: { name: staging }\nspec:\n  targets:\n    - { id: app-staging, plan: SHOP-APP, build: latest, stage: Deploy Staging }\n",
+    );
+    let apply = format!(
+        "{} apply --wait --poll-interval 100ms --timeout 30s --server {} {}",
+        env!("CARGO_BIN_EXE_bamboo-promote"),
+        sim.url,
+        path_str(&dir)
+    );
+    // `script` gives the command a pseudo-terminal: apply asks only on a terminal.
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &apply, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .env_remove("BAMBOO_URL")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        })
+    };
+    crate::support::wait_until("the confirmation never came", || {
+        seen.lock().unwrap().contains("Only 'yes' will be accepted")
+    });
+    stdin.write_all(b"yes\n").unwrap();
+    // While it waits: a newer build, then the clock past both builds' Build stage.
+    let (status, body) = sim.write("POST", "queue/SHOP-APP");
+    assert_eq!(status, 200, "{body}");
+    sim.advance(120_000);
+    let code = child.wait().unwrap().code();
+    drop(stdin);
+    reader.join().unwrap();
+    let text = seen.lock().unwrap().clone();
+    assert!(
+        text.contains("With --wait, this run may also make")
+            && text.contains("app-staging  SHOP-APP-42 → Deploy Staging (may run Deploy Staging)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("these 1 promotions") || text.contains("this promotion"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SHOP-APP-43 → Deploy Staging (runs Deploy Staging) is not in the approved plan (approved: SHOP-APP-42 → Deploy Staging); run apply again"),
+        "{text}"
+    );
+    assert_eq!(code, Some(5), "{text}");
+    // The only queue write is the test's own, which made build 43.
+    let writes = sim.queue_writes();
+    assert!(
+        writes.iter().all(|w| w["method"] == "POST"),
+        "nothing unapproved was continued: {writes:?}"
+    );
+}
