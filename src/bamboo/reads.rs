@@ -17,6 +17,9 @@ const BRANCHES_AT_MOST: usize = 10_000;
 /// Times a label list that changed while read is read again from its start.
 const LABEL_RESTARTS: u32 = 3;
 
+/// What a listing expands: each build's stages and labels.
+const STAGES_AND_LABELS: &str = "results.result.stages.stage,results.result.labels";
+
 impl BambooClient {
     /// `GET info`: Bamboo's version, when `server` is Bamboo's address. Used to tell a wrong
     /// address from missing plans, once something failed.
@@ -245,7 +248,36 @@ impl BambooClient {
     ) -> Result<(Vec<BuildResult>, usize), BambooError> {
         let what = format!("read history of {plan}");
         let list = self
-            .result_list(&what, &results_of(plan), &[], start, max, reading)
+            .result_list(
+                &what,
+                &results_of(plan),
+                &[],
+                (start, max),
+                STAGES_AND_LABELS,
+                reading,
+            )
+            .await?;
+        Ok(list.unwrap_or_default())
+    }
+
+    /// `GET result/{plan}`'s newest `max` builds with their comments too: the records that
+    /// say which apply promoted each one.
+    pub async fn history_with_comments(
+        &self,
+        plan: &str,
+        max: usize,
+    ) -> Result<(Vec<BuildResult>, usize), BambooError> {
+        let what = format!("read history of {plan}");
+        let expand = "results.result.stages.stage,results.result.labels,results.result.comments";
+        let list = self
+            .result_list(
+                &what,
+                &results_of(plan),
+                &[],
+                (0, max),
+                expand,
+                Reading::Retried,
+            )
             .await?;
         Ok(list.unwrap_or_default())
     }
@@ -269,7 +301,14 @@ impl BambooClient {
             ),
         };
         let list = self
-            .result_list(&what, &path, &[], start, max, Reading::Retried)
+            .result_list(
+                &what,
+                &path,
+                &[],
+                (start, max),
+                STAGES_AND_LABELS,
+                Reading::Retried,
+            )
             .await?;
         Ok(list.unwrap_or_default())
     }
@@ -287,8 +326,8 @@ impl BambooClient {
                 &what,
                 &results_of(plan),
                 &[("label", label)],
-                0,
-                1,
+                (0, 1),
+                STAGES_AND_LABELS,
                 Reading::Retried,
             )
             .await?;
@@ -303,16 +342,13 @@ impl BambooClient {
         what: &str,
         path: &str,
         filter: &[(&str, &str)],
-        start: usize,
-        max: usize,
+        (start, max): (usize, usize),
+        expand: &str,
         reading: Reading,
     ) -> Result<Option<(Vec<BuildResult>, usize)>, BambooError> {
         let (start, max) = (start.to_string(), max.to_string());
         let mut query = vec![
-            (
-                "expand",
-                "results.result.stages.stage,results.result.labels",
-            ),
+            ("expand", expand),
             ("includeAllStates", "true"),
             ("start-index", start.as_str()),
             ("max-results", max.as_str()),

@@ -18,7 +18,8 @@ pub struct Collection<T> {
         alias = "result",
         alias = "stage",
         alias = "branch",
-        alias = "label"
+        alias = "label",
+        alias = "comment"
     )]
     pub items: Vec<T>,
 }
@@ -59,6 +60,9 @@ pub struct BuildResult {
     /// When the build last completed (Bamboo's format, RFC 3339 with an offset).
     #[serde(default)]
     pub build_completed_time: Option<String>,
+    /// Listed only when the read expands them (the environments view's history page).
+    #[serde(default)]
+    pub comments: Collection<Comment>,
     #[serde(default)]
     pub stages: Collection<StageResult>,
     #[serde(default)]
@@ -98,6 +102,13 @@ pub struct StageResult {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Label {
     pub name: String,
+}
+
+/// A comment on a build, as a listing with `expand=…comments` shows it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Comment {
+    #[serde(default)]
+    pub content: String,
 }
 
 /// `GET result/{plan}`: history, newest first; `GET result/{project}`: the latest build of

@@ -37,7 +37,7 @@ pub async fn run(args: &EnvironmentsArgs) -> u8 {
     // The client's request slots bound how many go at once; the order is the manifests'.
     let reads = plans
         .iter()
-        .map(|plan| client.history(plan, 0, HISTORY_PAGE));
+        .map(|plan| client.history_with_comments(plan, HISTORY_PAGE));
     let pages = futures_util::stream::iter(reads)
         .buffered(64)
         .collect::<Vec<_>>()

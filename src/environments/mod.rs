@@ -75,6 +75,10 @@ pub struct Deployed {
     /// When the build last completed (RFC 3339), when Bamboo says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<String>,
+    /// The apply that promoted it there, as its record comment on the build says: `target
+    /// app-prod of manifest set promotions`, and the CI run when it named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promoted_by: Option<String>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -149,6 +153,14 @@ fn row(plan: String, history: History, items: &[PlanItem]) -> PlanRow {
         .iter()
         .map(|b| (b.number, b.build_completed_time.clone()))
         .collect();
+    let comments: BTreeMap<u32, Vec<String>> = history
+        .builds
+        .iter()
+        .map(|b| {
+            let texts = b.comments.items.iter().map(|c| c.content.clone());
+            (b.number, texts.collect())
+        })
+        .collect();
     let builds: Vec<ObservedBuild> = history
         .builds
         .into_iter()
@@ -195,6 +207,9 @@ fn row(plan: String, history: History, items: &[PlanItem]) -> PlanRow {
                     build: b.key.clone(),
                     number: b.number,
                     completed_at: completed.get(&b.number).cloned().flatten(),
+                    promoted_by: comments
+                        .get(&b.number)
+                        .and_then(|texts| promoted_by(texts, &stage)),
                 }),
                 stage,
                 on_its_way,
@@ -218,6 +233,24 @@ pub fn item_plan(item: &PlanItem) -> Option<&str> {
     }
 }
 
+/// Who promoted a build to `stage`, from the newest of its record comments that says so
+/// (`apply::record`: "Promoted to S by bamboo-promote (…): target T of manifest set M
+/// (digest …).", then "CI run: URL" when it ran in CI).
+fn promoted_by(comments: &[String], stage: &str) -> Option<String> {
+    let record = comments
+        .iter()
+        .rev()
+        .find(|c| c.starts_with(&format!("Promoted to {stage} by bamboo-promote")))?;
+    let first = record.lines().next()?;
+    let who = first.split_once(": target ")?.1;
+    let who = who.split(" (digest").next()?.trim_end_matches('.');
+    let run = record.lines().find_map(|l| l.strip_prefix("CI run: "));
+    Some(match run {
+        Some(run) => format!("target {who}, CI run {run}"),
+        None => format!("target {who}"),
+    })
+}
+
 /// How `build` stands toward `stage`, if it is on its way to it.
 fn approach(build: &ObservedBuild, stage: &str) -> Option<Approach> {
     let at = build.stages.iter().position(|s| s.name == stage)?;
@@ -238,4 +271,32 @@ pub fn schema() -> String {
     let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::promoted_by;
+
+    #[test]
+    fn the_record_comment_names_the_apply_that_promoted_a_build() {
+        let record = "Promoted to Deploy Prod by bamboo-promote (queued Deploy Prod): target app-prod of manifest set promotions (digest 0123456789ab).\nReason: release 42\nCI run: https://ci.example.com/runs/7".to_string();
+        let staging = "Promoted to Deploy Staging by bamboo-promote (queued Deploy Staging): target app-staging of manifest set promotions (digest 0123456789ab).".to_string();
+        let short = "Continued toward Deploy Prod by bamboo-promote; Bamboo queued Deploy Staging only, and Deploy Prod has not run: target app-prod of manifest set promotions (digest 0123456789ab).".to_string();
+        let comments = [staging, short, record, "LGTM".to_string()];
+        assert_eq!(
+            promoted_by(&comments, "Deploy Prod").as_deref(),
+            Some(
+                "target app-prod of manifest set promotions, CI run https://ci.example.com/runs/7"
+            )
+        );
+        assert_eq!(
+            promoted_by(&comments, "Deploy Staging").as_deref(),
+            Some("target app-staging of manifest set promotions")
+        );
+        assert_eq!(
+            promoted_by(&comments[3..], "Deploy Prod"),
+            None,
+            "a person's comment says nothing"
+        );
+    }
 }

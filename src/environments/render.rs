@@ -19,7 +19,12 @@ fn cell_lines(cell: &StageCell, now: jiff::Timestamp) -> Vec<String> {
                 .and_then(|at| std::time::Duration::try_from(now.duration_since(at)).ok())
                 .map(|age| format!(" · {} ago", crate::lock_label::words(age)))
                 .unwrap_or_default();
-            format!("{}{ago}", current.build)
+            let by = current
+                .promoted_by
+                .as_deref()
+                .map(|by| format!(" · by {by}"))
+                .unwrap_or_default();
+            format!("{}{ago}{by}", current.build)
         }
         (None, true) => "not in the newest builds".into(),
         (None, false) => "never ran".into(),
@@ -170,6 +175,7 @@ mod tests {
                 build: format!("SHOP-APPLICATION-{n}"),
                 number: n,
                 completed_at: Some("2027-01-01T00:00:00Z".into()),
+                promoted_by: None,
             }),
             beyond_history_page: false,
             on_its_way: vec![OnItsWay {

@@ -292,6 +292,7 @@ fn result_view<'a>(
         label_page: ctx.paging.label_page,
         vcs_revisions: expands("vcsRevisions"),
         changes: expands("changes"),
+        comments: expands("comments"),
     }
 }
 

@@ -121,6 +121,15 @@ pub struct Named<'a> {
     name: &'a str,
 }
 
+/// A comment on a build, as `expand=comments` lists it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommentJson<'a> {
+    author: &'static str,
+    content: &'a str,
+    creation_date: String,
+}
+
 pub fn labels(build: &Build) -> Collection<Named<'_>> {
     let count = build.labels.len();
     labels_page(build, 0, count)
@@ -233,6 +242,8 @@ pub struct ResultView<'a> {
     pub label_page: Option<usize>,
     pub vcs_revisions: bool,
     pub changes: bool,
+    /// Comments are listed only when `expand` asks for them, as labels are.
+    pub comments: bool,
 }
 
 /// A build result (`bamboo12-result_detail.json`).
@@ -270,7 +281,7 @@ pub struct ResultJson<'a> {
     labels: Collection<Named<'a>>,
     artifacts: Counts,
     changes: Collection<()>,
-    comments: Counts,
+    comments: Collection<CommentJson<'a>>,
     jira_issues: Counts,
     metadata: Counts,
     variables: Counts,
@@ -358,6 +369,25 @@ pub fn result<'a>(view: &ResultView<'a>) -> ResultJson<'a> {
     if !view.changes {
         changes.items = None;
     }
+    let count = build.comments.len();
+    let mut comments = collection(
+        "comment",
+        build
+            .comments
+            .iter()
+            .map(|(content, at)| CommentJson {
+                author: "bamboo-promote",
+                content,
+                creation_date: timestamp(*at),
+            })
+            .collect(),
+        count,
+        0,
+        count,
+    );
+    if !view.comments {
+        comments.items = None;
+    }
     ResultJson {
         expand: "changes,metadata,plan,vcsRevisions,artifacts,comments,labels,jiraIssues,variables,stages",
         link: link(base, &format!("result/{key}")),
@@ -389,7 +419,7 @@ pub fn result<'a>(view: &ResultView<'a>) -> ResultJson<'a> {
         labels,
         artifacts: Counts::default(),
         changes,
-        comments: Counts::default(),
+        comments,
         jira_issues: Counts::default(),
         metadata: Counts::default(),
         variables: Counts::default(),

@@ -355,3 +355,42 @@ fn the_confirmation_lists_later_promotions_and_nothing_unlisted_is_made() {
         "nothing unapproved was continued: {writes:?}"
     );
 }
+
+/// The apply that put a build in an environment is named, from its record comment on the
+/// build, read in the same history page (no request more).
+#[test]
+fn the_environments_view_names_the_apply_that_promoted_a_build() {
+    let sim = Sim::start(TWO_PLANS);
+    let dir = manifests(RELEASE);
+    let applied = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--target",
+            "app-prod",
+            path_str(&dir),
+        ])
+        .run();
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    sim.advance(10 * 60 * 1000);
+    let json = sim
+        .cmd(&["environments", "--format", "json", path_str(&dir)])
+        .run();
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let doc = crate::contracts::environments_json(&json.stdout);
+    let prod = &doc["plans"][0]["stages"][1];
+    assert_eq!(prod["current"]["build"], "SHOP-APP-42", "{doc:#}");
+    let by = prod["current"]["promotedBy"].as_str().unwrap_or_default();
+    assert!(
+        by.starts_with("target app-prod of manifest set "),
+        "{doc:#}"
+    );
+    let human = sim.cmd(&["environments", path_str(&dir)]).run();
+    assert!(
+        human
+            .stdout
+            .contains(" ago · by target app-prod of manifest set release"),
+        "{}",
+        human.stdout
+    );
+}
