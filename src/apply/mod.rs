@@ -176,7 +176,7 @@ pub async fn run(
                         target: &target,
                         action: &action,
                         require_fingerprint,
-                        upstream: upstream_of(planned, &target, require_fingerprint),
+                        upstream: upstream_of(planned, &target),
                         planned_build: planned
                             .items
                             .iter()
@@ -337,13 +337,10 @@ fn by_plan(todo: Vec<(TargetRef, Action)>) -> Vec<Vec<(TargetRef, Action)>> {
     groups
 }
 
-/// For a saved plan, the targets a target is `after`, each with the build it was in sync on
-/// when planned: checked again before the call, since nothing re-plans a saved plan. (From
-/// manifests, each round's plan has just checked them.)
-fn upstream_of(plan: &Plan, target: &TargetRef, saved: bool) -> Vec<Upstream> {
-    if !saved {
-        return Vec::new();
-    }
+/// The targets a target is `after`, each with the build it was in sync on when planned:
+/// checked again under the lease, before the call. Nothing re-plans a saved plan, and a round's
+/// plan may be minutes old once another run's lock has been waited out.
+fn upstream_of(plan: &Plan, target: &TargetRef) -> Vec<Upstream> {
     target
         .after
         .iter()

@@ -51,13 +51,6 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
             Err(e) => return Promotion::Failed(e),
         }
     }
-    // A saved plan was made while the targets this one is `after` were in sync; one that is
-    // not any more (its build moved on, failed, was replaced) makes the plan stale.
-    for up in &request.upstream {
-        if let Err(promotion) = still_in_sync(client, up).await {
-            return *promotion;
-        }
-    }
     let waiting = |holder: &str| {
         ctx.reporter
             .lock_wait(&request.target.id, build_key, holder)
@@ -67,6 +60,15 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
         Ok(taken) => taken,
         Err(e) => return lease_failed(e),
     };
+    // The plan was made while the targets this one is `after` were in sync; one that is not
+    // any more (its build moved on, failed, was replaced) — while a saved plan waited to be
+    // applied, or while this run waited out another's lock — makes the plan stale. Checked
+    // under the lease, after any such wait.
+    for up in &request.upstream {
+        if let Err(promotion) = still_in_sync(client, up).await {
+            return release(client, lease, *promotion).await;
+        }
+    }
     let mut renewals = 0;
     let mut failed_reads = 0;
     loop {

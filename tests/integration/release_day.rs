@@ -1095,3 +1095,56 @@ spec:
         ran.stdout
     );
 }
+
+/// `after` is checked again under the lease, after any wait for another run's lock: a plan
+/// made while staging was in sync is stale once a newer build has become staging's `latest`
+/// during the wait. Before, a run from manifests trusted its round's plan, made before the
+/// wait, and promoted prod past a staging that had moved on.
+#[test]
+fn after_is_checked_again_once_another_runs_lock_has_been_waited_out() {
+    let lock = format!(
+        "bamboo-promote-lock-v2-{}-4000-0000beef",
+        crate::safety::SERVER_EPOCH_MS
+    );
+    let sim = Sim::start(&format!(
+        "
+settings: {{ clock: manual }}
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - {{ name: Build, durationMs: 1000 }}
+          - {{ name: Deploy Staging, manual: true }}
+          - {{ name: Deploy Prod, manual: true }}
+        builds:
+          - {{ number: 41, labels: [{lock}], state: {{ pausedBefore: Deploy Prod }} }}
+          - {{ number: 42, state: {{ pausedBefore: Deploy Prod }} }}
+"
+    ));
+    let dir = manifests(
+        "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: { name: release }\nspec:\n  targets:\n    - { id: staging, plan: SHOP-APP, build: latest, stage: Deploy Staging }\n    - { id: prod, plan: SHOP-APP, build: 41, stage: Deploy Prod, after: [staging] }\n",
+    );
+    let mut child = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--lock-timeout",
+            "30s",
+            path_str(&dir),
+        ])
+        .spawn();
+    let waited = crate::support::stderr_until(&mut child, "waiting for the lock on SHOP-APP-41");
+    let (status, body) = sim.write("POST", "queue/SHOP-APP");
+    assert_eq!(status, 200, "{body}");
+    let ran = Ran::finish(child);
+    let stderr = format!("{waited}{}", ran.stderr);
+    assert_eq!(ran.code, 5, "{}\n{stderr}", ran.stdout);
+    assert!(stderr.contains("staging: SHOP-APP-43 is"), "{stderr}");
+    let calls: Vec<_> = sim
+        .queue_writes()
+        .into_iter()
+        .filter(|w| w["method"] == "PUT")
+        .collect();
+    assert!(calls.is_empty(), "prod was not continued: {calls:?}");
+}
