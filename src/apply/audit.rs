@@ -119,8 +119,5 @@ impl Outcome {
 
 /// The JSON Schema of an audit log line, as `bamboo-promote schema --kind audit` prints it.
 pub fn schema() -> String {
-    let schema = schemars::schema_for!(AuditRecord<'static>);
-    let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
-    text.push('\n');
-    text
+    crate::render::schema_text::<AuditRecord<'static>>()
 }

@@ -186,8 +186,5 @@ pub struct TargetOutcome {
 
 /// The JSON Schema of the event stream, as `bamboo-promote schema --kind events` prints it.
 pub fn schema() -> String {
-    let schema = schemars::schema_for!(EventLine<'static>);
-    let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
-    text.push('\n');
-    text
+    crate::render::schema_text::<EventLine<'static>>()
 }

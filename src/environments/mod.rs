@@ -267,10 +267,7 @@ fn approach(build: &ObservedBuild, stage: &str) -> Option<Approach> {
 
 /// The JSON Schema of the view, as `bamboo-promote schema --kind environments` prints it.
 pub fn schema() -> String {
-    let schema = schemars::schema_for!(Environments);
-    let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
-    text.push('\n');
-    text
+    crate::render::schema_text::<Environments>()
 }
 
 #[cfg(test)]

@@ -274,10 +274,7 @@ fn digest(files: &[Arc<SourceFile>]) -> String {
 
 /// The JSON Schema of the v1 format, as committed in `schemas/promotion.v1.schema.json`.
 pub fn schema() -> String {
-    let schema = schemars::schema_for!(types::Document);
-    let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
-    text.push('\n');
-    text
+    crate::render::schema_text::<types::Document>()
 }
 
 #[cfg(test)]

@@ -117,8 +117,5 @@ enum PlanOutput {
 /// The JSON Schema of `plan`/`status`/`validate --format json` and of saved plans, as
 /// `bamboo-promote schema --kind plan` prints it.
 pub fn schema() -> String {
-    let schema = schemars::schema_for!(PlanOutput);
-    let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
-    text.push('\n');
-    text
+    crate::render::schema_text::<PlanOutput>()
 }
