@@ -54,13 +54,15 @@ pub struct PlanRow {
 #[serde(rename_all = "camelCase")]
 pub struct StageCell {
     pub stage: String,
-    /// The newest build that ran the stage successfully; absent when none in the page did.
+    /// The newest build that ran the stage successfully; absent when none in the page did, or
+    /// when that cannot be told.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current: Option<Deployed>,
-    /// No build in the page ran it, and the page did not reach the start of the history:
-    /// an older build may have, so it cannot be told.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub beyond_history_page: bool,
+    /// Why the page cannot tell which build ran the stage: a build newer than any that did is
+    /// listed without its stages, or none in the page did and older builds are beyond it.
+    /// Missing data is "cannot tell", never "never ran".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cannot_tell: Option<String>,
     /// Newer builds running the stage, queued for it, or paused before it, newest first.
     pub on_its_way: Vec<OnItsWay>,
     /// The targets that name this stage of this plan.
@@ -181,6 +183,23 @@ fn row(plan: String, history: History, items: &[PlanItem]) -> PlanRow {
         .into_iter()
         .map(|stage| {
             let current = builds.iter().find(|b| b.passed_stage(&stage));
+            // A build newer than `current` listed without stages may have run it since; a
+            // queued one has run nothing, and servers list it without stages.
+            let blind = builds
+                .iter()
+                .take_while(|b| current.is_none_or(|c| b.number > c.number))
+                .find(|b| {
+                    b.stages.is_empty()
+                        && !matches!(b.life_cycle_state.as_str(), "Queued" | "Pending")
+                });
+            let cannot_tell = match blind {
+                Some(b) => Some(format!("{} is listed without its stages", b.key)),
+                None if current.is_none() && !history.whole => {
+                    Some(format!("not in the newest {HISTORY_PAGE} builds"))
+                }
+                None => None,
+            };
+            let current = current.filter(|_| blind.is_none());
             let on_its_way = builds
                 .iter()
                 .take_while(|b| current.is_none_or(|c| b.number > c.number))
@@ -202,7 +221,7 @@ fn row(plan: String, history: History, items: &[PlanItem]) -> PlanRow {
                 })
                 .collect();
             StageCell {
-                beyond_history_page: current.is_none() && !history.whole,
+                cannot_tell,
                 current: current.map(|b| Deployed {
                     build: b.key.clone(),
                     number: b.number,
@@ -224,7 +243,7 @@ fn row(plan: String, history: History, items: &[PlanItem]) -> PlanRow {
 /// build.
 pub fn item_plan(item: &PlanItem) -> Option<&str> {
     match &item.build {
-        Some(build) => build.key.rsplit_once('-').map(|(plan, _)| plan),
+        Some(build) => crate::bamboo::types::split_build_key(&build.key).map(|(plan, _)| plan),
         None => item
             .target
             .branch
@@ -272,7 +291,60 @@ pub fn schema() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::promoted_by;
+    use super::{History, promoted_by, view};
+    use crate::bamboo::types::BuildResult;
+
+    /// A build as a history page lists it: `stages` as (name, manual, state), or none.
+    fn build(number: u32, life_cycle: &str, stages: &[(&str, bool, &str)]) -> BuildResult {
+        let stages: Vec<_> = stages
+            .iter()
+            .map(|(name, manual, state)| {
+                let life = if *state == "Unknown" { "NotBuilt" } else { "Finished" };
+                serde_json::json!({ "name": name, "manual": manual, "lifeCycleState": life, "state": state })
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "key": format!("SHOP-APP-{number}"), "number": number, "lifeCycleState": life_cycle,
+            "state": "Unknown", "stages": { "size": stages.len(), "stage": stages },
+        }))
+        .expect("a build")
+    }
+
+    /// Missing data is "cannot tell": a finished build newer than the one that ran Deploy
+    /// Prod, listed without its stages, may have run it since; a queued one has run nothing.
+    #[test]
+    fn a_newer_build_listed_without_stages_makes_the_stage_cannot_tell() {
+        let ran = [
+            ("Build", false, "Successful"),
+            ("Deploy Prod", true, "Successful"),
+        ];
+        let cell = |newest: BuildResult| {
+            let history = History {
+                builds: vec![newest, build(41, "Finished", &ran)],
+                whole: true,
+            };
+            let view = view(
+                "s".into(),
+                "t".into(),
+                vec![("SHOP-APP".into(), history)],
+                &[],
+            );
+            let row = view.plans.into_iter().next().expect("one plan");
+            row.stages.into_iter().next().expect("Deploy Prod")
+        };
+        let blind = cell(build(42, "Finished", &[]));
+        assert!(blind.current.is_none());
+        assert_eq!(
+            blind.cannot_tell.as_deref(),
+            Some("SHOP-APP-42 is listed without its stages")
+        );
+        let queued = cell(build(42, "Queued", &[]));
+        assert_eq!(
+            queued.current.map(|c| c.build).as_deref(),
+            Some("SHOP-APP-41")
+        );
+        assert!(queued.cannot_tell.is_none());
+    }
 
     #[test]
     fn the_record_comment_names_the_apply_that_promoted_a_build() {

@@ -10,8 +10,9 @@ use super::{Environments, StageCell};
 /// The lines of one cell: what ran it, what comes, who wants it.
 fn cell_lines(cell: &StageCell, now: jiff::Timestamp) -> Vec<String> {
     let mut lines = Vec::new();
-    lines.push(match (&cell.current, cell.beyond_history_page) {
-        (Some(current), _) => {
+    lines.push(match (&cell.current, &cell.cannot_tell) {
+        (_, Some(why)) => format!("cannot tell: {why}"),
+        (Some(current), None) => {
             let ago = current
                 .completed_at
                 .as_deref()
@@ -26,8 +27,7 @@ fn cell_lines(cell: &StageCell, now: jiff::Timestamp) -> Vec<String> {
                 .unwrap_or_default();
             format!("{}{ago}{by}", current.build)
         }
-        (None, true) => "not in the newest builds".into(),
-        (None, false) => "never ran".into(),
+        (None, None) => "never ran".into(),
     });
     for coming in &cell.on_its_way {
         lines.push(format!("next: {} {}", coming.build, coming.state.words()));
@@ -177,7 +177,7 @@ mod tests {
                 completed_at: Some("2027-01-01T00:00:00Z".into()),
                 promoted_by: None,
             }),
-            beyond_history_page: false,
+            cannot_tell: None,
             on_its_way: vec![OnItsWay {
                 build: "SHOP-APPLICATION-43".into(),
                 number: 43,
