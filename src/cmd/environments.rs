@@ -54,10 +54,8 @@ pub async fn run(args: &EnvironmentsArgs) -> u8 {
                     builds,
                 },
             )),
-            Err(e) => {
-                errln!("error: {e}");
-                return exit::ERROR;
-            }
+            // Said as the pipeline's own failures are: an error document with --format json.
+            Err(e) => return super::failure::Failure::new(e.to_string()).report(json),
         }
     }
     let server_time = crate::reconcile::Moment::on_server(client, false)
