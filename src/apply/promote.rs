@@ -18,7 +18,7 @@ use super::promotion::{
 };
 use super::settle::{Call, settle};
 use crate::bamboo::types::split_build_key;
-use crate::bamboo::{BambooClient, WriteError, WriteTurn};
+use crate::bamboo::{BuildReader, WriteError, WriteTurn};
 use crate::lock_label::looks_like_a_lock;
 use crate::manifest::BuildSelector;
 use crate::observe::{Newer, ObservedBuild, newer_builds_of};
@@ -60,15 +60,6 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
         Ok(taken) => taken,
         Err(e) => return lease_failed(e),
     };
-    // The plan was made while the targets this one is `after` were in sync; one that is not
-    // any more (its build moved on, failed, was replaced) — while a saved plan waited to be
-    // applied, or while this run waited out another's lock — makes the plan stale. Checked
-    // under the lease, after any such wait.
-    for up in &request.upstream {
-        if let Err(promotion) = still_in_sync(client, up).await {
-            return release(client, lease, *promotion).await;
-        }
-    }
     let mut renewals = 0;
     let mut failed_reads = 0;
     loop {
@@ -180,6 +171,11 @@ async fn last_check_and_send(
             return Turn::ReadFailed(not_sent(format!("the newer builds' read failed: {e}")));
         }
     };
+    let upstream_at = Instant::now();
+    let upstream = match upstream_in_turn(&turn, request).await {
+        Ok(upstream) => upstream,
+        Err(e) => return Turn::ReadFailed(not_sent(e)),
+    };
     let read_at = Instant::now();
     let read = match lease::read_in_turn(&turn, build_key).await {
         Ok(read) => read,
@@ -191,6 +187,8 @@ async fn last_check_and_send(
         build_at: read_at,
         newer: newer.as_ref(),
         newer_at,
+        upstream: &upstream,
+        upstream_at,
     };
     let checked = last_check(ctx, request, lease, action, &reads);
     let overridden = match checked {
@@ -234,6 +232,9 @@ struct Reads<'a> {
     newer: Option<&'a Newer<ObservedBuild>>,
     /// When the newer builds' read began.
     newer_at: Instant,
+    /// The build each target this one is `after` names now, and when their reads began.
+    upstream: &'a [Named<'a>],
+    upstream_at: Instant,
 }
 
 /// The longest time from the start of the newer builds' read to the call. Other builds are
@@ -258,6 +259,15 @@ fn last_check(
         return Err(Check::Again(
             "the newer builds took too long to read to rule out a downgrade".into(),
         ));
+    }
+    if !reads.upstream.is_empty() && reads.upstream_at.elapsed() > NEWER_READ_AGE {
+        return Err(Check::Again(
+            "the targets this one is `after` took too long to read to be sure they are in sync"
+                .into(),
+        ));
+    }
+    for named in reads.upstream {
+        named.in_sync().map_err(Check::End)?;
     }
     if let Some(newer) = reads.newer {
         let now_ms = Moment::on_server(ctx.client, false).now.as_millisecond();
@@ -347,39 +357,106 @@ fn promotion_words(promotion: &Promotion) -> String {
     }
 }
 
-/// Whether a target this one is `after` is still in sync, on a fresh read of its build.
-async fn still_in_sync(client: &BambooClient, up: &Upstream) -> Result<(), Box<Promotion>> {
-    let planned = format!("after {}: in sync", up.id);
-    let Some(build_key) = &up.build_key else {
-        let found = format!("{} is not in the saved plan with a build", up.id);
-        return Err(Box::new(Promotion::Stale { planned, found }));
-    };
-    let failed = |e: String| Box::new(Promotion::Failed(e));
-    let (plan, _) = split_build_key(build_key)
-        .ok_or_else(|| failed(format!("{build_key} is not a build key")))?;
-    // The build the target names now: a new build makes `latest` name it.
-    let named = match &up.selector {
-        BuildSelector::Latest | BuildSelector::NewestEligible => client.build(plan, None).await,
-        BuildSelector::Label(label) => client.labelled(plan, label).await,
-        BuildSelector::Number(_) | BuildSelector::Revision(_) => {
-            let (plan, number) = split_build_key(build_key).unwrap_or((plan, 0));
-            client.build(plan, Some(number)).await
-        }
-    };
-    let now = match named {
-        Ok(Some(build)) => ObservedBuild::from_result(build),
-        Ok(None) => {
-            let found = format!("{} names no build now", up.id);
-            return Err(Box::new(Promotion::Stale { planned, found }));
-        }
-        Err(e) => return Err(failed(e.to_string())),
-    };
-    let status = assess(&now, &up.stage, false);
-    if status.is_settled() {
-        return Ok(());
+/// A target this one is `after`, and the build it names now (`None`: none).
+struct Named<'a> {
+    up: &'a Upstream,
+    build: Option<ObservedBuild>,
+}
+
+/// The build each target this one is `after` names now, read in the call's turn: the plan was
+/// made while they were in sync, and one that is not any more (its build moved on, failed, was
+/// replaced) — while a saved plan waited to be applied, or this run waited out another's lock
+/// — makes the plan stale. Other builds are not under this lease, so the reads are as fresh as
+/// the newer builds' (`NEWER_READ_AGE`).
+async fn upstream_in_turn<'a>(
+    turn: &WriteTurn<'_>,
+    request: &'a Request<'_>,
+) -> Result<Vec<Named<'a>>, String> {
+    let mut named = Vec::with_capacity(request.upstream.len());
+    for up in &request.upstream {
+        let build = named_now(turn, up)
+            .await
+            .map_err(|e| format!("cannot tell whether {} is in sync: {e}", up.id))?;
+        named.push(Named { up, build });
     }
-    let found = format!("{}: {} is {}", up.id, now.key, status_words(&status));
-    Err(Box::new(Promotion::Stale { planned, found }))
+    Ok(named)
+}
+
+/// The build `up` names now. `latest` (and `newest: eligible`, judged as strictly) is the
+/// plan's newest build: `-latest`, then the builds after it, since a server that leaves running
+/// builds out of `-latest` names an older one (found by the explorer, seed 11955).
+async fn named_now(turn: &WriteTurn<'_>, up: &Upstream) -> Result<Option<ObservedBuild>, String> {
+    let Some(build_key) = &up.build_key else {
+        return Ok(None);
+    };
+    let (plan, number) =
+        split_build_key(build_key).ok_or_else(|| format!("{build_key} is not a build key"))?;
+    let text = |e: crate::bamboo::BambooError| e.to_string();
+    match &up.selector {
+        BuildSelector::Number(_) | BuildSelector::Revision(_) => Ok(turn
+            .build(plan, Some(number))
+            .await
+            .map_err(text)?
+            .map(ObservedBuild::from_result)),
+        BuildSelector::Label(label) => {
+            let Some(build) = turn.labelled(plan, label).await.map_err(text)? else {
+                return Ok(None);
+            };
+            // A server that ignores the label filter answers its newest build.
+            let build = turn.with_all_labels(build).await.map_err(text)?;
+            if !build
+                .labels
+                .items
+                .iter()
+                .any(|l| crate::label::same(&l.name, label))
+            {
+                return Err(format!(
+                    "the server answered {} for the build labelled {label:?}, without that label",
+                    build.key
+                ));
+            }
+            Ok(Some(ObservedBuild::from_result(build)))
+        }
+        BuildSelector::Latest | BuildSelector::NewestEligible => {
+            let Some(latest) = turn.build(plan, None).await.map_err(text)? else {
+                return Ok(None);
+            };
+            let newer = newer_builds_of(turn, plan, latest.number)
+                .await
+                .map_err(text)?;
+            if !newer.complete {
+                return Err(format!(
+                    "the builds of {plan} after {} could not all be read",
+                    latest.key
+                ));
+            }
+            Ok(Some(match newer.builds.into_iter().next() {
+                Some(newest) => newest,
+                None => ObservedBuild::from_result(latest),
+            }))
+        }
+    }
+}
+
+impl Named<'_> {
+    /// In sync: its build has done the stage (or gone past it).
+    fn in_sync(&self) -> Result<(), Box<Promotion>> {
+        let up = self.up;
+        let planned = format!("after {}: in sync", up.id);
+        let Some(build) = &self.build else {
+            let found = match up.build_key {
+                Some(_) => format!("{} names no build now", up.id),
+                None => format!("{} is not in the plan with a build", up.id),
+            };
+            return Err(Box::new(Promotion::Stale { planned, found }));
+        };
+        let status = assess(build, &up.stage, false);
+        if status.is_settled() {
+            return Ok(());
+        }
+        let found = format!("{}: {} is {}", up.id, build.key, status_words(&status));
+        Err(Box::new(Promotion::Stale { planned, found }))
+    }
 }
 
 /// The action the fresh build still calls for, or why there is none.

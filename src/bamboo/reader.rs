@@ -1,4 +1,4 @@
-//! The reads the downgrade check makes, from either side of a write's turn: `BambooClient`
+//! The reads the downgrade and `after` checks make, from either side of a write's turn: `BambooClient`
 //! sends each in a slot of its own and retries it; `WriteTurn` sends each once in the slot it
 //! holds, after every pause, so that the check's data is as fresh as the build's last read.
 
@@ -28,6 +28,13 @@ pub trait BuildReader {
         &self,
         build: BuildResult,
     ) -> impl Future<Output = Result<BuildResult, BambooError>>;
+
+    /// `GET result/{plan}?label={label}`: the newest build that carries the label.
+    fn labelled(
+        &self,
+        plan: &str,
+        label: &str,
+    ) -> impl Future<Output = Result<Option<BuildResult>, BambooError>>;
 }
 
 impl BuildReader for BambooClient {
@@ -50,6 +57,10 @@ impl BuildReader for BambooClient {
 
     async fn with_all_labels(&self, build: BuildResult) -> Result<BuildResult, BambooError> {
         self.with_all_labels_in(build, Reading::Retried).await
+    }
+
+    async fn labelled(&self, plan: &str, label: &str) -> Result<Option<BuildResult>, BambooError> {
+        self.labelled_in(plan, label, Reading::Retried).await
     }
 }
 
@@ -78,6 +89,12 @@ impl BuildReader for WriteTurn<'_> {
     async fn with_all_labels(&self, build: BuildResult) -> Result<BuildResult, BambooError> {
         self.client()
             .with_all_labels_in(build, Reading::OnceInHeldSlot)
+            .await
+    }
+
+    async fn labelled(&self, plan: &str, label: &str) -> Result<Option<BuildResult>, BambooError> {
+        self.client()
+            .labelled_in(plan, label, Reading::OnceInHeldSlot)
             .await
     }
 }

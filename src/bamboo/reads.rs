@@ -320,6 +320,15 @@ impl BambooClient {
         plan: &str,
         label: &str,
     ) -> Result<Option<BuildResult>, BambooError> {
+        self.labelled_in(plan, label, Reading::Retried).await
+    }
+
+    pub(super) async fn labelled_in(
+        &self,
+        plan: &str,
+        label: &str,
+        reading: Reading,
+    ) -> Result<Option<BuildResult>, BambooError> {
         let what = format!("read the build of {plan} labelled {label:?}");
         let list = self
             .result_list(
@@ -328,7 +337,7 @@ impl BambooClient {
                 &[("label", label)],
                 (0, 1),
                 STAGES_AND_LABELS,
-                Reading::Retried,
+                reading,
             )
             .await?;
         Ok(list.and_then(|(builds, _)| builds.into_iter().next()))

@@ -1148,3 +1148,42 @@ projects:
         .collect();
     assert!(calls.is_empty(), "prod was not continued: {calls:?}");
 }
+
+/// `after` names the plan's newest build, though the server leaves running builds out of
+/// `-latest` and its listings: the builds after the one `-latest` answers are read by number.
+/// Found by the explorer (seed 11955): before, staging looked in sync on build 41 while 42 was
+/// running its stages, and prod was continued.
+#[test]
+fn after_sees_a_running_build_that_the_server_leaves_out_of_latest() {
+    let sim = Sim::start(
+        "
+settings: { clock: manual }
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - { name: Build, durationMs: 1000 }
+          - { name: Deploy Staging, manual: true }
+          - { name: Deploy Prod, manual: true }
+        builds:
+          - { number: 40, state: { pausedBefore: Deploy Prod } }
+          - { number: 41, state: { pausedBefore: Deploy Prod } }
+          - { number: 42, state: { runningAt: Build } }
+",
+    );
+    sim.set_faults(r#"{ "listingsHideRunning": true }"#);
+    let dir = manifests(
+        "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: { name: release }\nspec:\n  targets:\n    - { id: staging, plan: SHOP-APP, build: latest, stage: Deploy Staging }\n    - { id: prod, plan: SHOP-APP, build: 40, stage: Deploy Prod, after: [staging] }\n",
+    );
+    let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(ran.code, 5, "{}\n{}", ran.stdout, ran.stderr);
+    let said = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(said.contains("staging: SHOP-APP-42 is running"), "{said}");
+    let calls: Vec<_> = sim
+        .queue_writes()
+        .into_iter()
+        .filter(|w| w["method"] == "PUT")
+        .collect();
+    assert!(calls.is_empty(), "prod was not continued: {calls:?}");
+}
