@@ -62,6 +62,8 @@ fn main() {
             println!("{line}");
         }
         println!("exits: {:?}", explored.exits);
+        let on: Vec<&str> = explored.on.iter().map(|d| d.name()).collect();
+        println!("faults on: {}", on.join(", "));
         report(&explored);
         if explored.violations.is_empty() {
             println!("seed {seed}: the promise held");

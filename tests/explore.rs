@@ -8,7 +8,7 @@ use bamboo_promote::explore::{Bounds, Explored, explore};
 const SEEDS: std::ops::Range<u64> = 0..1000;
 
 /// Seeds that once showed a violation on main, each with what it found.
-const REGRESSIONS: [(u64, &str); 2] = [
+const REGRESSIONS: [(u64, &str); 4] = [
     (
         10032,
         "a stale Date let a call through a window that had closed",
@@ -16,6 +16,14 @@ const REGRESSIONS: [(u64, &str); 2] = [
     (
         31708,
         "a read held 115 s looked fresh, and a call went past a gate taken off",
+    ),
+    (
+        11454,
+        "the after check, read 299 s before the call, let prod go past new builds of staging",
+    ),
+    (
+        11955,
+        "-latest, leaving a running build out, made staging look in sync for prod's after",
     ),
 ];
 

@@ -2,10 +2,9 @@
 //! record of every continue, its labels and request log), not from what the runners reported.
 //! Each check names the rule of `docs/safety.md` it stands for.
 
-use super::network::Departure;
+use super::network::{BuildAt, Departure};
 use super::scenario::{GATE_LABEL, STAGES, Scenario};
-use crate::sim::Engine;
-use crate::sim::LoggedRequest;
+use crate::sim::{Engine, LoggedRequest, StageStatus};
 
 /// What one runner left behind: its exit code, its output and its audit trail.
 pub struct RunnerEnd {
@@ -50,6 +49,13 @@ pub fn check(
     no_call_after_a_stop(scenario, witness.departures, violations);
     windows_kept(scenario, witness.departures, violations);
     gates_kept(scenario, witness.departures, violations);
+    after_kept(
+        scenario,
+        initial_runs,
+        engine,
+        witness.departures,
+        violations,
+    );
     records_are_true(initial_runs, engine, violations);
     no_downgrade(scenario, engine, requests, &mut found);
     past_the_bounds(scenario, engine, requests, &mut found);
@@ -72,7 +78,7 @@ fn past_the_bounds(
     let held_past_lifetime = engine.continued.iter().any(|call| {
         let path = format!("queue/{}-{}", call.plan, call.number);
         requests.iter().any(|r| {
-            r.method == "PUT" && r.path == path && r.at_ms + super::scenario::LOCK_TTL_MS < call.at
+            r.method == "PUT" && r.path == path && r.at_ms + scenario.lock_ttl_ms < call.at
         })
     });
     let offsets = scenario.runners.iter().map(|r| r.front_end_offset_ms);
@@ -92,26 +98,20 @@ fn past_the_bounds(
 }
 
 /// Rule 1: a stage runs at most once on a build (a build the world began with having run it
-/// counts as its once).
+/// counts as its once; a build queued during the runs begins with none).
 fn no_stage_twice(initial: &[(String, Vec<u32>)], engine: &Engine, found: &mut Vec<String>) {
-    for (key, before) in initial {
-        let Some((plan, number)) = key.rsplit_once('-') else {
-            continue;
-        };
-        let Some(build) = engine
-            .plans
-            .get(plan)
-            .and_then(|p| p.builds.get(&number.parse().unwrap_or(0)))
-        else {
-            continue;
-        };
-        for (i, run) in build.stages.iter().enumerate() {
-            let started_here = run.runs.saturating_sub(before[i]);
-            if run.runs > 1 && started_here > 0 {
-                found.push(format!(
-                    "stage {} ran {} times on {key}",
-                    STAGES[i], run.runs
-                ));
+    for plan in engine.plans.values() {
+        for build in plan.builds.values() {
+            let key = format!("{}-{}", plan.key, build.number);
+            let before = initial.iter().find(|(k, _)| *k == key).map(|(_, r)| r);
+            for (i, run) in build.stages.iter().enumerate() {
+                let started_here = run.runs.saturating_sub(before.map_or(0, |r| r[i]));
+                if run.runs > 1 && started_here > 0 {
+                    found.push(format!(
+                        "stage {} ran {} times on {key}",
+                        STAGES[i], run.runs
+                    ));
+                }
             }
         }
     }
@@ -164,9 +164,7 @@ fn no_downgrade(
         );
         let path = format!("queue/{}-{}", call.plan, call.number);
         let held_past_timeout = requests.iter().any(|r| {
-            r.method == "PUT"
-                && r.path == path
-                && r.at_ms + super::scenario::REQUEST_TIMEOUT_MS < call.at
+            r.method == "PUT" && r.path == path && r.at_ms + scenario.request_timeout_ms < call.at
         });
         if held_past_timeout {
             found.residuals.push(format!(
@@ -394,6 +392,71 @@ fn gates_kept(scenario: &Scenario, departures: &[Departure], found: &mut Vec<Str
             ));
         }
     }
+}
+
+/// Rule 3: a queue call for a target `after` another leaves only while that one is in sync:
+/// the build it names has its stage done. Judged on the builds as they were when the call
+/// left, but for builds queued within the runner's last round trip, which it could not see.
+fn after_kept(
+    scenario: &Scenario,
+    initial: &[(String, Vec<u32>)],
+    engine: &Engine,
+    departures: &[Departure],
+    found: &mut Vec<String>,
+) {
+    for (d, target, _) in queue_calls(scenario, departures) {
+        let Some(up) = target
+            .after
+            .as_ref()
+            .and_then(|id| scenario.targets.iter().find(|t| &t.id == id))
+        else {
+            continue;
+        };
+        let round_trip = 2 * scenario.runners[d.runner].max_delay_ms + 1;
+        let seen = |b: &&BuildAt| {
+            let key = format!("{}-{}", b.plan, b.number);
+            initial.iter().any(|(k, _)| *k == key)
+                || engine
+                    .plans
+                    .get(&b.plan)
+                    .and_then(|p| p.builds.get(&b.number))
+                    .is_some_and(|queued| queued.started_at + round_trip < d.at_ms)
+        };
+        let mut builds: Vec<&BuildAt> = d
+            .builds
+            .iter()
+            .filter(|b| b.plan == up.plan)
+            .filter(seen)
+            .collect();
+        builds.sort_by_key(|b| std::cmp::Reverse(b.number));
+        let named = match up.build.as_str() {
+            "latest" => builds.first().copied(),
+            _ => builds.into_iter().find(|b| eligible(b, up)),
+        };
+        let stage = STAGES[up.stage];
+        let status = named.map(|b| b.stages[up.stage]);
+        if status != Some(StageStatus::Successful) {
+            let named = named.map_or("no build".into(), |b| format!("{}-{}", b.plan, b.number));
+            found.push(format!(
+                "runner {} sent {} at {} ms while {} was out of sync: {named}'s {stage} was {status:?}",
+                d.runner, d.path, d.at_ms, up.id
+            ));
+        }
+    }
+}
+
+/// Whether `{ newest: eligible }` may name a build: it reached the target's stage, or waits
+/// before it with its gate met.
+fn eligible(build: &BuildAt, target: &super::scenario::TargetSpec) -> bool {
+    let reached = build.stages[target.stage] != StageStatus::NotBuilt;
+    let waits = build.stages[..target.stage]
+        .iter()
+        .all(|s| *s == StageStatus::Successful);
+    let gated = target
+        .gate
+        .as_ref()
+        .is_none_or(|gate| build.labels.iter().any(|l| l.eq_ignore_ascii_case(gate)));
+    reached || (waits && gated)
 }
 
 /// Rule 8: a record says only what is true, once: "Promoted to S" on a build whose stage S

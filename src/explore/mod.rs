@@ -121,6 +121,11 @@ async fn run(scenario: Scenario) -> Explored {
         sim.clone(),
         trace.clone(),
     ));
+    tokio::spawn(queue_new_builds(
+        scenario.new_builds.clone(),
+        sim.clone(),
+        trace.clone(),
+    ));
     let ended = tokio::time::timeout(RUN_LIMIT, futures_util::future::join_all(runs)).await;
     let Ok(ends) = ended else {
         let mut explored = broken(
@@ -169,37 +174,55 @@ async fn runner(
     audit: std::path::PathBuf,
 ) -> RunnerEnd {
     tokio::time::sleep(Duration::from_millis(spec.start_ms)).await;
-    let mut args: Vec<String> = [
-        "bamboo-promote",
-        "apply",
-        "--auto-approve",
-        "--server",
-        "http://bamboo.explore",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(spec.args.iter().cloned());
-    args.push("--audit-log".into());
-    args.push(audit.display().to_string());
-    args.push(manifests.display().to_string());
-    let cli = match crate::cli::Cli::try_parse_from(&args) {
-        Ok(cli) => cli,
-        Err(e) => {
-            return RunnerEnd {
-                code: crate::exit::USAGE,
-                output: e.to_string(),
-                broken: false,
-                audit: String::new(),
-            };
-        }
+    let server = ["--server", "http://bamboo.explore"];
+    let timeout = format!("{}ms", scenario.request_timeout_ms);
+    let mut apply: Vec<String> = ["bamboo-promote", "apply", "--auto-approve"]
+        .into_iter()
+        .chain(server)
+        // In seconds with a fraction, as a person writes it: `--lock-ttl 37.412s`.
+        .chain([
+            "--lock-ttl",
+            &format!("{:.3}s", scenario.lock_ttl_ms as f64 / 1000.0),
+        ])
+        .chain(["--request-timeout", &timeout])
+        .map(str::to_string)
+        .collect();
+    apply.extend(spec.args.iter().cloned());
+    apply.push("--audit-log".into());
+    apply.push(audit.display().to_string());
+    let saved = manifests.with_file_name(format!("plan-{i}.json"));
+    let plan: Option<Vec<String>> = spec.saved_plan_after_ms.map(|_| {
+        ["bamboo-promote", "plan"]
+            .into_iter()
+            .chain(server)
+            .chain(["--request-timeout", &timeout, "--out"])
+            .map(str::to_string)
+            .chain([saved.display().to_string(), manifests.display().to_string()])
+            .collect()
+    });
+    apply.push(
+        if plan.is_some() { &saved } else { manifests }
+            .display()
+            .to_string(),
+    );
+    let parse = |args: &[String]| {
+        crate::cli::Cli::try_parse_from(args).map_err(|e| RunnerEnd {
+            code: crate::exit::USAGE,
+            output: e.to_string(),
+            broken: false,
+            audit: String::new(),
+        })
+    };
+    let (plan, apply) = match (plan.as_deref().map(parse).transpose(), parse(&apply)) {
+        (Ok(plan), Ok(apply)) => (plan, apply),
+        (Err(end), _) | (_, Err(end)) => return end,
     };
     let (signals, listen) = tokio::sync::watch::channel(None);
     let link = Link::new(
         i,
         sim.clone(),
         spec.clone(),
-        Duration::from_millis(scenario::REQUEST_TIMEOUT_MS),
+        Duration::from_millis(scenario.request_timeout_ms),
         trace.clone(),
         scenario.seed.wrapping_mul(31).wrapping_add(i as u64),
     );
@@ -240,10 +263,21 @@ async fn runner(
             std::future::pending::<()>().await;
         }
     };
-    // A panic ends the process with 101, as the binary's would; the calls on their way go on.
-    let apply =
-        std::panic::AssertUnwindSafe(crate::process::scope(process.clone(), crate::run(cli)))
-            .catch_unwind();
+    // A saved plan is applied once `plan` wrote it, unless a signal ended the job. A panic ends the process with 101, as the binary's would; the
+    // calls on their way go on.
+    let after_ms = spec.saved_plan_after_ms.unwrap_or(0);
+    let commands = async {
+        if let Some(plan) = plan {
+            let code = crate::process::scope(process.clone(), crate::run(plan)).await;
+            let stopped = [crate::exit::INTERRUPTED, crate::exit::TERMINATED].contains(&code);
+            if stopped || !saved.is_file() {
+                return code;
+            }
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
+        }
+        crate::process::scope(process.clone(), crate::run(apply)).await
+    };
+    let apply = std::panic::AssertUnwindSafe(commands).catch_unwind();
     let code = tokio::select! {
         biased;
         code = exited => code.unwrap_or(crate::exit::ERROR),
@@ -251,11 +285,18 @@ async fn runner(
         () = signal => unreachable!("a signal's sender waits for ever"),
     };
     let captured = &process.captured;
+    // The scratch directory's name differs from run to run of a seed: not in the trace.
+    let scratch = manifests
+        .parent()
+        .unwrap_or(manifests)
+        .display()
+        .to_string();
     let output = format!(
         "{}{}",
         captured.out.lock().unwrap_or_else(|e| e.into_inner()),
         captured.err.lock().unwrap_or_else(|e| e.into_inner())
-    );
+    )
+    .replace(&scratch, "$SCRATCH");
     trace.note(i, format!("exited {code}; its output:\n{output}"));
     RunnerEnd {
         code,
@@ -295,6 +336,22 @@ async fn change_gates(changes: Vec<scenario::GateChange>, sim: Arc<InMemory>, tr
             change.plan,
             change.number
         ));
+    }
+}
+
+/// A person (or a commit) queues new builds while the runs go on: `latest` moves on.
+async fn queue_new_builds(builds: Vec<scenario::NewBuild>, sim: Arc<InMemory>, trace: Arc<Trace>) {
+    let started = tokio::time::Instant::now();
+    for build in builds {
+        tokio::time::sleep_until(started + Duration::from_millis(build.at_ms)).await;
+        let now = sim.now_ms();
+        let queued = sim.change(|engine| {
+            engine.queue_new(&build.plan, &crate::sim::QueueRequest::default(), now)
+        });
+        match queued {
+            Ok(number) => trace.note_world(format!("queued {}-{number}", build.plan)),
+            Err(e) => trace.note_world(format!("queueing {} refused: {}", build.plan, e.message)),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 
 use super::scenario::RunnerSpec;
 use crate::bamboo::transport::{Answer, Body, Outgoing, SendError, Sending, Transport};
-use crate::sim::InMemory;
+use crate::sim::{Engine, InMemory, StageStatus};
 
 /// What happened, in order of virtual time: requests, their answers, faults, signals.
 pub struct Trace {
@@ -31,6 +31,36 @@ pub struct Departure {
     pub path: String,
     /// On the sim clock.
     pub at_ms: u64,
+    /// For a queue call: every build as the server held it at that moment, the ground truth
+    /// a target's `after` is judged on.
+    pub builds: Vec<BuildAt>,
+}
+
+/// A build's stages and labels at one moment.
+#[derive(Debug, Clone)]
+pub struct BuildAt {
+    pub plan: String,
+    pub number: u32,
+    pub stages: Vec<StageStatus>,
+    pub labels: Vec<String>,
+}
+
+impl BuildAt {
+    /// Every build the engine holds now.
+    fn all(engine: &Engine) -> Vec<BuildAt> {
+        engine
+            .plans
+            .values()
+            .flat_map(|plan| {
+                plan.builds.values().map(|build| BuildAt {
+                    plan: plan.key.clone(),
+                    number: build.number,
+                    stages: build.stages.iter().map(|s| s.status).collect(),
+                    labels: build.labels.clone(),
+                })
+            })
+            .collect()
+    }
 }
 
 impl Trace {
@@ -156,13 +186,20 @@ impl Link {
         }
         let method = request.method.clone();
         if method != axum::http::Method::GET {
+            let path = call
+                .split_once(' ')
+                .map_or(String::new(), |(_, c)| c.to_string());
+            let builds = if path.starts_with("queue/") {
+                self.sim.engine(BuildAt::all)
+            } else {
+                Vec::new()
+            };
             self.trace.departed(Departure {
                 runner: self.runner,
                 method: method.to_string(),
-                path: call
-                    .split_once(' ')
-                    .map_or(String::new(), |(_, c)| c.to_string()),
+                path,
                 at_ms: self.sim.now_ms(),
+                builds,
             });
         }
         // The request on its way, then the server, within the client's timeout. Its own task:

@@ -54,6 +54,13 @@ pub enum Dimension {
     AuditFails,
     /// Label writes (on and off) answered 5xx for longer than the client retries them.
     LabelOutage,
+    /// Runners that `plan --out` first and `apply` the saved plan minutes later.
+    SavedPlans,
+    /// New builds queued by a person (or a commit) during the runs: `latest` moves on, and a
+    /// target `after` it goes out of sync.
+    NewBuilds,
+    /// Short lock lifetimes and request timeouts, fractional, near the least the lease allows.
+    ShortLifetimes,
 }
 
 impl Dimension {
@@ -78,13 +85,16 @@ impl Dimension {
     /// own (`later_stream`), so that a seed still draws what it drew before they came. The
     /// first five are drawn together; each one added since draws after every other draw of
     /// that stream (at the end of `later_faults`), for the same reason.
-    pub const LATER: [Dimension; 6] = [
+    pub const LATER: [Dimension; 9] = [
         Dimension::Windows,
         Dimension::Gates,
         Dimension::SecondSignal,
         Dimension::BrokenStreams,
         Dimension::AuditFails,
         Dimension::LabelOutage,
+        Dimension::SavedPlans,
+        Dimension::NewBuilds,
+        Dimension::ShortLifetimes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,6 +119,9 @@ impl Dimension {
             Dimension::BrokenStreams => "broken-streams",
             Dimension::AuditFails => "audit-fails",
             Dimension::LabelOutage => "label-outage",
+            Dimension::SavedPlans => "saved-plans",
+            Dimension::NewBuilds => "new-builds",
+            Dimension::ShortLifetimes => "short-lifetimes",
         }
     }
 }
@@ -160,6 +173,8 @@ pub struct RunnerSpec {
     pub audit_fails: bool,
     /// When it starts, after the first (ms).
     pub start_ms: u64,
+    /// It runs `plan --out` first, and `apply` of the saved plan this long after (ms).
+    pub saved_plan_after_ms: Option<u64>,
 }
 
 pub struct Scenario {
@@ -173,6 +188,18 @@ pub struct Scenario {
     /// The gate label put on (`true`) or taken off a build during the runs: (ms, plan,
     /// build number, on).
     pub gate_changes: Vec<GateChange>,
+    /// Builds queued during the runs.
+    pub new_builds: Vec<NewBuild>,
+    /// `--lock-ttl` and `--request-timeout` of every runner (ms).
+    pub lock_ttl_ms: u64,
+    pub request_timeout_ms: u64,
+}
+
+/// A new build of `plan` queued at `at_ms`.
+#[derive(Debug, Clone)]
+pub struct NewBuild {
+    pub at_ms: u64,
+    pub plan: String,
 }
 
 #[derive(Debug, Clone)]
@@ -186,12 +213,13 @@ pub struct GateChange {
 /// The label every gated target requires.
 pub const GATE_LABEL: &str = "qa-approved";
 
-/// A lock's lifetime in every run: the explorer's runs last minutes of virtual time.
-pub const LOCK_TTL_MS: u64 = 600_000;
+/// A lock's lifetime, but with `short-lifetimes`: the explorer's runs last minutes of
+/// virtual time.
+const LOCK_TTL_MS: u64 = 600_000;
 /// `--max-clock-skew` in every run.
 pub const MAX_SKEW_MS: u64 = 3_600_000;
-/// `--request-timeout` in every run.
-pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
+/// `--request-timeout`, but with `short-lifetimes`.
+const REQUEST_TIMEOUT_MS: u64 = 30_000;
 
 impl Scenario {
     pub fn generate(seed: u64, bounds: Bounds) -> Scenario {
@@ -269,16 +297,16 @@ impl Scenario {
             .copied()
             .filter(|_| later.random_bool(0.4))
             .collect();
-        let (gate_changes, more_script) = later_faults(
+        let later = later_faults(
             &mut later,
             &mut later_on,
             &mut targets,
             &mut runners,
             &mut world_plans,
         );
-        let mut faults = faults(&mut rng, &on, bounds);
+        let mut faults = faults(&mut rng, &on, bounds, later.lock_ttl_ms);
         if let Some(script) = faults["script"].as_array_mut() {
-            script.extend(more_script);
+            script.extend(later.script);
         }
         let world = json!({
             "settings": {
@@ -303,7 +331,10 @@ impl Scenario {
             plans,
             targets,
             runners,
-            gate_changes,
+            gate_changes: later.gate_changes,
+            new_builds: later.new_builds,
+            lock_ttl_ms: later.lock_ttl_ms,
+            request_timeout_ms: later.request_timeout_ms,
         }
     }
 
@@ -371,17 +402,29 @@ fn later_stream(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15)
 }
 
+/// What the `LATER` dimensions add besides what they change in the targets, runners and
+/// world.
+struct Later {
+    gate_changes: Vec<GateChange>,
+    new_builds: Vec<NewBuild>,
+    /// The simulator's faults.
+    script: Vec<Value>,
+    lock_ttl_ms: u64,
+    request_timeout_ms: u64,
+}
+
 /// What the `LATER` dimensions that are on change: windows and gates on targets, the gate
-/// label on builds at the start and its changes during the runs (returned), each runner's
-/// second signal, broken streams and failing audit log, and the simulator's faults they add
-/// (returned). The dimensions added since the first five are drawn here, last, into `on`.
+/// label on builds at the start and its changes during the runs, each runner's second
+/// signal, broken streams, failing audit log and saved plan, the simulator's faults they add,
+/// new builds, lock lifetimes. The dimensions added since the first five are drawn here, last,
+/// into `on`, each after every draw before it.
 fn later_faults(
     rng: &mut StdRng,
     on: &mut Vec<Dimension>,
     targets: &mut [TargetSpec],
     runners: &mut [RunnerSpec],
     world_plans: &mut [Value],
-) -> (Vec<GateChange>, Vec<Value>) {
+) -> Later {
     let first: Vec<Dimension> = on.clone();
     let is_on = |d: Dimension| first.contains(&d);
     for target in targets.iter_mut() {
@@ -451,7 +494,44 @@ fn later_faults(
                                 "times": rng.random_range(4..=12), "skip": rng.random_range(0..=6) }));
         }
     }
-    (changes, script)
+    if rng.random_bool(0.4) {
+        on.push(Dimension::SavedPlans);
+        for runner in runners.iter_mut() {
+            if rng.random_bool(0.6) {
+                runner.saved_plan_after_ms = Some(rng.random_range(0..=180_000));
+            }
+        }
+    }
+    let mut new_builds = Vec::new();
+    if rng.random_bool(0.4) {
+        on.push(Dimension::NewBuilds);
+        for plan in world_plans.iter() {
+            let key = format!("SHOP-{}", plan["key"].as_str().unwrap_or_default());
+            for _ in 0..rng.random_range(1..=3) {
+                new_builds.push(NewBuild {
+                    at_ms: rng.random_range(0..=240_000),
+                    plan: key.clone(),
+                });
+            }
+        }
+        new_builds.sort_by_key(|b| b.at_ms);
+    }
+    let (mut lock_ttl_ms, mut request_timeout_ms) = (LOCK_TTL_MS, REQUEST_TIMEOUT_MS);
+    if rng.random_bool(0.4) {
+        on.push(Dimension::ShortLifetimes);
+        // Just past what the lease accepts (a request timeout and `TTL_MARGIN`), to the
+        // millisecond: a lifetime rounded anywhere shows as a lock taken too early.
+        request_timeout_ms = rng.random_range(2_000..=10_000);
+        let margin = crate::apply::TTL_MARGIN.as_millis() as u64;
+        lock_ttl_ms = request_timeout_ms + margin + rng.random_range(1..=20_000);
+    }
+    Later {
+        gate_changes: changes,
+        new_builds,
+        script,
+        lock_ttl_ms,
+        request_timeout_ms,
+    }
 }
 
 fn random_state(rng: &mut StdRng, running: bool) -> Value {
@@ -467,12 +547,7 @@ fn random_state(rng: &mut StdRng, running: bool) -> Value {
 
 fn runner(rng: &mut StdRng, r: usize, on: &[Dimension], bounds: Bounds) -> RunnerSpec {
     let is_on = |d: Dimension| on.contains(&d);
-    let mut args = vec![
-        "--lock-ttl".to_string(),
-        format!("{}ms", LOCK_TTL_MS),
-        "--request-timeout".to_string(),
-        format!("{}ms", REQUEST_TIMEOUT_MS),
-    ];
+    let mut args = Vec::new();
     if is_on(Dimension::Wait) {
         args.extend(
             ["--wait", "--poll-interval", "5s", "--timeout", "40m"]
@@ -511,6 +586,7 @@ fn runner(rng: &mut StdRng, r: usize, on: &[Dimension], bounds: Bounds) -> Runne
         out_broken: false,
         err_broken: false,
         audit_fails: false,
+        saved_plan_after_ms: None,
         // Half start together, racing for the same builds; half later, into what the first
         // ones left (locks, calls on their way).
         start_ms: match (r, rng.random_bool(0.5)) {
@@ -522,7 +598,7 @@ fn runner(rng: &mut StdRng, r: usize, on: &[Dimension], bounds: Bounds) -> Runne
 }
 
 /// The simulator's faults for the dimensions that are on.
-fn faults(rng: &mut StdRng, on: &[Dimension], bounds: Bounds) -> Value {
+fn faults(rng: &mut StdRng, on: &[Dimension], bounds: Bounds, lock_ttl_ms: u64) -> Value {
     let is_on = |d: Dimension| on.contains(&d);
     let mut script = Vec::new();
     if is_on(Dimension::LostWriteAnswers) {
@@ -537,8 +613,8 @@ fn faults(rng: &mut StdRng, on: &[Dimension], bounds: Bounds) -> Value {
     }
     if is_on(Dimension::LateWrites) {
         let most = match bounds {
-            Bounds::Within => LOCK_TTL_MS / 4,
-            Bounds::Beyond => LOCK_TTL_MS * 2,
+            Bounds::Within => lock_ttl_ms / 4,
+            Bounds::Beyond => lock_ttl_ms * 2,
         };
         script.push(
             json!({ "method": "PUT", "path": "queue/", "fault": "applyLate",

@@ -14,7 +14,7 @@ mod xml;
 
 use std::path::Path;
 
-pub use engine::Engine;
+pub use engine::{Engine, QueueRequest, StageStatus};
 pub use log::LoggedRequest;
 pub use server::{InMemory, SimServer, spawn};
 pub use world::World;

@@ -112,10 +112,10 @@ impl InMemory {
     }
 
     /// Changes the engine, moved on to now: what a person does in Bamboo's UI meanwhile.
-    pub fn change(&self, write: impl FnOnce(&mut Engine)) {
+    pub fn change<T>(&self, write: impl FnOnce(&mut Engine) -> T) -> T {
         let mut engine = self.shared.engine.write().expect("engine lock");
         engine.advance(self.shared.clock.now());
-        write(&mut engine);
+        write(&mut engine)
     }
 
     /// The sim clock, in ms since it started.
