@@ -57,8 +57,8 @@ pub fn check(
         violations,
     );
     records_are_true(initial_runs, engine, violations);
-    no_downgrade(scenario, engine, requests, &mut found);
-    past_the_bounds(scenario, engine, requests, &mut found);
+    no_downgrade(scenario, engine, &mut found);
+    past_the_bounds(scenario, engine, &mut found);
     found
 }
 
@@ -66,21 +66,14 @@ pub fn check(
 /// closed: a call held on the way for longer than the lock's lifetime, front ends whose
 /// clocks are further apart than `--max-clock-skew`. A run that went past one of them has its
 /// violations counted as that residual.
-fn past_the_bounds(
-    scenario: &Scenario,
-    engine: &Engine,
-    requests: &[LoggedRequest],
-    found: &mut Found,
-) {
+fn past_the_bounds(scenario: &Scenario, engine: &Engine, found: &mut Found) {
     if found.violations.is_empty() {
         return;
     }
-    let held_past_lifetime = engine.continued.iter().any(|call| {
-        let path = format!("queue/{}-{}", call.plan, call.number);
-        requests.iter().any(|r| {
-            r.method == "PUT" && r.path == path && r.at_ms + scenario.lock_ttl_ms < call.at
-        })
-    });
+    let held_past_lifetime = engine
+        .continued
+        .iter()
+        .any(|call| call.arrived_ms + scenario.lock_ttl_ms < call.at);
     let offsets = scenario.runners.iter().map(|r| r.front_end_offset_ms);
     let spread = offsets.clone().max().unwrap_or(0) - offsets.min().unwrap_or(0);
     let why = if held_past_lifetime {
@@ -140,12 +133,7 @@ fn only_asked_stages(scenario: &Scenario, engine: &Engine, found: &mut Vec<Strin
 /// unless a target on the plan allows a downgrade. A call that reached the server long before
 /// it took effect (a proxy held it past the client's timeout: its run ended 7) and was
 /// overtaken meanwhile is the residual "a late call to an older build, left by an exit 7".
-fn no_downgrade(
-    scenario: &Scenario,
-    engine: &Engine,
-    requests: &[LoggedRequest],
-    found: &mut Found,
-) {
+fn no_downgrade(scenario: &Scenario, engine: &Engine, found: &mut Found) {
     for call in &engine.continued {
         let Some(newer) = call.overtaken_by else {
             continue;
@@ -162,10 +150,7 @@ fn no_downgrade(
             "{}-{} was continued into {} at {} ms, which newer build {newer} had already reached",
             call.plan, call.number, STAGES[call.from], call.at
         );
-        let path = format!("queue/{}-{}", call.plan, call.number);
-        let held_past_timeout = requests.iter().any(|r| {
-            r.method == "PUT" && r.path == path && r.at_ms + scenario.request_timeout_ms < call.at
-        });
+        let held_past_timeout = call.arrived_ms + scenario.request_timeout_ms < call.at;
         if held_past_timeout {
             found.residuals.push(format!(
                 "{what}: a late call to an older build, left by an exit 7 (docs/safety.md, what cannot be closed)"

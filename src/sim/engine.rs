@@ -86,6 +86,8 @@ pub struct Continued {
     pub from: usize,
     pub last: usize,
     pub at: u64,
+    /// When the call reached the server: earlier than `at` for a write a proxy held.
+    pub arrived_ms: u64,
     pub overtaken_by: Option<u32>,
 }
 
@@ -109,6 +111,8 @@ pub struct QueueRequest {
     pub stage: Option<String>,
     pub execute_all_stages: bool,
     pub custom_revision: Option<String>,
+    /// When the request reached the server (sim ms).
+    pub arrived_ms: u64,
 }
 
 /// All plans and builds, advanced to `now` on demand.
@@ -340,6 +344,7 @@ impl Engine {
             from,
             last,
             at: now,
+            arrived_ms: req.arrived_ms,
             overtaken_by,
         });
         self.active.insert((plan_key.to_string(), number));

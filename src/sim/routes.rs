@@ -16,10 +16,18 @@ pub struct ApiRequest {
     pub segments: Vec<String>,
     pub query: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The sim clock when it reached the server: a held write is applied later.
+    pub arrived_ms: u64,
 }
 
 impl ApiRequest {
-    pub fn new(method: &str, path: &str, raw_query: &str, body: Vec<u8>) -> ApiRequest {
+    pub fn new(
+        method: &str,
+        path: &str,
+        raw_query: &str,
+        body: Vec<u8>,
+        arrived_ms: u64,
+    ) -> ApiRequest {
         let segments = path
             .split('/')
             .filter(|s| !s.is_empty())
@@ -33,6 +41,7 @@ impl ApiRequest {
             segments,
             query,
             body,
+            arrived_ms,
         }
     }
 
@@ -491,6 +500,7 @@ fn queue_request(req: &ApiRequest) -> QueueRequest {
             .map(str::to_string),
         execute_all_stages: req.flag("executeAllStages"),
         custom_revision: req.param("customRevision").map(str::to_string),
+        arrived_ms: req.arrived_ms,
     }
 }
 

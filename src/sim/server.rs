@@ -393,7 +393,13 @@ fn answer(
         Some(Fault::IgnorePaging) => (path.to_string(), without(query, &["start-index"])),
         _ => (path.to_string(), query.to_string()),
     };
-    let request = ApiRequest::new(method.as_str(), &path, &query, body.to_vec());
+    let request = ApiRequest::new(
+        method.as_str(),
+        &path,
+        &query,
+        body.to_vec(),
+        shared.clock.now(),
+    );
     if fault == Some(Fault::ApplyLate) {
         return (empty_response(200), Delivery::Late(after_ms, request));
     }
