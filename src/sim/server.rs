@@ -345,7 +345,9 @@ fn answer(
         Some(Fault::RateLimit) => {
             return (rate_limited(retry_after), Delivery::Answer);
         }
-        Some(Fault::Drop) => return (dropped_connection(), Delivery::Drop),
+        Some(Fault::Drop) if method == Method::GET => {
+            return (dropped_connection(), Delivery::Drop);
+        }
         _ => {}
     }
     let is_write = method != Method::GET;
@@ -417,6 +419,7 @@ fn answer(
         }
     };
     match fault {
+        Some(Fault::Drop) => (dropped_connection(), Delivery::Drop),
         Some(Fault::LoseResponse) => (response, Delivery::Withhold),
         Some(Fault::Hold) => (response, Delivery::After(after_ms)),
         Some(Fault::AppliedServerError) => (

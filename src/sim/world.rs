@@ -285,7 +285,9 @@ pub enum Fault {
     ServerError,
     /// Answer 429 with `Retry-After`.
     RateLimit,
-    /// Close the connection without doing anything.
+    /// Close the connection in the middle of the answer: its status line (200) has gone
+    /// out, the body never comes. A read does nothing; a write is done first, since a server
+    /// sends its status only once it has acted.
     Drop,
     /// Do the request, then never answer: the client times out although the server acted.
     LoseResponse,
