@@ -232,6 +232,14 @@ impl Lease {
 
     /// Leaves the label on the build, for a write whose outcome is unknown: no other run acts
     /// on the build until it expires. Returns the label's name.
+    /// Whether `read` still carries this lease's label: an apply that takes a lock for
+    /// expired takes its label off before it writes.
+    pub fn holds(&self, read: &ObservedBuild) -> bool {
+        read.labels
+            .iter()
+            .any(|l| crate::label::same(l, &self.label))
+    }
+
     pub fn keep(self) -> String {
         self.label
     }

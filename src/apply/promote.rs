@@ -304,11 +304,7 @@ fn last_check(
         }
         Err(lease::ClockProblem::MovedOn(why)) => return Err(Check::Again(why)),
     }
-    if !read
-        .labels
-        .iter()
-        .any(|l| crate::label::same(l, &lease.label))
-    {
+    if !lease.holds(read) {
         return Err(Check::End(Box::new(Promotion::Failed(format!(
             "our lock label {} is gone from {}: another process removed it (did it take the lock for expired?); nothing was sent",
             lease.label, action.build_key

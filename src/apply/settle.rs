@@ -109,7 +109,7 @@ pub(super) async fn settle(
             let reread = reread(client, &action.build_key).await;
             ctx.reporter.answered(&action.build_key);
             match reread {
-                Ok(now) if now.fingerprint() != before.fingerprint() => {
+                Ok(now) if now.fingerprint() != before.fingerprint() && lease.holds(&now) => {
                     audit(Outcome::SeenOnReread, None);
                     leave_record(ctx, request, &action, before, &now).await;
                     let queued = Promotion::Queued {
@@ -121,6 +121,10 @@ pub(super) async fn settle(
                 }
                 read => {
                     let seen = match read {
+                        Ok(now) if now.fingerprint() != before.fingerprint() => format!(
+                            "the build moved, but our lock label {} is gone from it: another apply may have moved it",
+                            lease.label
+                        ),
                         Ok(_) => "the build has not moved".to_string(),
                         Err(e) => format!("the build cannot be re-read: {e}"),
                     };
@@ -175,6 +179,11 @@ async fn leave_record(
 
 /// Reads until Bamboo shows the write's effect (the build is no longer as before), while the
 /// lease allows; returns the read that showed it. After a stop, one read more at most.
+///
+/// A move is the call's only while the lease holds: answered before the confirmation window
+/// ends, with our label still on the build. A read answered later (one that waited out a
+/// 429's `Retry-After`) may show another apply's call, made once our lock had expired and
+/// that apply took it off (found by the explorer, seed 27933: two records of one promotion).
 async fn confirm(
     ctx: &Context<'_>,
     before: &ObservedBuild,
@@ -187,7 +196,8 @@ async fn confirm(
         if let Ok(now) = reread(ctx.client, &before.key).await
             && now.fingerprint() != before.fingerprint()
         {
-            return Some(now);
+            let held = Instant::now() < until && lease.holds(&now);
+            return held.then_some(now);
         }
         let pause = pauses.next().unwrap_or(last);
         if ctx.stop.requested() || Instant::now() + pause >= until {
