@@ -117,6 +117,8 @@ pub struct Link {
     pub trace: Arc<Trace>,
     rng: Mutex<StdRng>,
     sent: Mutex<usize>,
+    /// Queue calls sent so far.
+    calls: Mutex<usize>,
 }
 
 impl Link {
@@ -136,6 +138,7 @@ impl Link {
             trace,
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             sent: Mutex::new(0),
+            calls: Mutex::new(0),
         }
     }
 
@@ -205,6 +208,14 @@ impl Link {
         // The request on its way, then the server, within the client's timeout. Its own task:
         // bytes that left reach the server though the runner exits meanwhile.
         let (there, back) = (self.delay(), self.delay());
+        if self.loses(&call) {
+            tokio::time::sleep(there).await;
+            self.trace.note(
+                self.runner,
+                format!("{call} → lost on the way, connection reset"),
+            );
+            return Err(failed("connection reset".into()));
+        }
         let sim = self.sim.clone();
         let delivery = tokio::spawn(async move {
             tokio::time::sleep(there).await;
@@ -255,6 +266,18 @@ impl Link {
             headers,
             body,
         })
+    }
+}
+
+impl Link {
+    /// Whether this call is the queue call the runner loses on the way.
+    fn loses(&self, call: &str) -> bool {
+        if !call.starts_with("PUT queue/") {
+            return false;
+        }
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        *calls += 1;
+        self.spec.lost_call == Some(*calls - 1)
     }
 }
 

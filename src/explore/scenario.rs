@@ -61,6 +61,9 @@ pub enum Dimension {
     NewBuilds,
     /// Short lock lifetimes and request timeouts, fractional, near the least the lease allows.
     ShortLifetimes,
+    /// Queue calls lost on the way: they never reach the server, and the runner's connection
+    /// is reset.
+    LostCalls,
 }
 
 impl Dimension {
@@ -85,7 +88,7 @@ impl Dimension {
     /// own (`later_stream`), so that a seed still draws what it drew before they came. The
     /// first five are drawn together; each one added since draws after every other draw of
     /// that stream (at the end of `later_faults`), for the same reason.
-    pub const LATER: [Dimension; 9] = [
+    pub const LATER: [Dimension; 10] = [
         Dimension::Windows,
         Dimension::Gates,
         Dimension::SecondSignal,
@@ -95,6 +98,7 @@ impl Dimension {
         Dimension::SavedPlans,
         Dimension::NewBuilds,
         Dimension::ShortLifetimes,
+        Dimension::LostCalls,
     ];
 
     pub fn name(self) -> &'static str {
@@ -122,6 +126,7 @@ impl Dimension {
             Dimension::SavedPlans => "saved-plans",
             Dimension::NewBuilds => "new-builds",
             Dimension::ShortLifetimes => "short-lifetimes",
+            Dimension::LostCalls => "lost-calls",
         }
     }
 }
@@ -175,6 +180,8 @@ pub struct RunnerSpec {
     pub start_ms: u64,
     /// It runs `plan --out` first, and `apply` of the saved plan this long after (ms).
     pub saved_plan_after_ms: Option<u64>,
+    /// Its n-th queue call is lost on the way.
+    pub lost_call: Option<usize>,
 }
 
 pub struct Scenario {
@@ -415,8 +422,8 @@ struct Later {
 
 /// What the `LATER` dimensions that are on change: windows and gates on targets, the gate
 /// label on builds at the start and its changes during the runs, each runner's second
-/// signal, broken streams, failing audit log and saved plan, the simulator's faults they add,
-/// new builds, lock lifetimes. The dimensions added since the first five are drawn here, last,
+/// signal, broken streams, failing audit log, saved plan and lost call, the simulator's faults
+/// they add, new builds, lock lifetimes. The dimensions added since the first five are drawn here, last,
 /// into `on`, each after every draw before it.
 fn later_faults(
     rng: &mut StdRng,
@@ -525,6 +532,12 @@ fn later_faults(
         let margin = crate::apply::TTL_MARGIN.as_millis() as u64;
         lock_ttl_ms = request_timeout_ms + margin + rng.random_range(1..=20_000);
     }
+    if rng.random_bool(0.4) {
+        on.push(Dimension::LostCalls);
+        for runner in runners.iter_mut() {
+            runner.lost_call = rng.random_bool(0.6).then(|| rng.random_range(0..3));
+        }
+    }
     Later {
         gate_changes: changes,
         new_builds,
@@ -587,6 +600,7 @@ fn runner(rng: &mut StdRng, r: usize, on: &[Dimension], bounds: Bounds) -> Runne
         err_broken: false,
         audit_fails: false,
         saved_plan_after_ms: None,
+        lost_call: None,
         // Half start together, racing for the same builds; half later, into what the first
         // ones left (locks, calls on their way).
         start_ms: match (r, rng.random_bool(0.5)) {
