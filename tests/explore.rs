@@ -8,7 +8,7 @@ use bamboo_promote::explore::{Bounds, Explored, explore};
 const SEEDS: std::ops::Range<u64> = 0..1000;
 
 /// Seeds that once showed a violation on main, each with what it found.
-const REGRESSIONS: [(u64, &str); 4] = [
+const REGRESSIONS: [(u64, &str); 5] = [
     (
         10032,
         "a stale Date let a call through a window that had closed",
@@ -24,6 +24,10 @@ const REGRESSIONS: [(u64, &str); 4] = [
     (
         11955,
         "-latest, leaving a running build out, made staging look in sync for prod's after",
+    ),
+    (
+        177783,
+        "a lock label put on by a write that timed out landed after its removal, unnamed",
     ),
 ];
 

@@ -36,6 +36,9 @@ pub struct Reporter {
     /// The lock labels this run put on builds and has not seen taken off: (build, label).
     /// A label whose write had no answer counts: it may be on the build.
     locks_on: Mutex<Vec<(String, String)>>,
+    /// Lock labels an attempt to put on went unanswered: (build, label). Taking such a label
+    /// off does not end it, since that attempt may still land after.
+    unanswered: Mutex<Vec<(String, String)>>,
     /// Set once a record could not be written to the audit log: no write is sent after it.
     audit_broken: AtomicBool,
     /// The log ends in a partial line (a write that failed half-way, here or in an earlier
@@ -76,6 +79,7 @@ impl Reporter {
             audit_file,
             in_flight: Mutex::new(Vec::new()),
             locks_on: Mutex::new(Vec::new()),
+            unanswered: Mutex::new(Vec::new()),
             unknown: AtomicUsize::new(0),
             reason,
             audit_broken: AtomicBool::new(false),
@@ -175,6 +179,13 @@ impl Reporter {
         if !crate::lock_label::looks_like_a_lock(label) {
             return;
         }
+        let key = (write.build.clone(), label.clone());
+        if matches!(change, journal::LabelWrite::On(_)) && ended == Some(Ended::Unknown) {
+            self.unanswered
+                .lock()
+                .expect("unanswered lock")
+                .push(key.clone());
+        }
         let mut locks = self.locks_on.lock().expect("locks lock");
         let gone = match (change, ended) {
             (journal::LabelWrite::On(_), None) => {
@@ -186,7 +197,21 @@ impl Reporter {
             (journal::LabelWrite::Off(_), None) => false,
         };
         if gone {
-            locks.retain(|(b, l)| !(b == &write.build && l == label));
+            locks.retain(|lock| *lock != key);
+        }
+        drop(locks);
+        let mut unanswered = self.unanswered.lock().expect("unanswered lock");
+        if matches!(change, journal::LabelWrite::Off(_))
+            && ended == Some(Ended::Accepted)
+            && unanswered.contains(&key)
+        {
+            unanswered.retain(|lock| *lock != key);
+            let (build, label) = key;
+            // Found by the explorer (seed 177783): a put that timed out landed after the
+            // label's removal, and no output named the label left.
+            self.say(&format!(
+                "lock label {label} was taken off {build}, but a write that put it on went unanswered and may still land: if it shows on the build, it expires by itself, or `bamboo-promote unlock {build} --force --reason …`"
+            ));
         }
     }
 
@@ -351,7 +376,8 @@ mod tests {
         assert_eq!(reporter.last_words(), 1);
     }
 
-    /// The lock labels a run may leave are those it put on and has not seen taken off.
+    /// The lock labels a run may leave are those it put on and has not seen taken off, and
+    /// those taken off after a put that went unanswered (said then).
     #[test]
     fn lock_labels_on_are_tracked_until_taken_off() {
         let reporter = Reporter::new(true, None, None).expect("a reporter without a log");
@@ -371,8 +397,11 @@ mod tests {
         reporter.before(&off).expect("journaled");
         reporter.after(&off, Ended::Unknown, None);
         assert_eq!(held().len(), 1, "not seen taken off");
+        let unanswered = || reporter.unanswered.lock().expect("unanswered lock").len();
+        assert_eq!(unanswered(), 1, "a put with no answer may still land");
         reporter.after(&off, Ended::Accepted, None);
         assert!(held().is_empty());
+        assert_eq!(unanswered(), 0, "said once it was taken off");
         reporter.before(&on).expect("journaled");
         reporter.after(&on, Ended::Refused, None);
         assert!(held().is_empty(), "refused: never on");
