@@ -146,3 +146,42 @@ fn the_github_recipe_finds_its_comment_by_the_marker_plan_prints() {
         "the recipe looks for {first_line}"
     );
 }
+
+/// Plans and applies never share a concurrency group: GitHub keeps one pending run per group
+/// and cancels it when another comes, so a push to a pull request would cancel a merge's
+/// pending apply. An apply that started is never cancelled, on GitHub or on GitLab.
+#[test]
+fn a_plan_never_cancels_an_apply() {
+    let read = |name: &str| -> serde_json::Value {
+        serde_saphyr::from_str(&recipe(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let github = read("github-actions.yml");
+    assert!(
+        github.get("concurrency").is_none(),
+        "a workflow-wide group holds plans and applies together"
+    );
+    let (plan, apply) = (
+        &github["jobs"]["plan"]["concurrency"],
+        &github["jobs"]["apply"]["concurrency"],
+    );
+    assert!(
+        plan["group"].is_string() && apply["group"].is_string(),
+        "{github}"
+    );
+    assert_ne!(plan["group"], apply["group"]);
+    assert!(
+        plan["group"]
+            .as_str()
+            .is_some_and(|g| g.contains("github.event.pull_request.number")),
+        "one plan group per pull request: {plan}"
+    );
+    assert_eq!(apply["cancel-in-progress"], false, "{apply}");
+
+    let gitlab = read("gitlab-ci.yml");
+    assert!(
+        gitlab["apply"]["resource_group"].is_string(),
+        "applies queue"
+    );
+    assert_eq!(gitlab["apply"]["interruptible"], false);
+    assert!(gitlab["plan"].get("resource_group").is_none());
+}
