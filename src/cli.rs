@@ -25,8 +25,9 @@ pub struct Cli {
     /// or never.
     #[arg(long, global = true, value_enum, default_value_t = ColourChoice::Auto)]
     pub color: ColourChoice,
-    /// Log each request (method, path, status, time, retries) on stderr; twice, their answers
-    /// too. Credentials never appear. RUST_LOG, when set, chooses instead.
+    /// Say more on stderr: for the commands that talk to Bamboo, each request (method, path,
+    /// status, time, retries); twice, their answers too. Credentials never appear. RUST_LOG,
+    /// when set, chooses instead.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Print only errors, the audit trail and the results: no progress.
@@ -177,9 +178,9 @@ pub struct Walk {
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// Bamboo's base URL (with its context path, if any), or `sim:WORLD.yaml` to start the
-    /// simulator inside this process.
+    /// simulator inside this process. `apply PLAN.json` takes the one the plan was made for.
     #[arg(long, env = "BAMBOO_URL", hide_env_values = true)]
-    pub server: String,
+    pub server: Option<String>,
     /// Read the personal access token from this file (else BAMBOO_TOKEN).
     #[arg(long, env = "BAMBOO_TOKEN_FILE", hide_env_values = true)]
     pub token_file: Option<PathBuf>,
@@ -469,9 +470,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     } else {
         text.to_string()
     };
-    let signed: jiff::SignedDuration = with_unit
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration such as 30s, 1.5s, 5m or 1h30m"))?;
+    let signed: jiff::SignedDuration = with_unit.parse().map_err(|_| {
+        format!(
+            "`{text}` is not a duration such as 30s, 1.5s, 5m or 1h30m (a bare number is seconds)"
+        )
+    })?;
     Duration::try_from(signed).map_err(|_| format!("`{text}` is negative"))
 }
 

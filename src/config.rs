@@ -42,13 +42,26 @@ pub enum ConfigError {
     UrlWithQuery(String),
     #[error("cannot start the embedded simulator: {0}")]
     Simulator(String),
+    #[error("no Bamboo server: give --server URL, or set BAMBOO_URL")]
+    NoServer,
     #[error(transparent)]
     Client(#[from] crate::bamboo::BambooError),
 }
 
+/// The server the command line names (`--server` or `BAMBOO_URL`), checked to be an
+/// address (or `sim:`) before anything else is read: a usage error comes first.
+pub fn given(args: &ServerArgs) -> Result<&str, ConfigError> {
+    let given = args.server.as_deref().ok_or(ConfigError::NoServer)?;
+    if !given.starts_with("sim:") {
+        server_url(given)?;
+    }
+    Ok(given)
+}
+
 pub async fn connect(args: &ServerArgs) -> Result<Connection, ConfigError> {
+    let given = given(args)?;
     let credentials = credentials(args.token_file.as_deref(), |name| std::env::var(name).ok())?;
-    let (server, embedded) = match args.server.strip_prefix("sim:") {
+    let (server, embedded) = match given.strip_prefix("sim:") {
         Some(world) => {
             let world = sim::load_world(Path::new(world)).map_err(ConfigError::Simulator)?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -57,7 +70,7 @@ pub async fn connect(args: &ServerArgs) -> Result<Connection, ConfigError> {
             let server = sim::spawn(world, listener).map_err(ConfigError::Simulator)?;
             (server.url(), Some(server))
         }
-        None => (server_url(&args.server)?, None),
+        None => (server_url(given)?, None),
     };
     let client = BambooClient::new(ClientConfig {
         server: server.clone(),
@@ -69,7 +82,7 @@ pub async fn connect(args: &ServerArgs) -> Result<Connection, ConfigError> {
     Ok(Connection {
         client,
         server,
-        given: args.server.clone(),
+        given: given.to_string(),
         _simulator: embedded,
     })
 }

@@ -8,15 +8,47 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-/// `1.1`: additive changes raise the minor version, renames and removals the major one. 1.1
-/// added `sending`, the records of label and comment writes, and `serverTime`.
-const FORMAT_VERSION: &str = "1.1";
+/// `1.2`: additive changes raise the minor version, renames and removals the major one. 1.1
+/// added `sending`, the records of label and comment writes, and `serverTime`; 1.2 `actor` and
+/// `ciRun`.
+const FORMAT_VERSION: &str = "1.2";
+
+/// What every record of one run says alike: why, who, and from which CI run.
+#[derive(Debug, Clone, Default)]
+pub struct RunInfo {
+    /// `apply --reason`.
+    pub reason: Option<String>,
+    /// Who ran it: the CI's user when a CI runs it (`GITHUB_ACTOR`, `GITLAB_USER_LOGIN`,
+    /// Bamboo's manual trigger), else the login (`USER`, `USERNAME`).
+    pub actor: Option<String>,
+    /// The CI run, as the record on the build names it.
+    pub ci_run: Option<String>,
+}
+
+impl RunInfo {
+    pub fn new(reason: Option<String>, env: impl Fn(&str) -> Option<String>) -> RunInfo {
+        let actor = [
+            "GITHUB_ACTOR",
+            "GITLAB_USER_LOGIN",
+            "bamboo_ManualBuildTriggerReason_userName",
+            "USER",
+            "USERNAME",
+        ]
+        .into_iter()
+        .find_map(&env);
+        RunInfo {
+            reason,
+            actor,
+            ci_run: super::record::ci_run(env),
+        }
+    }
+}
 
 /// One line of the audit log.
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord<'a> {
-    /// `1.1`.
+    /// `1.2`.
     pub format_version: &'static str,
     /// When the outcome was known, RFC 3339 in UTC, on this machine's clock.
     pub time: String,
@@ -39,6 +71,12 @@ pub struct AuditRecord<'a> {
     /// `apply --reason`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
+    /// Who ran the apply (see `RunInfo`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<&'a str>,
+    /// The CI run that ran it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci_run: Option<&'a str>,
 }
 
 impl<'a> AuditRecord<'a> {
@@ -48,7 +86,7 @@ impl<'a> AuditRecord<'a> {
         call: String,
         outcome: Outcome,
         detail: Option<String>,
-        reason: Option<&'a str>,
+        run: &'a RunInfo,
         server_ms: Option<i64>,
     ) -> AuditRecord<'a> {
         AuditRecord {
@@ -62,7 +100,9 @@ impl<'a> AuditRecord<'a> {
             call,
             outcome,
             detail,
-            reason,
+            reason: run.reason.as_deref(),
+            actor: run.actor.as_deref(),
+            ci_run: run.ci_run.as_deref(),
         }
     }
 }

@@ -26,14 +26,19 @@ impl RecordContext {
         RecordContext {
             digest: digest.to_string(),
             reason,
-            ci_run: ci_run(|name| std::env::var(name).ok().filter(|v| !v.is_empty())),
+            ci_run: ci_run(env),
         }
     }
 }
 
+/// An environment variable that is set and not empty.
+pub(super) fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
 /// The URL of the CI run, from what GitHub Actions, GitLab CI and Bamboo put in the
 /// environment.
-fn ci_run(env: impl Fn(&str) -> Option<String>) -> Option<String> {
+pub(super) fn ci_run(env: impl Fn(&str) -> Option<String>) -> Option<String> {
     if let (Some(server), Some(repository), Some(run)) = (
         env("GITHUB_SERVER_URL"),
         env("GITHUB_REPOSITORY"),

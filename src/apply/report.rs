@@ -26,8 +26,8 @@ pub struct Reporter {
     /// Where progress bars are drawn, on a terminal: lines go above them.
     bars: Option<indicatif::MultiProgress>,
     audit_file: Option<Mutex<File>>,
-    /// `--reason`, for every audit record.
-    reason: Option<String>,
+    /// `--reason`, who runs this and from which CI run, for every audit record.
+    run: super::audit::RunInfo,
     /// Queue calls sent and not yet answered: (target, build, call).
     in_flight: Mutex<Vec<(String, String, String)>>,
     /// Queue calls whose outcome stayed unknown after their re-read: a second signal still
@@ -81,7 +81,7 @@ impl Reporter {
             locks_on: Mutex::new(Vec::new()),
             unanswered: Mutex::new(Vec::new()),
             unknown: AtomicUsize::new(0),
-            reason,
+            run: super::audit::RunInfo::new(reason, super::record::env),
             audit_broken: AtomicBool::new(false),
             audit_torn: AtomicBool::new(torn),
         })
@@ -240,8 +240,7 @@ impl Reporter {
         if outcome == Outcome::UnknownLockKept {
             self.unknown.fetch_add(1, Ordering::SeqCst);
         }
-        let reason = self.reason.as_deref();
-        let record = AuditRecord::now(target, build, call, outcome, detail, reason, server_ms);
+        let record = AuditRecord::now(target, build, call, outcome, detail, &self.run, server_ms);
         // The file first: it is the record that must survive whatever stderr does. One write
         // per line, to a file opened for appending: processes sharing a log never interleave.
         let kept = match &self.audit_file {

@@ -10,7 +10,7 @@ use crate::bamboo::BambooClient;
 use crate::cli::{ApplyArgs, ApplyFormat};
 use crate::exit;
 use crate::reconcile::{Plan, Status};
-use crate::render::human::{Style, status_words};
+use crate::render::human::{Style, counted, status_words};
 use crate::render::{self, PlanDocument};
 
 pub async fn run(args: &ApplyArgs) -> u8 {
@@ -104,14 +104,21 @@ async fn apply_saved(args: &ApplyArgs, path: &Path, reporter: &Arc<Reporter>) ->
             path.display(),
             item.target.id)).report(json_events(args));
     }
-    if document.server != args.server.server {
-        return Failure::new(format!(
-            "the saved plan was made for {}, not {}",
-            document.server, args.server.server
-        ))
-        .report(json_events(args));
-    }
-    let connection = match super::pipeline::connect(&args.server).await {
+    // The plan names its server; one given as well must be the same.
+    let server = match &args.server.server {
+        Some(given) if *given != document.server => {
+            return Failure::new(format!(
+                "the saved plan was made for {}, not {given}",
+                document.server
+            ))
+            .report(json_events(args));
+        }
+        _ => crate::cli::ServerArgs {
+            server: Some(document.server.clone()),
+            ..args.server.clone()
+        },
+    };
+    let connection = match super::pipeline::connect(&server).await {
         Ok(connection) => connection,
         Err(failure) => return failure.report(json_events(args)),
     };
@@ -311,7 +318,7 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
         reporter.emit(summary, String::new);
     } else {
         let mut summary = format!(
-            "Apply: {} promoted, {} in sync, {} stage failed, {} paused short, {} blocked, {} waiting, {} moved by others, {} stale, {} unknown, {} errors",
+            "Apply: {} promoted, {} in sync, {} stage failed, {} paused short, {} blocked, {} waiting, {} moved by others, {} stale, {} unknown, {}",
             counts.promoted,
             counts.in_sync,
             counts.stage_failed,
@@ -321,7 +328,7 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
             counts.moved_by_other,
             counts.stale,
             counts.unknown,
-            counts.errors,
+            counted(counts.errors, "error"),
         );
         if applied.timed_out {
             summary.push_str(&format!(", timed out with {unfinished} still running"));

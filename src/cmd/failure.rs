@@ -24,6 +24,9 @@ pub struct Failure {
     /// One line; for manifest problems, how many and what did not happen because of them.
     pub message: String,
     pub diagnostics: Vec<ManifestError>,
+    /// The exit code: `exit::ERROR`, or `exit::USAGE` for a command line that lacks what it
+    /// needs.
+    code: u8,
 }
 
 impl Failure {
@@ -31,6 +34,24 @@ impl Failure {
         Failure {
             message: message.into(),
             diagnostics: Vec::new(),
+            code: exit::ERROR,
+        }
+    }
+
+    /// Why the command could not connect: a server missing or not an address is a usage
+    /// error, as the README's exit codes say.
+    pub fn connecting(error: crate::config::ConfigError) -> Failure {
+        use crate::config::ConfigError;
+        let code = match error {
+            ConfigError::NoServer
+            | ConfigError::BadServer(_)
+            | ConfigError::CredentialsInUrl
+            | ConfigError::UrlWithQuery(_) => exit::USAGE,
+            _ => exit::ERROR,
+        };
+        Failure {
+            code,
+            ..Failure::new(error.to_string())
         }
     }
 
@@ -39,6 +60,7 @@ impl Failure {
         Failure {
             message: super::validate::summary_line(&errors, consequence),
             diagnostics: errors,
+            code: exit::ERROR,
         }
     }
 
@@ -74,7 +96,7 @@ impl Failure {
                 );
             }
         }
-        exit::ERROR
+        self.code
     }
 }
 

@@ -8,6 +8,7 @@ use super::failure::Json;
 use crate::cli::LocksArgs;
 use crate::exit;
 use crate::lock_label::{DEFAULT_MAX_SKEW, LockLabel};
+use crate::render::human::counted;
 
 pub async fn run(args: &LocksArgs) -> u8 {
     let planned = match super::pipeline::plan(
@@ -50,8 +51,8 @@ pub async fn run(args: &LocksArgs) -> u8 {
     }
     if lines.is_empty() {
         outln!(
-            "No lock labels on the {} builds the targets name.",
-            seen.len()
+            "No lock labels on the {} the targets name.",
+            counted(seen.len(), "build")
         );
     } else {
         for line in &lines {

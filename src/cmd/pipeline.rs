@@ -42,6 +42,9 @@ pub async fn plan(
     // Neither parsing the manifests nor setting up the client (which reads the system's trusted
     // certificates) contacts the server, so they run side by side; the manifests' verdict
     // comes first, and nothing is sent unless they are valid.
+    // A command line without a server, or with one that is no address, is wrong whatever the
+    // manifests say.
+    config::given(server).map_err(Failure::connecting)?;
     let owned = paths.to_vec();
     let exclude = manifest::Exclude::new(exclude).map_err(Failure::new)?;
     let (desired, connection) = tokio::join!(
@@ -52,7 +55,7 @@ pub async fn plan(
         .expect("the manifest loader panicked")?
         .select(&selection.targets)
         .map_err(|e| Failure::new(format!("{e}; nothing was contacted")))?;
-    let connection = connection.map_err(|e| Failure::new(e.to_string()))?;
+    let connection = connection.map_err(Failure::connecting)?;
     let observed = observe(&connection, &desired).await?;
     let online = reconcile::check(&desired, &observed);
     if !online.is_empty() {
@@ -125,9 +128,7 @@ pub fn load(paths: &[PathBuf], exclude: &manifest::Exclude) -> Result<Desired, F
 }
 
 pub async fn connect(server: &ServerArgs) -> Result<Connection, Failure> {
-    config::connect(server)
-        .await
-        .map_err(|e| Failure::new(e.to_string()))
+    config::connect(server).await.map_err(Failure::connecting)
 }
 
 /// Observes; errors that come from the address rather than from one read are said once,
@@ -168,7 +169,10 @@ pub fn print(format: OutputFormat, kind: DocumentKind, planned: &Planned) {
                 server,
                 kind == DocumentKind::Plan,
                 Style::for_stdout(),
-            ))
+            ));
+            if format == OutputFormat::Github {
+                super::validate::annotate_plan(&planned.plan, &planned.desired);
+            }
         }
         OutputFormat::Markdown => crate::output::out_text(render::markdown::render(
             &planned.plan,

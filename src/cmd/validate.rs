@@ -91,6 +91,42 @@ pub fn annotate(errors: &[ManifestError], summary: &str) {
     }
 }
 
+/// `plan --format github`: an annotation on the line of each target that is not on its way —
+/// an error where a person must act (a failed stage, a gate, no build), a notice where it only
+/// waits (for a window to open, for the targets it is `after`).
+pub fn annotate_plan(plan: &crate::reconcile::Plan, desired: &crate::manifest::Desired) {
+    use crate::reconcile::{BlockReason, Status};
+    for item in &plan.items {
+        let id = &item.target.id;
+        let (level, message) = match &item.status {
+            Status::Blocked {
+                reason: reason @ BlockReason::WindowClosed { .. },
+            } => ("notice", format!("{id} waits: {reason}")),
+            Status::Blocked { reason } => ("error", format!("{id} is blocked: {reason}")),
+            Status::Waiting { on } => ("notice", format!("{id} waits on {}", on.join(", "))),
+            _ => continue,
+        };
+        let place = desired
+            .targets
+            .iter()
+            .find(|t| &t.id == id)
+            .map(|t| &t.places.id);
+        let mut properties = String::new();
+        if let Some(place) = place {
+            let (line, column) = place.line_column();
+            properties = format!(
+                "file={},line={line},col={column},",
+                escape_property(&place.file.path.display().to_string())
+            );
+        }
+        properties.push_str("title=bamboo-promote");
+        crate::output::out_line(format_args!(
+            "::{level} {properties}::{}",
+            escape_data(&message)
+        ));
+    }
+}
+
 /// A workflow command's message, as GitHub's toolkit escapes it.
 fn escape_data(text: &str) -> String {
     text.replace('%', "%25")

@@ -305,8 +305,10 @@ fn a_saved_plan_runs_as_planned_once_and_is_refused_when_stale() {
         .run();
     assert_eq!(planned.code, 0, "{}", planned.stderr);
     sim.clear_requests();
+    // The plan names its server: none need be given.
     let first = sim
         .cmd(&["apply", "--auto-approve", plan.to_str().unwrap()])
+        .env_remove("BAMBOO_URL")
         .run();
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
     assert_eq!(sim.queue_writes().len(), 2);
@@ -452,4 +454,41 @@ fn ctrl_c_stops_waiting_and_says_what_was_queued() {
         "{stdout}"
     );
     assert_eq!(sim.queue_writes().len(), 2, "no call after the interrupt");
+}
+
+/// Every audit record says who ran the apply and from which CI run, as the record on the build
+/// says the run: a compliance job reads the log alone.
+#[test]
+fn audit_records_name_the_actor_and_the_ci_run() {
+    let sim = Sim::start(SHOP);
+    let dir = manifests(MANIFEST);
+    let audit_dir = scratch("audit");
+    let audit = audit_dir.join("audit.jsonl");
+    let ran = sim
+        .cmd(&[
+            "apply",
+            "--auto-approve",
+            "--audit-log",
+            audit.to_str().unwrap(),
+            path_str(&dir),
+        ])
+        .env("GITHUB_ACTOR", "alice")
+        .env("GITHUB_SERVER_URL", "https://github.example")
+        .env("GITHUB_REPOSITORY", "shop/promotions")
+        .env("GITHUB_RUN_ID", "9")
+        .run();
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let audit = crate::contracts::audit_log(&audit);
+    let records: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert!(!records.is_empty());
+    for record in &records {
+        assert_eq!(record["actor"], "alice", "{record}");
+        assert_eq!(
+            record["ciRun"], "https://github.example/shop/promotions/actions/runs/9",
+            "{record}"
+        );
+    }
 }

@@ -130,11 +130,12 @@ fn plans_statuses_saved_plans_and_errors_follow_the_schema() {
     let diagnostic = &error["diagnostics"][0];
     assert_eq!(diagnostic["code"], "bamboo::unknown_stage");
     assert!(diagnostic["line"].as_u64().unwrap() > 0, "{error}");
-    // A connection error has no diagnostics, and is a document all the same.
+    // A connection error has no diagnostics, and is a document all the same (a server URL with
+    // credentials is a usage error: 64).
     let ran = Run::new(&["status", "--format", "json", path_str(&dir)])
         .server("http://bot:pw@127.0.0.1:9")
         .run();
-    assert_eq!(ran.code, 1);
+    assert_eq!(ran.code, 64);
     assert_eq!(plan_json(&ran.stdout)["kind"], "error");
 }
 
@@ -177,7 +178,7 @@ fn apply_events_follow_the_schema_and_name_things_as_the_plan_does() {
     ])
     .server("ftp://nowhere")
     .run();
-    assert_eq!(ran.code, 1);
+    assert_eq!(ran.code, 64);
     let failed = events(&ran.stdout);
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["event"], "error");

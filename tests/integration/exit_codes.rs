@@ -19,8 +19,16 @@ fn usage_errors_exit_64_never_2() {
         assert_eq!(ran.code, 64, "{args:?}: {}", ran.stderr);
         assert!(ran.stderr.contains("Usage:") || ran.stderr.contains("error:"));
     }
-    // A missing --server is a usage error too.
+    // A missing --server is a usage error too, and says where a server comes from; so is one
+    // that is not an http(s) address.
     let ran = Run::new(&["plan", "."]).run();
+    assert_eq!(ran.code, 64, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("--server") && ran.stderr.contains("BAMBOO_URL"),
+        "{}",
+        ran.stderr
+    );
+    let ran = Run::new(&["plan", "."]).server("127.0.0.1:18085").run();
     assert_eq!(ran.code, 64, "{}", ran.stderr);
     // Help and version are not errors.
     assert_eq!(Run::new(&["--help"]).run().code, 0);

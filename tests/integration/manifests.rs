@@ -327,3 +327,41 @@ fn exclude_leaves_other_yaml_out_of_a_folder_walk() {
         "a bad glob is a usage error"
     );
 }
+
+/// `plan --format github` marks each target that is not on its way on its line: an error where
+/// a person must act, a notice where it only waits.
+#[test]
+fn plan_for_github_annotates_blocked_and_waiting_targets() {
+    let sim = crate::support::Sim::start(crate::worlds::SHOP);
+    let dir = scratch("github-blocked");
+    write(
+        &dir,
+        "shop.yaml",
+        "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: shop }
+spec:
+  targets:
+    - { id: staging, plan: SHOP-APP, build: 42, stage: Deploy Staging }
+    - { id: prod, plan: SHOP-API, build: 7, stage: Deploy Prod, after: [staging] }
+    - { id: web, plan: SHOP-WEB, build: 3, stage: Deploy Staging }
+",
+    );
+    let ran = sim
+        .cmd(&["plan", "--format", "github", "shop.yaml"])
+        .current_dir(&dir)
+        .run();
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    let annotations: Vec<&str> = ran.stdout.lines().filter(|l| l.starts_with("::")).collect();
+    assert_eq!(annotations.len(), 2, "{}", ran.stdout);
+    assert!(
+        annotations[0].starts_with("::notice file=shop.yaml,line=7,col=")
+            && annotations[0].ends_with("::prod waits on staging"),
+        "{annotations:?}"
+    );
+    assert!(
+        annotations[1].starts_with("::error file=shop.yaml,line=8,col=")
+            && annotations[1].contains("::web is blocked: "),
+        "{annotations:?}"
+    );
+}

@@ -728,7 +728,7 @@ fn after_an_unknown_outcome_on_a_newer_build_no_older_build_of_its_plan_is_promo
         ran.stderr
     );
     // Both targets are in the counts: the unknown call, and the one held back (not sent).
-    assert!(ran.stdout.contains("1 unknown, 1 errors"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("1 unknown, 1 error."), "{}", ran.stdout);
     // The late call lands once the sim clock passes its time (the simulator's own task).
     sim.advance(10_000);
     crate::support::wait_until("the late call to SHOP-APP-10 lands", || {

@@ -211,7 +211,7 @@ fn credentials_in_the_server_url_are_refused_and_never_shown() {
     let ran = Run::new(&["plan", path_str(&dir)])
         .server("http://bot:hunter2@127.0.0.1:9")
         .run();
-    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert_eq!(ran.code, 64, "{}", ran.stderr);
     assert!(ran.stderr.contains("carries credentials"), "{}", ran.stderr);
     assert!(!(ran.stdout + &ran.stderr).contains("hunter2"));
     let help = Run::new(&["plan", "--help"])
