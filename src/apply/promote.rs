@@ -379,8 +379,10 @@ async fn upstream_in_turn<'a>(
 }
 
 /// The build `up` names now. `latest` (and `newest: eligible`, judged as strictly) is the
-/// plan's newest build: `-latest`, then the builds after it, since a server that leaves running
-/// builds out of `-latest` names an older one (found by the explorer, seed 11955).
+/// plan's newest build, and a label's the newest that carries it: the server's answer, then
+/// the builds after it, since a server that leaves running builds out of `-latest` and its
+/// listings names an older one (found by the explorer, seed 11955; for a label, by a red
+/// team).
 async fn named_now(turn: &WriteTurn<'_>, up: &Upstream) -> Result<Option<ObservedBuild>, String> {
     let Some(build_key) = &up.build_key else {
         return Ok(None);
@@ -388,12 +390,11 @@ async fn named_now(turn: &WriteTurn<'_>, up: &Upstream) -> Result<Option<Observe
     let (plan, number) =
         split_build_key(build_key).ok_or_else(|| format!("{build_key} is not a build key"))?;
     let text = |e: crate::bamboo::BambooError| e.to_string();
-    match &up.selector {
-        BuildSelector::Number(_) | BuildSelector::Revision(_) => Ok(turn
-            .build(plan, Some(number))
-            .await
-            .map_err(text)?
-            .map(ObservedBuild::from_result)),
+    let answered = match &up.selector {
+        BuildSelector::Number(_) | BuildSelector::Revision(_) => {
+            let pinned = turn.build(plan, Some(number)).await.map_err(text)?;
+            return Ok(pinned.map(ObservedBuild::from_result));
+        }
         BuildSelector::Label(label) => {
             let Some(build) = turn.labelled(plan, label).await.map_err(text)? else {
                 return Ok(None);
@@ -411,27 +412,31 @@ async fn named_now(turn: &WriteTurn<'_>, up: &Upstream) -> Result<Option<Observe
                     build.key
                 ));
             }
-            Ok(Some(ObservedBuild::from_result(build)))
+            build
         }
         BuildSelector::Latest | BuildSelector::NewestEligible => {
-            let Some(latest) = turn.build(plan, None).await.map_err(text)? else {
-                return Ok(None);
-            };
-            let newer = newer_builds_of(turn, plan, latest.number)
-                .await
-                .map_err(text)?;
-            if !newer.complete {
-                return Err(format!(
-                    "the builds of {plan} after {} could not all be read",
-                    latest.key
-                ));
+            match turn.build(plan, None).await.map_err(text)? {
+                Some(latest) => latest,
+                None => return Ok(None),
             }
-            Ok(Some(match newer.builds.into_iter().next() {
-                Some(newest) => newest,
-                None => ObservedBuild::from_result(latest),
-            }))
         }
+    };
+    let newer = newer_builds_of(turn, plan, answered.number)
+        .await
+        .map_err(text)?;
+    if !newer.complete {
+        return Err(format!(
+            "the builds of {plan} after {} could not all be read",
+            answered.key
+        ));
     }
+    let newest = newer.builds.into_iter().find(|b| match &up.selector {
+        BuildSelector::Label(label) => b.labels.iter().any(|l| crate::label::same(l, label)),
+        _ => true,
+    });
+    Ok(Some(
+        newest.unwrap_or_else(|| ObservedBuild::from_result(answered)),
+    ))
 }
 
 impl Named<'_> {

@@ -106,7 +106,7 @@ async fn apply_saved(args: &ApplyArgs, path: &Path, reporter: &Arc<Reporter>) ->
     }
     // The plan names its server; one given as well must be the same.
     let server = match &args.server.server {
-        Some(given) if *given != document.server => {
+        Some(given) if given.trim_end_matches('/') != document.server.trim_end_matches('/') => {
             return Failure::new(format!(
                 "the saved plan was made for {}, not {given}",
                 document.server

@@ -335,6 +335,13 @@ fn a_saved_plan_runs_as_planned_once_and_is_refused_when_stale() {
         second.stdout
     );
     assert!(sim.queue_writes().is_empty());
+    // The same server written with a trailing slash is the same server.
+    let slashed = format!("{}/", sim.url);
+    let third = sim
+        .cmd(&["apply", "--auto-approve", plan.to_str().unwrap()])
+        .server(&slashed)
+        .run();
+    assert_eq!(third.code, 5, "{}\n{}", third.stdout, third.stderr);
 }
 
 #[test]

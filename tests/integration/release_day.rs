@@ -1187,3 +1187,45 @@ projects:
         .collect();
     assert!(calls.is_empty(), "prod was not continued: {calls:?}");
 }
+
+/// The same for a label: `after` names the newest build that carries it, though the server
+/// leaves that build (running) out of its listings. Found by a red team: before, the older
+/// labelled build was taken for the one named, and prod was continued.
+#[test]
+fn after_a_label_sees_a_running_labelled_build_that_the_server_leaves_out() {
+    let sim = Sim::start(
+        "
+settings: { clock: manual }
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - { name: Build, durationMs: 1000 }
+          - { name: Deploy Staging, manual: true }
+        builds:
+          - { number: 41, labels: [rc], state: complete }
+          - { number: 42, labels: [rc], state: { runningAt: Build } }
+      - key: API
+        stages:
+          - { name: Build, durationMs: 1000 }
+          - { name: Deploy Prod, manual: true }
+        builds:
+          - { number: 5, state: { pausedBefore: Deploy Prod } }
+",
+    );
+    sim.set_faults(r#"{ "listingsHideRunning": true }"#);
+    let dir = manifests(
+        "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: { name: release }\nspec:\n  targets:\n    - { id: staging, plan: SHOP-APP, build: { label: rc }, stage: Deploy Staging }\n    - { id: prod, plan: SHOP-API, build: 5, stage: Deploy Prod, after: [staging] }\n",
+    );
+    let ran = sim.cmd(&["apply", "--auto-approve", path_str(&dir)]).run();
+    assert_eq!(ran.code, 5, "{}\n{}", ran.stdout, ran.stderr);
+    let said = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(said.contains("staging: SHOP-APP-42 is running"), "{said}");
+    let calls: Vec<_> = sim
+        .queue_writes()
+        .into_iter()
+        .filter(|w| w["method"] == "PUT")
+        .collect();
+    assert!(calls.is_empty(), "prod was not continued: {calls:?}");
+}
