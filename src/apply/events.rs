@@ -60,7 +60,8 @@ pub enum Event {
         build: String,
         reason: String,
     },
-    /// The saved plan is stale for this build: no call.
+    /// The plan is stale for this build (a saved plan's build changed, an `after` target is
+    /// out of sync, `latest` moved on): no call.
     Stale {
         target: String,
         build: String,

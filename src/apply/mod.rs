@@ -377,7 +377,7 @@ fn report_promotion(reporter: &Reporter, id: &str, action: &Action, promotion: &
         ),
         Promotion::Stale { planned, found } => reporter.emit(
             Event::Stale { target, build, planned: planned.clone(), found: found.clone() },
-            || format!("{id}: saved plan is stale for {key} (planned {planned}, now {found}); not promoted"),
+            || format!("{id}: plan is stale for {key} (planned {planned}, now {found}); not promoted"),
         ),
         Promotion::Refused(message) | Promotion::MovedByOther(message) | Promotion::Failed(message) => reporter.emit(
             Event::Error { target: Some(target), build: Some(build), message: message.clone(), diagnostics: Vec::new() },

@@ -388,7 +388,7 @@ fn count(counts: &mut Counts, outcome: &Outcome) -> String {
         }
         Outcome::Stale { planned, found } => {
             counts.stale += 1;
-            format!("not promoted: saved plan is stale (planned {planned}, now {found})")
+            format!("not promoted: plan is stale (planned {planned}, now {found})")
         }
         Outcome::NotApproved { approved, found } => {
             counts.stale += 1;
