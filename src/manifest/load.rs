@@ -299,19 +299,36 @@ fn budget_in_words(message: &str) -> String {
     format!("too many {what} in one file ({count})")
 }
 
-fn help_for(message: &str) -> Option<&'static str> {
-    if message.contains("unknown field") {
-        Some("see schemas/promotion.v1.schema.json for the fields of each section")
+fn help_for(message: &str) -> Option<String> {
+    let help = if message.contains("unknown field") {
+        return Some(unknown_field_help(message));
     } else if message.starts_with("duplicate") {
-        Some("each key may appear once in a mapping")
+        "each key may appear once in a mapping"
     } else if message.contains("tab") {
-        Some("YAML indents with spaces, never tabs: replace the tab with spaces")
+        "YAML indents with spaces, never tabs: replace the tab with spaces"
     } else if message.starts_with("too many") {
-        Some(
-            "a manifest file holds at most 1 024 documents, 250 000 YAML nodes, 50 000 aliases and 64 levels of nesting; split it into several files",
-        )
+        "a manifest file holds at most 1 024 documents, 250 000 YAML nodes, 50 000 aliases and 64 levels of nesting; split it into several files"
     } else {
-        None
+        return None;
+    };
+    Some(help.to_string())
+}
+
+/// For serde's `unknown field `exectueAllStages`, expected one of id, plan, …`: the field
+/// meant, when one is close (`did you mean `executeAllStages`?`), else where the fields are.
+fn unknown_field_help(message: &str) -> String {
+    let wrong = message.split('`').nth(1).unwrap_or_default();
+    let expected = message
+        .split_once("expected ")
+        .map_or("", |(_, rest)| rest.trim_start_matches("one of "));
+    let known: Vec<&str> = expected
+        .split([',', ' '])
+        .map(|field| field.trim_matches('`'))
+        .filter(|field| !field.is_empty() && *field != "or")
+        .collect();
+    match crate::suggest::closest(wrong, known) {
+        Some(meant) => format!("did you mean `{meant}`?"),
+        None => "see schemas/promotion.v1.schema.json for the fields of each section".into(),
     }
 }
 
@@ -329,5 +346,27 @@ pub fn place(file: &Arc<SourceFile>, location: &Location) -> Place {
     Place {
         file: file.clone(),
         span: SourceSpan::from((offset.min(file.text.len()), len)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unknown_field_help;
+
+    #[test]
+    fn an_unknown_field_close_to_a_known_one_is_named() {
+        let help = |message: &str| unknown_field_help(message);
+        assert_eq!(
+            help("unknown field `exectueAllStages`, expected one of id, plan, executeAllStages"),
+            "did you mean `executeAllStages`?"
+        );
+        assert_eq!(
+            help("unknown field `nmae`, expected `name`"),
+            "did you mean `name`?"
+        );
+        assert_eq!(
+            help("unknown field `tz`, expected `timeZone` or `deny`"),
+            "see schemas/promotion.v1.schema.json for the fields of each section"
+        );
     }
 }
