@@ -35,15 +35,11 @@ pub struct Cli {
     pub quiet: bool,
 }
 
-/// Examples, then the environment a command that talks to Bamboo reads, for `--help`.
-macro_rules! with_environment {
-    ($examples:literal) => {
-        concat!(
-            $examples,
-            "
-
-Environment:
-  BAMBOO_URL           Bamboo's base URL, as --server
+/// The environment a command that talks to Bamboo reads: `--help` shows it, and the man
+/// pages' ENVIRONMENT section is made from it (`ENVIRONMENT`).
+macro_rules! environment {
+    () => {
+        "  BAMBOO_URL           Bamboo's base URL, as --server
   BAMBOO_TOKEN         a personal access token (sent as Authorization: Bearer)
   BAMBOO_TOKEN_FILE    a file holding the token, as --token-file
   BAMBOO_USERNAME, BAMBOO_PASSWORD
@@ -52,9 +48,18 @@ Environment:
   HTTPS_PROXY, HTTP_PROXY
                        a proxy to Bamboo
   NO_COLOR             no colour"
-        )
     };
 }
+
+/// Examples, then the environment, for `--help`.
+macro_rules! with_environment {
+    ($examples:literal) => {
+        concat!($examples, "\n\nEnvironment:\n", environment!())
+    };
+}
+
+/// The environment, as `--help` lists it: a name (or names) at two spaces, then what it is.
+pub const ENVIRONMENT: &str = environment!();
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -114,11 +119,11 @@ pub enum Command {
   bamboo-promote completions bash > ~/.local/share/bash-completion/completions/bamboo-promote
   bamboo-promote completions zsh > ~/.zfunc/_bamboo-promote")]
     Completions(CompletionsArgs),
-    /// Print the man page (roff), for `man -l -` or a man directory.
+    /// Print the man page (roff), for `man -l -`; with --out, write one page per command.
     #[command(after_help = "Examples:
   bamboo-promote man | man -l -
-  bamboo-promote man > ~/.local/share/man/man1/bamboo-promote.1")]
-    Man,
+  bamboo-promote man --out ~/.local/share/man/man1")]
+    Man(ManArgs),
     /// Serve a simulated Bamboo described by a world file.
     #[command(after_help = "Examples:
   bamboo-promote sim --world examples/sim/world.yaml --listen 127.0.0.1:8085")]
@@ -316,6 +321,14 @@ pub struct ApplyArgs {
     /// server's clock. Longer than --request-timeout by 3s at least.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub lock_ttl: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write bamboo-promote.1 and a page per command (bamboo-promote-plan.1, …) into this
+    /// folder instead of printing the main page.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -29,3 +29,40 @@ pub const USAGE: u8 = 64;
 pub const INTERRUPTED: u8 = 130;
 /// `apply` stopped by SIGTERM (how CI systems cancel a job): no write after the signal.
 pub const TERMINATED: u8 = 143;
+
+/// Every code with what it means, for the man pages' EXIT STATUS section.
+pub const MEANINGS: [(u8, &str); 12] = [
+    (SUCCESS, "nothing to do, or done"),
+    (
+        ERROR,
+        "an error: invalid manifests, a server that cannot be read, a write refused",
+    ),
+    (
+        CHANGES_PENDING,
+        "with --detailed-exitcode: promotions pending (plan), or promoted (apply)",
+    ),
+    (BLOCKED, "a target is blocked and needs a person"),
+    (
+        TIMED_OUT,
+        "apply --wait gave up before every promoted stage finished",
+    ),
+    (
+        STALE_PLAN,
+        "the plan is stale for a build, or a promotion was not in the approved plan; nothing stale was queued",
+    ),
+    (STAGE_FAILED, "apply --wait: a promoted stage failed"),
+    (
+        OUTCOME_UNKNOWN,
+        "a call's outcome is unknown: its lock label stays; check the build in Bamboo",
+    ),
+    (
+        WAITING_ON_TIME,
+        "the only targets blocked wait for a promotion window to open",
+    ),
+    (
+        USAGE,
+        "the command line is wrong (no server, an unknown flag, a value that does not parse)",
+    ),
+    (INTERRUPTED, "apply stopped by SIGINT: no write after it"),
+    (TERMINATED, "apply stopped by SIGTERM: no write after it"),
+];

@@ -58,6 +58,6 @@ async fn run_command(cli: Cli) -> u8 {
         Command::Unlock(args) => cmd::unlock::run(args).await,
         Command::Init(args) => cmd::init::run(args).await,
         Command::Completions(args) => cmd::completions::completions(args),
-        Command::Man => cmd::completions::man(),
+        Command::Man(args) => cmd::completions::man(args),
     }
 }

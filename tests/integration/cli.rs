@@ -57,6 +57,25 @@ fn completions_and_the_man_page_know_every_subcommand() {
     for command in SUBCOMMANDS {
         assert!(man.stdout.contains(command), "the man page names {command}");
     }
+    // With --out, a page per command, each with the exit codes and the environment; every
+    // page the main one refers to exists.
+    let dir = crate::support::scratch("man");
+    let ran = Run::new(&["man", "--out", dir.to_str().unwrap()]).run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let main = std::fs::read_to_string(dir.join("bamboo-promote.1")).unwrap();
+    for command in &SUBCOMMANDS[..10] {
+        let page = std::fs::read_to_string(dir.join(format!("bamboo-promote-{command}.1")))
+            .unwrap_or_else(|e| panic!("bamboo-promote-{command}.1: {e}"));
+        assert!(page.contains(".SH \"EXIT STATUS\""), "{command}");
+        assert!(
+            page.contains(".SH ENVIRONMENT") && page.contains("BAMBOO_URL"),
+            "{command}"
+        );
+        assert!(
+            main.contains(&format!("bamboo\\-promote\\-{command}(1)")),
+            "{command}: {main}"
+        );
+    }
 }
 
 #[test]
