@@ -67,11 +67,9 @@ pub enum BambooError {
         retries: u32,
         elapsed: Duration,
     },
-    /// TLS failed, most often on a certificate this machine does not trust: retrying cannot
-    /// help, so it is reported at once.
-    #[error(
-        "{what}: {detail} (if your company's CA signs the server's certificate, point SSL_CERT_FILE at that CA's PEM file)"
-    )]
+    /// TLS failed, most often on a certificate this machine does not trust, or on a server
+    /// that speaks plain HTTP: retrying cannot help, so it is reported at once.
+    #[error("{what}: {detail} ({})", tls_hint(.detail))]
     Tls { what: String, detail: String },
     #[error("{what}: unexpected answer from Bamboo: {detail}")]
     Decode { what: String, detail: String },
@@ -98,6 +96,16 @@ pub enum BambooError {
     NotJournaled { what: String, detail: String },
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
+}
+
+/// What to do about a failed TLS handshake. A server that answers in plain HTTP gives rustls
+/// a record it cannot read (`InvalidContentType`): the scheme is wrong, not the certificate.
+fn tls_hint(detail: &str) -> &'static str {
+    if detail.contains("InvalidContentType") {
+        "the server answers in plain HTTP: give its address with http://, not https://"
+    } else {
+        "if your company's CA signs the server's certificate, point SSL_CERT_FILE at that CA's PEM file"
+    }
 }
 
 /// How a queue call ended when it was not accepted.

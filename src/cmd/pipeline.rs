@@ -100,9 +100,20 @@ async fn address_problem(client: &BambooClient) -> Option<String> {
     let fix = if server.trim_end_matches('/').ends_with("/rest/api/latest") {
         "give Bamboo's base address without /rest/api/latest".to_string()
     } else {
-        format!(
-            "give Bamboo's base address as --server: with its context path if it has one (such as {server}/bamboo), without one if it has none"
-        )
+        // With a path given, the likelier mistake is a context path the server does not
+        // have; without one, a context path left out.
+        let context = url::Url::parse(server)
+            .ok()
+            .filter(|url| !url.path().trim_matches('/').is_empty())
+            .map(|url| url.origin().ascii_serialization());
+        match context {
+            Some(origin) => format!(
+                "give Bamboo's base address as --server: without a context path if it has none (such as {origin}), or with the one it has"
+            ),
+            None => format!(
+                "give Bamboo's base address as --server: with its context path if it has one (such as {server}/bamboo)"
+            ),
+        }
     };
     Some(format!(
         "{server} does not answer as Bamboo: GET {server}/rest/api/latest/info gave {answer}. {fix}"

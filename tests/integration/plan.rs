@@ -183,7 +183,10 @@ fn a_server_under_a_context_path() {
         (sim.url.clone(), "with its context path if it has one"),
         (
             format!("{}/bamboo/ci", sim.url),
-            "without one if it has none",
+            &*format!(
+                "without a context path if it has none (such as {})",
+                sim.url
+            ),
         ),
         (
             format!("{}/bamboo/rest/api/latest", sim.url),

@@ -165,3 +165,21 @@ fn a_company_ca_is_trusted_through_ssl_cert_file() {
         "{requests:?}"
     );
 }
+
+/// `https://` to a server that speaks plain HTTP: the scheme is named as the mistake, not the
+/// certificate authority.
+#[test]
+fn https_to_a_plain_http_server_says_to_use_http() {
+    let sim = crate::support::Sim::start(crate::worlds::SHOP);
+    let dir = manifests(ONE_TARGET);
+    let https = sim.url.replacen("http://", "https://", 1);
+    let ran = Run::new(&["plan", path_str(&dir)]).server(&https).run();
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("plain HTTP: give its address with http://")
+            && !ran.stderr.contains("SSL_CERT_FILE"),
+        "{}",
+        ran.stderr
+    );
+}
