@@ -78,10 +78,9 @@ pub fn document(
                 .map_or_else(Gates::default, |r| Gates {
                     labels: r.labels.iter().map(|l| l.value.clone()).collect(),
                     without_labels: r.without_labels.iter().map(|l| l.value.clone()).collect(),
-                    window: r
-                        .window
-                        .as_ref()
-                        .and_then(|name| window_named(file, name, &windows, errors)),
+                    window: r.window.as_ref().and_then(|name| {
+                        window_named(file, name, &windows, &doc.spec.windows, errors)
+                    }),
                 }),
             record_label: spec.record.as_ref().map(|r| r.label.value.clone()),
             allow_downgrade: spec.allow_downgrade.as_ref().is_some_and(|a| a.value),
@@ -160,15 +159,20 @@ fn windows(
     windows
 }
 
-/// The window a target's `require.window` names, or an error at that name.
+/// The window a target's `require.window` names, or an error at that name. A window that is
+/// declared but invalid (`declared`) has its own error: none follows from it here.
 fn window_named(
     file: &Arc<SourceFile>,
     name: &serde_saphyr::Spanned<String>,
     windows: &BTreeMap<String, Window>,
+    declared: &BTreeMap<String, WindowSpec>,
     errors: &mut Vec<ManifestError>,
 ) -> Option<Window> {
     if let Some(window) = windows.get(&name.value) {
         return Some(window.clone());
+    }
+    if declared.contains_key(&name.value) {
+        return None;
     }
     let known: Vec<&str> = windows.keys().map(String::as_str).collect();
     errors.push(
