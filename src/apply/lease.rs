@@ -230,8 +230,6 @@ impl Lease {
         client.remove_label(&self.build_key, &self.label).await
     }
 
-    /// Leaves the label on the build, for a write whose outcome is unknown: no other run acts
-    /// on the build until it expires. Returns the label's name.
     /// Whether `read` still carries this lease's label: an apply that takes a lock for
     /// expired takes its label off before it writes.
     pub fn holds(&self, read: &ObservedBuild) -> bool {
@@ -240,6 +238,8 @@ impl Lease {
             .any(|l| crate::label::same(l, &self.label))
     }
 
+    /// Leaves the label on the build, for a write whose outcome is unknown: no other run acts
+    /// on the build until it expires. Returns the label's name.
     pub fn keep(self) -> String {
         self.label
     }

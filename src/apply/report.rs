@@ -181,10 +181,11 @@ impl Reporter {
         }
         let key = (write.build.clone(), label.clone());
         if matches!(change, journal::LabelWrite::On(_)) && ended == Some(Ended::Unknown) {
-            self.unanswered
-                .lock()
-                .expect("unanswered lock")
-                .push(key.clone());
+            // Once per label, however many of its attempts went unanswered.
+            let mut unanswered = self.unanswered.lock().expect("unanswered lock");
+            if !unanswered.contains(&key) {
+                unanswered.push(key.clone());
+            }
         }
         let mut locks = self.locks_on.lock().expect("locks lock");
         let gone = match (change, ended) {
@@ -203,10 +204,9 @@ impl Reporter {
         let mut unanswered = self.unanswered.lock().expect("unanswered lock");
         if matches!(change, journal::LabelWrite::Off(_))
             && ended == Some(Ended::Accepted)
-            && unanswered.contains(&key)
+            && let Some(i) = unanswered.iter().position(|lock| *lock == key)
         {
-            unanswered.retain(|lock| *lock != key);
-            let (build, label) = key;
+            let (build, label) = unanswered.swap_remove(i);
             // Found by the explorer (seed 177783): a put that timed out landed after the
             // label's removal, and no output named the label left.
             self.say(&format!(
