@@ -99,6 +99,13 @@ pub enum Command {
   bamboo-promote apply --auto-approve plan.json         # exactly what `plan --out` saved
   bamboo-promote apply --auto-approve --format json --audit-log audit.jsonl promotions"))]
     Apply(ApplyArgs),
+    /// Keep Bamboo in line with the manifests: every interval, re-read them, plan and apply
+    /// what they call for, trying each build and stage once.
+    #[command(after_help = with_environment!("Examples:
+  bamboo-promote watch --interval 30s promotions
+  bamboo-promote watch --pull --format json --listen 127.0.0.1:9464 promotions
+  bamboo-promote watch --once --audit-log audit.jsonl promotions"))]
+    Watch(WatchArgs),
     /// List the lock labels on the builds the manifests' targets name: which apply holds
     /// which build, since when, until when.
     #[command(after_help = with_environment!("Examples:
@@ -306,6 +313,13 @@ pub struct ApplyArgs {
     /// and the comment on each build keep.
     #[arg(long, requires = "reason")]
     pub override_window: bool,
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+}
+
+/// How a run locks the builds it promotes: `apply`'s and `watch`'s.
+#[derive(Debug, Clone, Args)]
+pub struct LeaseArgs {
     /// How long to wait for another apply's lock on a build before giving up on it. Unless
     /// given, until this run has watched the lock for its whole lifetime (at most 1h), so a
     /// retry after a crashed run clears its lock by itself.
@@ -321,6 +335,49 @@ pub struct ApplyArgs {
     /// server's clock. Longer than --request-timeout by 3s at least.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub lock_ttl: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Manifest files or folders, re-read every cycle.
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub walk: Walk,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub selection: Selection,
+    /// How long from the start of one cycle to the start of the next (1s at least).
+    #[arg(long, default_value = "30s", value_parser = parse_cycle_interval)]
+    pub interval: Duration,
+    /// Run one cycle, then exit with apply's exit code.
+    #[arg(long)]
+    pub once: bool,
+    /// Fast-forward the Git checkout the manifests are in (`git pull --ff-only`) before each
+    /// cycle; a cycle whose pull fails writes nothing.
+    #[arg(long)]
+    pub pull: bool,
+    /// `human`, or `json` for one event per line and a `cycle` event per cycle.
+    #[arg(long, value_enum, default_value_t = ApplyFormat::Human)]
+    pub format: ApplyFormat,
+    /// Serve GET /healthz, /metrics (Prometheus) and / (a live board) on this address, such
+    /// as 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Append every write, as JSON lines, to this file.
+    #[arg(long)]
+    pub audit_log: Option<PathBuf>,
+    /// Why this watcher runs: written to the audit trail and to the comment left on each build
+    /// it promotes.
+    #[arg(long, value_name = "TEXT", value_parser = not_blank)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+    /// Refused: a watcher does what the manifests say, windows included. Run `apply
+    /// --override-window --reason …` once instead.
+    #[arg(long, hide = true)]
+    pub override_window: bool,
 }
 
 #[derive(Debug, Args)]
@@ -447,6 +504,16 @@ fn parse_glob(text: &str) -> Result<String, String> {
 }
 
 /// A poll interval: a duration of 100 ms at least, so that `--wait` cannot flood a server.
+fn parse_cycle_interval(text: &str) -> Result<Duration, String> {
+    let interval = parse_duration(text)?;
+    if interval < Duration::from_secs(1) {
+        return Err(format!(
+            "`{text}` is too short: each cycle reads every target's builds; use 1s or more"
+        ));
+    }
+    Ok(interval)
+}
+
 fn parse_poll_interval(text: &str) -> Result<Duration, String> {
     let interval = parse_duration(text)?;
     if interval < Duration::from_millis(100) {

@@ -32,6 +32,8 @@ pub mod reconcile;
 pub mod render;
 pub mod sim;
 mod suggest;
+pub mod tried_label;
+pub mod watch;
 pub mod windows;
 
 use cli::{Cli, Command};
@@ -53,6 +55,7 @@ async fn run_command(cli: Cli) -> u8 {
         Command::Plan(args) => cmd::plan::run(args).await,
         Command::Status(args) => cmd::status::run(args).await,
         Command::Apply(args) => cmd::apply::run(args).await,
+        Command::Watch(args) => cmd::watch::run(args).await,
         Command::Locks(args) => cmd::locks::run(args).await,
         Command::Environments(args) => cmd::environments::run(args).await,
         Command::Unlock(args) => cmd::unlock::run(args).await,

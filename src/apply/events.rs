@@ -83,6 +83,14 @@ pub enum Event {
         message: String,
         lock: String,
     },
+    /// `watch` marked the build as tried for the stage (`label`), before its call: the build
+    /// and stage are not tried again until a person takes the label off (format 2.4).
+    Marked {
+        target: String,
+        build: String,
+        stage: String,
+        label: String,
+    },
     /// Another apply holds the lock on the build; this one waits.
     LockWait {
         target: String,
@@ -133,6 +141,27 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         diagnostics: Vec<JsonDiagnostic>,
     },
+    /// `watch`: one cycle ended (format 2.4). Its actions came before it as events of their
+    /// own; an invalid manifest set as an `error` event with its diagnostics.
+    Cycle {
+        /// Counted from 1 since the watcher started.
+        cycle: u64,
+        /// `ok`, or why the cycle wrote nothing: `invalid` (the manifests), `unreachable`
+        /// (Bamboo), `pullFailed` (`--pull`).
+        outcome: CycleOutcome,
+        /// The manifests' commit, when they are in a Git checkout.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        commit: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        counts: Counts,
+        /// Requests sent to Bamboo in the cycle.
+        requests: u64,
+        duration_ms: u64,
+        /// When the next cycle starts; absent when the watcher stops.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_in_ms: Option<u64>,
+    },
     /// The last line: how each target ended, the counts, and the exit code.
     Summary {
         counts: Counts,
@@ -158,8 +187,30 @@ impl Event {
     }
 }
 
+/// How a `watch` cycle ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CycleOutcome {
+    Ok,
+    Invalid,
+    Unreachable,
+    PullFailed,
+}
+
+impl CycleOutcome {
+    /// The word in events, metrics and the board.
+    pub fn word(self) -> &'static str {
+        match self {
+            CycleOutcome::Ok => "ok",
+            CycleOutcome::Invalid => "invalid",
+            CycleOutcome::Unreachable => "unreachable",
+            CycleOutcome::PullFailed => "pullFailed",
+        }
+    }
+}
+
 /// How many targets ended each way.
-#[derive(Debug, Default, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
     pub promoted: usize,

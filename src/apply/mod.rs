@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 use futures_util::future::join_all;
 
-pub use events::{Counts, Event, TargetOutcome};
+pub use events::{Counts, CycleOutcome, Event, TargetOutcome};
 pub use lease::{MAX_TTL, Settings as LeaseSettings, TTL_MARGIN};
 pub use record::RecordContext;
 pub use report::Reporter;
@@ -58,6 +58,8 @@ pub struct Options {
     pub override_windows: bool,
     /// What the run may do, and nothing else (`approval`).
     pub approval: Approval,
+    /// `watch`: each build and stage is tried once, marked before its call (`tried_label`).
+    pub mark_tries: bool,
 }
 
 /// Where the next round's plan comes from.
@@ -123,6 +125,7 @@ pub async fn run(
         stop,
         record: &options.record,
         override_windows: options.override_windows,
+        mark_tries: options.mark_tries,
     };
     let mut ledger = Ledger::default();
     let mut builds: BTreeMap<String, ObservedBuild> = BTreeMap::new();

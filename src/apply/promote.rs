@@ -60,10 +60,21 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
         Ok(taken) => taken,
         Err(e) => return lease_failed(e),
     };
+    if ctx.mark_tries {
+        // Under the lease, so no other watcher marks or calls in between: a mark already
+        // there is another try's, and ends this one.
+        if let Err(promotion) = still_needed(ctx, request, &before, false) {
+            return release(client, lease, *promotion).await;
+        }
+        if let Err(promotion) = mark(ctx, request).await {
+            return release(client, lease, promotion).await;
+        }
+    }
+    let marked = ctx.mark_tries;
     let mut renewals = 0;
     let mut failed_reads = 0;
     loop {
-        let action = match still_needed(ctx, request, &before) {
+        let action = match still_needed(ctx, request, &before, marked) {
             Ok(action) => action,
             Err(promotion) => return release(client, lease, *promotion).await,
         };
@@ -319,7 +330,14 @@ fn last_check(
             "another lock label, {other}, is on the build"
         )));
     }
-    let now_needed = match still_needed(ctx, request, read) {
+    if ctx.mark_tries && crate::tried_label::on(&read.labels, &action.stage).is_none() {
+        return Err(Check::End(Box::new(Promotion::Failed(format!(
+            "the mark {} written before the call is not on {}: a call without it could be tried again; nothing was sent",
+            crate::tried_label::for_stage(&action.stage),
+            action.build_key
+        )))));
+    }
+    let now_needed = match still_needed(ctx, request, read, ctx.mark_tries) {
         Ok(now) => now,
         Err(promotion) => return Err(Check::End(promotion)),
     };
@@ -460,11 +478,44 @@ impl Named<'_> {
     }
 }
 
-/// The action the fresh build still calls for, or why there is none.
+/// Puts the mark of a try on the build, before its call (`watch`). A mark whose write failed
+/// or went unanswered may be on the build: the stage is then not tried on it again until a
+/// person takes the label off, which errs the safe way.
+async fn mark(ctx: &Context<'_>, request: &Request<'_>) -> Result<(), Promotion> {
+    let action = request.action;
+    let label = crate::tried_label::for_stage(&action.stage);
+    match ctx.client.add_label(&action.build_key, &label).await {
+        Ok(()) => {
+            ctx.reporter.emit(
+                super::Event::Marked {
+                    target: request.target.id.clone(),
+                    build: action.build_key.clone(),
+                    stage: action.stage.clone(),
+                    label: label.clone(),
+                },
+                || {
+                    format!(
+                        "{}: marked {} with {label}: this build and stage are tried once",
+                        request.target.id, action.build_key
+                    )
+                },
+            );
+            Ok(())
+        }
+        Err(e) => Err(Promotion::Failed(format!(
+            "cannot mark {} as tried before the call ({e}); nothing was sent. If the label {label} landed, the stage is not tried on this build again until a person takes it off",
+            action.build_key
+        ))),
+    }
+}
+
+/// The action the fresh build still calls for, or why there is none. `marked`: this promotion
+/// put the build's mark of a try on it, so the mark is not another try's.
 fn still_needed(
     ctx: &Context<'_>,
     request: &Request<'_>,
     before: &ObservedBuild,
+    marked: bool,
 ) -> Result<Action, Box<Promotion>> {
     let planned = request.action;
     if request.require_fingerprint && before.fingerprint() != planned.fingerprint {
@@ -477,6 +528,12 @@ fn still_needed(
         Status::Queue { action } => action,
         other => return Err(Box::new(Promotion::NotNeeded(other))),
     };
+    if !marked && let Some(mark) = crate::tried_label::on(&before.labels, &planned.stage) {
+        let reason = BlockReason::Tried {
+            label: mark.to_string(),
+        };
+        return Err(Box::new(Promotion::NotNeeded(Status::Blocked { reason })));
+    }
     // A label may have come or gone since the plan: the gates are checked on this read.
     if let Some(failed) = request
         .target

@@ -87,6 +87,8 @@ pub struct Context<'a> {
     pub stop: &'a Stop,
     pub record: &'a RecordContext,
     pub override_windows: bool,
+    /// `watch`: mark each build and stage as tried before its call (see `tried_label`).
+    pub mark_tries: bool,
 }
 
 pub(super) async fn release(

@@ -120,9 +120,9 @@ pub async fn write(
     {
         // Validation refuses it in a manifest; a saved plan edited by hand must not get it
         // through either.
-        written = if looks_like_a_lock(label) {
+        written = if looks_like_a_lock(label) || crate::tried_label::looks_like_a_mark(label) {
             Err(format!(
-                "record label {label:?} looks like a lock label, and was not written"
+                "record label {label:?} looks like a lock label or a watcher's mark, and was not written"
             ))
         } else {
             match client.add_label(build_key, label).await {

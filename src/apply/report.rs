@@ -169,6 +169,11 @@ impl Reporter {
         in_flight.len() + self.unknown.load(Ordering::SeqCst)
     }
 
+    /// How many calls' outcomes stayed unknown after their re-read, in this process's life.
+    pub fn unknown_outcomes(&self) -> usize {
+        self.unknown.load(Ordering::SeqCst)
+    }
+
     /// Keeps `locks_on` up to date with a label write: on once it is about to leave, off once
     /// Bamboo took it off (or refused to put it on).
     fn track_lock(&self, write: &journal::Write, ended: Option<Ended>) {

@@ -139,6 +139,9 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
 }
 
+/// What `keep_tally` is told of each request.
+pub type Tally = Arc<dyn Fn(&Method, Option<u16>) + Send + Sync>;
+
 pub struct BambooClient {
     http: Arc<dyn Transport>,
     api: String,
@@ -149,6 +152,8 @@ pub struct BambooClient {
     paused_until: Mutex<Option<Instant>>,
     /// Where writes are recorded before they leave (see `journal`).
     journal: OnceLock<Arc<dyn Journal>>,
+    /// Told of every request's method and status, when set (`watch`'s metrics).
+    tally: OnceLock<Tally>,
     /// What the `Date` headers so far say of the server's clock.
     server_time: Mutex<Option<ServerTime>>,
     /// The zero of the monotonic times in `server_time`.
@@ -176,6 +181,7 @@ impl BambooClient {
             slots: Semaphore::new(config.parallelism.max(1)),
             paused_until: Mutex::new(None),
             journal: OnceLock::new(),
+            tally: OnceLock::new(),
             server_time: Mutex::new(None),
             origin: Instant::now(),
             server: config.server.trim_end_matches('/').to_string(),
@@ -527,10 +533,6 @@ impl BambooClient {
         }
     }
 
-    pub(super) fn transport(&self) -> &dyn Transport {
-        self.http.as_ref()
-    }
-
     pub(super) fn slots(&self) -> &Semaphore {
         &self.slots
     }
@@ -538,6 +540,26 @@ impl BambooClient {
     /// Until when the server asked every request to wait, if it did.
     pub(super) fn paused_until(&self) -> Option<Instant> {
         *self.paused_until.lock().expect("pause lock")
+    }
+
+    /// Tells `tally` of every request from now on: its method, and the answer's status (`None`
+    /// when there was none).
+    pub fn keep_tally(&self, tally: Tally) {
+        let _ = self.tally.set(tally);
+    }
+
+    /// Sends one request on the transport, telling the tally.
+    pub(super) async fn send(
+        &self,
+        request: Outgoing,
+        limit: usize,
+    ) -> Result<Answer, transport::SendError> {
+        let method = request.method.clone();
+        let answer = self.http.send(request, limit).await;
+        if let Some(tally) = self.tally.get() {
+            tally(&method, answer.as_ref().ok().map(|a| a.status.as_u16()));
+        }
+        answer
     }
 
     /// Where this client's writes are recorded; a client without one sends none.
@@ -606,7 +628,7 @@ impl BambooClient {
     pub(super) async fn attempt(&self, request: Outgoing) -> Attempt {
         let sent = Instant::now();
         let (method, path) = self.describe_request(&request);
-        let answer = match self.http.send(request, MAX_ANSWER_BYTES).await {
+        let answer = match self.send(request, MAX_ANSWER_BYTES).await {
             Ok(answer) => answer,
             Err(e) if e.tls => return Attempt::Tls(e.detail),
             Err(e) => {

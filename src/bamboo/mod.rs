@@ -16,7 +16,7 @@ pub mod types;
 mod write_turn;
 
 pub use auth::{Credentials, Secret};
-pub use client::{BambooClient, BambooError, ClientConfig, WriteError, encode_segment};
+pub use client::{BambooClient, BambooError, ClientConfig, Tally, WriteError, encode_segment};
 pub use reader::BuildReader;
 pub use retry::RetryPolicy;
 pub use server_clock::ServerTime;

@@ -116,7 +116,7 @@ impl<'a> WriteTurn<'a> {
             .header("X-Atlassian-Token", "no-check")
             .empty();
         let sent = Instant::now();
-        let answer = match client.transport().send(request, WRITE_ANSWER_BYTES).await {
+        let answer = match client.send(request, WRITE_ANSWER_BYTES).await {
             Ok(answer) => answer,
             // No connection was made, so no byte of the call reached the server.
             Err(e) if e.nothing_sent => return Err(WriteError::NotSent(e.detail)),

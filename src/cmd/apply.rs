@@ -7,20 +7,15 @@ use std::sync::Arc;
 use super::failure::{Failure, Json};
 use crate::apply::{self, Applied, Counts, Event, Outcome, Reporter, Source, Stop, TargetOutcome};
 use crate::bamboo::BambooClient;
-use crate::cli::{ApplyArgs, ApplyFormat};
+use crate::cli::{ApplyArgs, ApplyFormat, LeaseArgs, ServerArgs};
 use crate::exit;
 use crate::reconcile::{Plan, Status};
 use crate::render::human::{Style, counted, status_words};
 use crate::render::{self, PlanDocument};
 
 pub async fn run(args: &ApplyArgs) -> u8 {
-    let least_ttl = args.server.request_timeout + apply::TTL_MARGIN;
-    if args.lock_ttl > apply::MAX_TTL {
-        return Failure::new("--lock-ttl is at most 24h: a lock left behind by a killed apply blocks its build that long").report(json_events(args));
-    }
-    if args.lock_ttl <= least_ttl {
-        return Failure::new(format!("--lock-ttl must be longer than {least_ttl:?} (--request-timeout plus {:?}): a write must land well before its lock may be taken for abandoned",
-            apply::TTL_MARGIN)).report(json_events(args));
+    if let Some(problem) = lease_problem(&args.server, &args.lease) {
+        return Failure::new(problem).report(json_events(args));
     }
     let reporter = match Reporter::new(
         args.format == ApplyFormat::Json,
@@ -36,6 +31,24 @@ pub async fn run(args: &ApplyArgs) -> u8 {
     match saved_plan_path(args) {
         Some(path) => apply_saved(args, path, &reporter).await,
         None => apply_manifests(args, &reporter).await,
+    }
+}
+
+/// What is wrong with the lock lifetime asked for, if anything (`apply` and `watch`).
+pub(super) fn lease_problem(server: &ServerArgs, lease: &LeaseArgs) -> Option<String> {
+    let least_ttl = server.request_timeout + apply::TTL_MARGIN;
+    if lease.lock_ttl > apply::MAX_TTL {
+        return Some("--lock-ttl is at most 24h: a lock left behind by a killed apply blocks its build that long".into());
+    }
+    (lease.lock_ttl <= least_ttl).then(|| format!("--lock-ttl must be longer than {least_ttl:?} (--request-timeout plus {:?}): a write must land well before its lock may be taken for abandoned",
+        apply::TTL_MARGIN))
+}
+
+pub(super) fn lease_settings(lease: &LeaseArgs) -> apply::LeaseSettings {
+    apply::LeaseSettings {
+        ttl: lease.lock_ttl,
+        patience: lease.lock_timeout,
+        max_skew: lease.max_clock_skew,
     }
 }
 
@@ -191,11 +204,8 @@ fn options(args: &ApplyArgs, digest: &str, approval: apply::Approval) -> apply::
         wait: args.wait,
         timeout: args.timeout,
         poll: args.poll_interval,
-        lease: apply::LeaseSettings {
-            ttl: args.lock_ttl,
-            patience: args.lock_timeout,
-            max_skew: args.max_clock_skew,
-        },
+        lease: lease_settings(&args.lease),
+        mark_tries: false,
     }
 }
 
@@ -292,7 +302,7 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
         let build = build.as_deref().unwrap_or("-");
         lines.push(format!("  {id:<id_width$}  {build:<build_width$}  {text}"));
     }
-    let mut code = exit_code(args, &counts, applied);
+    let mut code = exit_code(args.detailed_exitcode, &counts, applied);
     // An audit log that failed stopped every write after it: the lock labels this run held
     // may be left (taking them off is a write too), and the run is an error.
     if reporter.audit_broken() && code != exit::OUTCOME_UNKNOWN {
@@ -347,7 +357,7 @@ fn finish(args: &ApplyArgs, reporter: &Reporter, applied: &Applied) -> u8 {
 }
 
 /// Counts an outcome and says it in a few words.
-fn count(counts: &mut Counts, outcome: &Outcome) -> String {
+pub(super) fn count(counts: &mut Counts, outcome: &Outcome) -> String {
     match outcome {
         Outcome::Promoted { runs, finished } => {
             counts.promoted += 1;
@@ -408,7 +418,7 @@ fn count(counts: &mut Counts, outcome: &Outcome) -> String {
 }
 
 /// The first that applies of: 7, 1, 6, the signal's, 4, 5, 8, 3, 2 (with --detailed-exitcode), 0.
-fn exit_code(args: &ApplyArgs, counts: &Counts, applied: &Applied) -> u8 {
+pub(super) fn exit_code(detailed: bool, counts: &Counts, applied: &Applied) -> u8 {
     if counts.unknown > 0 {
         exit::OUTCOME_UNKNOWN
     } else if counts.errors > 0 {
@@ -425,7 +435,7 @@ fn exit_code(args: &ApplyArgs, counts: &Counts, applied: &Applied) -> u8 {
         exit::WAITING_ON_TIME
     } else if counts.blocked > 0 || counts.paused_short > 0 {
         exit::BLOCKED
-    } else if args.detailed_exitcode && counts.promoted > 0 {
+    } else if detailed && counts.promoted > 0 {
         exit::CHANGES_PENDING
     } else {
         exit::SUCCESS

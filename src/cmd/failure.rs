@@ -38,6 +38,14 @@ impl Failure {
         }
     }
 
+    /// A command line that asks for what the command does not do.
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: exit::USAGE,
+            ..Failure::new(message)
+        }
+    }
+
     /// Why the command could not connect: a server missing or not an address is a usage
     /// error, as the README's exit codes say.
     pub fn connecting(error: crate::config::ConfigError) -> Failure {

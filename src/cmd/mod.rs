@@ -13,3 +13,4 @@ pub mod sim;
 pub mod status;
 pub mod unlock;
 pub mod validate;
+pub mod watch;

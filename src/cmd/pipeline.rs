@@ -144,7 +144,7 @@ pub async fn connect(server: &ServerArgs) -> Result<Connection, Failure> {
 
 /// Observes; errors that come from the address rather than from one read are said once,
 /// naming it.
-async fn observe(connection: &Connection, desired: &Desired) -> Result<Observed, Failure> {
+pub async fn observe(connection: &Connection, desired: &Desired) -> Result<Observed, Failure> {
     let client = &connection.client;
     let error = match observe::observe(client, desired).await {
         Ok(observed) => return Ok(observed),

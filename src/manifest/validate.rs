@@ -115,6 +115,25 @@ pub fn document(
                 )),
             );
         }
+        if let Some(record) = &spec.record
+            && crate::tried_label::looks_like_a_mark(&record.label.value)
+        {
+            errors.push(
+                ManifestError::at(
+                    "manifest::record_label",
+                    place(file, &record.label.referenced),
+                    "a watcher's mark",
+                    format!(
+                        "record label `{}` looks like the mark of a watcher's try",
+                        record.label.value
+                    ),
+                )
+                .with_help(format!(
+                    "labels starting `{}` mark a build and stage as tried by `watch`: one written as a record would stop the next stage's promotion",
+                    crate::tried_label::PREFIX
+                )),
+            );
+        }
         targets.push(target);
     }
     targets

@@ -137,6 +137,15 @@ pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
         };
         status = Status::Blocked { reason };
     }
+    if let (Status::Queue { .. }, Some(build)) = (&status, build.as_deref())
+        && let Some(mark) = crate::tried_label::on(&build.labels, &target.stage)
+    {
+        status = Status::Blocked {
+            reason: BlockReason::Tried {
+                label: mark.to_string(),
+            },
+        };
+    }
     let superseded_by = match (&status, build.as_deref()) {
         (Status::InSync | Status::Ahead { .. }, Some(build)) => superseded(target, observed, build),
         _ => None,

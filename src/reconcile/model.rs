@@ -15,8 +15,9 @@ use crate::observe::ObservedBuild;
 /// `promote` (one name for one thing in JSON, Markdown and the terminal) and gave the events
 /// typed fields where 1.x had English sentences and debug text. 2.1 added `allowDowngrade` to
 /// a target, for the downgrade check under the lease; 2.2 `supersededBy` and `lockedBy` to
-/// an item; 2.3 apply's `notApproved` event and outcome.
-pub const FORMAT_VERSION: &str = "2.3";
+/// an item; 2.3 apply's `notApproved` event and outcome; 2.4 the `tried` block reason and
+/// `watch`'s events (`marked`, `cycle`).
+pub const FORMAT_VERSION: &str = "2.4";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -220,6 +221,11 @@ pub enum BlockReason {
     NewerLocked {
         newer: String,
     },
+    /// A watcher tried this promotion on this build before (its mark `label` is on the build):
+    /// it is not tried again until a person takes the label off (format 2.4).
+    Tried {
+        label: String,
+    },
     /// The target's promotion window is closed; `opens` says when it next opens.
     WindowClosed {
         window: String,
@@ -263,6 +269,10 @@ impl std::fmt::Display for BlockReason {
             BlockReason::DowngradeUnchecked { read, stage } => write!(
                 f,
                 "maybe a downgrade: the {read} newest builds were read without reaching this one, and one further may have reached {stage} (allowDowngrade: true to promote this one anyway)"
+            ),
+            BlockReason::Tried { label } => write!(
+                f,
+                "a watcher tried this promotion on this build before (label {label}); a person checks the build and takes the label off to let it try again"
             ),
             BlockReason::WindowClosed {
                 window,

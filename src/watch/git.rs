@@ -1,0 +1,83 @@
+//! The Git checkout the manifests live in: its commit names a cycle, and `--pull`
+//! fast-forwards it before each cycle (never a merge: the commit a watcher acts on is one the
+//! repository's branch had). Git is run as a program, as a person would, so its credentials,
+//! hooks and configuration are the user's.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a pull may take before the cycle gives up on it.
+const PULL_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct Checkout {
+    root: PathBuf,
+}
+
+impl Checkout {
+    /// The checkout `path` is in, if it is in one (and `git` runs).
+    pub async fn of(path: &Path) -> Option<Checkout> {
+        let dir = if path.is_dir() {
+            path
+        } else {
+            path.parent().filter(|p| !p.as_os_str().is_empty())?
+        };
+        let top = git(dir, &["rev-parse", "--show-toplevel"]).await.ok()?;
+        Some(Checkout {
+            root: PathBuf::from(top),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `git pull --ff-only`: what the branch's remote has, if it only adds to this checkout.
+    pub async fn pull(&self) -> Result<(), String> {
+        let pulled = tokio::time::timeout(
+            PULL_TIMEOUT,
+            git(&self.root, &["pull", "--ff-only", "--quiet"]),
+        )
+        .await;
+        match pulled {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("git pull --ff-only failed: {e}")),
+            Err(_) => Err(format!(
+                "git pull --ff-only took more than {}s",
+                PULL_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    /// The commit checked out, abbreviated to 12 characters.
+    pub async fn head(&self) -> Option<String> {
+        git(&self.root, &["rev-parse", "--short=12", "HEAD"])
+            .await
+            .ok()
+    }
+}
+
+/// Runs git in `dir`; its trimmed output, or its error output.
+async fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let output = tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        // A pull that asks for a password must fail, not wait for a terminal.
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        Err(stderr
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or("no output")
+            .to_string())
+    }
+}

@@ -1,0 +1,196 @@
+//! What a running `watch` knows about itself, for people and for machines: its last cycles,
+//! the last plan it made, whether it is healthy, and its metrics. The loop (`cmd::watch`)
+//! writes it after each cycle; the HTTP server (`serve`) reads it for `/healthz`, `/metrics`
+//! and the board. Everything here is bounded — a watcher runs for weeks — and made from what a
+//! cycle already read: looking at the board sends no request to Bamboo.
+
+mod board;
+pub mod git;
+mod metrics;
+mod serve;
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::apply::{Counts, CycleOutcome};
+use crate::reconcile::{BlockReason, Plan, Status};
+use crate::render::human::status_words;
+
+pub use metrics::Metrics;
+pub use serve::serve;
+
+/// How many cycles the board and `/healthz` remember.
+const CYCLES_KEPT: usize = 20;
+
+/// The state one watcher shares between its loop and its HTTP server.
+pub struct Watch {
+    pub interval: Duration,
+    pub metrics: Metrics,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Newest last.
+    cycles: VecDeque<Cycle>,
+    /// When the last cycle that ended `ok` ended.
+    last_good: Option<Instant>,
+    /// The last plan made, as the board shows it.
+    board: Option<Snapshot>,
+}
+
+/// One cycle, as the board and `/healthz` tell it.
+#[derive(Debug, Clone)]
+pub struct Cycle {
+    pub number: u64,
+    pub ended_at: jiff::Timestamp,
+    pub outcome: CycleOutcome,
+    pub commit: Option<String>,
+    pub message: Option<String>,
+    pub counts: Counts,
+    pub duration: Duration,
+}
+
+/// The last plan, row by row.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub server: String,
+    /// The server's time the plan was made at.
+    pub server_time: String,
+    pub rows: Vec<Row>,
+}
+
+/// One target of the last plan.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub target: String,
+    pub plan: Option<String>,
+    pub stage: String,
+    pub build: Option<String>,
+    /// `in-sync`, `promote`, `running`, `waiting`, `blocked` or `ahead`: a CSS class and a
+    /// metric's label.
+    pub kind: &'static str,
+    /// The status in the plan's words.
+    pub status: String,
+    /// A closed window's name and when it opens.
+    pub window: Option<(String, Option<String>)>,
+}
+
+/// Every status kind, so a gauge of one no target has any more reads 0, not its last value.
+pub const KINDS: [&str; 6] = [
+    "in-sync", "ahead", "promote", "running", "waiting", "blocked",
+];
+
+impl Watch {
+    pub fn new(interval: Duration) -> Watch {
+        Watch {
+            interval,
+            metrics: Metrics::new(),
+            seen: Mutex::new(Seen::default()),
+        }
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps the plan a cycle made, for the board and the targets gauge.
+    pub fn planned(&self, plan: &Plan, server: &str, server_time: String) {
+        let rows: Vec<Row> = plan.items.iter().map(row).collect();
+        self.metrics.targets(&rows);
+        self.seen().board = Some(Snapshot {
+            server: server.to_string(),
+            server_time,
+            rows,
+        });
+    }
+
+    /// Keeps a cycle that ended.
+    pub fn ended(&self, cycle: Cycle) {
+        self.metrics.cycle(&cycle);
+        let mut seen = self.seen();
+        if cycle.outcome == CycleOutcome::Ok {
+            seen.last_good = Some(Instant::now());
+        }
+        if seen.cycles.len() == CYCLES_KEPT {
+            seen.cycles.pop_front();
+        }
+        seen.cycles.push_back(cycle);
+    }
+
+    /// How long a watcher may go without a good cycle and still be healthy: a few intervals.
+    fn patience(&self) -> Duration {
+        (self.interval * 3).max(Duration::from_secs(120))
+    }
+
+    /// `/healthz`: healthy while the last cycle ended `ok` and did so within `patience`; the
+    /// body says why not.
+    pub fn health(&self) -> (bool, serde_json::Value) {
+        let seen = self.seen();
+        let last = seen.cycles.back();
+        let since_good = seen.last_good.map(|at| at.elapsed());
+        let why_not = match (last, since_good) {
+            (None, _) => Some("no cycle has ended yet".to_string()),
+            (Some(last), _) if last.outcome != CycleOutcome::Ok => Some(format!(
+                "the last cycle ({}) ended {}: {}",
+                last.number,
+                last.outcome.word(),
+                last.message.as_deref().unwrap_or("no detail")
+            )),
+            (Some(_), Some(ago)) if ago > self.patience() => Some(format!(
+                "no cycle has ended ok for {}s (the interval is {}s)",
+                ago.as_secs(),
+                self.interval.as_secs()
+            )),
+            _ => None,
+        };
+        let body = serde_json::json!({
+            "status": if why_not.is_none() { "ok" } else { "unhealthy" },
+            "reason": why_not,
+            "lastCycle": last.map(|c| serde_json::json!({
+                "cycle": c.number,
+                "outcome": c.outcome.word(),
+                "endedAt": c.ended_at.to_string(),
+                "commit": c.commit,
+            })),
+            "secondsSinceGoodCycle": since_good.map(|d| d.as_secs()),
+            "intervalSeconds": self.interval.as_secs(),
+        });
+        (why_not.is_none(), body)
+    }
+
+    /// The board's page.
+    pub fn board(&self) -> String {
+        let seen = self.seen();
+        board::render(self.interval, seen.board.as_ref(), &seen.cycles)
+    }
+}
+
+fn row(item: &crate::reconcile::PlanItem) -> Row {
+    let kind = match &item.status {
+        Status::InSync => "in-sync",
+        Status::Ahead { .. } => "ahead",
+        Status::Queue { .. } => "promote",
+        Status::Running { .. } => "running",
+        Status::Waiting { .. } => "waiting",
+        Status::Blocked { .. } => "blocked",
+    };
+    let window = match &item.status {
+        Status::Blocked {
+            reason: BlockReason::WindowClosed { window, opens },
+        } => Some((window.clone(), opens.clone())),
+        _ => None,
+    };
+    Row {
+        target: item.target.id.clone(),
+        plan: crate::environments::item_plan(item).map(str::to_string),
+        stage: item.target.stage.clone(),
+        build: item.build.as_ref().map(|b| b.key.clone()),
+        kind,
+        status: status_words(&item.status),
+        window,
+    }
+}
