@@ -41,8 +41,8 @@ pub struct Metrics {
     last_good: Gauge<f64, AtomicU64>,
 }
 
-impl Metrics {
-    pub fn new() -> Metrics {
+impl Default for Metrics {
+    fn default() -> Metrics {
         let mut registry = Registry::with_prefix("bamboo_promote");
         let promotions = Family::<OutcomeLabel, Counter>::default();
         registry.register(
@@ -87,7 +87,9 @@ impl Metrics {
             last_good,
         }
     }
+}
 
+impl Metrics {
     /// One request to Bamboo (the client's tally).
     pub fn request(&self, method: &str, status: Option<u16>) {
         let labels = RequestLabels {

@@ -88,7 +88,7 @@ impl Watch {
     pub fn new(interval: Duration) -> Watch {
         Watch {
             interval,
-            metrics: Metrics::new(),
+            metrics: Metrics::default(),
             seen: Mutex::new(Seen::default()),
         }
     }
