@@ -21,4 +21,5 @@ mod sim_semantics;
 mod support;
 mod third_party;
 mod tls;
+mod watch;
 mod worlds;

@@ -243,7 +243,7 @@ fn a_saved_plan_edited_to_record_a_lock_label_does_not_lock_the_build() {
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
     assert!(
         ran.stderr
-            .contains("looks like a lock label, and was not written"),
+            .contains("looks like a lock label or a watcher's mark, and was not written"),
         "{}",
         ran.stderr
     );

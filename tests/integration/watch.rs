@@ -1,0 +1,477 @@
+//! `watch`: the real binary looping against the simulator, on its manual clock. Each test
+//! reads the watcher's `cycle` events to know where it is, and the simulator's request log and
+//! stage runs to know what it did.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Child;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Ran, Scratch, Sim, http, scratch, signal, stderr_until, write};
+
+/// The storefront to staging, then the API to prod once the storefront has passed staging;
+/// both stages take a second of sim time.
+const WORLD: &str = "
+settings: { clock: manual }
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - { name: Build, durationMs: 1000 }
+          - { name: Deploy Staging, manual: true, durationMs: 1000, failures: FAILURES }
+        builds:
+          - { number: 42, state: { pausedBefore: Deploy Staging } }
+      - key: API
+        stages:
+          - { name: Build, durationMs: 1000 }
+          - { name: Deploy Prod, manual: true, durationMs: 1000 }
+        builds:
+          - { number: 17, state: { pausedBefore: Deploy Prod } }
+";
+
+const MANIFEST: &str = "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: shop }
+spec:
+  targets:
+    - { id: app-staging, plan: SHOP-APP, stage: Deploy Staging }
+    - { id: api-prod, plan: SHOP-API, stage: Deploy Prod, after: [app-staging] }
+";
+
+fn world(failures: u32) -> String {
+    WORLD.replace("FAILURES", &failures.to_string())
+}
+
+fn manifests(text: &str) -> Scratch {
+    let dir = scratch("watch");
+    write(&dir, "promotions/shop.yaml", text);
+    dir
+}
+
+fn promotions(dir: &Path) -> String {
+    dir.join("promotions").display().to_string()
+}
+
+/// A watcher spawned with `--format json`, its events read as they come.
+struct Watcher {
+    child: Child,
+    events: Receiver<Value>,
+}
+
+impl Watcher {
+    fn start(sim: &Sim, dir: &Path, extra: &[&str]) -> Watcher {
+        let promotions = promotions(dir);
+        let mut args = vec!["watch", "--interval", "1s", "--format", "json"];
+        args.extend_from_slice(extra);
+        args.push(&promotions);
+        let mut child = sim.cmd(&args).spawn();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (send, events) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let event = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("not an event ({e}): {line}"));
+                if send.send(event).is_err() {
+                    return;
+                }
+            }
+        });
+        Watcher { child, events }
+    }
+
+    /// The events up to and including the next `cycle` event.
+    fn cycle(&self) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut events = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(event) => {
+                    let done = event["event"] == "cycle";
+                    events.push(event);
+                    if done {
+                        return events;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!("no cycle in 30 s: {events:?}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("the watcher ended: {events:?}"),
+            }
+        }
+    }
+
+    /// Cycles until one satisfies `done`; returns its events.
+    fn cycle_until(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        for _ in 0..20 {
+            let events = self.cycle();
+            if done(&events) {
+                return events;
+            }
+        }
+        panic!("no cycle in 20 {what}");
+    }
+
+    fn stop(mut self, name: &str) -> Ran {
+        signal(&self.child, name);
+        let _ = self.child.stdout.take();
+        Ran::finish(self.child)
+    }
+}
+
+fn last(events: &[Value]) -> &Value {
+    events.last().expect("a cycle event")
+}
+
+fn promoted(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "promoted")
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["target"].as_str().unwrap(),
+                e["build"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_promotion_follows_as_soon_as_its_upstream_settles_and_an_idle_cycle_costs_a_plan() {
+    let sim = Sim::start(&world(0));
+    let dir = manifests(MANIFEST);
+    let watcher = Watcher::start(&sim, &dir, &[]);
+    let first = watcher.cycle();
+    assert_eq!(promoted(&first), ["app-staging SHOP-APP-42"], "{first:?}");
+    assert_eq!(last(&first)["outcome"], "ok");
+    assert_eq!(last(&first)["counts"]["waiting"], 1, "{first:?}");
+    // Staging runs for a second of sim time; prod waits until it has passed.
+    let waiting = watcher.cycle();
+    assert!(promoted(&waiting).is_empty(), "{waiting:?}");
+    sim.advance(1000);
+    let next = watcher.cycle_until("promoted prod", |e| !promoted(e).is_empty());
+    assert_eq!(promoted(&next), ["api-prod SHOP-API-17"], "{next:?}");
+    sim.advance(1000);
+    watcher.cycle_until("in sync", |e| last(e)["counts"]["inSync"] == 2);
+    // Nothing to do: a cycle reads what `plan` reads, no more.
+    let idle = watcher.cycle();
+    assert_eq!(last(&idle)["counts"]["inSync"], 2, "{idle:?}");
+    let ran = watcher.stop("TERM");
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    sim.clear_requests();
+    let plan = sim.cmd(&["plan", &promotions(&dir)]).run();
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert_eq!(
+        last(&idle)["requests"].as_u64().unwrap(),
+        sim.requests().len() as u64,
+        "an idle cycle against plan's requests"
+    );
+    for build in ["SHOP-APP-42", "SHOP-API-17"] {
+        for (stage, runs) in sim.runs(build) {
+            assert_eq!(runs, 1, "{build}: {stage} ran {runs} times");
+        }
+    }
+}
+
+#[test]
+fn a_failed_stage_is_not_tried_again_on_its_build_and_a_new_build_is_promoted() {
+    let sim = Sim::start(&world(1));
+    let dir = manifests(MANIFEST);
+    let once = |dir: &Path| sim.cmd(&["watch", "--once", &promotions(dir)]).run();
+    let first = once(&dir);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    sim.advance(1000);
+    for _ in 0..2 {
+        let again = once(&dir);
+        assert_eq!(again.code, 3, "blocked: {}", again.stderr);
+        assert!(again.stderr.contains("0 promoted"), "{}", again.stderr);
+    }
+    assert_eq!(sim.queued(), ["queue/SHOP-APP-42"]);
+    // A new build is a new try.
+    assert_eq!(sim.write("POST", "queue/SHOP-APP").0, 200);
+    sim.advance(1000);
+    let new = once(&dir);
+    assert_eq!(new.code, 0, "{}", new.stderr);
+    assert!(
+        new.stderr.contains("promoted SHOP-APP-43 → Deploy Staging"),
+        "{}",
+        new.stderr
+    );
+    // (`queue/SHOP-APP` is the person's new build.)
+    assert_eq!(
+        sim.queued(),
+        ["queue/SHOP-APP-42", "queue/SHOP-APP", "queue/SHOP-APP-43"]
+    );
+    assert_eq!(
+        sim.runs("SHOP-APP-42")[1],
+        ("Deploy Staging".to_string(), 1)
+    );
+}
+
+#[test]
+fn a_restarted_watcher_does_not_retry_a_call_whose_outcome_stayed_unknown() {
+    let sim = Sim::start(&world(0));
+    let dir = manifests(MANIFEST);
+    // The call is held by a slow proxy and lands only ten sim-hours later: no answer, and the
+    // build does not move while the watcher looks.
+    sim.set_faults(
+        r#"{"script": [{"method": "PUT", "path": "queue/", "fault": "applyLate", "afterMs": 36000000}]}"#,
+    );
+    let args = [
+        "watch",
+        "--once",
+        "--request-timeout",
+        "2s",
+        "--lock-ttl",
+        "6s",
+    ];
+    let with = |extra: &str| {
+        let mut args = args.to_vec();
+        args.push(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let promotions = promotions(&dir);
+    let args = with(&promotions);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let first = sim.cmd(&args).run();
+    assert_eq!(first.code, 7, "unknown outcome: {}", first.stderr);
+    assert_eq!(sim.queued(), ["queue/SHOP-APP-42"]);
+    // Long past the lock's lifetime and any clock skew: the lock no longer holds anyone off.
+    sim.advance(2 * 3600 * 1000);
+    for _ in 0..2 {
+        let restarted = sim.cmd(&args).run();
+        assert_eq!(restarted.code, 3, "{}", restarted.stderr);
+        assert!(
+            restarted.stderr.contains("0 promoted"),
+            "{}",
+            restarted.stderr
+        );
+    }
+    assert_eq!(sim.queued(), ["queue/SHOP-APP-42"], "no second call");
+    let plan = sim.cmd(&["plan", &promotions]).run();
+    assert!(
+        plan.stdout
+            .contains("a watcher tried this promotion on this build before (label bamboo-promote-tried-deploy-staging)"),
+        "{}",
+        plan.stdout
+    );
+}
+
+#[test]
+fn a_window_that_opens_lets_the_running_watcher_promote() {
+    // The sim clock starts at 2027-01-01T00:00Z, a Friday.
+    let manifest = "apiVersion: bamboo-promote/v1
+kind: Promotion
+metadata: { name: shop }
+spec:
+  windows:
+    early: { timeZone: UTC, allow: [{ days: [fri], from: '00:01', to: '06:00' }] }
+  targets:
+    - { id: app-staging, plan: SHOP-APP, stage: Deploy Staging, require: { window: early } }
+";
+    let sim = Sim::start(&world(0));
+    let dir = manifests(manifest);
+    let watcher = Watcher::start(&sim, &dir, &[]);
+    let closed = watcher.cycle();
+    assert_eq!(last(&closed)["counts"]["blocked"], 1, "{closed:?}");
+    assert!(sim.queued().is_empty());
+    // A minute: the server's clock stepping further than the watcher's own would read as
+    // clocks that disagree (see `bamboo::server_clock`).
+    sim.advance(61_000);
+    let open = watcher.cycle_until("promoted", |e| !promoted(e).is_empty());
+    assert_eq!(promoted(&open), ["app-staging SHOP-APP-42"]);
+    let ran = watcher.stop("INT");
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(sim.queued(), ["queue/SHOP-APP-42"]);
+}
+
+#[test]
+fn an_invalid_manifest_set_writes_nothing_and_the_watch_recovers_with_health_saying_so() {
+    let sim = Sim::start(&world(0));
+    let dir =
+        manifests(&MANIFEST.replace("stage: Deploy Staging", "stage: Deploy Staging, bogus: 1"));
+    let mut watcher = Watcher::start(&sim, &dir, &["--listen", "127.0.0.1:0"]);
+    let listening = stderr_until(&mut watcher.child, "listening on http://");
+    let addr = listening
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the address")
+        .to_string();
+    let invalid = watcher.cycle();
+    assert_eq!(last(&invalid)["outcome"], "invalid", "{invalid:?}");
+    assert!(
+        invalid.iter().any(|e| e["event"] == "error"
+            && e["diagnostics"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("bogus"))),
+        "{invalid:?}"
+    );
+    assert!(
+        sim.requests().is_empty(),
+        "nothing sent with invalid manifests"
+    );
+    let (status, body) = http(&addr, "GET", "/healthz", &[], "");
+    assert_eq!(status, 503, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        health["reason"].as_str().unwrap().contains("invalid"),
+        "{body}"
+    );
+    write(&dir, "promotions/shop.yaml", MANIFEST);
+    let fixed = watcher.cycle_until("ok", |e| last(e)["outcome"] == "ok");
+    assert_eq!(promoted(&fixed), ["app-staging SHOP-APP-42"], "{fixed:?}");
+    let (status, body) = http(&addr, "GET", "/healthz", &[], "");
+    assert_eq!(status, 200, "{body}");
+    let ran = watcher.stop("TERM");
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
+
+#[test]
+fn sigterm_sees_the_call_in_flight_through_and_releases_its_lock() {
+    let sim = Sim::start(&world(0));
+    let dir = manifests(MANIFEST);
+    sim.set_faults(
+        r#"{"script": [{"method": "PUT", "path": "queue/", "fault": "hold", "afterMs": 500}]}"#,
+    );
+    let watcher = Watcher::start(&sim, &dir, &[]);
+    crate::support::wait_until("the call is in flight", || !sim.queued().is_empty());
+    signal(&watcher.child, "TERM");
+    sim.advance(500);
+    let ran = Ran::finish(watcher.child);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stderr.contains("SIGTERM"), "{}", ran.stderr);
+    let labels = sim.get_json("result/SHOP-APP-42?expand=labels");
+    let labels: Vec<&str> = labels["labels"]["label"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !labels.iter().any(|l| l.starts_with("bamboo-promote-lock-")),
+        "the lock is released: {labels:?}"
+    );
+    assert!(
+        labels.contains(&"bamboo-promote-tried-deploy-staging"),
+        "{labels:?}"
+    );
+    assert_eq!(sim.queued(), ["queue/SHOP-APP-42"]);
+}
+
+#[test]
+fn two_watchers_on_the_same_manifests_run_no_stage_twice() {
+    let sim = Sim::start(&world(0));
+    let dir = manifests(MANIFEST);
+    let one = Watcher::start(&sim, &dir, &[]);
+    let two = Watcher::start(&sim, &dir, &[]);
+    for _ in 0..8 {
+        one.cycle();
+        two.cycle();
+        sim.advance(500);
+    }
+    assert_eq!(one.stop("TERM").code, 0);
+    assert_eq!(two.stop("TERM").code, 0);
+    for build in ["SHOP-APP-42", "SHOP-API-17"] {
+        for (stage, runs) in sim.runs(build) {
+            assert_eq!(runs, 1, "{build}: {stage} ran {runs} times");
+        }
+    }
+    assert_eq!(
+        sim.queued(),
+        ["queue/SHOP-APP-42", "queue/SHOP-API-17"],
+        "one call each"
+    );
+}
+
+#[test]
+fn override_window_is_refused_and_pull_needs_a_checkout() {
+    let sim = Sim::start(&world(0));
+    let dir = manifests(MANIFEST);
+    let refused = sim
+        .cmd(&[
+            "watch",
+            "--override-window",
+            "--reason",
+            "x",
+            &promotions(&dir),
+        ])
+        .run();
+    assert_eq!(refused.code, 64, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("does not take --override-window"),
+        "{}",
+        refused.stderr
+    );
+    let no_git = sim
+        .cmd(&["watch", "--pull", "--once", &promotions(&dir)])
+        .run();
+    assert_eq!(no_git.code, 64, "{}", no_git.stderr);
+    assert!(sim.requests().is_empty());
+}
+
+#[test]
+fn pull_fast_forwards_the_checkout_before_the_cycle_and_the_cycle_names_its_commit() {
+    let sim = Sim::start(&world(0));
+    let root = scratch("watch-git");
+    let git = |dir: &Path, args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.com",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&root, &["init", "--bare", "-q", "origin.git"]);
+    git(&root, &["clone", "-q", "origin.git", "author"]);
+    let author = root.join("author");
+    write(
+        &author,
+        "promotions/shop.yaml",
+        &MANIFEST
+            .replace("app-prod", "app-later")
+            .replace("stage: Deploy Prod", "stage: Deploy Prod, build: 41"),
+    );
+    git(&author, &["add", "."]);
+    git(&author, &["commit", "-q", "-m", "first"]);
+    git(&author, &["push", "-q", "origin", "HEAD:main"]);
+    git(
+        &root,
+        &["clone", "-q", "-b", "main", "origin.git", "watcher"],
+    );
+    write(&author, "promotions/shop.yaml", MANIFEST);
+    git(&author, &["commit", "-q", "-am", "second"]);
+    git(&author, &["push", "-q", "origin", "HEAD:main"]);
+    let pushed = git(&author, &["rev-parse", "--short=12", "HEAD"]);
+    let watched = root.join("watcher/promotions").display().to_string();
+    let ran = sim
+        .cmd(&["watch", "--pull", "--once", "--format", "json", &watched])
+        .run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let cycle: Value = serde_json::from_str(ran.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(cycle["commit"], pushed.as_str(), "{}", ran.stdout);
+    assert_eq!(cycle["outcome"], "ok");
+    // The second commit's manifest, with no build 41 pinned: staging promoted, prod waiting.
+    assert_eq!(cycle["counts"]["waiting"], 1, "{}", ran.stdout);
+    assert_eq!(
+        git(&root.join("watcher"), &["rev-parse", "--short=12", "HEAD"]),
+        pushed
+    );
+}
