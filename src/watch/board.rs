@@ -25,8 +25,10 @@ tr{margin-bottom:.6rem;border:1px solid #dfe1e6}td{border:0}
 td[data-label]::before{content:attr(data-label) \": \";font-weight:600}}
 ";
 
+/// The page; `unhealthy` says why `/healthz` answers 503, if it does.
 pub(super) fn render(
     interval: Duration,
+    unhealthy: Option<String>,
     snapshot: Option<&Snapshot>,
     cycles: &VecDeque<Cycle>,
 ) -> String {
@@ -40,6 +42,17 @@ pub(super) fn render(
          <title>bamboo-promote watch</title><style>{STYLE}</style></head><body>\n\
          <h1>bamboo-promote watch</h1>\n"
     );
+    let _ = match unhealthy {
+        None => writeln!(
+            page,
+            "<p id=\"health\"><span class=\"kind ok\">healthy</span></p>"
+        ),
+        Some(why) => writeln!(
+            page,
+            "<p id=\"health\"><span class=\"kind blocked\">unhealthy</span> {}</p>",
+            escape(&why)
+        ),
+    };
     match snapshot {
         Some(snapshot) => {
             let _ = writeln!(

@@ -164,8 +164,11 @@ impl Watch {
 
     /// The board's page.
     pub fn board(&self) -> String {
+        let (healthy, health) = self.health();
+        let why_not = health["reason"].as_str().map(str::to_string);
         let seen = self.seen();
-        board::render(self.interval, seen.board.as_ref(), &seen.cycles)
+        let health = if healthy { None } else { why_not };
+        board::render(self.interval, health, seen.board.as_ref(), &seen.cycles)
     }
 }
 

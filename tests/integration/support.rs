@@ -462,16 +462,18 @@ fn regex_lite_times(text: &str) -> Vec<String> {
     found
 }
 
-/// The pinned third-party client, installed from PyPI into `target/python-deps` on first use,
-/// and the `PYTHONPATH` that finds it.
-pub const ATLASSIAN_PYTHON_API: &str = "atlassian-python-api==5.0.5";
+/// The pinned Python packages the tests run, installed from PyPI into `target/python-deps` on
+/// first use: a third-party Bamboo client, and the Prometheus project's parser for `/metrics`.
+pub const PYTHON_PACKAGES: [&str; 2] = ["atlassian-python-api==5.0.5", "prometheus-client==0.21.1"];
 
+/// The `PYTHONPATH` that finds `PYTHON_PACKAGES`, installing them first if need be.
 pub fn python_deps() -> PathBuf {
     static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _once = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/python-deps");
     let marker = dir.join(".installed");
-    if std::fs::read_to_string(&marker).ok().as_deref() != Some(ATLASSIAN_PYTHON_API) {
+    let wanted = PYTHON_PACKAGES.join(" ");
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
         let status = Command::new("python3")
             .args([
                 "-m",
@@ -483,14 +485,11 @@ pub fn python_deps() -> PathBuf {
                 "--target",
             ])
             .arg(&dir)
-            .arg(ATLASSIAN_PYTHON_API)
+            .args(PYTHON_PACKAGES)
             .status()
             .expect("python3 -m pip runs");
-        assert!(
-            status.success(),
-            "installing {ATLASSIAN_PYTHON_API} from PyPI failed"
-        );
-        std::fs::write(&marker, ATLASSIAN_PYTHON_API).unwrap();
+        assert!(status.success(), "installing {wanted} from PyPI failed");
+        std::fs::write(&marker, wanted).unwrap();
     }
     dir
 }

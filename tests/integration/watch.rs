@@ -65,7 +65,10 @@ struct Watcher {
 impl Watcher {
     fn start(sim: &Sim, dir: &Path, extra: &[&str]) -> Watcher {
         let promotions = promotions(dir);
-        let mut args = vec!["watch", "--interval", "1s", "--format", "json"];
+        let mut args = vec!["watch", "--format", "json"];
+        if !extra.contains(&"--interval") {
+            args.extend(["--interval", "1s"]);
+        }
         args.extend_from_slice(extra);
         args.push(&promotions);
         let mut child = sim.cmd(&args).spawn();
@@ -293,14 +296,7 @@ fn an_invalid_manifest_set_writes_nothing_and_the_watch_recovers_with_health_say
     let sim = Sim::start(&world(0));
     let dir =
         manifests(&MANIFEST.replace("stage: Deploy Staging", "stage: Deploy Staging, bogus: 1"));
-    let mut watcher = Watcher::start(&sim, &dir, &["--listen", "127.0.0.1:0"]);
-    let listening = stderr_until(&mut watcher.child, "listening on http://");
-    let addr = listening
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the address")
-        .to_string();
+    let (watcher, addr) = listening(&sim, &dir, &[]);
     let invalid = watcher.cycle();
     assert_eq!(last(&invalid)["outcome"], "invalid", "{invalid:?}");
     assert!(
@@ -474,4 +470,220 @@ fn pull_fast_forwards_the_checkout_before_the_cycle_and_the_cycle_names_its_comm
         git(&root.join("watcher"), &["rev-parse", "--short=12", "HEAD"]),
         pushed
     );
+}
+
+/// Starts a watcher with `--listen 127.0.0.1:0`; returns it and the address it serves on.
+fn listening(sim: &Sim, dir: &Path, extra: &[&str]) -> (Watcher, String) {
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut watcher = Watcher::start(sim, dir, &args);
+    let said = stderr_until(&mut watcher.child, "listening on http://");
+    let addr = said
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the address")
+        .to_string();
+    (watcher, addr)
+}
+
+#[test]
+fn metrics_parse_with_the_prometheus_parser_and_say_what_the_watcher_did() {
+    let sim = Sim::start(&world(0));
+    let dir = manifests(MANIFEST);
+    // One cycle, then an hour's pause: the counts below are the cycle's, not a moving target.
+    let (watcher, addr) = listening(&sim, &dir, &["--interval", "1h"]);
+    watcher.cycle();
+    let (status, text) = http(&addr, "GET", "/metrics", &[], "");
+    assert_eq!(status, 200, "{text}");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/parse_metrics.py");
+    let mut parser = std::process::Command::new("python3")
+        .arg(script)
+        .env("PYTHONPATH", crate::support::python_deps())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    use std::io::Write as _;
+    parser
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let parsed = parser.wait_with_output().unwrap();
+    assert!(
+        parsed.status.success(),
+        "the parser refused the text: {}\n{text}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let samples: Vec<Value> = serde_json::from_slice(&parsed.stdout).unwrap();
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        samples
+            .iter()
+            .find(|s| s["name"] == name && labels.iter().all(|(k, v)| s["labels"][k] == *v))
+            .unwrap_or_else(|| panic!("no sample {name} {labels:?} in {text}"))["value"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(
+        value(
+            "bamboo_promote_promotions_total",
+            &[("outcome", "promoted")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value("bamboo_promote_cycles_total", &[("outcome", "ok")]),
+        1.0
+    );
+    assert_eq!(
+        value("bamboo_promote_targets", &[("status", "promote")]),
+        1.0
+    );
+    assert_eq!(
+        value("bamboo_promote_targets", &[("status", "waiting")]),
+        1.0
+    );
+    assert_eq!(
+        value("bamboo_promote_targets", &[("status", "blocked")]),
+        0.0
+    );
+    assert_eq!(
+        value("bamboo_promote_cycle_duration_seconds_count", &[]),
+        1.0
+    );
+    assert!(value("bamboo_promote_last_good_cycle_timestamp_seconds", &[]) > 1.7e9);
+    // The requests the simulator logged, by method and status, are the ones counted.
+    let put = sim.queued().len() as f64;
+    assert_eq!(
+        value(
+            "bamboo_promote_bamboo_requests_total",
+            &[("method", "PUT"), ("status", "200")]
+        ),
+        put
+    );
+    let gets = sim
+        .requests()
+        .iter()
+        .filter(|r| r["method"] == "GET" && r["status"] == 200)
+        .count() as f64;
+    assert_eq!(
+        value(
+            "bamboo_promote_bamboo_requests_total",
+            &[("method", "GET"), ("status", "200")]
+        ),
+        gets
+    );
+    assert_eq!(watcher.stop("TERM").code, 0);
+}
+
+/// The board in a real browser: Debian's `chromium`, headless, renders it at a phone's width;
+/// the test keeps the screenshot (`target/watch-board.png`) and asserts the DOM. `.ci/run`
+/// installs chromium and sets `BAMBOO_PROMOTE_BROWSER=required`; elsewhere, without it, the
+/// test says so and does not run.
+#[test]
+fn the_board_shows_what_runs_where_in_a_real_browser() {
+    let browser = ["chromium", "chromium-browser"].into_iter().find(|b| {
+        std::process::Command::new(b)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(browser) = browser else {
+        assert!(
+            std::env::var("BAMBOO_PROMOTE_BROWSER").as_deref() != Ok("required"),
+            "no chromium, and BAMBOO_PROMOTE_BROWSER=required"
+        );
+        eprintln!("the board's browser test needs chromium (apt-get install chromium); not run");
+        return;
+    };
+    // A third plan, whose target waits for a window that opens on Monday.
+    let world = world(0)
+        + "      - key: WEB
+        stages:
+          - { name: Build, durationMs: 1000 }
+          - { name: Deploy Prod, manual: true, durationMs: 1000 }
+        builds:
+          - { number: 7, state: { pausedBefore: Deploy Prod } }
+";
+    let manifest = MANIFEST.replace(
+        "spec:\n",
+        "spec:\n  windows:\n    monday: { timeZone: UTC, allow: [{ days: [mon], from: '09:00', to: '10:00' }] }\n",
+    ) + "    - { id: web-prod, plan: SHOP-WEB, stage: Deploy Prod, require: { window: monday } }\n";
+    let sim = Sim::start(&world);
+    let dir = manifests(&manifest);
+    let (watcher, addr) = listening(&sim, &dir, &[]);
+    watcher.cycle();
+    watcher.cycle();
+    let url = format!("http://{addr}/");
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/watch-board.png");
+    let _ = std::fs::remove_file(&shot);
+    let headless = |extra: &[String]| {
+        std::process::Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
+            .arg("--window-size=412,915")
+            .arg(format!(
+                "--user-data-dir={}",
+                dir.join("chromium-profile").display()
+            ))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("chromium runs")
+    };
+    let dom = headless(&["--dump-dom".into()]);
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    let shot_run = headless(&[format!("--screenshot={}", shot.display())]);
+    assert!(
+        shot_run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot_run.stderr)
+    );
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    assert_eq!(watcher.stop("TERM").code, 0);
+    assert!(
+        dom.contains("<p id=\"health\"><span class=\"kind ok\">healthy</span></p>"),
+        "{dom}"
+    );
+    // What runs where: staging's build is running the stage this watcher queued, prod waits.
+    assert!(
+        dom.contains(r#"<tr data-target="app-staging" data-kind="running">"#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(r#"<tr data-target="api-prod" data-kind="waiting">"#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(r#"<tr data-target="web-prod" data-kind="blocked">"#),
+        "{dom}"
+    );
+    // The closed window, when it opens, and who waits for it.
+    let windows = &dom[dom
+        .find("<table id=\"windows\">")
+        .expect("the windows table")..];
+    assert!(windows.contains("monday"), "{dom}");
+    assert!(windows.contains("2027-01-04"), "Monday's opening: {dom}");
+    assert!(windows.contains("web-prod"), "{dom}");
+    // The last cycles, newest first.
+    let first = dom.find("data-cycle=\"2\"").expect("cycle 2");
+    let second = dom.find("data-cycle=\"1\"").expect("cycle 1");
+    assert!(first < second, "{dom}");
 }
