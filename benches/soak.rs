@@ -115,7 +115,7 @@ fn main() {
         if number == 10 {
             rss_10 = rss_kb();
         }
-        if number % 100 == 0 {
+        if number.is_multiple_of(100) {
             eprintln!(
                 "cycle {number}: RSS {} kB, {:.0?}",
                 rss_kb(),
