@@ -575,3 +575,44 @@ fn a_downgrade_is_a_newer_build_at_the_first_stage_the_call_runs() {
         "a live lock"
     );
 }
+
+#[test]
+fn a_watchers_mark_blocks_its_stage_on_its_build_and_nothing_else() {
+    let staging = |labels: &[&str]| {
+        let mut latest = build("A-B-7", "Finished/Successful", true, PAUSED_BEFORE_STAGING);
+        latest.labels = labels.iter().map(|l| l.to_string()).collect();
+        let plan = plan_fn(&observed(Some(latest), None, None, true));
+        plan.items
+            .into_iter()
+            .find(|i| i.target.id == "staging")
+            .map(|i| i.status)
+            .unwrap()
+    };
+    let cases: [(&str, &[&str], bool); 4] = [
+        ("no mark", &[], false),
+        (
+            "another stage's mark",
+            &["bamboo-promote-tried-prod"],
+            false,
+        ),
+        ("its mark", &["bamboo-promote-tried-staging"], true),
+        (
+            "its mark, in another case",
+            &["BAMBOO-PROMOTE-TRIED-STAGING"],
+            true,
+        ),
+    ];
+    for (case, labels, blocked) in cases {
+        let status = staging(labels);
+        match (blocked, &status) {
+            (false, Status::Queue { .. }) => {}
+            (
+                true,
+                Status::Blocked {
+                    reason: BlockReason::Tried { label },
+                },
+            ) => assert!(labels.contains(&label.as_str()), "{case}"),
+            _ => panic!("{case}: {status:?}"),
+        }
+    }
+}

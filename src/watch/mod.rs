@@ -197,3 +197,45 @@ fn row(item: &crate::reconcile::PlanItem) -> Row {
         window,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cycle(number: u64, outcome: CycleOutcome, message: Option<&str>) -> Cycle {
+        Cycle {
+            number,
+            ended_at: jiff::Timestamp::UNIX_EPOCH,
+            outcome,
+            commit: None,
+            message: message.map(str::to_string),
+            counts: Counts::default(),
+            duration: Duration::from_millis(40),
+        }
+    }
+
+    #[test]
+    fn health_follows_the_last_cycle_and_says_why_not() {
+        let watch = Watch::new(Duration::from_secs(30));
+        let (healthy, body) = watch.health();
+        assert!(!healthy);
+        assert_eq!(body["reason"], "no cycle has ended yet");
+        watch.ended(cycle(1, CycleOutcome::Ok, None));
+        assert!(watch.health().0);
+        watch.ended(cycle(2, CycleOutcome::Invalid, Some("2 errors in 1 file")));
+        let (healthy, body) = watch.health();
+        assert!(!healthy);
+        assert_eq!(
+            body["reason"],
+            "the last cycle (2) ended invalid: 2 errors in 1 file"
+        );
+        assert_eq!(body["lastCycle"]["cycle"], 2);
+        watch.ended(cycle(3, CycleOutcome::Ok, None));
+        assert!(watch.health().0);
+        // The board and health remember a bounded number of cycles.
+        for n in 4..100 {
+            watch.ended(cycle(n, CycleOutcome::Ok, None));
+        }
+        assert_eq!(watch.seen().cycles.len(), CYCLES_KEPT);
+    }
+}
