@@ -687,3 +687,29 @@ fn the_board_shows_what_runs_where_in_a_real_browser() {
     let second = dom.find("data-cycle=\"1\"").expect("cycle 1");
     assert!(first < second, "{dom}");
 }
+
+#[test]
+fn an_outage_makes_cycles_that_write_nothing_and_the_watcher_recovers_by_itself() {
+    let sim = Sim::start(&world(0));
+    let dir = manifests(MANIFEST);
+    sim.set_faults(r#"{"errorRate": 1.0}"#);
+    let watcher = Watcher::start(&sim, &dir, &[]);
+    let down = watcher.cycle();
+    assert_eq!(last(&down)["outcome"], "unreachable", "{down:?}");
+    assert!(
+        last(&down)["message"]
+            .as_str()
+            .unwrap()
+            .contains("keeps failing"),
+        "{down:?}"
+    );
+    // Later than the interval: the first failure doubles it, less up to a quarter.
+    let next = last(&down)["nextInMs"].as_u64().unwrap();
+    assert!((1500..=2000).contains(&next), "{next}");
+    assert!(sim.queued().is_empty());
+    sim.set_faults("{}");
+    let up = watcher.cycle_until("ok", |e| last(e)["outcome"] == "ok");
+    assert_eq!(promoted(&up), ["app-staging SHOP-APP-42"], "{up:?}");
+    assert!(last(&up)["nextInMs"].as_u64().unwrap() <= 1000);
+    assert_eq!(watcher.stop("TERM").code, 0);
+}
