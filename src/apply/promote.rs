@@ -70,16 +70,17 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
             return release(client, lease, promotion).await;
         }
     }
+    // From here, every end before the call goes through `unsent`, which takes the mark off.
     let marked = ctx.mark_tries;
     let mut renewals = 0;
     let mut failed_reads = 0;
     loop {
         let action = match still_needed(ctx, request, &before, marked) {
             Ok(action) => action,
-            Err(promotion) => return release(client, lease, *promotion).await,
+            Err(promotion) => return unsent(ctx, request, lease, *promotion).await,
         };
         if ctx.stop.requested() {
-            return release(client, lease, Promotion::Stopped).await;
+            return unsent(ctx, request, lease, Promotion::Stopped).await;
         }
         let again = if lease.fresh() {
             match last_check_and_send(ctx, request, &lease, &action).await {
@@ -95,7 +96,7 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
                     };
                     return settle(ctx, request, lease, &read, call).await;
                 }
-                Turn::Ended(promotion) => return release(client, lease, promotion).await,
+                Turn::Ended(promotion) => return unsent(ctx, request, lease, promotion).await,
                 Turn::ReadFailed(why) if failed_reads < TURN_READ_FAILURES => {
                     failed_reads += 1;
                     tracing::debug!("{build_key}: taking the turn again: {why}");
@@ -113,12 +114,12 @@ pub async fn promote(ctx: &Context<'_>, request: &Request<'_>) -> Promotion {
             let failed = Promotion::Failed(format!(
                 "the lock on {build_key} could not be verified quickly enough to write under it ({again}); nothing was sent (a longer --lock-ttl gives more room)"
             ));
-            return release(client, lease, failed).await;
+            return unsent(ctx, request, lease, failed).await;
         }
         renewals += 1;
         match lease.renew(client, ctx.lease, ctx.stop, waiting).await {
             Ok((renewed, now)) => (lease, before) = (renewed, now),
-            Err(e) => return lease_failed(e),
+            Err(e) => return unmark(ctx, request, lease_failed(e)).await,
         }
     }
 }
@@ -507,6 +508,35 @@ async fn mark(ctx: &Context<'_>, request: &Request<'_>) -> Result<(), Promotion>
             action.build_key
         ))),
     }
+}
+
+/// Ends a promotion whose call was not sent: takes this try's mark off (`watch`), then the
+/// lease. A try that never called is no try; left on, the mark would keep the stage from its
+/// build over a failed read. A mark whose removal fails stays: that errs the safe way.
+async fn unsent(
+    ctx: &Context<'_>,
+    request: &Request<'_>,
+    lease: Lease,
+    promotion: Promotion,
+) -> Promotion {
+    let promotion = unmark(ctx, request, promotion).await;
+    release(ctx.client, lease, promotion).await
+}
+
+/// Takes this try's mark off, if it put one on (`watch`); says so when it cannot.
+async fn unmark(ctx: &Context<'_>, request: &Request<'_>, promotion: Promotion) -> Promotion {
+    if !ctx.mark_tries {
+        return promotion;
+    }
+    let key = &request.action.build_key;
+    let label = crate::tried_label::for_stage(&request.action.stage);
+    if let Err(e) = ctx.client.remove_label(key, &label).await {
+        ctx.reporter.say(&format!(
+            "warning: {}: no call was sent to {key}, but its mark {label} could not be taken off ({e}): the stage is not tried on this build again until a person takes the label off",
+            request.target.id
+        ));
+    }
+    promotion
 }
 
 /// The action the fresh build still calls for, or why there is none. `marked`: this promotion

@@ -713,3 +713,47 @@ fn an_outage_makes_cycles_that_write_nothing_and_the_watcher_recovers_by_itself(
     assert!(last(&up)["nextInMs"].as_u64().unwrap() <= 1000);
     assert_eq!(watcher.stop("TERM").code, 0);
 }
+
+/// The labels on a build, as the simulator has them.
+fn labels(sim: &Sim, build: &str) -> Vec<String> {
+    let result = sim.get_json(&format!("result/{build}?expand=labels"));
+    result["labels"]["label"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_try_that_ends_before_its_call_takes_its_mark_off_and_the_next_cycle_tries() {
+    let sim = Sim::start(&world(0));
+    let dir = manifests(MANIFEST);
+    // The second label write (the mark, after the lock label) is answered late: the watcher is
+    // stopped while it waits, and must not call after it.
+    sim.set_faults(
+        r#"{"script": [{"method": "POST", "path": "/label", "skip": 1, "fault": "hold", "afterMs": 500}]}"#,
+    );
+    let watcher = Watcher::start(&sim, &dir, &[]);
+    let mark_sent = || {
+        let requests = sim.requests();
+        let label_posts = requests.iter().filter(|r| {
+            r["method"] == "POST" && r["path"].as_str().is_some_and(|p| p.ends_with("/label"))
+        });
+        label_posts.count() >= 2
+    };
+    crate::support::wait_until("the mark is on its way", mark_sent);
+    signal(&watcher.child, "TERM");
+    sim.advance(500);
+    let ran = Ran::finish(watcher.child);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(sim.queued().is_empty(), "no call after the stop");
+    let left = labels(&sim, "SHOP-APP-42");
+    assert!(
+        !left.iter().any(|l| l.starts_with("bamboo-promote-")),
+        "neither the lock nor the mark stays: {left:?}"
+    );
+    let again = sim.cmd(&["watch", "--once", &promotions(&dir)]).run();
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(sim.queued(), ["queue/SHOP-APP-42"]);
+}
