@@ -91,13 +91,17 @@ fn main() {
     let mut idle: Vec<u64> = Vec::new();
     let mut outcomes: std::collections::BTreeMap<String, u64> = Default::default();
     let (mut promoted, mut unknown, mut errors) = (0, 0, 0);
+    let mut reasons: std::collections::BTreeMap<String, u64> = Default::default();
     let started = std::time::Instant::now();
     for line in stdout.lines().map_while(Result::ok) {
         let event: Value = serde_json::from_str(&line).expect("an event");
         match event["event"].as_str() {
             Some("promoted") => promoted += 1,
             Some("unknown") => unknown += 1,
-            Some("error") => errors += 1,
+            Some("error") => {
+                errors += 1;
+                *reasons.entry(reason(&event["message"])).or_default() += 1;
+            }
             Some("cycle") => {}
             _ => continue,
         }
@@ -161,6 +165,9 @@ fn main() {
     );
     println!("  cycles by outcome: {outcomes:?}");
     println!("  events: {promoted} promoted, {unknown} unknown, {errors} errors");
+    for (why, n) in &reasons {
+        println!("    {n} × {why}");
+    }
     println!(
         "  requests per idle cycle ({} idle cycles): fewest {}, median {}, most {}; plan sends {plan_requests} (exit {}), R_min {r_min}",
         idle.len(),
@@ -180,4 +187,20 @@ fn main() {
         "an idle cycle sends plan's requests"
     );
     assert!(growth.abs() <= 10.0, "RSS grew {growth:.1} %");
+}
+
+/// An error's message with its keys and numbers taken out, so like errors count together.
+fn reason(message: &Value) -> String {
+    let message = message.as_str().unwrap_or("(no message)");
+    let words: Vec<String> = message
+        .split_whitespace()
+        .map(|w| {
+            if w.chars().any(|c| c.is_ascii_digit()) {
+                "#".to_string()
+            } else {
+                w.to_string()
+            }
+        })
+        .collect();
+    words.join(" ").chars().take(140).collect()
 }
