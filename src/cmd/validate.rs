@@ -22,8 +22,15 @@ pub fn run(args: &ValidateArgs) -> u8 {
                     serde_json::to_string(&document).expect("a document serializes"),
                 );
             } else {
+                let skipped = match desired.skipped.len() {
+                    0 => String::new(),
+                    n => format!(
+                        " ({} skipped: not bamboo-promote manifests; -v names them)",
+                        counted(n, "other YAML file")
+                    ),
+                };
                 errln!(
-                    "{} in {}: valid",
+                    "{} in {}: valid{skipped}",
                     counted(desired.targets.len(), "target"),
                     counted(desired.files.len(), "file")
                 );

@@ -58,18 +58,33 @@ impl Exclude {
     }
 }
 
+/// A file to read, and how it came to be read.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Candidate {
+    pub path: PathBuf,
+    /// Found in a folder walk, not named on the command line: read only if it says it is a
+    /// bamboo-promote manifest (see [`claims_to_be_a_manifest`]).
+    pub found: bool,
+}
+
 /// Every `*.yaml` / `*.yml` (in any case) named or found below the given paths, sorted, each
 /// once. Folders are walked with symbolic links followed, but a link back to a folder above
 /// it is an error, not an endless walk; hidden files and folders, and what `exclude` names,
 /// are skipped. A file named on the command line is read whatever its name.
-pub fn manifest_files(paths: &[PathBuf], exclude: &Exclude) -> (Vec<PathBuf>, Vec<ManifestError>) {
+pub fn manifest_files(
+    paths: &[PathBuf],
+    exclude: &Exclude,
+) -> (Vec<Candidate>, Vec<ManifestError>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
         if path.is_dir() {
             walk(path, exclude, &mut files, &mut errors);
         } else if path.exists() {
-            files.push(path.clone());
+            files.push(Candidate {
+                path: path.clone(),
+                found: false,
+            });
         } else {
             errors.push(ManifestError::file(
                 "manifest::not_found",
@@ -78,12 +93,18 @@ pub fn manifest_files(paths: &[PathBuf], exclude: &Exclude) -> (Vec<PathBuf>, Ve
             ));
         }
     }
+    // A file both named and found is read as named.
     files.sort();
-    files.dedup();
+    files.dedup_by(|later, earlier| later.path == earlier.path);
     (files, errors)
 }
 
-fn walk(dir: &Path, exclude: &Exclude, files: &mut Vec<PathBuf>, errors: &mut Vec<ManifestError>) {
+fn walk(
+    dir: &Path,
+    exclude: &Exclude,
+    files: &mut Vec<Candidate>,
+    errors: &mut Vec<ManifestError>,
+) {
     let wanted = |entry: &walkdir::DirEntry| {
         entry.depth() == 0
             || !(entry.file_name().to_string_lossy().starts_with('.')
@@ -99,7 +120,10 @@ fn walk(dir: &Path, exclude: &Exclude, files: &mut Vec<PathBuf>, errors: &mut Ve
     for entry in entries {
         match entry {
             Ok(entry) if entry.file_type().is_dir() => {}
-            Ok(entry) if is_manifest_name(entry.path()) => files.push(entry.into_path()),
+            Ok(entry) if is_manifest_name(entry.path()) => files.push(Candidate {
+                path: entry.into_path(),
+                found: true,
+            }),
             Ok(_) => {}
             Err(e) => errors.push(walk_error(dir, &e)),
         }
@@ -137,9 +161,39 @@ fn walk_error(dir: &Path, error: &walkdir::Error) -> ManifestError {
     }
 }
 
-/// Reads and parses one file; a file with an error yields no documents. Only regular files
-/// are read (a FIFO would block for ever, a device never end), and never past the size limit.
-pub fn load_file(path: &Path) -> Result<LoadedFile, ManifestError> {
+/// A file read: its manifests, or a YAML file found in a folder that is not one (a CI recipe,
+/// a Kubernetes manifest), left alone.
+pub enum Loaded {
+    Manifests(LoadedFile),
+    Foreign(PathBuf),
+}
+
+/// Whether a file's text says it holds bamboo-promote manifests: it names the `apiVersion`
+/// (`bamboo-promote/…`, in any style) or has a `kind: Promotion` line. A manifest with a
+/// misspelt `apiVersion` still has its `kind`, and is read, and its error reported: only a
+/// file that claims neither is left out.
+pub fn claims_to_be_a_manifest(text: &str) -> bool {
+    text.contains("bamboo-promote/")
+        || text.lines().any(|line| {
+            line.trim_start()
+                .strip_prefix("kind:")
+                .is_some_and(|kind| kind.trim().trim_matches(['"', '\'']) == "Promotion")
+        })
+}
+
+/// Reads one candidate: a found file that does not claim to be a manifest is `Foreign`, unparsed.
+pub fn load_candidate(candidate: &Candidate) -> Result<Loaded, ManifestError> {
+    let path = &candidate.path;
+    let bytes = read_file(path)?;
+    if candidate.found && !claims_to_be_a_manifest(&String::from_utf8_lossy(&bytes)) {
+        return Ok(Loaded::Foreign(path.clone()));
+    }
+    load_bytes(path, bytes).map(Loaded::Manifests)
+}
+
+/// One file's bytes. Only regular files are read (a FIFO would block for ever, a device never
+/// end), and never past the size limit.
+fn read_file(path: &Path) -> Result<Vec<u8>, ManifestError> {
     let unreadable = |e: std::io::Error| {
         ManifestError::file(
             "manifest::unreadable",
@@ -166,7 +220,7 @@ pub fn load_file(path: &Path) -> Result<LoadedFile, ManifestError> {
         &mut bytes,
     )
     .map_err(unreadable)?;
-    load_bytes(path, bytes)
+    Ok(bytes)
 }
 
 fn too_large(path: &Path, size: u64) -> ManifestError {

@@ -149,6 +149,8 @@ pub struct Desired {
     /// SHA-256 over the files' paths and contents: a saved plan records it.
     pub digest: String,
     pub files: Vec<Arc<SourceFile>>,
+    /// YAML files found in folders that do not claim to be manifests, left unread.
+    pub skipped: Vec<PathBuf>,
 }
 
 impl Desired {
@@ -191,31 +193,61 @@ pub fn load(paths: &[PathBuf]) -> Result<Desired, Vec<ManifestError>> {
 
 /// `load`, leaving out of folder walks what `exclude` names.
 pub fn load_excluding(paths: &[PathBuf], exclude: &Exclude) -> Result<Desired, Vec<ManifestError>> {
-    let (files, mut errors) = load::manifest_files(paths, exclude);
-    if files.is_empty() && errors.is_empty() {
-        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        let path = paths.first().cloned().unwrap_or_default();
-        errors.push(ManifestError::file(
-            "manifest::none",
-            &path,
-            format!("no *.yaml or *.yml manifest found in {}", shown.join(", ")),
-        ));
+    let (files, errors) = load::manifest_files(paths, exclude);
+    let mut loaded = Vec::new();
+    let mut skipped = Vec::new();
+    for file in load_all(&files) {
+        match file {
+            Ok(load::Loaded::Foreign(path)) => {
+                tracing::debug!(
+                    "skipped {}: a YAML file that does not say `apiVersion: bamboo-promote/…` or `kind: Promotion`",
+                    path.display()
+                );
+                skipped.push(path);
+            }
+            Ok(load::Loaded::Manifests(file)) => loaded.push(Ok(file)),
+            Err(e) => loaded.push(Err(e)),
+        }
     }
-    resolve(load_all(&files), errors)
+    let mut desired = resolve(loaded, errors);
+    match &mut desired {
+        Ok(desired) if desired.files.is_empty() => {
+            return Err(vec![none_found(paths, skipped.len())]);
+        }
+        Ok(desired) => desired.skipped = skipped,
+        Err(_) => {}
+    }
+    desired
 }
 
-/// Parses the files on every core, results in file order: parsing a large repository's YAML
+/// The error for a walk that found no manifest, saying how many other YAML files it left.
+fn none_found(paths: &[PathBuf], skipped: usize) -> ManifestError {
+    let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let path = paths.first().cloned().unwrap_or_default();
+    let mut message = format!("no manifest found in {}", shown.join(", "));
+    if skipped > 0 {
+        message.push_str(&format!(
+            " ({} skipped: none says `apiVersion: bamboo-promote/v1`)",
+            crate::render::human::counted(skipped, "YAML file")
+        ));
+    } else {
+        message.push_str(" (no *.yaml or *.yml file)");
+    }
+    ManifestError::file("manifest::none", &path, message)
+}
+
+/// Reads the files on every core, results in file order: parsing a large repository's YAML
 /// is most of what `plan` does before its first request.
-fn load_all(files: &[PathBuf]) -> Vec<Result<load::LoadedFile, ManifestError>> {
+fn load_all(files: &[load::Candidate]) -> Vec<Result<load::Loaded, ManifestError>> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_worker = files.len().div_ceil(workers).max(1);
     if per_worker == files.len() {
-        return files.iter().map(|path| load::load_file(path)).collect();
+        return files.iter().map(load::load_candidate).collect();
     }
     std::thread::scope(|scope| {
         let parsers: Vec<_> = files
             .chunks(per_worker)
-            .map(|part| scope.spawn(|| part.iter().map(|path| load::load_file(path)).collect()))
+            .map(|part| scope.spawn(|| part.iter().map(load::load_candidate).collect()))
             .collect();
         parsers
             .into_iter()
@@ -254,6 +286,7 @@ fn resolve(
         targets,
         digest: digest(&sources),
         files: sources,
+        skipped: Vec::new(),
     })
 }
 
