@@ -47,7 +47,9 @@ macro_rules! environment {
   SSL_CERT_FILE        a PEM file of CAs to trust besides the system's
   HTTPS_PROXY, HTTP_PROXY
                        a proxy to Bamboo
-  NO_COLOR             no colour"
+  NO_COLOR             no colour
+  XDG_CONFIG_HOME      holds bamboo-promote/config.toml (else ~/.config), the user's
+                       defaults; bamboo-promote.toml in the repository wins over it"
     };
 }
 

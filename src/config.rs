@@ -42,7 +42,9 @@ pub enum ConfigError {
     UrlWithQuery(String),
     #[error("cannot start the embedded simulator: {0}")]
     Simulator(String),
-    #[error("no Bamboo server: give --server URL, or set BAMBOO_URL")]
+    #[error(
+        "no Bamboo server: give --server URL, set BAMBOO_URL, or write `server = \"URL\"` in bamboo-promote.toml"
+    )]
     NoServer,
     #[error(transparent)]
     Client(#[from] crate::bamboo::BambooError),

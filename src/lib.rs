@@ -19,6 +19,7 @@ pub mod boot_clock;
 pub mod cli;
 mod cmd;
 mod config;
+pub mod config_file;
 pub mod environments;
 pub mod exit;
 pub mod explore;

@@ -263,3 +263,99 @@ fn on_a_terminal_wait_draws_its_bars_and_prints_each_line_once() {
     );
     assert!(screen.contains("2 promoted"), "{screen}");
 }
+
+/// `bamboo-promote.toml` in the repository (found from a folder below it, not above its root)
+/// and the user's `config.toml` give defaults: the flag wins over the environment, which wins
+/// over the repository's file, which wins over the user's. Paths are the file's; values are
+/// checked by their flags' parsers; a secret or an unknown key is refused at its line.
+#[test]
+fn a_configuration_file_gives_what_is_the_same_on_every_run() {
+    let sim = Sim::start(SHOP);
+    let dir = crate::support::scratch("config");
+    let repo = dir.join("repo");
+    crate::support::write(&repo, ".git/HEAD", "ref: refs/heads/main\n");
+    crate::support::write(&repo, "promotions/shop.yaml", MANIFEST);
+    crate::support::write(&repo, "audit/.keep", "");
+    // Above the repository's root: never read, or its bad value would fail every run.
+    crate::support::write(&dir, "bamboo-promote.toml", "parallelism = 0\n");
+    let config = |text: &str| crate::support::write(&repo, "bamboo-promote.toml", text);
+    let user = |text: &str| crate::support::write(&dir, "xdg/bamboo-promote/config.toml", text);
+    let run = |args: &[&str]| {
+        Run::new(args)
+            .current_dir(&repo.join("promotions"))
+            .env("XDG_CONFIG_HOME", dir.join("xdg").to_str().unwrap())
+    };
+    config(&format!(
+        "server = \"{}\"\nrequest-timeout = \"5s\"\naudit-log = \"audit/promotions.jsonl\"\n",
+        sim.url
+    ));
+    user("server = \"http://127.0.0.1:9/user\"\nparallelism = 2\n");
+    let planned = run(&["plan", "."]).run();
+    assert_eq!(
+        planned.code, 0,
+        "the repository's server: {}",
+        planned.stderr
+    );
+    let reads = sim.requests().len();
+    assert!(reads > 0);
+
+    let applied = run(&["apply", "--auto-approve", "."]).run();
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    let audit = std::fs::read_to_string(repo.join("audit/promotions.jsonl")).unwrap();
+    assert!(
+        audit.contains("PUT queue/SHOP-APP-42"),
+        "the audit log beside the file: {audit}"
+    );
+
+    // The environment wins over the files, and the flag over the environment.
+    sim.clear_requests();
+    let env = run(&["plan", "."])
+        .env("BAMBOO_URL", "http://127.0.0.1:9/env")
+        .run();
+    assert_eq!(env.code, 1, "{}", env.stderr);
+    assert!(env.stderr.contains("127.0.0.1:9/env"), "{}", env.stderr);
+    assert!(sim.requests().is_empty());
+    let flag = run(&["plan", "--server", &sim.url, "."])
+        .env("BAMBOO_URL", "http://127.0.0.1:9/env")
+        .run();
+    assert_eq!(flag.code, 0, "{}", flag.stderr);
+
+    // Without the repository's file, the user's.
+    std::fs::remove_file(repo.join("bamboo-promote.toml")).unwrap();
+    let users = run(&["plan", "."]).run();
+    assert!(
+        users.stderr.contains("127.0.0.1:9/user"),
+        "{}",
+        users.stderr
+    );
+
+    // Mistakes, at their line and column, before anything is read or contacted.
+    for (text, said) in [
+        (
+            "sever = \"x\"\n",
+            "bamboo-promote.toml:1:9: unknown key `sever` (did you mean `server`?)",
+        ),
+        (
+            "token = \"s3cret\"\n",
+            "bamboo-promote.toml:1:9: `token`: secrets are never read from a configuration file",
+        ),
+        (
+            "\nparallelism = 0\n",
+            "bamboo-promote.toml:2:15: parallelism: 0 is not in 1..=256",
+        ),
+        (
+            "lock-ttl = \"soon\"\n",
+            "bamboo-promote.toml:1:12: lock-ttl: `soon` is not a duration",
+        ),
+        (
+            "server = [1]\n",
+            "bamboo-promote.toml:1:10: server: a array is not a value here",
+        ),
+    ] {
+        config(text);
+        let ran = run(&["plan", "."]).run();
+        assert_eq!(ran.code, 64, "{text}: {}", ran.stderr);
+        assert!(ran.stderr.contains(said), "{text}: {}", ran.stderr);
+        assert!(!ran.stderr.contains("s3cret"), "{}", ran.stderr);
+    }
+}

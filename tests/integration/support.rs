@@ -365,6 +365,8 @@ impl Run {
             // Only the tests that are about trusted certificates set these.
             .env_remove("SSL_CERT_FILE")
             .env_remove("SSL_CERT_DIR")
+            // No one's own configuration file: a test that wants one gives its folder.
+            .env("XDG_CONFIG_HOME", "/nonexistent/bamboo-promote-tests")
             .env("NO_COLOR", "1");
         command.stdin(Stdio::null());
         Run { command }
