@@ -254,6 +254,11 @@ pub struct PlanArgs {
     /// Exit 2 when there are changes to apply (0 when none), like Terraform.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// The base branch's manifests (a file or folder, e.g. a `git worktree` of the base): with
+    /// `--format markdown`, the comment shows first the targets this change adds, changes or
+    /// removes, and folds the rest.
+    #[arg(long, value_name = "PATH")]
+    pub compare: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -30,7 +30,7 @@ use futures_util::future::join_all;
 
 pub use events::{Counts, CycleOutcome, Event, TargetOutcome};
 pub use lease::{MAX_TTL, Settings as LeaseSettings, TTL_MARGIN};
-pub use record::RecordContext;
+pub use record::{RecordContext, ci_run, env};
 pub use report::Reporter;
 pub use stop::{Signal, Stop};
 

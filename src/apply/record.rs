@@ -32,13 +32,13 @@ impl RecordContext {
 }
 
 /// An environment variable that is set and not empty.
-pub(super) fn env(name: &str) -> Option<String> {
+pub fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 /// The URL of the CI run, from what GitHub Actions, GitLab CI and Bamboo put in the
 /// environment.
-pub(super) fn ci_run(env: impl Fn(&str) -> Option<String>) -> Option<String> {
+pub fn ci_run(env: impl Fn(&str) -> Option<String>) -> Option<String> {
     if let (Some(server), Some(repository), Some(run)) = (
         env("GITHUB_SERVER_URL"),
         env("GITHUB_REPOSITORY"),

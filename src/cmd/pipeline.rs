@@ -80,6 +80,23 @@ pub async fn plan(
     })
 }
 
+/// Where and when a comment is made: the manifests' commit (when they are in a Git checkout),
+/// now, and the CI run.
+pub async fn provenance(paths: &[PathBuf]) -> render::markdown::Provenance {
+    let commit = match paths.first() {
+        Some(path) => match crate::git::Checkout::of(path).await {
+            Some(checkout) => checkout.head().await,
+            None => None,
+        },
+        None => None,
+    };
+    render::markdown::Provenance {
+        commit,
+        at: Some(jiff::Timestamp::now()),
+        ci_run: crate::apply::ci_run(crate::apply::env),
+    }
+}
+
 /// What is wrong with the server's address, if `GET info` shows it is not Bamboo's REST API:
 /// a missing or extra context path, `/rest/api/latest` given twice, a login page. `None` when
 /// the address answers as Bamboo (or cannot tell: credentials refused).
@@ -171,7 +188,12 @@ pub fn document(kind: DocumentKind, planned: &Planned) -> render::PlanDocument {
 }
 
 /// Prints a plan (`kind` = `plan`, with the calls) or a status report in the chosen format.
-pub fn print(format: OutputFormat, kind: DocumentKind, planned: &Planned) {
+pub fn print(
+    format: OutputFormat,
+    kind: DocumentKind,
+    planned: &Planned,
+    context: &render::markdown::Context,
+) {
     let server = &planned.connection.server;
     match format {
         OutputFormat::Human | OutputFormat::Github => {
@@ -190,6 +212,7 @@ pub fn print(format: OutputFormat, kind: DocumentKind, planned: &Planned) {
             server,
             kind,
             &planned.set,
+            context,
         )),
         OutputFormat::Json => crate::output::out_line(
             serde_json::to_string_pretty(&document(kind, planned)).expect("a plan serializes"),

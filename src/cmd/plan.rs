@@ -1,8 +1,10 @@
 //! `plan`: what apply would do, without changing anything.
 
-use super::failure::json_errors;
+use super::failure::{Failure, json_errors};
 use crate::cli::PlanArgs;
+use crate::compare::{self, Comparison};
 use crate::exit;
+use crate::manifest::{self, Desired};
 use crate::render::DocumentKind;
 
 pub async fn run(args: &PlanArgs) -> u8 {
@@ -21,7 +23,15 @@ pub async fn run(args: &PlanArgs) -> u8 {
         Ok(planned) => planned,
         Err(failure) => return failure.report(json_errors(args.format)),
     };
-    super::pipeline::print(args.format, DocumentKind::Plan, &planned);
+    let comparison = match compared(args, &planned.desired) {
+        Ok(comparison) => comparison,
+        Err(failure) => return failure.report(json_errors(args.format)),
+    };
+    let context = crate::render::markdown::Context {
+        provenance: super::pipeline::provenance(&args.paths).await,
+        comparison: comparison.as_ref(),
+    };
+    super::pipeline::print(args.format, DocumentKind::Plan, &planned, &context);
     if let Some(path) = &args.out {
         let document = super::pipeline::document(DocumentKind::Plan, &planned);
         let text = serde_json::to_string_pretty(&document).expect("plan serializes");
@@ -45,4 +55,35 @@ pub async fn run(args: &PlanArgs) -> u8 {
     } else {
         exit::SUCCESS
     }
+}
+
+/// With `--compare`, what this change does against the base's manifests. The base is read as
+/// the manifests are (the same `--exclude`), and must be valid: a comparison with a base that
+/// cannot be read would show a change that is not there.
+fn compared(args: &PlanArgs, desired: &Desired) -> Result<Option<Comparison>, Failure> {
+    if args.compare.is_empty() {
+        return Ok(None);
+    }
+    let exclude = manifest::Exclude::new(&args.walk.exclude).map_err(Failure::new)?;
+    let base = match manifest::load_excluding(&args.compare, &exclude) {
+        Ok(base) => base.targets,
+        // A base branch without manifests yet: everything is added.
+        Err(errors) if errors.iter().all(|e| e.code == "manifest::none") => Vec::new(),
+        Err(errors) => {
+            return Err(Failure::manifests(
+                errors,
+                "the base's manifests (--compare) are not valid; nothing was compared",
+            ));
+        }
+    };
+    // With --target, the comparison is of the targets chosen.
+    let chosen: Vec<&str> = desired.targets.iter().map(|t| t.id.as_str()).collect();
+    let base: Vec<_> = if args.selection.targets.is_empty() {
+        base
+    } else {
+        base.into_iter()
+            .filter(|t| chosen.contains(&t.id.as_str()))
+            .collect()
+    };
+    Ok(Some(compare::compare(&base, &desired.targets)))
 }

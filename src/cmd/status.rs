@@ -21,7 +21,11 @@ pub async fn run(args: &StatusArgs) -> u8 {
         Ok(planned) => planned,
         Err(failure) => return failure.report(json_errors(args.format)),
     };
-    super::pipeline::print(args.format, DocumentKind::Status, &planned);
+    let context = crate::render::markdown::Context {
+        provenance: super::pipeline::provenance(&args.paths).await,
+        ..Default::default()
+    };
+    super::pipeline::print(args.format, DocumentKind::Status, &planned, &context);
     if planned.plan.blocked_only_by_windows() {
         exit::WAITING_ON_TIME
     } else if planned.plan.summary().blocked > 0 {

@@ -23,10 +23,11 @@ use crate::apply::{self, Applied, Counts, CycleOutcome, Event, Reporter, Source,
 use crate::cli::{ApplyFormat, WatchArgs};
 use crate::config::Connection;
 use crate::exit;
+use crate::git::Checkout;
 use crate::manifest::Desired;
 use crate::reconcile;
 use crate::render::human::counted;
-use crate::watch::{self, Watch, git::Checkout};
+use crate::watch::{self, Watch};
 
 /// The longest pause after failed cycles, unless the interval is longer.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);

@@ -1,19 +1,45 @@
 //! Markdown for a pull-request comment. A hidden marker lets a CI step find its own comment
-//! and edit it instead of adding one per push; targets that need something come first, those
-//! in sync are folded away; every cell is escaped; build keys link to Bamboo; the order that
+//! and edit it instead of adding one per push; it says the commit, the time and the CI run it
+//! was made for; with the base's manifests (`plan --compare`), what the change adds, changes and
+//! removes comes first and the rest is folded, else targets that need something come first and
+//! those in sync are folded away; every cell is escaped; build keys link to Bamboo; the order that
 //! `after` sets is drawn as a Mermaid graph; and the comment stays under GitHub's limit of
 //! 65 536 characters, saying what it left out.
 
 use std::fmt::Write;
 
 use super::DocumentKind;
-use super::human::{stage_row, summary_line};
+use super::human::{counted, stage_row, summary_line};
+use crate::compare::{Change, Comparison};
 use crate::reconcile::{Plan, PlanItem, Status};
 
 /// Room left under GitHub's 65 536 characters for the closing lines.
 const MAX_CHARS: usize = 60_000;
 
-pub fn render(plan: &Plan, server: &str, kind: DocumentKind, set: &str) -> String {
+/// Where and when a comment was made, so a reader can tell a stale one: the commit the
+/// manifests were at, the time, and the CI run that made it.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    pub commit: Option<String>,
+    pub at: Option<jiff::Timestamp>,
+    pub ci_run: Option<String>,
+}
+
+/// What a comment is about besides the plan: where it was made and, for a pull request, what
+/// the change does against its base (`plan --compare`).
+#[derive(Debug, Default)]
+pub struct Context<'a> {
+    pub provenance: Provenance,
+    pub comparison: Option<&'a Comparison>,
+}
+
+pub fn render(
+    plan: &Plan,
+    server: &str,
+    kind: DocumentKind,
+    set: &str,
+    context: &Context,
+) -> String {
     let planning = kind == DocumentKind::Plan;
     let word = if planning { "plan" } else { "status" };
     let mut out = String::new();
@@ -25,24 +51,16 @@ pub fn render(plan: &Plan, server: &str, kind: DocumentKind, set: &str) -> Strin
         escape(&summary_line(&plan.summary(), planning)),
         escape(server)
     );
-    let (settled, acting): (Vec<&PlanItem>, Vec<&PlanItem>) =
-        plan.items.iter().partition(|i| i.status.is_settled());
+    if let Some(line) = provenance_line(&context.provenance) {
+        let _ = writeln!(out, "{line}\n");
+    }
     // The order graph is short and says much: its room is kept before the rows take theirs.
     let graph = order_graph(plan);
     let limit = MAX_CHARS.saturating_sub(graph.len());
-    let mut left_out = 0;
-    if !acting.is_empty() {
-        left_out += table(&mut out, &acting, server, planning, limit);
-    }
-    if !settled.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n<details><summary>{} in sync or ahead</summary>\n",
-            settled.len()
-        );
-        left_out += table(&mut out, &settled, server, planning, limit);
-        let _ = writeln!(out, "\n</details>");
-    }
+    let left_out = match context.comparison {
+        Some(comparison) => by_change(&mut out, plan, comparison, server, planning, limit),
+        None => by_status(&mut out, plan, server, planning, limit),
+    };
     if left_out > 0 {
         let _ = writeln!(
             out,
@@ -53,18 +71,121 @@ pub fn render(plan: &Plan, server: &str, kind: DocumentKind, set: &str) -> Strin
     out
 }
 
+/// The targets that need something first, those in sync or ahead folded; returns how many
+/// rows did not fit.
+fn by_status(out: &mut String, plan: &Plan, server: &str, planning: bool, limit: usize) -> usize {
+    let (settled, acting): (Vec<&PlanItem>, Vec<&PlanItem>) =
+        plan.items.iter().partition(|i| i.status.is_settled());
+    let mut left_out = 0;
+    if !acting.is_empty() {
+        left_out += table(out, &acting, server, planning, None, limit);
+    }
+    if !settled.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{} in sync or ahead</summary>\n",
+            settled.len()
+        );
+        left_out += table(out, &settled, server, planning, None, limit);
+        let _ = writeln!(out, "\n</details>");
+    }
+    left_out
+}
+
+/// What the change adds, changes and removes first, with what each will do; the targets it
+/// leaves alone folded, saying how many of them a merge would still promote.
+fn by_change(
+    out: &mut String,
+    plan: &Plan,
+    comparison: &Comparison,
+    server: &str,
+    planning: bool,
+    limit: usize,
+) -> usize {
+    let (touched, rest): (Vec<&PlanItem>, Vec<&PlanItem>) = plan
+        .items
+        .iter()
+        .partition(|i| comparison.of(&i.target.id).is_some());
+    let _ = writeln!(out, "#### What this change does\n");
+    let mut left_out = 0;
+    if comparison.is_empty() {
+        let _ = writeln!(out, "_It adds, changes or removes no target._");
+    } else {
+        left_out += table(out, &touched, server, planning, Some(comparison), limit);
+        for removed in &comparison.removed {
+            let _ = writeln!(
+                out,
+                "| ➖ removed | {} | {} | {} | no longer promoted; nothing is undone on Bamboo |  |",
+                escape(&removed.id),
+                escape(&match &removed.branch {
+                    Some(branch) => format!("{} ({branch})", removed.plan),
+                    None => removed.plan.clone(),
+                }),
+                escape(&removed.stage)
+            );
+        }
+    }
+    if !rest.is_empty() {
+        let promoting = rest
+            .iter()
+            .filter(|i| matches!(i.status, Status::Queue { .. }))
+            .count();
+        let also = if promoting > 0 && planning {
+            format!(", {promoting} of which apply would promote too")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{} this change leaves alone{also}</summary>\n",
+            counted(rest.len(), "target")
+        );
+        left_out += table(out, &rest, server, planning, None, limit);
+        let _ = writeln!(out, "\n</details>");
+    }
+    left_out
+}
+
+/// `Manifests at abc1234 · 2026-12-07 12:00 UTC · CI run`, from what is known.
+fn provenance_line(provenance: &Provenance) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(commit) = &provenance.commit {
+        parts.push(format!("Manifests at `{}`", escape_code(commit)));
+    }
+    if let Some(at) = provenance.at {
+        parts.push(at.strftime("%Y-%m-%d %H:%M UTC").to_string());
+    }
+    if let Some(run) = &provenance.ci_run {
+        parts.push(format!("[CI run]({})", escape_url(run)));
+    }
+    (!parts.is_empty()).then(|| format!("<sub>{}</sub>", parts.join(" · ")))
+}
+
 /// The rows of `items` that fit in `limit`; returns how many did not.
+/// With `changes`, a first column says what the change did to each target.
 fn table(
     out: &mut String,
     items: &[&PlanItem],
     server: &str,
     planning: bool,
+    changes: Option<&Comparison>,
     limit: usize,
 ) -> usize {
-    let _ = writeln!(out, "| Target | Build | Stages | Status | Will run |");
-    let _ = writeln!(out, "|---|---|---|---|---|");
+    if changes.is_some() {
+        let _ = writeln!(
+            out,
+            "| Change | Target | Build | Stages | Status | Will run |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|");
+    } else {
+        let _ = writeln!(out, "| Target | Build | Stages | Status | Will run |");
+        let _ = writeln!(out, "|---|---|---|---|---|");
+    }
     for (shown, item) in items.iter().enumerate() {
-        let row = row(item, server, planning);
+        let mut row = row(item, server, planning);
+        if let Some(change) = changes.and_then(|c| c.of(&item.target.id)) {
+            row.insert_str(0, &format!("| {} ", change_cell(change)));
+        }
         if out.len() + row.len() > limit {
             return items.len() - shown;
         }
@@ -129,6 +250,13 @@ fn row(item: &PlanItem, server: &str, planning: bool) -> String {
     )
 }
 
+fn change_cell(change: &Change) -> String {
+    match change {
+        Change::Added => "➕ added".to_string(),
+        Change::Changed(what) => format!("✏️ {}", escape(&what.join("; "))),
+    }
+}
+
 /// `after` as a Mermaid graph, when any target has one: the order apply follows.
 fn order_graph(plan: &Plan) -> String {
     let mut out = String::new();
@@ -186,6 +314,20 @@ fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// Text inside a code span: backticks would end it.
+fn escape_code(text: &str) -> String {
+    text.replace('`', "'")
+}
+
+/// A URL as a link target: the characters that would end the link or start markup, encoded.
+fn escape_url(url: &str) -> String {
+    url.replace('(', "%28")
+        .replace(')', "%29")
+        .replace(' ', "%20")
+        .replace('<', "%3C")
+        .replace('>', "%3E")
 }
 
 /// The manifest set in the marker, where `--` would end the HTML comment.

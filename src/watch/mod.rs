@@ -5,7 +5,6 @@
 //! cycle already read: looking at the board sends no request to Bamboo.
 
 mod board;
-pub mod git;
 mod metrics;
 mod serve;
 

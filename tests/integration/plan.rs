@@ -356,3 +356,105 @@ fn markdown_comments_escape_fold_link_order_and_stay_under_githubs_limit() {
             .starts_with("<!-- bamboo-promote:status shop.yaml -->")
     );
 }
+
+/// `plan --compare BASE --format markdown`: the pull request's comment shows first what the
+/// change adds, changes and removes, with what each will do, and folds the rest, saying how
+/// many of those a merge would promote all the same; it names the commit, the time and the CI
+/// run. A base that is not valid is an error: a comparison with it would show changes that are
+/// not there.
+#[test]
+fn a_pull_requests_comment_shows_what_the_change_does_first() {
+    let sim = Sim::start(SHOP);
+    let base = manifests(MANIFEST);
+    let head = manifests(
+        &MANIFEST
+            .replace("build: 7\n      stage: Deploy Staging", "build: 7\n      stage: Deploy Prod")
+            .replace(
+                "    - id: branch-staging\n      branch: release/1.0\n      stage: Deploy Staging\n",
+                "    - id: branch-prod\n      branch: release/1.0\n      stage: Deploy Prod\n      after: [app-staging]\n",
+            ),
+    );
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(&*head)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "promote the API to production"]);
+    let ran = sim
+        .cmd(&[
+            "plan",
+            "--format",
+            "markdown",
+            "--compare",
+            path_str(&base),
+            "shop.yaml",
+        ])
+        .current_dir(&head)
+        .env("GITHUB_SERVER_URL", "https://github.example.com")
+        .env("GITHUB_REPOSITORY", "shop/promotions")
+        .env("GITHUB_RUN_ID", "4242")
+        .run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(&*head)
+        .output()
+        .unwrap();
+    let commit = String::from_utf8(commit.stdout).unwrap();
+    assert!(
+        ran.stdout
+            .contains(&format!("Manifests at `{}`", commit.trim()))
+    );
+    let shown = redact(&ran.stdout, &sim).replace(commit.trim(), "[COMMIT]");
+    insta::assert_snapshot!("plan_markdown_compared", shown);
+
+    let unchanged = sim
+        .cmd(&[
+            "plan",
+            "--format",
+            "markdown",
+            "--compare",
+            "shop.yaml",
+            "shop.yaml",
+        ])
+        .current_dir(&head)
+        .run();
+    assert!(
+        unchanged
+            .stdout
+            .contains("_It adds, changes or removes no target._"),
+        "{}",
+        unchanged.stdout
+    );
+    std::fs::write(
+        base.join("shop.yaml"),
+        "apiVersion: bamboo-promote/v1\nkind: Promotion\n",
+    )
+    .unwrap();
+    let broken = sim
+        .cmd(&[
+            "plan",
+            "--format",
+            "markdown",
+            "--compare",
+            path_str(&base),
+            "shop.yaml",
+        ])
+        .current_dir(&head)
+        .run();
+    assert_eq!(broken.code, 1, "{}", broken.stderr);
+    assert!(
+        broken
+            .stderr
+            .contains("the base's manifests (--compare) are not valid"),
+        "{}",
+        broken.stderr
+    );
+}

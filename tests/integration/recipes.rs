@@ -78,6 +78,12 @@ fn every_command_of_every_recipe_runs_against_the_simulator() {
         sim.reset();
         let dir = scratch("recipe");
         write(&dir, "promotions/shop.yaml", MANIFEST);
+        // The base branch's worktree, as the recipes add it: the same manifests but one.
+        write(
+            &dir,
+            ".base/promotions/shop.yaml",
+            &MANIFEST.replace("branch: release/1.0", "branch: release/0.9"),
+        );
         let (exports, commands) = commands(&recipe(name));
         let codes: Vec<i32> = commands
             .iter()
@@ -109,6 +115,14 @@ fn every_command_of_every_recipe_runs_against_the_simulator() {
             })
             .collect();
         assert_eq!(codes, expected, "{name}: {commands:#?}");
+        // The pull-request recipes' comments show what the change does first.
+        if name != "bamboo-specs.yaml" {
+            let comment = std::fs::read_to_string(dir.join("plan.md")).unwrap();
+            assert!(
+                comment.contains("| ✏️ branch: release/0.9 → release/1.0 | branch-staging |"),
+                "{name}: {comment}"
+            );
+        }
         // The apply at the end promoted both builds once, and waited for them.
         assert_eq!(
             sim.ran("SHOP-APP-42"),

@@ -442,16 +442,18 @@ pub fn redact(text: &str, sim: &Sim) -> String {
     out
 }
 
-/// RFC 3339 timestamps in the text (`2026-11-27T10:42:14.021Z`), found without a regex crate.
+/// RFC 3339 timestamps in the text (`2026-11-27T10:42:14.021Z`), and times for people
+/// (`2026-11-27 10:42 UTC`), found without a regex crate.
 fn regex_lite_times(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     let bytes = text.as_bytes();
     let mut i = 0;
     while i + 20 <= bytes.len() {
-        let looks = bytes[i..i + 4].iter().all(u8::is_ascii_digit)
-            && bytes[i + 4] == b'-'
-            && bytes[i + 10] == b'T';
-        if looks {
+        let date = bytes[i..i + 4].iter().all(u8::is_ascii_digit) && bytes[i + 4] == b'-';
+        if date && bytes[i + 10] == b' ' && bytes[i + 16..i + 20] == *b" UTC" {
+            found.push(text[i..i + 20].to_string());
+            i += 20;
+        } else if date && bytes[i + 10] == b'T' {
             let end = text[i..]
                 .find(|c: char| c == '"' || c.is_whitespace() || c == ',')
                 .map_or(text.len(), |e| i + e);

@@ -1,5 +1,5 @@
-//! The Git checkout the manifests live in: its commit names a cycle, and `--pull`
-//! fast-forwards it before each cycle (never a merge: the commit a watcher acts on is one the
+//! The Git checkout the manifests live in: its commit names a `watch` cycle and a pull
+//! request's plan comment, and `watch --pull` fast-forwards it before each cycle (never a merge: the commit a watcher acts on is one the
 //! repository's branch had). Git is run as a program, as a person would, so its credentials,
 //! hooks and configuration are the user's.
 
@@ -16,10 +16,12 @@ pub struct Checkout {
 impl Checkout {
     /// The checkout `path` is in, if it is in one (and `git` runs).
     pub async fn of(path: &Path) -> Option<Checkout> {
-        let dir = if path.is_dir() {
-            path
-        } else {
-            path.parent().filter(|p| !p.as_os_str().is_empty())?
+        let dir = match path.parent() {
+            _ if path.is_dir() => path,
+            // A bare file name is in the current folder.
+            Some(parent) if parent.as_os_str().is_empty() => Path::new("."),
+            Some(parent) => parent,
+            None => return None,
         };
         let top = git(dir, &["rev-parse", "--show-toplevel"]).await.ok()?;
         Some(Checkout {
