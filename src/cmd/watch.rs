@@ -160,6 +160,7 @@ impl Watcher<'_> {
                 duration: started.elapsed(),
             };
             let requests = self.requests.load(Ordering::Relaxed) - sent_before;
+            watch::memory::give_back_freed();
             self.say_cycle(&cycle, requests, next);
             self.watch.ended(cycle);
             if last {

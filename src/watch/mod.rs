@@ -5,6 +5,7 @@
 //! cycle already read: looking at the board sends no request to Bamboo.
 
 mod board;
+pub mod memory;
 mod metrics;
 mod serve;
 
