@@ -524,7 +524,11 @@ async fn unsent(
 }
 
 /// Takes this try's mark off, if it put one on (`watch`); says so when it cannot.
-async fn unmark(ctx: &Context<'_>, request: &Request<'_>, promotion: Promotion) -> Promotion {
+pub(super) async fn unmark(
+    ctx: &Context<'_>,
+    request: &Request<'_>,
+    promotion: Promotion,
+) -> Promotion {
     if !ctx.mark_tries {
         return promotion;
     }

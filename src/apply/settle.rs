@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::audit::Outcome;
 use super::lease::Lease;
+use super::promote::unmark;
 use super::promotion::{Context, Promotion, Request, describe_call, moved_stages, release, reread};
 use super::record;
 use crate::bamboo::WriteError;
@@ -97,11 +98,20 @@ pub(super) async fn settle(
                 audit(Outcome::Refused, Some(detail.clone()));
                 Promotion::Refused(detail)
             };
+            // Too Many Requests: turned away before Bamboo did anything with it, so no try was
+            // made, and `watch` tries again next cycle. Any other refusal would come again:
+            // its mark stays for a person to read.
+            let promotion = if status == 429 && !moved {
+                unmark(ctx, request, promotion).await
+            } else {
+                promotion
+            };
             release(client, lease, promotion).await
         }
         Err(WriteError::NotSent(detail)) => {
             audit(Outcome::NotSent, Some(detail.clone()));
             let failed = Promotion::Failed(format!("the call was not sent: {detail}"));
+            let failed = unmark(ctx, request, failed).await;
             release(client, lease, failed).await
         }
         Err(WriteError::Unknown(detail)) => {
