@@ -157,10 +157,10 @@ mod tests {
     #[test]
     fn a_change_is_what_it_adds_changes_and_removes_and_nothing_else() {
         let base = targets(
-            "    - { id: same, build: 1, stage: Deploy Staging }\n    - { id: moved, build: 1, stage: Deploy Staging }\n    - { id: gone, build: 2, stage: Deploy Prod }\n    - { id: gated, build: 3, stage: Deploy Prod }\n",
+            "    - { id: same, build: 1, stage: Deploy Staging }\n    - { id: moved, build: 2, stage: Deploy Staging }\n    - { id: gone, build: 5, stage: Deploy Prod }\n    - { id: gated, build: 3, stage: Deploy Prod }\n",
         );
         let now = targets(
-            "    - { id: same, build: 1, stage: Deploy Staging }\n    - { id: moved, build: 1, stage: Deploy Prod, after: [same] }\n    - { id: new, build: 4, stage: Deploy Staging }\n    - { id: gated, build: 3, stage: Deploy Prod, require: { labels: [qa-ok] } }\n",
+            "    - { id: same, build: 1, stage: Deploy Staging }\n    - { id: moved, build: 2, stage: Deploy Prod, after: [same] }\n    - { id: new, build: 4, stage: Deploy Staging }\n    - { id: gated, build: 3, stage: Deploy Prod, require: { labels: [qa-ok] } }\n",
         );
         let comparison = compare(&base, &now);
         assert_eq!(comparison.of("same"), None);

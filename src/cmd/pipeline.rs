@@ -81,8 +81,11 @@ pub async fn plan(
 }
 
 /// Where and when a comment is made: the manifests' commit (when they are in a Git checkout),
-/// now, and the CI run.
-pub async fn provenance(paths: &[PathBuf]) -> render::markdown::Provenance {
+/// now, and the CI run. Only a comment shows it, so only for one is git run.
+pub async fn provenance(format: OutputFormat, paths: &[PathBuf]) -> render::markdown::Provenance {
+    if format != OutputFormat::Markdown {
+        return render::markdown::Provenance::default();
+    }
     let commit = match paths.first() {
         Some(path) => match crate::git::Checkout::of(path).await {
             Some(checkout) => checkout.head().await,

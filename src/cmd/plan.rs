@@ -28,7 +28,7 @@ pub async fn run(args: &PlanArgs) -> u8 {
         Err(failure) => return failure.report(json_errors(args.format)),
     };
     let context = crate::render::markdown::Context {
-        provenance: super::pipeline::provenance(&args.paths).await,
+        provenance: super::pipeline::provenance(args.format, &args.paths).await,
         comparison: comparison.as_ref(),
     };
     super::pipeline::print(args.format, DocumentKind::Plan, &planned, &context);

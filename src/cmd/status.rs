@@ -22,7 +22,7 @@ pub async fn run(args: &StatusArgs) -> u8 {
         Err(failure) => return failure.report(json_errors(args.format)),
     };
     let context = crate::render::markdown::Context {
-        provenance: super::pipeline::provenance(&args.paths).await,
+        provenance: super::pipeline::provenance(args.format, &args.paths).await,
         ..Default::default()
     };
     super::pipeline::print(args.format, DocumentKind::Status, &planned, &context);
