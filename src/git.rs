@@ -50,6 +50,28 @@ impl Checkout {
         }
     }
 
+    /// Files under `paths` that differ from the commit checked out — changed, staged or not
+    /// yet added. A watcher that pulls acts on what a commit says, and names it: edits made in
+    /// the checkout would be applied under a commit that does not hold them.
+    pub async fn uncommitted(&self, paths: &[PathBuf]) -> Result<Vec<String>, String> {
+        let mut args = vec![
+            "status".to_string(),
+            "--porcelain".into(),
+            "--untracked-files=all".into(),
+            "--".into(),
+        ];
+        for path in paths {
+            let path = std::path::absolute(path).map_err(|e| e.to_string())?;
+            args.push(path.display().to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let status = git(&self.root, &args).await?;
+        Ok(status
+            .lines()
+            .map(|line| line.get(3..).unwrap_or(line).to_string())
+            .collect())
+    }
+
     /// The commit checked out, abbreviated to 12 characters.
     pub async fn head(&self) -> Option<String> {
         git(&self.root, &["rev-parse", "--short=12", "HEAD"])

@@ -7,6 +7,8 @@
 //! build that carries it — and only a person takes it off. A new build is a new try. Records
 //! written after a call say what ran; this says that a call may have left.
 
+use crate::observe::ObservedBuild;
+
 /// What every mark starts with.
 pub const PREFIX: &str = "bamboo-promote-tried-";
 
@@ -32,6 +34,42 @@ pub fn on<'a>(labels: &'a [String], stage: &str) -> Option<&'a str> {
     labels
         .iter()
         .find(|l| crate::label::same(l, &mark))
+        .map(String::as_str)
+}
+
+/// A mark on `build` whose call may still land: the stage it names has not started, no stage
+/// of the build failed (a call that ran and failed shows), and the build is not running (a
+/// call that landed shows). A mark naming no stage of the build cannot be read, and counts.
+/// `own`: the stage this promotion marked itself, left out. While such a mark is on a build,
+/// nothing else is sent to it, or to another build of its plan that a late call could undo:
+/// a continue that lands after its stage has run runs the next manual stage instead.
+pub fn unsettled<'a>(build: &'a ObservedBuild, own: Option<&str>) -> Option<&'a str> {
+    let own = own.map(for_stage);
+    let active = |state: &str| matches!(state, "Pending" | "Queued" | "InProgress");
+    let moved = active(&build.life_cycle_state)
+        || build
+            .stages
+            .iter()
+            .any(|s| s.life_cycle_state == "Finished" && s.state == "Failed");
+    if moved {
+        return None;
+    }
+    build
+        .labels
+        .iter()
+        .filter(|label| looks_like_a_mark(label))
+        .filter(|label| {
+            !own.as_ref()
+                .is_some_and(|own| crate::label::same(label, own))
+        })
+        .find(|label| {
+            let stage = build
+                .stages
+                .iter()
+                .find(|s| crate::label::same(label, &for_stage(&s.name)));
+            // Only a state that shows the stage began settles the mark.
+            stage.is_none_or(|s| !(s.life_cycle_state == "Finished" || active(&s.life_cycle_state)))
+        })
         .map(String::as_str)
 }
 

@@ -106,6 +106,9 @@ pub struct Applied {
     pub outcomes: Vec<(String, Option<String>, Outcome)>,
     pub timed_out: bool,
     pub stopped_by: Option<Signal>,
+    /// Builds whose call is not settled (an unknown outcome, or accepted and never shown):
+    /// `watch` holds their plans in the cycles after.
+    pub held: BTreeSet<String>,
 }
 
 pub async fn run(
@@ -280,6 +283,7 @@ pub async fn run(
         outcomes,
         timed_out,
         stopped_by: stop.signal(),
+        held: ledger.held,
     }
 }
 
@@ -318,7 +322,7 @@ fn unsettled_on_plan<'a>(held: &'a BTreeSet<String>, action: &Action) -> Option<
 
 /// The plan (or branch plan) a build key belongs to; a key that does not read as a build's
 /// stands for itself.
-fn plan_of(build_key: &str) -> &str {
+pub fn plan_of(build_key: &str) -> &str {
     split_build_key(build_key).map_or(build_key, |(plan, _)| plan)
 }
 

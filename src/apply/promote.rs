@@ -568,6 +568,16 @@ fn still_needed(
         };
         return Err(Box::new(Promotion::NotNeeded(Status::Blocked { reason })));
     }
+    // Another try's call to this build that may still land: this one could turn it into a run
+    // of the next manual stage.
+    let own = marked.then_some(planned.stage.as_str());
+    if let Some(label) = crate::tried_label::unsettled(before, own) {
+        let reason = BlockReason::TriedUnsettled {
+            build: before.key.clone(),
+            label: label.to_string(),
+        };
+        return Err(Box::new(Promotion::NotNeeded(Status::Blocked { reason })));
+    }
     // A label may have come or gone since the plan: the gates are checked on this read.
     if let Some(failed) = request
         .target

@@ -200,6 +200,14 @@ impl BambooClient {
         *self.server_time.lock().expect("server time lock")
     }
 
+    /// Forgets what answers said of the server's clock, so that the next ones say it afresh:
+    /// `watch` at each cycle, as each `apply` process starts knowing nothing. Within a cycle a
+    /// clock step or front ends that disagree count as they do in one apply; a step seen once
+    /// does not stop every later cycle's writes. Nothing is in flight between cycles.
+    pub fn forget_server_time(&self) {
+        *self.server_time.lock().expect("server time lock") = None;
+    }
+
     /// Keeps what an answer's `Date` says of the server's clock; `sent` is when the request
     /// left.
     pub(super) fn note_date(&self, answer: &Answer, sent: Instant) {

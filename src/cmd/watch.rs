@@ -90,6 +90,7 @@ pub async fn run(args: &WatchArgs) -> u8 {
         requests: &requests,
         json,
         last_failure: None,
+        holds: watch::Holds::default(),
     };
     watcher.run().await
 }
@@ -106,6 +107,8 @@ struct Watcher<'a> {
     json: Json,
     /// The last invalid-manifest report, said again only when it changes.
     last_failure: Option<String>,
+    /// Plans held by this watcher's unsettled calls, across cycles.
+    holds: watch::Holds,
 }
 
 /// How a cycle ended: its outcome, with what was applied when it got that far.
@@ -176,9 +179,22 @@ impl Watcher<'_> {
     /// The commit this cycle acts on: pulled first with `--pull`.
     async fn commit_to_use(&self) -> Result<Option<String>, String> {
         if let (true, Some(checkout)) = (self.args.pull, &self.checkout) {
-            checkout.pull().await.map_err(|e| {
-                format!("{e} (in {}); nothing was queued", checkout.root().display())
-            })?;
+            let root = checkout.root().display();
+            checkout
+                .pull()
+                .await
+                .map_err(|e| format!("{e} (in {root}); nothing was queued"))?;
+            let uncommitted = checkout
+                .uncommitted(&self.args.paths)
+                .await
+                .map_err(|e| format!("git status failed: {e} (in {root}); nothing was queued"))?;
+            if let Some(first) = uncommitted.first() {
+                return Err(format!(
+                    "{} in {root} not committed ({first}{}): with --pull a watcher applies what a commit says; commit or discard them. Nothing was queued",
+                    counted(uncommitted.len(), "manifest change"),
+                    if uncommitted.len() > 1 { ", …" } else { "" }
+                ));
+            }
         }
         Ok(self.head().await)
     }
@@ -197,6 +213,7 @@ impl Watcher<'_> {
             Err(failure) => return self.invalid(failure),
         };
         let client = &self.connection.client;
+        client.forget_server_time();
         let observed = match pipeline::observe(self.connection, &desired).await {
             Ok(observed) => observed,
             Err(failure) => {
@@ -214,8 +231,12 @@ impl Watcher<'_> {
             ));
         }
         self.last_failure = None;
+        if !self.holds.is_empty() {
+            self.holds.recheck(client).await;
+        }
         let moment = reconcile::Moment::on_server(client, false);
-        let plan = reconcile::plan(&desired, &observed, moment);
+        let mut plan = reconcile::plan(&desired, &observed, moment);
+        self.holds.block(&mut plan);
         self.watch
             .planned(&plan, &self.connection.server, moment.now.to_string());
         let options = apply::Options {
@@ -235,6 +256,7 @@ impl Watcher<'_> {
         };
         let source = Source::Manifests(&desired);
         let applied = apply::run(client, source, plan, &options, self.reporter, self.stop).await;
+        self.holds.add(applied.held.iter().cloned());
         for (_, _, outcome) in &applied.outcomes {
             self.watch.metrics.promotion(outcome);
         }
@@ -349,7 +371,8 @@ impl Watcher<'_> {
     /// signal: 0, or 7 when a call's outcome stayed unknown in this watcher's life.
     fn exit_code(&self, ended: &Ended, counts: &Counts) -> u8 {
         if self.stop.requested() {
-            return if self.reporter.unknown_outcomes() > 0 {
+            // A call whose outcome stayed unknown and has not been seen to land since.
+            return if !self.holds.is_empty() {
                 exit::OUTCOME_UNKNOWN
             } else {
                 exit::SUCCESS

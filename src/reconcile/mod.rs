@@ -67,10 +67,11 @@ impl Moment {
 
 /// One status per target; `after` turns a promotion into waiting while upstream is unsettled.
 pub fn plan(desired: &Desired, observed: &Observed, moment: Moment) -> Plan {
+    let unsettled = unsettled_marks(observed);
     let mut items: Vec<PlanItem> = desired
         .targets
         .iter()
-        .map(|t| item(t, observed, moment))
+        .map(|t| item(t, observed, moment, &unsettled))
         .collect();
     let settled: HashMap<String, bool> = items
         .iter()
@@ -94,8 +95,33 @@ pub fn plan(desired: &Desired, observed: &Observed, moment: Moment) -> Plan {
     Plan { items }
 }
 
+/// By plan (or branch plan) key, a build observed with a mark whose call may still land, and
+/// the mark (`tried_label::unsettled`).
+type Unsettled = HashMap<String, (String, String)>;
+
+/// The unsettled marks on every build observed, whatever it was read for.
+fn unsettled_marks(observed: &Observed) -> Unsettled {
+    let builds = observed
+        .builds
+        .values()
+        .flatten()
+        .chain(observed.newer.values().flat_map(|n| &n.builds))
+        .chain(observed.candidates.values().flatten());
+    let mut found = Unsettled::new();
+    for build in builds {
+        if let Some(mark) = crate::tried_label::unsettled(build, None) {
+            let plan = crate::bamboo::types::split_build_key(&build.key)
+                .map_or(build.key.as_str(), |(plan, _)| plan);
+            found
+                .entry(plan.to_string())
+                .or_insert_with(|| (build.key.clone(), mark.to_string()));
+        }
+    }
+    found
+}
+
 /// The status of one target, ignoring `after`.
-pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
+fn item(target: &Target, observed: &Observed, moment: Moment, unsettled: &Unsettled) -> PlanItem {
     let (build, passed_over) = match target.build {
         BuildSelector::NewestEligible => newest_eligible(target, observed),
         _ => (build_for(target, observed), on_their_way(target, observed)),
@@ -143,6 +169,17 @@ pub fn item(target: &Target, observed: &Observed, moment: Moment) -> PlanItem {
         status = Status::Blocked {
             reason: BlockReason::Tried {
                 label: mark.to_string(),
+            },
+        };
+    }
+    if let Status::Queue { .. } = status
+        && let Some((build, label)) =
+            build_plan_key(target, observed).and_then(|key| unsettled.get(&key))
+    {
+        status = Status::Blocked {
+            reason: BlockReason::TriedUnsettled {
+                build: build.clone(),
+                label: label.clone(),
             },
         };
     }

@@ -17,7 +17,7 @@ use crate::observe::ObservedBuild;
 /// a target, for the downgrade check under the lease; 2.2 `supersededBy` and `lockedBy` to
 /// an item; 2.3 apply's `notApproved` event and outcome; 2.4 the `tried` block reason and
 /// `watch`'s events (`marked`, `cycle`).
-pub const FORMAT_VERSION: &str = "2.4";
+pub const FORMAT_VERSION: &str = "2.5";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -226,6 +226,14 @@ pub enum BlockReason {
     Tried {
         label: String,
     },
+    /// A build of the target's plan (`build`, maybe its own) carries a watcher's mark whose
+    /// stage has not run: that call may still land, and a call sent before it could be undone
+    /// by it, or turn it into a run of the next manual stage. Nothing goes to the plan's
+    /// builds until the stage runs or a person takes the label off (format 2.5).
+    TriedUnsettled {
+        build: String,
+        label: String,
+    },
     /// The target's promotion window is closed; `opens` says when it next opens.
     WindowClosed {
         window: String,
@@ -273,6 +281,10 @@ impl std::fmt::Display for BlockReason {
             BlockReason::Tried { label } => write!(
                 f,
                 "a watcher tried this promotion on this build before (label {label}); a person checks the build and takes the label off to let it try again"
+            ),
+            BlockReason::TriedUnsettled { build, label } => write!(
+                f,
+                "a watcher's call to {build} may still land (its mark {label} is on it, and the stage it names has not run); nothing goes to this plan's builds until that stage runs or a person takes the label off"
             ),
             BlockReason::WindowClosed {
                 window,

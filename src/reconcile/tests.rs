@@ -576,42 +576,103 @@ fn a_downgrade_is_a_newer_build_at_the_first_stage_the_call_runs() {
     );
 }
 
+/// A watcher's mark blocks its stage on its build for good (a person takes it off). While the
+/// stage a mark names has not run — its call may still land — it blocks every promotion on its
+/// plan's builds: a call sent first could be undone by it, or turn it into a run of the next
+/// manual stage. A mark whose stage ran, or whose build failed a stage, is settled.
 #[test]
-fn a_watchers_mark_blocks_its_stage_on_its_build_and_nothing_else() {
-    let staging = |labels: &[&str]| {
+fn a_watchers_mark_blocks_its_stage_and_while_unsettled_its_plan() {
+    let status = |latest_labels: &[&str], six: Option<(&str, &[&str])>| {
         let mut latest = build("A-B-7", "Finished/Successful", true, PAUSED_BEFORE_STAGING);
-        latest.labels = labels.iter().map(|l| l.to_string()).collect();
-        let plan = plan_fn(&observed(Some(latest), None, None, true));
+        latest.labels = latest_labels.iter().map(|l| l.to_string()).collect();
+        let six = six.map(|(stages, labels)| {
+            let mut six = build("A-B-6", "Finished/Successful", true, stages);
+            six.labels = labels.iter().map(|l| l.to_string()).collect();
+            six
+        });
+        let plan = plan_fn(&observed(Some(latest), six, None, true));
         plan.items
             .into_iter()
             .find(|i| i.target.id == "staging")
             .map(|i| i.status)
             .unwrap()
     };
-    let cases: [(&str, &[&str], bool); 4] = [
-        ("no mark", &[], false),
+    let tried = |label: &str| BlockReason::Tried {
+        label: label.into(),
+    };
+    let unsettled = |build: &str, label: &str| BlockReason::TriedUnsettled {
+        build: build.into(),
+        label: label.into(),
+    };
+    let paused_at_prod = "Build=done Staging*=done Smoke=done Prod*=next Verify";
+    type Case<'a> = (
+        &'a str,
+        &'a [&'a str],
+        Option<(&'a str, &'a [&'a str])>,
+        Option<BlockReason>,
+    );
+    let cases: Vec<Case> = vec![
+        ("no mark", &[], None, None),
         (
-            "another stage's mark",
-            &["bamboo-promote-tried-prod"],
-            false,
+            "its mark",
+            &["bamboo-promote-tried-staging"],
+            None,
+            Some(tried("bamboo-promote-tried-staging")),
         ),
-        ("its mark", &["bamboo-promote-tried-staging"], true),
         (
             "its mark, in another case",
             &["BAMBOO-PROMOTE-TRIED-STAGING"],
-            true,
+            None,
+            Some(tried("BAMBOO-PROMOTE-TRIED-STAGING")),
+        ),
+        (
+            "another stage's mark, its stage not run",
+            &["bamboo-promote-tried-prod"],
+            None,
+            Some(unsettled("A-B-7", "bamboo-promote-tried-prod")),
+        ),
+        (
+            "a mark naming no stage of the build",
+            &["bamboo-promote-tried-dr"],
+            None,
+            Some(unsettled("A-B-7", "bamboo-promote-tried-dr")),
+        ),
+        (
+            "an older build's mark, its stage run",
+            &[],
+            Some((paused_at_prod, &["bamboo-promote-tried-staging"])),
+            None,
+        ),
+        (
+            "an older build's mark, its stage not run",
+            &[],
+            Some((PAUSED_BEFORE_STAGING, &["bamboo-promote-tried-staging"])),
+            Some(unsettled("A-B-6", "bamboo-promote-tried-staging")),
+        ),
+        (
+            "an older build's mark, a stage before it failed",
+            &[],
+            Some((
+                "Build=done Staging*=done Smoke=failed Prod* Verify",
+                &["bamboo-promote-tried-prod"],
+            )),
+            None,
+        ),
+        (
+            "an older build's mark, the build running",
+            &[],
+            Some((
+                "Build=done Staging*=running Smoke Prod* Verify",
+                &["bamboo-promote-tried-staging"],
+            )),
+            None,
         ),
     ];
-    for (case, labels, blocked) in cases {
-        let status = staging(labels);
-        match (blocked, &status) {
-            (false, Status::Queue { .. }) => {}
-            (
-                true,
-                Status::Blocked {
-                    reason: BlockReason::Tried { label },
-                },
-            ) => assert!(labels.contains(&label.as_str()), "{case}"),
+    for (case, labels, six, blocked) in cases {
+        let status = status(labels, six);
+        match (&blocked, &status) {
+            (None, Status::Queue { .. }) => {}
+            (Some(expected), Status::Blocked { reason }) => assert_eq!(reason, expected, "{case}"),
             _ => panic!("{case}: {status:?}"),
         }
     }

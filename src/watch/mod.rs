@@ -5,6 +5,7 @@
 //! cycle already read: looking at the board sends no request to Bamboo.
 
 mod board;
+mod holds;
 pub mod memory;
 mod metrics;
 mod serve;
@@ -19,6 +20,7 @@ use crate::apply::{Counts, CycleOutcome};
 use crate::reconcile::{BlockReason, Plan, Status};
 use crate::render::human::status_words;
 
+pub use holds::Holds;
 pub use metrics::Metrics;
 pub use serve::serve;
 
@@ -126,8 +128,10 @@ impl Watch {
         (self.interval * 3).max(Duration::from_secs(120))
     }
 
-    /// `/healthz`: healthy while the last cycle ended `ok` and did so within `patience`; the
-    /// body says why not.
+    /// `/healthz`: healthy while the last cycle ended `ok` and did so within `patience`, and
+    /// the last cycles did not each fail every promotion they tried (a lock that cannot be
+    /// taken, an audit log that cannot be written: writes that never go through); the body
+    /// says why not.
     pub fn health(&self) -> (bool, serde_json::Value) {
         let seen = self.seen();
         let last = seen.cycles.back();
@@ -144,6 +148,11 @@ impl Watch {
                 "no cycle has ended ok for {}s (the interval is {}s)",
                 ago.as_secs(),
                 self.interval.as_secs()
+            )),
+            (Some(last), _) if writes_failing(&seen.cycles) => Some(format!(
+                "the last {FAILING_CYCLES} cycles failed every promotion they tried ({} in cycle {}): see their error events",
+                crate::render::human::counted(last.counts.errors, "error"),
+                last.number
             )),
             _ => None,
         };
@@ -170,6 +179,19 @@ impl Watch {
         let health = if healthy { None } else { why_not };
         board::render(self.interval, health, seen.board.as_ref(), &seen.cycles)
     }
+}
+
+/// How many cycles in a row failing every promotion they try make a watcher unhealthy.
+const FAILING_CYCLES: usize = 3;
+
+/// Whether each of the last `FAILING_CYCLES` cycles tried promotions and made none.
+fn writes_failing(cycles: &VecDeque<Cycle>) -> bool {
+    cycles.len() >= FAILING_CYCLES
+        && cycles
+            .iter()
+            .rev()
+            .take(FAILING_CYCLES)
+            .all(|c| c.counts.errors > 0 && c.counts.promoted == 0)
 }
 
 fn row(item: &crate::reconcile::PlanItem) -> Row {
@@ -232,8 +254,28 @@ mod tests {
         assert_eq!(body["lastCycle"]["cycle"], 2);
         watch.ended(cycle(3, CycleOutcome::Ok, None));
         assert!(watch.health().0);
+        // Cycles that end ok but fail every promotion they try: writes are not going through.
+        let failing = |n| {
+            let mut c = cycle(n, CycleOutcome::Ok, None);
+            c.counts.errors = 2;
+            c
+        };
+        watch.ended(failing(4));
+        watch.ended(failing(5));
+        assert!(watch.health().0, "two cycles may be bad luck");
+        watch.ended(failing(6));
+        let (healthy, body) = watch.health();
+        assert!(!healthy);
+        assert_eq!(
+            body["reason"],
+            "the last 3 cycles failed every promotion they tried (2 errors in cycle 6): see their error events"
+        );
+        let mut mixed = failing(7);
+        mixed.counts.promoted = 1;
+        watch.ended(mixed);
+        assert!(watch.health().0, "a cycle that promoted something");
         // The board and health remember a bounded number of cycles.
-        for n in 4..100 {
+        for n in 8..100 {
             watch.ended(cycle(n, CycleOutcome::Ok, None));
         }
         assert_eq!(watch.seen().cycles.len(), CYCLES_KEPT);

@@ -423,7 +423,7 @@ fn a_stage_that_fails_after_promotion_fails_the_run() {
             && kinds.last() == Some(&"summary"),
         "{kinds:?}"
     );
-    assert!(events.iter().all(|e| e["formatVersion"] == "2.4"));
+    assert!(events.iter().all(|e| e["formatVersion"] == "2.5"));
     assert!(
         events
             .iter()

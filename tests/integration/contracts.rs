@@ -108,7 +108,7 @@ fn plans_statuses_saved_plans_and_errors_follow_the_schema() {
             .cmd(&[command, "--format", "json", path_str(&dir)])
             .run();
         let doc = plan_json(&ran.stdout);
-        assert_eq!(doc["formatVersion"], "2.4");
+        assert_eq!(doc["formatVersion"], "2.5");
         assert_eq!(doc["kind"], command);
     }
     let saved_dir = crate::support::scratch("saved");

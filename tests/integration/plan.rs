@@ -72,7 +72,7 @@ fn json_and_markdown_plans() {
     let dir = manifests(MANIFEST);
     let ran = sim.cmd(&["plan", "--format", "json", path_str(&dir)]).run();
     let doc = crate::contracts::plan_json(&ran.stdout);
-    assert_eq!(doc["formatVersion"], "2.4");
+    assert_eq!(doc["formatVersion"], "2.5");
     assert_eq!(doc["summary"]["toPromote"], 2);
     let app = &doc["items"][0];
     assert_eq!(app["status"]["status"], "promote");

@@ -470,6 +470,23 @@ fn pull_fast_forwards_the_checkout_before_the_cycle_and_the_cycle_names_its_comm
         git(&root.join("watcher"), &["rev-parse", "--short=12", "HEAD"]),
         pushed
     );
+    // An edit in the checkout is not applied under a commit that does not hold it.
+    let queued = sim.queued();
+    write(&root.join("watcher"), "promotions/more.yaml", MANIFEST);
+    let ran = sim
+        .cmd(&["watch", "--pull", "--once", "--format", "json", &watched])
+        .run();
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let cycle: Value = serde_json::from_str(ran.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(cycle["outcome"], "pullFailed", "{}", ran.stdout);
+    assert!(
+        cycle["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 manifest change in"),
+        "{cycle}"
+    );
+    assert_eq!(sim.queued(), queued, "nothing was queued");
 }
 
 /// Starts a watcher with `--listen 127.0.0.1:0`; returns it and the address it serves on.
@@ -756,4 +773,157 @@ fn a_try_that_ends_before_its_call_takes_its_mark_off_and_the_next_cycle_tries()
     let again = sim.cmd(&["watch", "--once", &promotions(&dir)]).run();
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(sim.queued(), ["queue/SHOP-APP-42"]);
+}
+
+/// A plan with a trap: continuing a build with `stage=Deploy Staging` after Deploy Staging ran
+/// runs the next manual stage, Deploy DR, which no target asks for.
+const TRAP: &str = "
+settings: { clock: manual }
+projects:
+  - key: SHOP
+    plans:
+      - key: APP
+        stages:
+          - { name: Build, durationMs: 1000 }
+          - { name: Deploy Staging, manual: true, durationMs: 1000 }
+          - { name: Deploy Prod, manual: true, durationMs: 1000 }
+          - { name: Deploy DR, manual: true, durationMs: 1000 }
+        builds:
+          - { number: 42, state: { pausedBefore: Deploy Staging } }
+";
+
+/// One target on SHOP-APP, `build` and `stage` as given.
+fn one_target(build: &str, stage: &str) -> String {
+    format!(
+        "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: {{ name: shop }}\nspec:\n  targets:\n    - {{ id: app, plan: SHOP-APP, build: {build}, stage: {stage} }}\n"
+    )
+}
+
+/// A call held on its way for ten sim-hours: no answer, so its outcome is unknown.
+const LATE_CALL: &str = r#"{"script": [{"method": "PUT", "path": "queue/", "times": 1, "fault": "applyLate", "afterMs": 36000000}]}"#;
+
+/// Found by a red team: a call of unknown outcome to Deploy Staging, the manifest moved on to
+/// Deploy Prod, and — once the lock expired — a call to Deploy Prod; the late call then landed
+/// after Deploy Staging had run and ran Deploy DR. A mark whose stage has not run holds its
+/// build and plan, in the watcher that made it and in any other, until the stage runs.
+#[test]
+fn a_call_that_may_still_land_holds_its_build_until_its_stage_runs() {
+    let sim = Sim::start(TRAP);
+    let dir = manifests(&one_target("42", "Deploy Staging"));
+    sim.set_faults(LATE_CALL);
+    let watcher = Watcher::start(&sim, &dir, &["--request-timeout", "2s", "--lock-ttl", "6s"]);
+    let first = watcher.cycle();
+    assert!(first.iter().any(|e| e["event"] == "unknown"), "{first:?}");
+    write(
+        &dir,
+        "promotions/shop.yaml",
+        &one_target("42", "Deploy Prod"),
+    );
+    // Past the lock's lifetime and any clock skew: only the mark holds the build now.
+    sim.advance(2 * 3600 * 1000);
+    for _ in 0..3 {
+        watcher.cycle();
+    }
+    let restarted = sim.cmd(&["watch", "--once", &promotions(&dir)]).run();
+    assert_eq!(restarted.code, 3, "{}", restarted.stderr);
+    assert_eq!(
+        sim.queued(),
+        ["queue/SHOP-APP-42"],
+        "no call while the first may land"
+    );
+    let plan = sim.cmd(&["plan", &promotions(&dir)]).run();
+    assert!(
+        plan.stdout
+            .contains("a watcher's call to SHOP-APP-42 may still land"),
+        "{}",
+        plan.stdout
+    );
+    // The late call lands and Deploy Staging runs: the mark is settled, and Deploy Prod follows.
+    sim.advance(10 * 3600 * 1000);
+    watcher.cycle_until("Deploy Prod promoted", |events| {
+        sim.advance(1000);
+        promoted(events) == ["app SHOP-APP-42"]
+    });
+    sim.advance(2000);
+    assert_eq!(watcher.stop("TERM").code, 0);
+    assert_eq!(
+        sim.runs("SHOP-APP-42"),
+        [
+            ("Build".to_string(), 1),
+            ("Deploy Staging".to_string(), 1),
+            ("Deploy Prod".to_string(), 1),
+            ("Deploy DR".to_string(), 0)
+        ]
+    );
+}
+
+/// Found by a red team: a new build promoted while the call to the one before it could still
+/// land — it would land after, and put the older build on staging. A watcher holds the plan of
+/// its unsettled call across cycles, re-reading that build, until its stage runs.
+#[test]
+fn a_new_build_waits_for_the_unsettled_call_to_the_one_before_it() {
+    let sim = Sim::start(TRAP);
+    let dir = manifests(&one_target("latest", "Deploy Staging"));
+    sim.set_faults(LATE_CALL);
+    let watcher = Watcher::start(&sim, &dir, &["--request-timeout", "2s", "--lock-ttl", "6s"]);
+    let first = watcher.cycle();
+    assert!(first.iter().any(|e| e["event"] == "unknown"), "{first:?}");
+    let (status, body) = sim.write("POST", "queue/SHOP-APP");
+    assert_eq!(status, 200, "{body}");
+    sim.advance(2 * 3600 * 1000);
+    for _ in 0..3 {
+        let events = watcher.cycle();
+        assert_eq!(last(&events)["counts"]["blocked"], 1, "{events:?}");
+    }
+    assert!(
+        !sim.queued().contains(&"queue/SHOP-APP-43".to_string()),
+        "{:?}",
+        sim.queued()
+    );
+    sim.advance(10 * 3600 * 1000);
+    watcher.cycle_until("the new build promoted", |events| {
+        sim.advance(1000);
+        promoted(events) == ["app SHOP-APP-43"]
+    });
+    assert_eq!(
+        watcher.stop("TERM").code,
+        0,
+        "the late call was seen to land"
+    );
+    assert_eq!(sim.ran("SHOP-APP-42"), ["Build", "Deploy Staging"]);
+}
+
+/// Found by a red team: the server's `Date` stepped two hours for a few seconds and back, and
+/// every later cycle refused to take a lock ("Date headers disagree by 2h") until a restart.
+/// Each cycle reads the server's clock afresh, as each apply does.
+#[test]
+fn a_clock_step_seen_once_does_not_stop_later_cycles() {
+    let sim = Sim::start(&world(0));
+    let dir = manifests(
+        "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: { name: shop }\nspec:\n  targets:\n    - { id: app, plan: SHOP-APP, build: 42, stage: Deploy Staging, require: { labels: [qa-ok] } }\n",
+    );
+    sim.set_faults(r#"{ "dateOffsetMs": 7200000 }"#);
+    let watcher = Watcher::start(&sim, &dir, &[]);
+    assert_eq!(
+        last(&watcher.cycle())["counts"]["blocked"],
+        1,
+        "waits for its gate"
+    );
+    sim.set_faults("{}");
+    watcher.cycle();
+    let (status, body) = sim.request(
+        "POST",
+        "/rest/api/latest/result/SHOP-APP-42/label",
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Atlassian-Token", "no-check"),
+        ],
+        r#"{"name": "qa-ok"}"#,
+    );
+    assert!(status < 300, "{status} {body}");
+    watcher.cycle_until("the gate passed and the build promoted", |events| {
+        assert_eq!(last(events)["counts"]["errors"], 0, "{events:?}");
+        promoted(events) == ["app SHOP-APP-42"]
+    });
+    assert_eq!(watcher.stop("TERM").code, 0);
 }
