@@ -131,6 +131,13 @@ impl Window {
     }
 }
 
+/// Whether `name` is an IANA time zone this build knows.
+pub fn check_zone(name: &str) -> Result<(), String> {
+    TimeZone::get(name)
+        .map(drop)
+        .map_err(|_| format!("`{name}` is not an IANA time zone"))
+}
+
 struct Compiled {
     zone: TimeZone,
     allow: Vec<CompiledRule>,
@@ -178,6 +185,11 @@ impl CompiledRule {
 }
 
 impl Rule {
+    /// Whether the rule reads and can match some time.
+    pub fn check(&self) -> Result<(), String> {
+        self.compile().map(drop)
+    }
+
     fn compile(&self) -> Result<CompiledRule, String> {
         let rule = CompiledRule {
             days: self

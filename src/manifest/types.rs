@@ -155,15 +155,20 @@ pub struct WindowSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuleSpec {
     #[serde(default)]
-    pub days: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub days: Vec<Spanned<String>>,
     #[serde(default)]
-    pub from: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub from: Option<Spanned<String>>,
     #[serde(default)]
-    pub to: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub to: Option<Spanned<String>>,
     #[serde(default)]
-    pub from_date: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub from_date: Option<Spanned<String>>,
     #[serde(default)]
-    pub to_date: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub to_date: Option<Spanned<String>>,
 }
 
 /// Gates on a target's build.

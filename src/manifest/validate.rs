@@ -140,42 +140,103 @@ pub fn document(
 }
 
 /// The document's windows, each checked: its zone exists, its days, times and dates read.
+/// Every mistake is reported at its own value, and a window with any is left out (a target
+/// that names it gets no second error for it).
 fn windows(
     file: &Arc<SourceFile>,
     specs: &BTreeMap<String, WindowSpec>,
     errors: &mut Vec<ManifestError>,
 ) -> BTreeMap<String, Window> {
-    let rule = |r: &RuleSpec| Rule {
-        days: r.days.clone(),
-        from: r.from.clone(),
-        to: r.to.clone(),
-        from_date: r.from_date.clone(),
-        to_date: r.to_date.clone(),
-    };
     let mut windows = BTreeMap::new();
     for (name, spec) in specs {
-        let window = Window {
-            name: name.clone(),
-            time_zone: spec.time_zone.value.clone(),
-            allow: spec.allow.iter().map(rule).collect(),
-            deny: spec.deny.iter().map(rule).collect(),
-        };
-        match window.check() {
-            Ok(()) => {
-                windows.insert(name.clone(), window);
-            }
-            Err(e) => errors.push(
+        let before = errors.len();
+        let mut wrong = |at: &serde_saphyr::Location, message: String| {
+            errors.push(
                 ManifestError::at(
                     "manifest::window",
-                    place(file, &spec.time_zone.referenced),
-                    "in this window",
-                    format!("window `{name}`: {e}"),
+                    place(file, at),
+                    "here",
+                    format!("window `{name}`: {message}"),
                 )
                 .with_help("a zone is an IANA name (Europe/Berlin); days mon … sun; times HH:MM; dates YYYY-MM-DD"),
-            ),
+            );
+        };
+        if let Err(e) = crate::windows::check_zone(&spec.time_zone.value) {
+            wrong(&spec.time_zone.referenced, e);
         }
+        let zone = &spec.time_zone.referenced;
+        let mut rules = |specs: &[RuleSpec]| -> Vec<Rule> {
+            specs
+                .iter()
+                .filter_map(|r| rule(r, zone, &mut wrong))
+                .collect()
+        };
+        let allow = rules(&spec.allow);
+        let deny = rules(&spec.deny);
+        if errors.len() > before {
+            continue;
+        }
+        windows.insert(
+            name.clone(),
+            Window {
+                name: name.clone(),
+                time_zone: spec.time_zone.value.clone(),
+                allow,
+                deny,
+            },
+        );
     }
     windows
+}
+
+/// One rule, each of its values checked at its own place, then the rule as a whole (a `from`
+/// equal to its `to`, dates backwards) at its `from` or `fromDate` (else at the window's zone);
+/// `None`, with every error said, when any is wrong.
+fn rule(
+    spec: &RuleSpec,
+    window: &serde_saphyr::Location,
+    wrong: &mut impl FnMut(&serde_saphyr::Location, String),
+) -> Option<Rule> {
+    let mut fine = true;
+    let mut check = |value: &serde_saphyr::Spanned<String>,
+                     read: fn(&str) -> Result<(), String>| {
+        if let Err(e) = read(&value.value) {
+            wrong(&value.referenced, e);
+            fine = false;
+        }
+    };
+    for day in &spec.days {
+        check(day, |d| crate::windows::weekday(d).map(drop));
+    }
+    for time in [&spec.from, &spec.to].into_iter().flatten() {
+        check(time, |t| crate::windows::time_of_day(t).map(drop));
+    }
+    for date in [&spec.from_date, &spec.to_date].into_iter().flatten() {
+        check(date, |d| crate::windows::parse_date(d).map(drop));
+    }
+    if !fine {
+        return None;
+    }
+    let text =
+        |value: &Option<serde_saphyr::Spanned<String>>| value.as_ref().map(|v| v.value.clone());
+    let rule = Rule {
+        days: spec.days.iter().map(|d| d.value.clone()).collect(),
+        from: text(&spec.from),
+        to: text(&spec.to),
+        from_date: text(&spec.from_date),
+        to_date: text(&spec.to_date),
+    };
+    if let Err(e) = rule.check() {
+        let at = if e.starts_with("`fromDate`") {
+            spec.from_date.as_ref()
+        } else {
+            spec.from.as_ref()
+        };
+        let at = at.or(spec.from.as_ref()).or(spec.from_date.as_ref());
+        wrong(at.map_or(window, |at| &at.referenced), e);
+        return None;
+    }
+    Some(rule)
 }
 
 /// The window a target's `require.window` names, or an error at that name. A window that is
