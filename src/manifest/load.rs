@@ -278,11 +278,25 @@ pub fn load_bytes(path: &Path, bytes: Vec<u8>) -> Result<LoadedFile, ManifestErr
 }
 
 fn parse(file: &Arc<SourceFile>) -> Result<Vec<Document>, ManifestError> {
-    let mut options = Options::default();
-    options.with_snippet = false;
-    options.strict_booleans = true;
-    serde_saphyr::from_multiple_with_options::<Document>(&file.text, options)
-        .map_err(|err| syntax_error(file, &err))
+    let options = || {
+        let mut options = Options::default();
+        options.with_snippet = false;
+        options.strict_booleans = true;
+        options
+    };
+    serde_saphyr::from_multiple_with_options::<Document>(&file.text, options()).map_err(|err| {
+        // The types finish reading a mapping before the parser reaches a line that breaks the
+        // YAML after it: a mis-indented `stage:` shows as "missing field `stage`" on the line
+        // before. Read as plain YAML, the file shows its own error, at the line that is wrong.
+        let structure = serde_saphyr::from_multiple_with_options::<serde::de::IgnoredAny>(
+            &file.text,
+            options(),
+        );
+        match structure {
+            Err(yaml) => syntax_error(file, &yaml),
+            Ok(_) => syntax_error(file, &err),
+        }
+    })
 }
 
 fn syntax_error(file: &Arc<SourceFile>, err: &serde_saphyr::Error) -> ManifestError {
@@ -360,6 +374,11 @@ fn help_for(message: &str) -> Option<String> {
         "each key may appear once in a mapping"
     } else if message.contains("tab") {
         "YAML indents with spaces, never tabs: replace the tab with spaces"
+    } else if message.contains("not allowed in this context")
+        || message.contains("did not find expected")
+        || message.contains("indentation")
+    {
+        "this line's indentation does not match the keys around it: a key of a mapping starts in the same column as the keys before it"
     } else if message.starts_with("too many") {
         "a manifest file holds at most 1 024 documents, 250 000 YAML nodes, 50 000 aliases and 64 levels of nesting; split it into several files"
     } else {
