@@ -93,10 +93,14 @@ impl Window {
         Ok(None)
     }
 
-    /// `Monday 2027-01-04 09:00 Europe/Berlin (2027-01-04 08:00 UTC)`.
+    /// `Monday 2027-01-04 09:00 Europe/Berlin (2027-01-04 08:00 UTC)`; a zone on UTC's time
+    /// then is not said twice: `Monday 2027-01-04 09:00 UTC`.
     pub fn describe(&self, at: Timestamp) -> String {
         let local = TimeZone::get(&self.time_zone).map(|zone| at.to_zoned(zone));
         match local {
+            Ok(local) if local.offset().seconds() == 0 => {
+                format!("{} {}", local.strftime("%A %Y-%m-%d %H:%M"), self.time_zone)
+            }
             Ok(local) => format!(
                 "{} {} ({} UTC)",
                 local.strftime("%A %Y-%m-%d %H:%M"),
@@ -314,6 +318,15 @@ mod tests {
         assert_eq!(
             w.describe(next),
             "Monday 2027-01-04 09:00 Europe/Berlin (2027-01-04 08:00 UTC)"
+        );
+        let utc = Window {
+            time_zone: "UTC".into(),
+            ..office_hours()
+        };
+        assert_eq!(
+            utc.describe(next),
+            "Monday 2027-01-04 08:00 UTC",
+            "said once"
         );
     }
 
