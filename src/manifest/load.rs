@@ -182,9 +182,9 @@ pub fn claims_to_be_a_manifest(text: &str) -> bool {
 }
 
 /// Reads one candidate: a found file that does not claim to be a manifest is `Foreign`, unparsed.
-pub fn load_candidate(candidate: &Candidate) -> Result<Loaded, ManifestError> {
+pub fn load_candidate(candidate: &Candidate) -> Result<Loaded, Vec<ManifestError>> {
     let path = &candidate.path;
-    let bytes = read_file(path)?;
+    let bytes = read_file(path).map_err(|e| vec![e])?;
     if candidate.found && !claims_to_be_a_manifest(&String::from_utf8_lossy(&bytes)) {
         return Ok(Loaded::Foreign(path.clone()));
     }
@@ -233,26 +233,27 @@ fn too_large(path: &Path, size: u64) -> ManifestError {
 }
 
 /// Parses one file's bytes, named `path` in diagnostics.
-pub fn load_bytes(path: &Path, bytes: Vec<u8>) -> Result<LoadedFile, ManifestError> {
+/// A file with errors gives them all.
+pub fn load_bytes(path: &Path, bytes: Vec<u8>) -> Result<LoadedFile, Vec<ManifestError>> {
     if bytes.len() > MAX_FILE_BYTES {
-        return Err(too_large(path, bytes.len() as u64));
+        return Err(vec![too_large(path, bytes.len() as u64)]);
     }
     if bytes.contains(&0) {
-        return Err(ManifestError::file(
+        return Err(vec![ManifestError::file(
             "manifest::binary",
             path,
             "file is binary, not YAML text",
-        ));
+        )]);
     }
     let text = String::from_utf8(bytes).map_err(|e| {
-        ManifestError::file(
+        vec![ManifestError::file(
             "manifest::encoding",
             path,
             format!(
                 "file is not UTF-8 text (invalid byte at offset {})",
                 e.utf8_error().valid_up_to()
             ),
-        )
+        )]
     })?;
     let file = Arc::new(SourceFile {
         path: path.to_path_buf(),
@@ -264,20 +265,22 @@ pub fn load_bytes(path: &Path, bytes: Vec<u8>) -> Result<LoadedFile, ManifestErr
             file: file.clone(),
             span: SourceSpan::from((0, 0)),
         };
-        return Err(ManifestError::at(
-            "manifest::empty",
-            place,
-            "nothing here",
-            "file holds no manifest",
-        )
-        .with_help(
-            "a manifest starts with `apiVersion: bamboo-promote/v1` and `kind: Promotion`",
-        ));
+        return Err(vec![
+            ManifestError::at(
+                "manifest::empty",
+                place,
+                "nothing here",
+                "file holds no manifest",
+            )
+            .with_help(
+                "a manifest starts with `apiVersion: bamboo-promote/v1` and `kind: Promotion`",
+            ),
+        ]);
     }
     Ok(LoadedFile { file, documents })
 }
 
-fn parse(file: &Arc<SourceFile>) -> Result<Vec<Document>, ManifestError> {
+fn parse(file: &Arc<SourceFile>) -> Result<Vec<Document>, Vec<ManifestError>> {
     let options = || {
         let mut options = Options::default();
         options.with_snippet = false;
@@ -292,9 +295,15 @@ fn parse(file: &Arc<SourceFile>) -> Result<Vec<Document>, ManifestError> {
             &file.text,
             options(),
         );
-        match structure {
-            Err(yaml) => syntax_error(file, &yaml),
-            Ok(_) => syntax_error(file, &err),
+        if let Err(yaml) = structure {
+            return vec![syntax_error(file, &yaml)];
+        }
+        // Every key the format does not know or misses, not only serde's first.
+        let keys = super::shape::key_errors(file, options());
+        if keys.is_empty() {
+            vec![syntax_error(file, &err)]
+        } else {
+            keys
         }
     })
 }

@@ -6,6 +6,7 @@
 
 mod diagnostic;
 mod load;
+mod shape;
 pub mod types;
 mod validate;
 
@@ -206,7 +207,7 @@ pub fn load_excluding(paths: &[PathBuf], exclude: &Exclude) -> Result<Desired, V
                 skipped.push(path);
             }
             Ok(load::Loaded::Manifests(file)) => loaded.push(Ok(file)),
-            Err(e) => loaded.push(Err(e)),
+            Err(errors) => loaded.push(Err(errors)),
         }
     }
     let mut desired = resolve(loaded, errors);
@@ -238,7 +239,7 @@ fn none_found(paths: &[PathBuf], skipped: usize) -> ManifestError {
 
 /// Reads the files on every core, results in file order: parsing a large repository's YAML
 /// is most of what `plan` does before its first request.
-fn load_all(files: &[load::Candidate]) -> Vec<Result<load::Loaded, ManifestError>> {
+fn load_all(files: &[load::Candidate]) -> Vec<Result<load::Loaded, Vec<ManifestError>>> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_worker = files.len().div_ceil(workers).max(1);
     if per_worker == files.len() {
@@ -262,7 +263,7 @@ pub fn load_text(path: &Path, bytes: Vec<u8>) -> Result<Desired, Vec<ManifestErr
 }
 
 fn resolve(
-    loaded: Vec<Result<load::LoadedFile, ManifestError>>,
+    loaded: Vec<Result<load::LoadedFile, Vec<ManifestError>>>,
     mut errors: Vec<ManifestError>,
 ) -> Result<Desired, Vec<ManifestError>> {
     let mut targets = Vec::new();
@@ -275,7 +276,7 @@ fn resolve(
                 }
                 sources.push(loaded.file);
             }
-            Err(e) => errors.push(e),
+            Err(file_errors) => errors.extend(file_errors),
         }
     }
     validate::across(&targets, &mut errors);
