@@ -2,7 +2,8 @@
 //! the lock's lifetime, the audit log — written once instead of on every command line.
 //!
 //! `bamboo-promote.toml` is looked for in the current folder and each folder above it, up to
-//! the repository's root (the folder holding `.git`); the user's own file is
+//! the repository's root (the folder holding `.git`), and only inside a repository; the
+//! user's own file is
 //! `$XDG_CONFIG_HOME/bamboo-promote/config.toml` (else `~/.config/…`). The repository's file
 //! wins over the user's, key by key. Its values become the flags' defaults, so a flag wins over
 //! the environment (`BAMBOO_URL`, `BAMBOO_TOKEN_FILE`), which wins over the files; each value is
@@ -59,18 +60,17 @@ pub fn find(dir: &Path) -> Result<Defaults, ConfigFileError> {
     Ok(defaults)
 }
 
-/// The nearest `bamboo-promote.toml` from `dir` up to the repository's root.
+/// The nearest `bamboo-promote.toml` from `dir` up to the repository's root; none outside a
+/// repository. Folders above a repository, or above a folder that is in none (`/tmp`, a home),
+/// are anyone's: a file planted there must not choose the server the token is sent to.
 fn repository_file(dir: &Path) -> Option<PathBuf> {
-    for folder in dir.ancestors() {
-        let file = folder.join(FILE_NAME);
-        if file.is_file() {
-            return Some(file);
-        }
-        if folder.join(".git").exists() {
-            return None;
-        }
-    }
-    None
+    let root = dir
+        .ancestors()
+        .find(|folder| folder.join(".git").exists())?;
+    dir.ancestors()
+        .take_while(|folder| folder.starts_with(root))
+        .map(|folder| folder.join(FILE_NAME))
+        .find(|file| file.is_file())
 }
 
 fn user_file() -> Option<PathBuf> {

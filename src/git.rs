@@ -72,6 +72,46 @@ impl Checkout {
             .collect())
     }
 
+    /// The files among `files` that are not in the commit checked out as they are on disk:
+    /// outside the checkout (a symbolic link out of it), ignored, untracked, or with other
+    /// contents (an edit hidden by `skip-worktree`). Each is compared by its blob id with the
+    /// commit's tree, so nothing git's status might not show slips through.
+    pub async fn not_in_head(&self, files: &[PathBuf]) -> Result<Vec<String>, String> {
+        let root = std::fs::canonicalize(&self.root).map_err(|e| e.to_string())?;
+        let mut relative = Vec::new();
+        let mut outside = Vec::new();
+        for file in files {
+            let real =
+                std::fs::canonicalize(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            match real.strip_prefix(&root) {
+                Ok(inside) => relative.push(inside.display().to_string()),
+                Err(_) => outside.push(format!("{} (outside the checkout)", file.display())),
+            }
+        }
+        if relative.is_empty() {
+            return Ok(outside);
+        }
+        let mut args = vec!["hash-object", "--"];
+        args.extend(relative.iter().map(String::as_str));
+        let on_disk = git(&root, &args).await?;
+        let mut args = vec!["ls-tree", "-z", "HEAD", "--"];
+        args.extend(relative.iter().map(String::as_str));
+        let listed = git(&root, &args).await?;
+        let in_head: std::collections::HashMap<&str, &str> = listed
+            .split('\0')
+            .filter_map(|entry| {
+                let (meta, path) = entry.split_once('\t')?;
+                Some((path, meta.split_whitespace().nth(2)?))
+            })
+            .collect();
+        for (path, blob) in relative.iter().zip(on_disk.lines()) {
+            if in_head.get(path.as_str()) != Some(&blob.trim()) {
+                outside.push(path.clone());
+            }
+        }
+        Ok(outside)
+    }
+
     /// The commit checked out, abbreviated to 12 characters.
     pub async fn head(&self) -> Option<String> {
         git(&self.root, &["rev-parse", "--short=12", "HEAD"])

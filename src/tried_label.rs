@@ -7,7 +7,7 @@
 //! build that carries it — and only a person takes it off. A new build is a new try. Records
 //! written after a call say what ran; this says that a call may have left.
 
-use crate::observe::ObservedBuild;
+use crate::observe::{ObservedBuild, ObservedStage};
 
 /// What every mark starts with.
 pub const PREFIX: &str = "bamboo-promote-tried-";
@@ -37,23 +37,43 @@ pub fn on<'a>(labels: &'a [String], stage: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// A mark on `build` whose call may still land: the stage it names has not started, no stage
-/// of the build failed (a call that ran and failed shows), and the build is not running (a
-/// call that landed shows). A mark naming no stage of the build cannot be read, and counts.
-/// `own`: the stage this promotion marked itself, left out. While such a mark is on a build,
-/// nothing else is sent to it, or to another build of its plan that a late call could undo:
-/// a continue that lands after its stage has run runs the next manual stage instead.
-pub fn unsettled<'a>(build: &'a ObservedBuild, own: Option<&str>) -> Option<&'a str> {
-    let own = own.map(for_stage);
-    let active = |state: &str| matches!(state, "Pending" | "Queued" | "InProgress");
-    let moved = active(&build.life_cycle_state)
+/// Whether Bamboo shows that `build` moved on its own: it is running, or a stage failed (a
+/// call that landed shows so).
+fn moved(build: &ObservedBuild) -> bool {
+    active(&build.life_cycle_state)
         || build
             .stages
             .iter()
-            .any(|s| s.life_cycle_state == "Finished" && s.state == "Failed");
-    if moved {
+            .any(|s| s.life_cycle_state == "Finished" && s.state == "Failed")
+}
+
+fn active(state: &str) -> bool {
+    matches!(state, "Pending" | "Queued" | "InProgress")
+}
+
+/// Only a state that shows the stage began settles a call for it.
+fn began(stage: &ObservedStage) -> bool {
+    stage.life_cycle_state == "Finished" || active(&stage.life_cycle_state)
+}
+
+/// Whether a call for `stage` on `build` can no longer land unseen: the stage began, a stage
+/// failed, or the build is running.
+pub fn settled(build: &ObservedBuild, stage: &str) -> bool {
+    moved(build) || build.stages.iter().any(|s| s.name == stage && began(s))
+}
+
+/// A mark on `build` whose call may still land: a stage it may name has not begun, no stage
+/// of the build failed, and the build is not running. Two stage names can share a mark
+/// (`Deploy EU`, `Deploy-EU`): it is settled only when every stage it may name has begun, and
+/// a mark naming no stage of the build cannot be read, and counts. `own`: the stage this
+/// promotion marked itself, left out. While such a mark is on a build, nothing else is sent to
+/// it, or to another build of its plan that a late call could undo: a continue that lands
+/// after its stage has run runs the next manual stage instead.
+pub fn unsettled<'a>(build: &'a ObservedBuild, own: Option<&str>) -> Option<&'a str> {
+    if moved(build) {
         return None;
     }
+    let own = own.map(for_stage);
     build
         .labels
         .iter()
@@ -63,12 +83,12 @@ pub fn unsettled<'a>(build: &'a ObservedBuild, own: Option<&str>) -> Option<&'a 
                 .is_some_and(|own| crate::label::same(label, own))
         })
         .find(|label| {
-            let stage = build
+            let mut named = build
                 .stages
                 .iter()
-                .find(|s| crate::label::same(label, &for_stage(&s.name)));
-            // Only a state that shows the stage began settles the mark.
-            stage.is_none_or(|s| !(s.life_cycle_state == "Finished" || active(&s.life_cycle_state)))
+                .filter(|s| crate::label::same(label, &for_stage(&s.name)))
+                .peekable();
+            named.peek().is_none() || named.any(|s| !began(s))
         })
         .map(String::as_str)
 }
@@ -95,5 +115,52 @@ mod tests {
         assert!(on(&labels, "Deploy Staging").is_none());
         assert!(looks_like_a_mark(" Bamboo-Promote-Tried-x"));
         assert!(!looks_like_a_mark("tried"));
+    }
+
+    fn build(stages: &[(&str, &str, &str)], labels: &[&str]) -> ObservedBuild {
+        let stage = |(name, life, state): &(&str, &str, &str)| ObservedStage {
+            name: name.to_string(),
+            life_cycle_state: life.to_string(),
+            state: state.to_string(),
+            manual: true,
+            runnable: false,
+            restartable: false,
+        };
+        ObservedBuild {
+            key: "P-A-7".into(),
+            number: 7,
+            life_cycle_state: "Finished".into(),
+            state: "Successful".into(),
+            continuable: true,
+            restartable: false,
+            revision: None,
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            stages: stages.iter().map(stage).collect(),
+        }
+    }
+
+    /// Found by a red team (round 2): `Deploy-EU` had run, `Deploy EU` had not, and their
+    /// shared mark was taken as settled. A mark is settled only when every stage it may name
+    /// has begun.
+    #[test]
+    fn a_mark_two_stages_share_is_settled_only_when_both_began() {
+        let mark = "bamboo-promote-tried-deploy-eu";
+        let done = ("Deploy-EU", "Finished", "Successful");
+        let not_run = ("Deploy EU", "NotBuilt", "Unknown");
+        assert_eq!(
+            unsettled(&build(&[done, not_run], &[mark]), None),
+            Some(mark)
+        );
+        let ran = ("Deploy EU", "Finished", "Successful");
+        assert_eq!(unsettled(&build(&[done, ran], &[mark]), None), None);
+        // A stage that failed shows a call landed; a build's own stage, by name.
+        let failed = ("Deploy EU", "Finished", "Failed");
+        assert_eq!(unsettled(&build(&[not_run, failed], &[mark]), None), None);
+        assert!(!settled(&build(&[done, not_run], &[]), "Deploy EU"));
+        assert!(settled(&build(&[done, not_run], &[]), "Deploy-EU"));
+        assert_eq!(
+            unsettled(&build(&[not_run], &[mark]), Some("Deploy EU")),
+            None
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! showed), and the stages earlier calls ran when Bamboo stopped short. `--wait` follows the
 //! promoted builds through it, and decides from it whether a build may be continued again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::progress::Progress;
 use super::promotion::Promotion;
@@ -24,7 +24,8 @@ pub(super) struct Ledger {
     /// Builds whose write this run has an unknown outcome, or was accepted without Bamboo
     /// showing it: no other write goes to them, or to any build of their plan, in this run
     /// (such a call may still land, after a call to an older build: a downgrade).
-    pub held: BTreeSet<String>,
+    /// By build key, the stage the call was for.
+    pub held: BTreeMap<String, String>,
     /// Per target, stages earlier calls of this run ran, when Bamboo stopped short.
     pub carried: BTreeMap<String, Vec<String>>,
 }
@@ -38,7 +39,8 @@ impl Ledger {
                 runs, confirmed, ..
             } => {
                 if !confirmed {
-                    self.held.insert(action.build_key.clone());
+                    self.held
+                        .insert(action.build_key.clone(), action.stage.clone());
                 }
                 Outcome::Promoted {
                     runs,
@@ -57,7 +59,8 @@ impl Ledger {
             Promotion::Refused(message) => Outcome::Refused { message },
             Promotion::MovedByOther(message) => Outcome::MovedByOther { message },
             Promotion::Unknown { detail, lock } => {
-                self.held.insert(action.build_key.clone());
+                self.held
+                    .insert(action.build_key.clone(), action.stage.clone());
                 Outcome::Unknown {
                     message: detail,
                     lock,
@@ -160,7 +163,7 @@ impl Ledger {
             }
             // An accepted call that Bamboo never showed leaves the build as it was: that is
             // not a build that stopped short, and it gets no other call in this run.
-            let unshown = self.held.contains(&build.key) && ran.is_empty();
+            let unshown = self.held.contains_key(&build.key) && ran.is_empty();
             if !at_rest(build) || unshown {
                 continue;
             }
@@ -169,8 +172,9 @@ impl Ledger {
                 .find(|r| !ran.contains(r))
                 .cloned()
                 .unwrap_or_default();
-            let again =
-                may_continue && !self.held.contains(&build.key) && all_ran.len() < CONTINUATIONS;
+            let again = may_continue
+                && !self.held.contains_key(&build.key)
+                && all_ran.len() < CONTINUATIONS;
             let words = format!(
                 "{id}: {} paused before {before}; Bamboo ran {}{}",
                 build.key,

@@ -106,9 +106,9 @@ pub struct Applied {
     pub outcomes: Vec<(String, Option<String>, Outcome)>,
     pub timed_out: bool,
     pub stopped_by: Option<Signal>,
-    /// Builds whose call is not settled (an unknown outcome, or accepted and never shown):
-    /// `watch` holds their plans in the cycles after.
-    pub held: BTreeSet<String>,
+    /// Builds whose call is not settled (an unknown outcome, or accepted and never shown),
+    /// with the stage it was for: `watch` holds their plans in the cycles after.
+    pub held: BTreeMap<String, String>,
 }
 
 pub async fn run(
@@ -147,7 +147,9 @@ pub async fn run(
             .filter(|_| fresh)
             .filter(|i| !ledger.done.contains_key(&i.target.id))
             .filter_map(|i| match &i.status {
-                Status::Queue { action } if unsettled_on_plan(&ledger.held, action).is_none() => {
+                Status::Queue { action }
+                    if unsettled_on_plan(ledger.held.keys(), action).is_none() =>
+                {
                     Some((i.target.clone(), action.clone()))
                 }
                 _ => None,
@@ -315,9 +317,12 @@ async fn clear_orphaned_locks(client: &BambooClient, plan: &Plan, max_skew: Dura
 
 /// A build of `action`'s plan (its own build included) whose call in this run is not
 /// settled.
-fn unsettled_on_plan<'a>(held: &'a BTreeSet<String>, action: &Action) -> Option<&'a String> {
+fn unsettled_on_plan<'a>(
+    held: impl IntoIterator<Item = &'a String>,
+    action: &Action,
+) -> Option<&'a String> {
     let ours = plan_of(&action.build_key);
-    held.iter().find(|key| plan_of(key) == ours)
+    held.into_iter().find(|key| plan_of(key) == ours)
 }
 
 /// The plan (or branch plan) a build key belongs to; a key that does not read as a build's

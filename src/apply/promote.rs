@@ -282,6 +282,16 @@ fn last_check(
         named.in_sync().map_err(Check::End)?;
     }
     if let Some(newer) = reads.newer {
+        // Another build of the plan with a call that may still land: it could undo this one.
+        if let Some((build, label)) = &newer.marked {
+            let reason = BlockReason::TriedUnsettled {
+                build: build.clone(),
+                label: label.clone(),
+            };
+            return Err(Check::End(Box::new(Promotion::NotNeeded(
+                Status::Blocked { reason },
+            ))));
+        }
         let now_ms = Moment::on_server(ctx.client, false).now.as_millisecond();
         if let Some(reason) = downgrade(&newer.builds, newer.complete, action, now_ms) {
             return Err(Check::End(Box::new(Promotion::NotNeeded(

@@ -98,14 +98,9 @@ pub(super) async fn settle(
                 audit(Outcome::Refused, Some(detail.clone()));
                 Promotion::Refused(detail)
             };
-            // Too Many Requests: turned away before Bamboo did anything with it, so no try was
-            // made, and `watch` tries again next cycle. Any other refusal would come again:
-            // its mark stays for a person to read.
-            let promotion = if status == 429 && !moved {
-                unmark(ctx, request, promotion).await
-            } else {
-                promotion
-            };
+            // The mark stays, even on a 429: a proxy may have passed the call on before it
+            // answered so, and a loop that retried would send it again (a red team's proxy
+            // did, and the late first call then ran the next manual stage).
             release(client, lease, promotion).await
         }
         Err(WriteError::NotSent(detail)) => {

@@ -212,6 +212,9 @@ impl Watcher<'_> {
             Ok(desired) => desired,
             Err(failure) => return self.invalid(failure),
         };
+        if let Err(why) = self.all_committed(&desired).await {
+            return Ended::without_writes(CycleOutcome::PullFailed, why);
+        }
         let client = &self.connection.client;
         client.forget_server_time();
         let observed = match pipeline::observe(self.connection, &desired).await {
@@ -256,7 +259,7 @@ impl Watcher<'_> {
         };
         let source = Source::Manifests(&desired);
         let applied = apply::run(client, source, plan, &options, self.reporter, self.stop).await;
-        self.holds.add(applied.held.iter().cloned());
+        self.holds.add(applied.held.clone());
         for (_, _, outcome) in &applied.outcomes {
             self.watch.metrics.promotion(outcome);
         }
@@ -264,6 +267,30 @@ impl Watcher<'_> {
             outcome: CycleOutcome::Ok,
             message: None,
             applied: Some(applied),
+        }
+    }
+
+    /// With `--pull`, that every manifest file read is in the commit the cycle names, as read:
+    /// not ignored, not edited behind `skip-worktree`, not behind a link out of the checkout.
+    async fn all_committed(&self, desired: &Desired) -> Result<(), String> {
+        let (true, Some(checkout)) = (self.args.pull, &self.checkout) else {
+            return Ok(());
+        };
+        let files: Vec<_> = desired.files.iter().map(|f| f.path.clone()).collect();
+        let root = checkout.root().display();
+        let stray = checkout.not_in_head(&files).await.map_err(|e| {
+            format!(
+                "cannot compare the manifests with the commit: {e} (in {root}); nothing was queued"
+            )
+        })?;
+        match stray.first() {
+            None => Ok(()),
+            Some(first) => Err(format!(
+                "{} read from {root} not as the commit has {} ({first}{}): with --pull a watcher applies what a commit says. Nothing was queued",
+                counted(stray.len(), "manifest file"),
+                if stray.len() == 1 { "it" } else { "them" },
+                if stray.len() > 1 { ", …" } else { "" }
+            )),
         }
     }
 

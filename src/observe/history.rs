@@ -133,6 +133,17 @@ pub struct Newer<B> {
     /// False when the read stopped at `REVISION_SEARCH_DEPTH` builds before reaching the one:
     /// an older build that reached the stage may lie beyond.
     pub complete: bool,
+    /// A build the pages showed, older ones included, with a watcher's mark whose call may
+    /// still land (`tried_label::unsettled`): its key and the mark.
+    pub marked: Option<(String, String)>,
+}
+
+/// The first build of `page` other than `n` with an unsettled mark.
+fn unsettled_on(page: &[BuildResult], n: u32) -> Option<(String, String)> {
+    page.iter().filter(|b| b.number != n).find_map(|b| {
+        let observed = super::ObservedBuild::from_result(b.clone());
+        crate::tried_label::unsettled(&observed, None).map(|mark| (b.key.clone(), mark.to_string()))
+    })
 }
 
 /// The builds of a plan newer than build `n`, newest first: history pages until one reaches
@@ -147,19 +158,23 @@ pub(super) async fn newer_than(
     let mut builds = Vec::new();
     let mut start = 0;
     let mut pages = Pages::default();
+    let mut marked = None;
     while start < REVISION_SEARCH_DEPTH {
         let (page, _) = client.history(plan, start, HISTORY_DEPTH).await?;
         let reached = page.is_empty() || page.iter().any(|b| b.number <= n);
         start += page.len();
         let page = pages.unseen(plan, page)?;
+        marked = marked.or_else(|| unsettled_on(&page, n));
         builds.extend(page.into_iter().filter(|b| b.number > n));
         if reached {
-            return fill_in(client, plan, n, builds).await;
+            let filled = fill_in(client, plan, n, builds).await?;
+            return Ok(Newer { marked, ..filled });
         }
     }
     Ok(Newer {
         builds,
         complete: false,
+        marked,
     })
 }
 
@@ -184,6 +199,7 @@ pub(super) async fn newer_on_a_page(
     Ok(Newer {
         builds: page.iter().filter(|b| b.number > n).cloned().collect(),
         complete: page.iter().any(|b| b.number <= n),
+        marked: unsettled_on(page, n),
     })
 }
 
@@ -216,6 +232,7 @@ pub(super) async fn fill_in(
         return Ok(Newer {
             builds: listed,
             complete: false,
+            marked: None,
         });
     }
     let mut builds = Vec::new();
@@ -253,6 +270,7 @@ pub(super) async fn fill_in(
     Ok(Newer {
         builds,
         complete: true,
+        marked: None,
     })
 }
 
@@ -260,6 +278,7 @@ fn incomplete(builds: Vec<BuildResult>) -> Result<Newer<BuildResult>, BambooErro
     Ok(Newer {
         builds,
         complete: false,
+        marked: None,
     })
 }
 

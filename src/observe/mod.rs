@@ -264,8 +264,14 @@ async fn newer_builds(
             .into_iter()
             .map(|b| Arc::new(ObservedBuild::from_result(b)))
             .collect();
-        let complete = read.complete;
-        newer.insert(pin, Newer { builds, complete });
+        newer.insert(
+            pin,
+            Newer {
+                builds,
+                complete: read.complete,
+                marked: read.marked,
+            },
+        );
     }
     Ok(newer)
 }
@@ -323,6 +329,7 @@ pub async fn newer_builds_of(
     Ok(Newer {
         builds,
         complete: read.complete,
+        marked: read.marked,
     })
 }
 

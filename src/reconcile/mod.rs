@@ -108,6 +108,12 @@ fn unsettled_marks(observed: &Observed) -> Unsettled {
         .chain(observed.newer.values().flat_map(|n| &n.builds))
         .chain(observed.candidates.values().flatten());
     let mut found = Unsettled::new();
+    // Marks the pages of newer builds showed on older ones.
+    for ((plan, _), newer) in &observed.newer {
+        if let Some(marked) = &newer.marked {
+            found.entry(plan.clone()).or_insert_with(|| marked.clone());
+        }
+    }
     for build in builds {
         if let Some(mark) = crate::tried_label::unsettled(build, None) {
             let plan = crate::bamboo::types::split_build_key(&build.key)

@@ -1,8 +1,9 @@
 //! The plans a watcher holds after its own unsettled calls. A call whose outcome stayed unknown
 //! (or that Bamboo accepted and never showed) may still land; apply holds its plan for the rest
 //! of the run, and a watcher's run is its whole life, not one cycle. Each cycle re-reads the
-//! held builds — a few requests, only while something is held — and lets a plan go when its
-//! build's mark is settled: the stage ran, a stage failed, or a person took the label off.
+//! held builds — a few requests, only while something is held — and lets a plan go when Bamboo
+//! shows the call: its stage began, a stage failed, or the build runs. A person's taking the
+//! label off does not: only a restart, a new run, lets go of what this process knows.
 //! Until then every promotion on the plan is blocked, newer builds included: a call to one
 //! could be undone by the late one, or turn it into a run of the next manual stage.
 
@@ -16,37 +17,37 @@ use crate::reconcile::{BlockReason, Plan, Status};
 
 #[derive(Default)]
 pub struct Holds {
-    /// By plan key: the held build, and its mark once a read has shown it.
-    by_plan: BTreeMap<String, (String, Option<String>)>,
+    /// By plan key: the held build, and the stage its call was for.
+    by_plan: BTreeMap<String, (String, String)>,
 }
 
 impl Holds {
-    /// Holds the plans of builds a cycle left unsettled.
-    pub fn add(&mut self, builds: impl IntoIterator<Item = String>) {
-        for build in builds {
+    /// Holds the plans of builds a cycle left unsettled (build key → stage).
+    pub fn add(&mut self, held: impl IntoIterator<Item = (String, String)>) {
+        for (build, stage) in held {
             self.by_plan
                 .entry(plan_of(&build).to_string())
-                .or_insert((build, None));
+                .or_insert((build, stage));
         }
     }
 
-    /// Reads each held build, and lets go of those whose call is settled. A build that cannot
-    /// be read stays held: cannot tell is not settled.
+    /// Reads each held build, and lets go of those whose call is settled: its stage began, a
+    /// stage failed, or the build is running. Not the mark: a person who takes it off cannot
+    /// know that this process's call is still on its way, and this process does. A build that
+    /// cannot be read stays held: cannot tell is not settled.
     pub async fn recheck(&mut self, client: &BambooClient) {
         let mut settled = Vec::new();
-        for (plan, (build, mark)) in &mut self.by_plan {
+        for (plan, (build, stage)) in &self.by_plan {
             let Some((key, number)) = split_build_key(build) else {
                 continue;
             };
             match client.build(key, Some(number)).await {
                 Ok(Some(result)) => {
-                    let observed = ObservedBuild::from_result(result);
-                    match crate::tried_label::unsettled(&observed, None) {
-                        Some(label) => *mark = Some(label.to_string()),
-                        None => settled.push(plan.clone()),
+                    if crate::tried_label::settled(&ObservedBuild::from_result(result), stage) {
+                        settled.push(plan.clone());
                     }
                 }
-                Ok(None) => settled.push(plan.clone()),
+                Ok(None) => tracing::debug!("{build}: still held, Bamboo says it is gone"),
                 Err(e) => tracing::debug!("{build}: still held, it cannot be read: {e}"),
             }
         }
@@ -61,11 +62,11 @@ impl Holds {
             let Status::Queue { action } = &item.status else {
                 continue;
             };
-            if let Some((build, mark)) = self.by_plan.get(plan_of(&action.build_key)) {
+            if let Some((build, stage)) = self.by_plan.get(plan_of(&action.build_key)) {
                 item.status = Status::Blocked {
                     reason: BlockReason::TriedUnsettled {
                         build: build.clone(),
-                        label: mark.clone().unwrap_or_else(|| "its mark".into()),
+                        label: crate::tried_label::for_stage(stage),
                     },
                 };
             }

@@ -328,6 +328,23 @@ fn a_configuration_file_gives_what_is_the_same_on_every_run() {
         "{}",
         users.stderr
     );
+    // Outside any repository, no folder's file is read: one planted in a shared folder would
+    // choose where the token goes (a red team's round 2).
+    crate::support::write(
+        &dir,
+        "shared/bamboo-promote.toml",
+        "server = \"http://127.0.0.1:9/planted\"\n",
+    );
+    crate::support::write(&dir, "shared/work/shop.yaml", MANIFEST);
+    let outside = Run::new(&["plan", "."])
+        .current_dir(&dir.join("shared/work"))
+        .env("XDG_CONFIG_HOME", dir.join("xdg").to_str().unwrap())
+        .run();
+    assert!(
+        outside.stderr.contains("127.0.0.1:9/user"),
+        "{}",
+        outside.stderr
+    );
 
     // Mistakes, at their line and column, before anything is read or contacted.
     for (text, said) in [

@@ -487,6 +487,28 @@ fn pull_fast_forwards_the_checkout_before_the_cycle_and_the_cycle_names_its_comm
         "{cycle}"
     );
     assert_eq!(sim.queued(), queued, "nothing was queued");
+    // Nor one that git's status does not show: in an ignored folder (a red team's round 2).
+    std::fs::remove_file(root.join("watcher/promotions/more.yaml")).unwrap();
+    write(&root.join("watcher"), ".git/info/exclude", "local/\n");
+    write(
+        &root.join("watcher"),
+        "promotions/local/more.yaml",
+        "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: { name: local }\nspec:\n  targets:\n    - { id: sneaky, plan: SHOP-API, stage: Deploy Prod }\n",
+    );
+    let ran = sim
+        .cmd(&["watch", "--pull", "--once", "--format", "json", &watched])
+        .run();
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let cycle: Value = serde_json::from_str(ran.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(cycle["outcome"], "pullFailed", "{}", ran.stdout);
+    assert!(
+        cycle["message"]
+            .as_str()
+            .unwrap()
+            .contains("promotions/local/more.yaml"),
+        "{cycle}"
+    );
+    assert_eq!(sim.queued(), queued, "nothing was queued");
 }
 
 /// Starts a watcher with `--listen 127.0.0.1:0`; returns it and the address it serves on.
@@ -838,6 +860,17 @@ fn a_call_that_may_still_land_holds_its_build_until_its_stage_runs() {
         "{}",
         plan.stdout
     );
+    // A person takes the mark off (a red team's round 2): the watcher still knows its own call
+    // is on its way, and holds the build until Bamboo shows it.
+    let (status, body) = sim.write(
+        "DELETE",
+        "result/SHOP-APP-42/label/bamboo-promote-tried-deploy-staging",
+    );
+    assert!(status < 300, "{status} {body}");
+    for _ in 0..3 {
+        watcher.cycle();
+    }
+    assert_eq!(sim.queued(), ["queue/SHOP-APP-42"], "still held");
     // The late call lands and Deploy Staging runs: the mark is settled, and Deploy Prod follows.
     sim.advance(10 * 3600 * 1000);
     watcher.cycle_until("Deploy Prod promoted", |events| {
@@ -926,4 +959,75 @@ fn a_clock_step_seen_once_does_not_stop_later_cycles() {
         promoted(events) == ["app SHOP-APP-42"]
     });
     assert_eq!(watcher.stop("TERM").code, 0);
+}
+
+/// A 429 to the queue call keeps its mark: a proxy may have passed the call on before it
+/// answered so (a red team's round 2 did), and a loop that sent it again could run a stage
+/// twice, or the next one.
+#[test]
+fn a_call_answered_429_is_not_tried_again_on_its_build() {
+    let sim = Sim::start(TRAP);
+    let dir = manifests(&one_target("42", "Deploy Staging"));
+    sim.set_faults(
+        r#"{"script": [{"method": "PUT", "path": "queue/", "times": 1, "fault": "rateLimit"}]}"#,
+    );
+    let watcher = Watcher::start(&sim, &dir, &[]);
+    let first = watcher.cycle();
+    assert!(
+        first
+            .iter()
+            .any(|e| e["event"] == "error" || e["event"] == "refused"),
+        "{first:?}"
+    );
+    for _ in 0..3 {
+        sim.advance(2000);
+        watcher.cycle();
+    }
+    assert_eq!(watcher.stop("TERM").code, 0);
+    assert_eq!(sim.queued(), ["queue/SHOP-APP-42"], "one call");
+    assert_eq!(
+        labels(&sim, "SHOP-APP-42"),
+        ["bamboo-promote-tried-deploy-staging"]
+    );
+}
+
+/// Found by a red team (round 2): a mark whose call may still land on build 41, in the history
+/// page the last check reads before a call to 42, was read and ignored; the late call then put
+/// 41 back on staging after 42. The last check blocks on it, for apply as for watch.
+#[test]
+fn an_older_builds_unsettled_mark_in_the_last_checks_page_holds_the_call() {
+    let sim = Sim::start(&TRAP.replace(
+        "          - { number: 42,",
+        "          - { number: 41, state: { pausedBefore: Deploy Staging } }\n          - { number: 42,",
+    ));
+    let (status, body) = sim.request(
+        "POST",
+        "/rest/api/latest/result/SHOP-APP-41/label",
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Atlassian-Token", "no-check"),
+        ],
+        r#"{"name": "bamboo-promote-tried-deploy-staging"}"#,
+    );
+    assert!(status < 300, "{status} {body}");
+    let dir = manifests(&one_target("latest", "Deploy Staging"));
+    for command in ["apply", "watch"] {
+        let args: &[&str] = if command == "apply" {
+            &["apply", "--auto-approve"]
+        } else {
+            &["watch", "--once"]
+        };
+        let mut args = args.to_vec();
+        let promotions = promotions(&dir);
+        args.push(&promotions);
+        let ran = sim.cmd(&args).run();
+        assert_eq!(ran.code, 3, "{command}: {}", ran.stderr);
+        assert!(
+            ran.stderr
+                .contains("a watcher's call to SHOP-APP-41 may still land"),
+            "{command}: {}",
+            ran.stderr
+        );
+    }
+    assert!(sim.queued().is_empty(), "{:?}", sim.queued());
 }
