@@ -169,16 +169,29 @@ pub enum Loaded {
 }
 
 /// Whether a file's text says it holds bamboo-promote manifests: it names the `apiVersion`
-/// (`bamboo-promote/…`, in any style) or has a `kind: Promotion` line. A manifest with a
-/// misspelt `apiVersion` still has its `kind`, and is read, and its error reported: only a
-/// file that claims neither is left out.
+/// (`bamboo-promote/…`, in any style or case), has a `kind: Promotion` line, or a top-level
+/// `spec:` with `targets:` in it. A manifest with a misspelt `apiVersion` still has its `kind`
+/// or its targets, and is read, and its error reported: only a file that claims none is left
+/// out.
 pub fn claims_to_be_a_manifest(text: &str) -> bool {
-    text.contains("bamboo-promote/")
-        || text.lines().any(|line| {
-            line.trim_start()
-                .strip_prefix("kind:")
-                .is_some_and(|kind| kind.trim().trim_matches(['"', '\'']) == "Promotion")
+    let value = |line: &str, key: &str| {
+        line.trim_start().strip_prefix(key).map(|v| {
+            v.split('#')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches(['"', '\''])
+                .to_string()
         })
+    };
+    text.to_ascii_lowercase().contains("bamboo-promote/")
+        || text.lines().any(|line| {
+            value(line, "kind:").is_some_and(|kind| kind.eq_ignore_ascii_case("Promotion"))
+        })
+        || (text.lines().any(|line| line.starts_with("spec:"))
+            && text
+                .lines()
+                .any(|line| line.trim_start().starts_with("targets:")))
 }
 
 /// Reads one candidate: a found file that does not claim to be a manifest is `Foreign`, unparsed.

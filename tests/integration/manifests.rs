@@ -397,8 +397,19 @@ fn a_folder_walk_reads_only_what_says_it_is_a_manifest() {
         "repo/promotions/next.yaml",
         "apiVersion: bamboo-promote/v9\nkind: Pipeline\n",
     );
+    // Both misspelt: its targets still say what it is (a red team's round 2).
+    write(
+        &dir,
+        "repo/promotions/both.yaml",
+        "apiVersion: bambo-promot/v1\nkind: Promoton\nmetadata: { name: x }\nspec:\n  targets:\n    - { id: c, plan: SHOP-APP, stage: Deploy Prod }\n",
+    );
     let ran = validate(&["validate", "repo"]);
     assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("unknown kind `Promoton`"),
+        "{}",
+        ran.stderr
+    );
     assert!(
         ran.stderr
             .contains("unsupported apiVersion `bambo-promote/v1`"),
