@@ -235,7 +235,7 @@ impl Watcher<'_> {
         }
         self.last_failure = None;
         if !self.holds.is_empty() {
-            self.holds.recheck(client).await;
+            self.holds.recheck(client, &observed).await;
         }
         let moment = reconcile::Moment::on_server(client, false);
         let mut plan = reconcile::plan(&desired, &observed, moment);

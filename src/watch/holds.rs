@@ -1,18 +1,18 @@
 //! The plans a watcher holds after its own unsettled calls. A call whose outcome stayed unknown
 //! (or that Bamboo accepted and never showed) may still land; apply holds its plan for the rest
-//! of the run, and a watcher's run is its whole life, not one cycle. Each cycle re-reads the
-//! held builds — a few requests, only while something is held — and lets a plan go when Bamboo
-//! shows the call: its stage began, a stage failed, or the build runs. A person's taking the
-//! label off does not: only a restart, a new run, lets go of what this process knows.
-//! Until then every promotion on the plan is blocked, newer builds included: a call to one
-//! could be undone by the late one, or turn it into a run of the next manual stage.
+//! of the run, and a watcher's run is its whole life, not one cycle. Each cycle looks at the
+//! held builds — in its own reads, or read on their own when those do not hold them — and lets
+//! a plan go when Bamboo shows the call: its stage began, a stage failed, or the build runs. A
+//! person's taking the label off does not: only a restart, a new run, lets go of what this
+//! process knows. Until then every promotion on the plan is blocked, newer builds included: a
+//! call to one could be undone by the late one, or turn it into a run of the next manual stage.
 
 use std::collections::BTreeMap;
 
 use crate::apply::plan_of;
 use crate::bamboo::BambooClient;
 use crate::bamboo::types::split_build_key;
-use crate::observe::ObservedBuild;
+use crate::observe::{Observed, ObservedBuild};
 use crate::reconcile::{BlockReason, Plan, Status};
 
 #[derive(Default)]
@@ -31,24 +31,20 @@ impl Holds {
         }
     }
 
-    /// Reads each held build, and lets go of those whose call is settled: its stage began, a
-    /// stage failed, or the build is running. Not the mark: a person who takes it off cannot
-    /// know that this process's call is still on its way, and this process does. A build that
-    /// cannot be read stays held: cannot tell is not settled.
-    pub async fn recheck(&mut self, client: &BambooClient) {
+    /// Lets go of the held builds whose call is settled: its stage began, a stage failed, or
+    /// the build is running. Not the mark: a person who takes it off cannot know that this
+    /// process's call is still on its way, and this process does. Each build is judged on the
+    /// cycle's own reads when they hold it (the newest build of its plan, usually), else read
+    /// on its own. A build that cannot be read stays held: cannot tell is not settled.
+    pub async fn recheck(&mut self, client: &BambooClient, observed: &Observed) {
         let mut settled = Vec::new();
         for (plan, (build, stage)) in &self.by_plan {
-            let Some((key, number)) = split_build_key(build) else {
-                continue;
+            let seen = match observed_build(observed, build) {
+                Some(seen) => Some(seen),
+                None => read(client, build).await,
             };
-            match client.build(key, Some(number)).await {
-                Ok(Some(result)) => {
-                    if crate::tried_label::settled(&ObservedBuild::from_result(result), stage) {
-                        settled.push(plan.clone());
-                    }
-                }
-                Ok(None) => tracing::debug!("{build}: still held, Bamboo says it is gone"),
-                Err(e) => tracing::debug!("{build}: still held, it cannot be read: {e}"),
+            if seen.is_some_and(|seen| crate::tried_label::settled(&seen, stage)) {
+                settled.push(plan.clone());
             }
         }
         for plan in settled {
@@ -75,5 +71,33 @@ impl Holds {
 
     pub fn is_empty(&self) -> bool {
         self.by_plan.is_empty()
+    }
+}
+
+/// The build of that key among those the cycle read.
+fn observed_build(observed: &Observed, key: &str) -> Option<ObservedBuild> {
+    observed
+        .builds
+        .values()
+        .flatten()
+        .chain(observed.newer.values().flat_map(|n| &n.builds))
+        .chain(observed.candidates.values().flatten())
+        .find(|b| b.key == key)
+        .map(|b| ObservedBuild::clone(b))
+}
+
+/// The build read on its own; `None` when it cannot be (then it stays held).
+async fn read(client: &BambooClient, build: &str) -> Option<ObservedBuild> {
+    let (key, number) = split_build_key(build)?;
+    match client.build(key, Some(number)).await {
+        Ok(Some(result)) => Some(ObservedBuild::from_result(result)),
+        Ok(None) => {
+            tracing::debug!("{build}: still held, Bamboo says it is gone");
+            None
+        }
+        Err(e) => {
+            tracing::debug!("{build}: still held, it cannot be read: {e}");
+            None
+        }
     }
 }
