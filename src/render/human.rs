@@ -111,19 +111,37 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
         let (mark, colour, words) = describe(&item.status, show_calls);
         let id = &item.target.id;
         let key = build_label(item);
-        // The status is never cut; the stage row gives way on a narrow terminal.
-        let room = style
-            .width
-            .map(|w| w.saturating_sub(2 + 2 + id_width + 2 + key_width + 2 + 2 + words.width()));
-        let stages = stage_row_styled(item.build.as_deref(), &item.target.stage, style, room);
-        let _ = writeln!(
-            out,
-            "  {} {id}{}  {key}{}  {stages}  {}",
+        let head = format!(
+            "  {} {id}{}  {key}{}  ",
             style.paint(colour, mark),
             " ".repeat(id_width - id.width()),
             " ".repeat(key_width - key.width()),
-            style.paint(colour, &words),
         );
+        let head_width = 2 + 2 + id_width + 2 + key_width + 2;
+        let whole = stage_row_styled(item.build.as_deref(), &item.target.stage, style, None);
+        let one_line = head_width + plain_width(&whole.to_string()) + 2 + words.width();
+        match style.width {
+            // On a terminal too narrow for the line: the status first, wrapped to the width,
+            // and the stage row under it, cut around the target with `…`.
+            Some(width) if one_line > width => {
+                let lines = wrap(&words, width.saturating_sub(head_width).max(20));
+                for (i, line) in lines.iter().enumerate() {
+                    let lead = if i == 0 {
+                        head.clone()
+                    } else {
+                        " ".repeat(head_width)
+                    };
+                    let _ = writeln!(out, "{lead}{}", style.paint(colour, line));
+                }
+                let room = width.saturating_sub(pad.len());
+                let stages =
+                    stage_row_styled(item.build.as_deref(), &item.target.stage, style, Some(room));
+                let _ = writeln!(out, "{pad}{stages}");
+            }
+            _ => {
+                let _ = writeln!(out, "{head}{whole}  {}", style.paint(colour, &words));
+            }
+        }
         if let (Some(newer), Some(build)) = (&item.superseded_by, item.build.as_deref()) {
             let _ = writeln!(
                 out,
@@ -178,8 +196,55 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
         }
     }
     let _ = writeln!(out, "\n{}", summary_line(&plan.summary(), show_calls));
-    let _ = writeln!(out, "{LEGEND}");
+    match style.width {
+        // The legend's two halves, on a terminal too narrow for it.
+        Some(width) if LEGEND.width() > width => {
+            for half in LEGEND.split("    ") {
+                let _ = writeln!(out, "{half}");
+            }
+        }
+        _ => {
+            let _ = writeln!(out, "{LEGEND}");
+        }
+    }
     out
+}
+
+/// The width of text as shown, its colour codes left out.
+fn plain_width(text: &str) -> usize {
+    let mut shown = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // An SGR sequence: ESC [ … m.
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            shown.push(c);
+        }
+    }
+    shown.width()
+}
+
+/// `text` in lines of at most `room` columns, broken at spaces (a word longer than that has a
+/// line of its own).
+fn wrap(text: &str, room: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.width() + 1 + word.width() > room {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
 }
 
 /// `1 target`, `2 targets`.
@@ -394,6 +459,81 @@ mod tests {
         for room in [20, 30, 40, 50, 60] {
             assert!(row(Some(room)).contains("[Deploy Staging ▷]"));
         }
+    }
+
+    /// An 80-column terminal (issue 24): lines of 150 characters and more had the status at
+    /// their end. Too wide a line puts the status first, wrapped, and the stage row under it,
+    /// cut around the target; every line fits.
+    #[test]
+    fn on_a_narrow_terminal_the_status_comes_first_and_every_line_fits() {
+        let stages = [
+            "Build",
+            "Integration Tests",
+            "Deploy Staging",
+            "Smoke Staging",
+            "Deploy Prod",
+            "Verify Prod",
+        ];
+        let mut blocked = build(&stages, 1);
+        blocked.key = "SHOP-SEARCH-230".into();
+        let target = crate::reconcile::TargetRef {
+            id: "search-staging".into(),
+            plan: "SHOP-SEARCH".into(),
+            branch: None,
+            build: crate::manifest::BuildSelector::Latest,
+            stage: "Deploy Staging".into(),
+            after: Vec::new(),
+            execute_all_stages: false,
+            require: Default::default(),
+            set: "shop".into(),
+            record_label: None,
+            allow_downgrade: false,
+        };
+        let item = PlanItem {
+            target,
+            build: Some(std::sync::Arc::new(blocked)),
+            status: Status::Blocked {
+                reason: crate::reconcile::BlockReason::WindowClosed {
+                    window: "office".into(),
+                    opens: Some(
+                        "Monday 2027-01-04 09:00 Europe/Berlin (2027-01-04 08:00 UTC)".into(),
+                    ),
+                },
+            },
+            gates: Vec::new(),
+            passed_over: Vec::new(),
+            superseded_by: None,
+            locked_by: None,
+        };
+        let plan = Plan { items: vec![item] };
+        let narrow = Style {
+            colour: false,
+            width: Some(80),
+        };
+        let shown = render(&plan, "http://bamboo", true, narrow);
+        let first = shown.lines().nth(2).unwrap();
+        assert!(
+            first.starts_with(
+                "  ! search-staging  SHOP-SEARCH-230  blocked: window office is closed"
+            ),
+            "{shown}"
+        );
+        assert!(shown.lines().all(|l| l.width() <= 80), "{shown}");
+        assert!(
+            shown
+                .lines()
+                .any(|l| l.contains("[Deploy Staging ·]") && l.contains('…')),
+            "{shown}"
+        );
+        // Off a terminal, or wide enough, one line as before.
+        let wide = render(&plan, "http://bamboo", true, Style::plain());
+        assert!(
+            wide.lines()
+                .nth(2)
+                .unwrap()
+                .contains("Verify Prod ·  blocked: window office"),
+            "{wide}"
+        );
     }
 
     #[test]
