@@ -472,21 +472,18 @@ fn pull_fast_forwards_the_checkout_before_the_cycle_and_the_cycle_names_its_comm
     );
     // An edit in the checkout is not applied under a commit that does not hold it.
     let queued = sim.queued();
+    let refused = |why: &str| {
+        let ran = sim
+            .cmd(&["watch", "--pull", "--once", "--format", "json", &watched])
+            .run();
+        assert_eq!(ran.code, 1, "{}", ran.stderr);
+        let cycle: Value = serde_json::from_str(ran.stdout.lines().last().unwrap()).unwrap();
+        assert_eq!(cycle["outcome"], "pullFailed", "{}", ran.stdout);
+        assert!(cycle["message"].as_str().unwrap().contains(why), "{cycle}");
+        assert_eq!(sim.queued(), queued, "nothing was queued");
+    };
     write(&root.join("watcher"), "promotions/more.yaml", MANIFEST);
-    let ran = sim
-        .cmd(&["watch", "--pull", "--once", "--format", "json", &watched])
-        .run();
-    assert_eq!(ran.code, 1, "{}", ran.stderr);
-    let cycle: Value = serde_json::from_str(ran.stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(cycle["outcome"], "pullFailed", "{}", ran.stdout);
-    assert!(
-        cycle["message"]
-            .as_str()
-            .unwrap()
-            .contains("1 manifest change in"),
-        "{cycle}"
-    );
-    assert_eq!(sim.queued(), queued, "nothing was queued");
+    refused("1 manifest change in");
     // Nor one that git's status does not show: in an ignored folder (a red team's round 2).
     std::fs::remove_file(root.join("watcher/promotions/more.yaml")).unwrap();
     write(&root.join("watcher"), ".git/info/exclude", "local/\n");
@@ -495,20 +492,7 @@ fn pull_fast_forwards_the_checkout_before_the_cycle_and_the_cycle_names_its_comm
         "promotions/local/more.yaml",
         "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: { name: local }\nspec:\n  targets:\n    - { id: sneaky, plan: SHOP-API, stage: Deploy Prod }\n",
     );
-    let ran = sim
-        .cmd(&["watch", "--pull", "--once", "--format", "json", &watched])
-        .run();
-    assert_eq!(ran.code, 1, "{}", ran.stderr);
-    let cycle: Value = serde_json::from_str(ran.stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(cycle["outcome"], "pullFailed", "{}", ran.stdout);
-    assert!(
-        cycle["message"]
-            .as_str()
-            .unwrap()
-            .contains("promotions/local/more.yaml"),
-        "{cycle}"
-    );
-    assert_eq!(sim.queued(), queued, "nothing was queued");
+    refused("promotions/local/more.yaml");
 }
 
 /// Starts a watcher with `--listen 127.0.0.1:0`; returns it and the address it serves on.
@@ -753,6 +737,20 @@ fn an_outage_makes_cycles_that_write_nothing_and_the_watcher_recovers_by_itself(
     assert_eq!(watcher.stop("TERM").code, 0);
 }
 
+/// Puts a label on a build, as a person in Bamboo's UI would.
+fn add_label(sim: &Sim, build: &str, label: &str) {
+    let (status, body) = sim.request(
+        "POST",
+        &format!("/rest/api/latest/result/{build}/label"),
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Atlassian-Token", "no-check"),
+        ],
+        &serde_json::json!({ "name": label }).to_string(),
+    );
+    assert!(status < 300, "{status} {body}");
+}
+
 /// The labels on a build, as the simulator has them.
 fn labels(sim: &Sim, build: &str) -> Vec<String> {
     let result = sim.get_json(&format!("result/{build}?expand=labels"));
@@ -944,16 +942,7 @@ fn a_clock_step_seen_once_does_not_stop_later_cycles() {
     );
     sim.set_faults("{}");
     watcher.cycle();
-    let (status, body) = sim.request(
-        "POST",
-        "/rest/api/latest/result/SHOP-APP-42/label",
-        &[
-            ("Content-Type", "application/json"),
-            ("X-Atlassian-Token", "no-check"),
-        ],
-        r#"{"name": "qa-ok"}"#,
-    );
-    assert!(status < 300, "{status} {body}");
+    add_label(&sim, "SHOP-APP-42", "qa-ok");
     watcher.cycle_until("the gate passed and the build promoted", |events| {
         assert_eq!(last(events)["counts"]["errors"], 0, "{events:?}");
         promoted(events) == ["app SHOP-APP-42"]
@@ -1000,16 +989,7 @@ fn an_older_builds_unsettled_mark_in_the_last_checks_page_holds_the_call() {
         "          - { number: 42,",
         "          - { number: 41, state: { pausedBefore: Deploy Staging } }\n          - { number: 42,",
     ));
-    let (status, body) = sim.request(
-        "POST",
-        "/rest/api/latest/result/SHOP-APP-41/label",
-        &[
-            ("Content-Type", "application/json"),
-            ("X-Atlassian-Token", "no-check"),
-        ],
-        r#"{"name": "bamboo-promote-tried-deploy-staging"}"#,
-    );
-    assert!(status < 300, "{status} {body}");
+    add_label(&sim, "SHOP-APP-41", "bamboo-promote-tried-deploy-staging");
     let dir = manifests(&one_target("latest", "Deploy Staging"));
     for command in ["apply", "watch"] {
         let args: &[&str] = if command == "apply" {
