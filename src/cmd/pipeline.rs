@@ -206,6 +206,9 @@ pub fn print(
                 kind == DocumentKind::Plan,
                 Style::for_stdout(),
             ));
+            if let Some(comparison) = context.comparison {
+                crate::output::out_text(render::human::changes(comparison));
+            }
             if format == OutputFormat::Github {
                 super::validate::annotate_plan(&planned.plan, &planned.desired);
             }

@@ -210,6 +210,32 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
     out
 }
 
+/// `plan --compare` on a terminal: what the change adds, changes and removes, after the plan.
+pub fn changes(comparison: &crate::compare::Comparison) -> String {
+    use crate::compare::Change;
+    let mut out = String::from("\nThis change, against the base:\n");
+    if comparison.is_empty() {
+        out.push_str("  adds, changes or removes no target\n");
+        return out;
+    }
+    let mut changed: Vec<(&String, &Change)> = comparison.changes.iter().collect();
+    changed.sort_by_key(|(id, _)| *id);
+    for (id, change) in changed {
+        let _ = match change {
+            Change::Added => writeln!(out, "  + {id}: added"),
+            Change::Changed(what) => writeln!(out, "  ~ {id}: {}", what.join("; ")),
+        };
+    }
+    for removed in &comparison.removed {
+        let _ = writeln!(
+            out,
+            "  - {}: removed ({} › {}); nothing is undone on Bamboo",
+            removed.id, removed.plan, removed.stage
+        );
+    }
+    out
+}
+
 /// The width of text as shown, its colour codes left out.
 fn plain_width(text: &str) -> usize {
     let mut shown = String::with_capacity(text.len());

@@ -415,6 +415,18 @@ fn a_pull_requests_comment_shows_what_the_change_does_first() {
     let shown = redact(&ran.stdout, &sim).replace(commit.trim(), "[COMMIT]");
     insta::assert_snapshot!("plan_markdown_compared", shown);
 
+    // On a terminal or in a log, the same after the plan.
+    let human = sim
+        .cmd(&["plan", "--compare", path_str(&base), "shop.yaml"])
+        .current_dir(&head)
+        .run();
+    assert!(
+        human.stdout.ends_with(
+            "This change, against the base:\n  ~ api-staging: stage: Deploy Staging → Deploy Prod\n  + branch-prod: added\n  - branch-staging: removed (SHOP-APP › Deploy Staging); nothing is undone on Bamboo\n"
+        ),
+        "{}",
+        human.stdout
+    );
     let unchanged = sim
         .cmd(&[
             "plan",
