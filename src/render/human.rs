@@ -227,9 +227,13 @@ pub fn changes(comparison: &crate::compare::Comparison) -> String {
         };
     }
     for removed in &comparison.removed {
+        let branch = removed
+            .branch
+            .as_ref()
+            .map_or(String::new(), |b| format!(" ({b})"));
         let _ = writeln!(
             out,
-            "  - {}: removed ({} › {}); nothing is undone on Bamboo",
+            "  - {}: removed ({}{branch} › {}); nothing is undone on Bamboo",
             removed.id, removed.plan, removed.stage
         );
     }

@@ -422,7 +422,7 @@ fn a_pull_requests_comment_shows_what_the_change_does_first() {
         .run();
     assert!(
         human.stdout.ends_with(
-            "This change, against the base:\n  ~ api-staging: stage: Deploy Staging → Deploy Prod\n  + branch-prod: added\n  - branch-staging: removed (SHOP-APP › Deploy Staging); nothing is undone on Bamboo\n"
+            "This change, against the base:\n  ~ api-staging: stage: Deploy Staging → Deploy Prod\n  + branch-prod: added\n  - branch-staging: removed (SHOP-APP (release/1.0) › Deploy Staging); nothing is undone on Bamboo\n"
         ),
         "{}",
         human.stdout
