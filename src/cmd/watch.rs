@@ -33,6 +33,7 @@ use crate::watch::{self, Watch};
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 pub async fn run(args: &WatchArgs) -> u8 {
+    watch::memory::few_arenas();
     let json = if args.format == ApplyFormat::Json {
         Json::Event
     } else {

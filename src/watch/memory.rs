@@ -1,8 +1,21 @@
-//! Giving freed memory back between cycles. A cycle over a thousand targets allocates tens of
-//! megabytes of answers and drops them; glibc's allocator keeps such memory in its per-thread
-//! arenas, so a watcher's resident size creeps up to the worst cycle any of its threads has
-//! seen and stays there. Between cycles nothing is in flight: trimming then makes the RSS a
-//! container's memory limit sees the memory the watcher uses, and a leak stand out from it.
+//! Memory for a process that runs for weeks. A cycle over a thousand targets allocates tens of
+//! megabytes of answers and drops them. glibc gives each thread that allocates under contention
+//! an arena of its own (up to eight per core), keeps freed memory in them, and the watcher's
+//! resident size crept up with the arenas — 18 MB after the first cycle, 25 MB by the
+//! twentieth, 28 MB later (the soak, `docs/benchmarks.md`) — though nothing was kept. So a
+//! watcher uses two arenas, and gives free memory back between cycles, when nothing is in
+//! flight: the RSS a container's limit sees is then the memory in use, and a leak would stand
+//! out from it.
+
+/// Caps glibc's arenas at two, before the watcher's work starts (elsewhere, nothing to do).
+pub fn few_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt sets an allocator parameter under the allocator's own lock; M_ARENA_MAX
+    // only bounds how many arenas later threads may create.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
 
 /// Returns the allocator's free memory to the system (glibc; elsewhere nothing to do).
 pub fn give_back_freed() {
