@@ -35,7 +35,7 @@ pub use report::Reporter;
 pub use stop::{Signal, Stop};
 
 use crate::bamboo::BambooClient;
-use crate::bamboo::types::split_build_key;
+use crate::bamboo::types::{plan_of, split_build_key};
 use crate::lock_label::looks_like_a_lock;
 use crate::manifest::{BuildSelector, Desired};
 use crate::observe::{self, ObservedBuild};
@@ -323,12 +323,6 @@ fn unsettled_on_plan<'a>(
 ) -> Option<&'a String> {
     let ours = plan_of(&action.build_key);
     held.into_iter().find(|key| plan_of(key) == ours)
-}
-
-/// The plan (or branch plan) a build key belongs to; a key that does not read as a build's
-/// stands for itself.
-pub fn plan_of(build_key: &str) -> &str {
-    split_build_key(build_key).map_or(build_key, |(plan, _)| plan)
 }
 
 /// The round's promotions by plan (or branch plan), newest build first, in plan order within

@@ -42,6 +42,12 @@ pub fn split_build_key(key: &str) -> Option<(&str, u32)> {
     Some((plan, number.parse().ok()?))
 }
 
+/// The plan (or branch plan) a build key belongs to; a key that does not read as a build's
+/// stands for itself.
+pub fn plan_of(build_key: &str) -> &str {
+    split_build_key(build_key).map_or(build_key, |(plan, _)| plan)
+}
+
 /// `GET result/{key}`: one build.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -30,6 +30,18 @@ pub struct Observed {
     pub candidates: HashMap<String, Vec<Arc<ObservedBuild>>>,
 }
 
+impl Observed {
+    /// Every build read, whatever it was read for: the targets' builds, the newer builds of
+    /// pins, the candidates of `newest: eligible`.
+    pub fn all_builds(&self) -> impl Iterator<Item = &Arc<ObservedBuild>> {
+        self.builds
+            .values()
+            .flatten()
+            .chain(self.newer.values().flat_map(|n| &n.builds))
+            .chain(self.candidates.values().flatten())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedPlan {
     pub enabled: bool,

@@ -101,12 +101,6 @@ type Unsettled = HashMap<String, (String, String)>;
 
 /// The unsettled marks on every build observed, whatever it was read for.
 fn unsettled_marks(observed: &Observed) -> Unsettled {
-    let builds = observed
-        .builds
-        .values()
-        .flatten()
-        .chain(observed.newer.values().flat_map(|n| &n.builds))
-        .chain(observed.candidates.values().flatten());
     let mut found = Unsettled::new();
     // Marks the pages of newer builds showed on older ones.
     for ((plan, _), newer) in &observed.newer {
@@ -114,12 +108,10 @@ fn unsettled_marks(observed: &Observed) -> Unsettled {
             found.entry(plan.clone()).or_insert_with(|| marked.clone());
         }
     }
-    for build in builds {
+    for build in observed.all_builds() {
         if let Some(mark) = crate::tried_label::unsettled(build, None) {
-            let plan = crate::bamboo::types::split_build_key(&build.key)
-                .map_or(build.key.as_str(), |(plan, _)| plan);
             found
-                .entry(plan.to_string())
+                .entry(crate::bamboo::types::plan_of(&build.key).to_string())
                 .or_insert_with(|| (build.key.clone(), mark.to_string()));
         }
     }

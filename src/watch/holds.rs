@@ -9,9 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::apply::plan_of;
 use crate::bamboo::BambooClient;
-use crate::bamboo::types::split_build_key;
+use crate::bamboo::types::{plan_of, split_build_key};
 use crate::observe::{Observed, ObservedBuild};
 use crate::reconcile::{BlockReason, Plan, Status};
 
@@ -77,11 +76,7 @@ impl Holds {
 /// The build of that key among those the cycle read.
 fn observed_build(observed: &Observed, key: &str) -> Option<ObservedBuild> {
     observed
-        .builds
-        .values()
-        .flatten()
-        .chain(observed.newer.values().flat_map(|n| &n.builds))
-        .chain(observed.candidates.values().flatten())
+        .all_builds()
         .find(|b| b.key == key)
         .map(|b| ObservedBuild::clone(b))
 }
