@@ -785,6 +785,7 @@ fn a_try_that_ends_before_its_call_takes_its_mark_off_and_the_next_cycle_tries()
     let ran = Ran::finish(watcher.child);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert!(sim.queued().is_empty(), "no call after the stop");
+    assert_eq!(sim.ran("SHOP-APP-42"), ["Build"]);
     let left = labels(&sim, "SHOP-APP-42");
     assert!(
         !left.iter().any(|l| l.starts_with("bamboo-promote-")),
@@ -974,6 +975,7 @@ fn a_call_answered_429_is_not_tried_again_on_its_build() {
     }
     assert_eq!(watcher.stop("TERM").code, 0);
     assert_eq!(sim.queued(), ["queue/SHOP-APP-42"], "one call");
+    assert_eq!(sim.ran("SHOP-APP-42"), ["Build"], "the 429 ran nothing");
     assert_eq!(
         labels(&sim, "SHOP-APP-42"),
         ["bamboo-promote-tried-deploy-staging"]
@@ -1010,4 +1012,5 @@ fn an_older_builds_unsettled_mark_in_the_last_checks_page_holds_the_call() {
         );
     }
     assert!(sim.queued().is_empty(), "{:?}", sim.queued());
+    assert_eq!(sim.ran("SHOP-APP-42"), ["Build"]);
 }
