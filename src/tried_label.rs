@@ -40,20 +40,16 @@ pub fn on<'a>(labels: &'a [String], stage: &str) -> Option<&'a str> {
 /// Whether Bamboo shows that `build` moved on its own: it is running, or a stage failed (a
 /// call that landed shows so).
 fn moved(build: &ObservedBuild) -> bool {
-    active(&build.life_cycle_state)
+    build.is_active()
         || build
             .stages
             .iter()
             .any(|s| s.life_cycle_state == "Finished" && s.state == "Failed")
 }
 
-fn active(state: &str) -> bool {
-    matches!(state, "Pending" | "Queued" | "InProgress")
-}
-
 /// Only a state that shows the stage began settles a call for it.
 fn began(stage: &ObservedStage) -> bool {
-    stage.life_cycle_state == "Finished" || active(&stage.life_cycle_state)
+    stage.life_cycle_state == "Finished" || stage.is_active()
 }
 
 /// Whether a call for `stage` on `build` can no longer land unseen: the stage began, a stage

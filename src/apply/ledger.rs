@@ -245,6 +245,5 @@ fn ended(stage: &ObservedStage, state: &str) -> bool {
 
 /// A build that nothing moves now: not queued, and no stage waiting or running.
 fn at_rest(build: &ObservedBuild) -> bool {
-    let busy = |state: &str| matches!(state, "Pending" | "Queued" | "InProgress");
-    !busy(&build.life_cycle_state) && !build.stages.iter().any(|s| busy(&s.life_cycle_state))
+    !build.is_active() && !build.stages.iter().any(ObservedStage::is_active)
 }

@@ -97,15 +97,27 @@ impl ObservedStage {
 
     /// Whether the build got to this stage: it passed, or it is queued or running now.
     pub fn reached(&self) -> bool {
-        self.passed()
-            || matches!(
-                self.life_cycle_state.as_str(),
-                "Pending" | "Queued" | "InProgress"
-            )
+        self.passed() || self.is_active()
+    }
+
+    /// Whether the stage waits for an agent, is queued, or runs.
+    pub fn is_active(&self) -> bool {
+        is_active(&self.life_cycle_state)
     }
 }
 
+/// Whether a life cycle state (of a build or a stage) is one on its way: waiting for an
+/// agent, queued, or running. Bamboo's other states are `Finished`, `NotBuilt` and the like.
+fn is_active(life_cycle_state: &str) -> bool {
+    matches!(life_cycle_state, "Pending" | "Queued" | "InProgress")
+}
+
 impl ObservedBuild {
+    /// Whether the build waits for an agent, is queued, or runs.
+    pub fn is_active(&self) -> bool {
+        is_active(&self.life_cycle_state)
+    }
+
     /// Whether the stage of that name ran and passed in this build.
     pub fn passed_stage(&self, name: &str) -> bool {
         self.stages.iter().any(|s| s.name == name && s.passed())

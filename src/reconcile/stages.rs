@@ -19,16 +19,9 @@ fn phase(stage: &ObservedStage) -> Phase {
     match (stage.life_cycle_state.as_str(), stage.state.as_str()) {
         ("Finished", "Successful") => Phase::Done,
         ("Finished", "Failed") => Phase::Failed,
-        ("Pending" | "Queued" | "InProgress", _) => Phase::Active,
+        _ if stage.is_active() => Phase::Active,
         _ => Phase::NotRun,
     }
-}
-
-fn build_is_busy(build: &ObservedBuild) -> bool {
-    matches!(
-        build.life_cycle_state.as_str(),
-        "Pending" | "Queued" | "InProgress"
-    )
 }
 
 /// Where `build` stands for a target on `stage`, and the call that would move it there.
@@ -36,7 +29,7 @@ pub fn assess(build: &ObservedBuild, stage: &str, execute_all_stages: bool) -> S
     let stages = &build.stages;
     let Some(target) = stages.iter().position(|s| s.name == stage) else {
         // A build waiting for an agent may list no stages yet: it is on its way, not wrong.
-        if stages.is_empty() && build_is_busy(build) {
+        if stages.is_empty() && build.is_active() {
             return Status::Running { stage: None };
         }
         return Status::Blocked {
@@ -51,7 +44,7 @@ pub fn assess(build: &ObservedBuild, stage: &str, execute_all_stages: bool) -> S
     match phase(&stages[target]) {
         // The target ran, but the automatic stages after it are still going: not settled
         // until they finish (a target `after` this one waits for them).
-        Phase::Done if build_is_busy(build) => Status::Running {
+        Phase::Done if build.is_active() => Status::Running {
             stage: stages
                 .iter()
                 .find(|s| phase(s) == Phase::Active)
@@ -83,7 +76,7 @@ pub fn assess(build: &ObservedBuild, stage: &str, execute_all_stages: bool) -> S
 
 fn not_run_yet(build: &ObservedBuild, target: usize, execute_all_stages: bool) -> Status {
     let stages = &build.stages;
-    if build_is_busy(build) {
+    if build.is_active() {
         let active = stages
             .iter()
             .find(|s| phase(s) == Phase::Active)
