@@ -138,12 +138,27 @@ pub struct Newer<B> {
     pub marked: Option<(String, String)>,
 }
 
-/// The first build of `page` other than `n` with an unsettled mark.
-fn unsettled_on(page: &[BuildResult], n: u32) -> Option<(String, String)> {
-    page.iter().filter(|b| b.number != n).find_map(|b| {
-        let observed = super::ObservedBuild::from_result(b.clone());
-        crate::tried_label::unsettled(&observed, None).map(|mark| (b.key.clone(), mark.to_string()))
-    })
+/// The first build of `page` other than `n` with an unsettled mark. A page lists only the
+/// first labels of a build (25 on a real server): a build with more has the rest read, since
+/// a mark among them would go unseen.
+async fn unsettled_on(
+    client: &impl BuildReader,
+    page: &[BuildResult],
+    n: u32,
+) -> Result<Option<(String, String)>, BambooError> {
+    for build in page.iter().filter(|b| b.number != n) {
+        let build = if build.labels.size > build.labels.items.len() {
+            client.with_all_labels(build.clone()).await?
+        } else {
+            build.clone()
+        };
+        let key = build.key.clone();
+        let observed = super::ObservedBuild::from_result(build);
+        if let Some(mark) = crate::tried_label::unsettled(&observed, None) {
+            return Ok(Some((key, mark.to_string())));
+        }
+    }
+    Ok(None)
 }
 
 /// The builds of a plan newer than build `n`, newest first: history pages until one reaches
@@ -164,7 +179,9 @@ pub(super) async fn newer_than(
         let reached = page.is_empty() || page.iter().any(|b| b.number <= n);
         start += page.len();
         let page = pages.unseen(plan, page)?;
-        marked = marked.or_else(|| unsettled_on(&page, n));
+        if marked.is_none() {
+            marked = unsettled_on(client, &page, n).await?;
+        }
         builds.extend(page.into_iter().filter(|b| b.number > n));
         if reached {
             let filled = fill_in(client, plan, n, builds).await?;
@@ -199,7 +216,7 @@ pub(super) async fn newer_on_a_page(
     Ok(Newer {
         builds: page.iter().filter(|b| b.number > n).cloned().collect(),
         complete: page.iter().any(|b| b.number <= n),
-        marked: unsettled_on(page, n),
+        marked: unsettled_on(client, page, n).await?,
     })
 }
 

@@ -984,14 +984,28 @@ fn a_call_answered_429_is_not_tried_again_on_its_build() {
 
 /// Found by a red team (round 2): a mark whose call may still land on build 41, in the history
 /// page the last check reads before a call to 42, was read and ignored; the late call then put
-/// 41 back on staging after 42. The last check blocks on it, for apply as for watch.
+/// 41 back on staging after 42. The last check blocks on it, for apply as for watch — also
+/// when the page lists only a build's first 25 labels, as a real server does, and the mark
+/// is the 26th.
 #[test]
 fn an_older_builds_unsettled_mark_in_the_last_checks_page_holds_the_call() {
-    let sim = Sim::start(&TRAP.replace(
-        "          - { number: 42,",
-        "          - { number: 41, state: { pausedBefore: Deploy Staging } }\n          - { number: 42,",
-    ));
-    add_label(&sim, "SHOP-APP-41", "bamboo-promote-tried-deploy-staging");
+    for others in [0, 25] {
+        let world = TRAP
+            .replace(
+                "          - { number: 42,",
+                "          - { number: 41, state: { pausedBefore: Deploy Staging } }\n          - { number: 42,",
+            )
+            .replace("clock: manual", "clock: manual, labelPage: 25");
+        let sim = Sim::start(&world);
+        for i in 1..=others {
+            add_label(&sim, "SHOP-APP-41", &format!("aa-note-{i:02}"));
+        }
+        add_label(&sim, "SHOP-APP-41", "bamboo-promote-tried-deploy-staging");
+        older_builds_mark_holds_the_call(&sim);
+    }
+}
+
+fn older_builds_mark_holds_the_call(sim: &Sim) {
     let dir = manifests(&one_target("latest", "Deploy Staging"));
     for command in ["apply", "watch"] {
         let args: &[&str] = if command == "apply" {
