@@ -61,11 +61,21 @@ fn the_promise_holds_on_a_fixed_set_of_seeds() {
     assert_eq!(explored.len(), SEEDS.count());
     let failing = failures(&explored);
     assert!(failing.is_empty(), "{}", failing.join("\n"));
-    // The seeds exercise what they are for: calls reached the server, runners were stopped by
-    // signals, and some ended with an unknown outcome.
+    // The seeds exercise what they are for: calls reached the server, some answered 429 after
+    // they took effect, runners were stopped by signals, and some ended with an unknown
+    // outcome.
     let calls: usize = explored.iter().map(|e| e.queue_calls).sum();
     let exits: Vec<u8> = explored.iter().flat_map(|e| e.exits.clone()).collect();
     assert!(calls > 100, "only {calls} queue calls");
+    let throttled = explored
+        .iter()
+        .flat_map(|e| &e.trace)
+        .filter(|l| l.contains(" PUT queue/") && l.contains(" → 429"))
+        .count();
+    assert!(
+        throttled > 10,
+        "only {throttled} queue calls answered 429 after the fact"
+    );
     for code in [0, 3, 7, 130, 143] {
         assert!(exits.contains(&code), "no runner exited {code}: {exits:?}");
     }

@@ -64,6 +64,9 @@ pub enum Dimension {
     /// Queue calls lost on the way: they never reach the server, and the runner's connection
     /// is reset.
     LostCalls,
+    /// Queue calls a gateway forwards and then answers 429 with `Retry-After`: refused, to
+    /// the client, though the stage runs.
+    ThrottledWrites,
 }
 
 impl Dimension {
@@ -88,7 +91,7 @@ impl Dimension {
     /// own (`later_stream`), so that a seed still draws what it drew before they came. The
     /// first five are drawn together; each one added since draws after every other draw of
     /// that stream (at the end of `later_faults`), for the same reason.
-    pub const LATER: [Dimension; 10] = [
+    pub const LATER: [Dimension; 11] = [
         Dimension::Windows,
         Dimension::Gates,
         Dimension::SecondSignal,
@@ -99,6 +102,7 @@ impl Dimension {
         Dimension::NewBuilds,
         Dimension::ShortLifetimes,
         Dimension::LostCalls,
+        Dimension::ThrottledWrites,
     ];
 
     pub fn name(self) -> &'static str {
@@ -127,6 +131,7 @@ impl Dimension {
             Dimension::NewBuilds => "new-builds",
             Dimension::ShortLifetimes => "short-lifetimes",
             Dimension::LostCalls => "lost-calls",
+            Dimension::ThrottledWrites => "throttled-writes",
         }
     }
 }
@@ -423,8 +428,8 @@ struct Later {
 /// What the `LATER` dimensions that are on change: windows and gates on targets, the gate
 /// label on builds at the start and its changes during the runs, each runner's second
 /// signal, broken streams, failing audit log, saved plan and lost call, the simulator's faults
-/// they add, new builds, lock lifetimes. The dimensions added since the first five are drawn here, last,
-/// into `on`, each after every draw before it.
+/// they add, new builds, lock lifetimes, throttled calls. The dimensions added since the first
+/// five are drawn here, last, into `on`, each after every draw before it.
 fn later_faults(
     rng: &mut StdRng,
     on: &mut Vec<Dimension>,
@@ -537,6 +542,13 @@ fn later_faults(
         for runner in runners.iter_mut() {
             runner.lost_call = rng.random_bool(0.6).then(|| rng.random_range(0..3));
         }
+    }
+    if rng.random_bool(0.4) {
+        on.push(Dimension::ThrottledWrites);
+        script.push(
+            json!({ "method": "PUT", "path": "queue/", "fault": "appliedRateLimit",
+                            "times": rng.random_range(1..=2), "skip": rng.random_range(0..=2) }),
+        );
     }
     Later {
         gate_changes: changes,

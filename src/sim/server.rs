@@ -426,6 +426,7 @@ fn answer(
             json_response(500, &view::error(500, "Internal Server Error")),
             Delivery::Answer,
         ),
+        Some(Fault::AppliedRateLimit) => (rate_limited(retry_after), Delivery::Answer),
         Some(Fault::AppliedGarbage) => (html_page(), Delivery::Answer),
         Some(Fault::StaleDate) => (response, Delivery::Stale(after_ms)),
         _ => (response, Delivery::Answer),

@@ -296,6 +296,9 @@ pub enum Fault {
     ApplyLate,
     /// Do the request, then answer 500 as if it had failed.
     AppliedServerError,
+    /// Do the request, then answer 429 with `Retry-After`: a proxy or gateway that forwards
+    /// a call and throttles its answer.
+    AppliedRateLimit,
     /// Do the request, then answer 200 with an HTML page instead of JSON.
     AppliedGarbage,
     /// Answer as it stands on arrival, but deliver the answer only once the sim clock has

@@ -237,6 +237,25 @@ fn a_5xx_to_a_write_that_did_not_take_effect_leaves_the_outcome_unknown() {
     assert!(sim.ran("SHOP-APP-42") == ["Build"], "nothing ran");
 }
 
+/// A gateway that forwards a queue call and answers 429: to the client a refusal, but the
+/// stage runs. The call is not sent again, neither after the pause nor by the next apply,
+/// which sees the stage ran.
+#[test]
+fn a_call_answered_429_after_it_took_effect_is_not_sent_again() {
+    let dir = manifests(STAGING);
+    let sim = Sim::start(&world(0, "", ""));
+    sim.set_faults(
+        r#"{ "retryAfterSecs": 1, "script": [ { "method": "PUT", "path": "queue/", "fault": "appliedRateLimit" } ] }"#,
+    );
+    let first = apply(&sim, &dir, &[]);
+    assert_eq!(writes_to(&sim, "SHOP-APP-42"), 1, "{}", first.stderr);
+    assert!(first.stderr.contains("429"), "{}", first.stderr);
+    let again = apply(&sim, &dir, &[]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert_eq!(writes_to(&sim, "SHOP-APP-42"), 1, "not sent again");
+    assert_staging_ran_once(&sim, "429 after the fact");
+}
+
 /// libfaketime, which makes a process read another wall-clock time (Debian's `libfaketime`;
 /// `.ci/run` installs it).
 pub(crate) const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
