@@ -2,8 +2,8 @@
 //! targets against the simulator with 5 % of requests (reads and writes) faulted — 503s,
 //! 429s and dropped connections.
 //!
-//! `cargo bench --bench soak` (about 20 minutes; `-- --cycles 100` for a shorter run). Not in
-//! CI. It prints, and checks:
+//! `cargo bench --bench soak` (about 20 minutes; `-- --cycles 100` for a shorter run, and
+//! `--every 10` to print the RSS every 10 cycles rather than 100). Not in CI. It prints, and checks:
 //! - no stage ran twice, and none ran that no target asked for (the simulator's run counts);
 //! - requests per idle cycle, beside `plan`'s for the same state and R_min (the fewest reads
 //!   any client needs): the fewest in any idle cycle equal `plan`'s, and faults add retries;
@@ -25,10 +25,13 @@ const PAGE: usize = 100;
 const FAULTS: &str = r#"{"errorRate": 0.03, "rateLimitRate": 0.01, "retryAfterSecs": 1, "dropRate": 0.01, "includeWrites": true, "seed": 23}"#;
 
 fn main() {
-    let cycles: u64 = std::env::args()
-        .skip_while(|a| a != "--cycles")
-        .nth(1)
-        .map_or(1_000, |n| n.parse().expect("--cycles N"));
+    let arg = |name: &str, default: u64| {
+        std::env::args()
+            .skip_while(|a| a != name)
+            .nth(1)
+            .map_or(default, |n| n.parse().expect("a number"))
+    };
+    let (cycles, every) = (arg("--cycles", 1_000), arg("--every", 100));
     let dir = scratch("soak");
     // Half the targets in sync, half to promote in the first cycles; stages take no time.
     let per_project = N / PROJECTS;
@@ -79,14 +82,17 @@ fn main() {
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || std::io::copy(&mut { stderr }, &mut std::io::sink()));
     let status_path = format!("/proc/{}/status", child.id());
-    let rss_kb = || {
+    // kB of one line of the watcher's /proc status: VmRSS, or its parts RssAnon (the heap and
+    // stacks) and RssFile (the binary's pages, read in as code paths are first taken).
+    let status_kb = |field: &str| {
         let status = std::fs::read_to_string(&status_path).unwrap_or_default();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .expect("VmRSS")
+            .expect(field)
     };
+    let rss_kb = || status_kb("VmRSS");
     let (mut rss_10, mut rss_last) = (0, 0);
     let mut idle: Vec<u64> = Vec::new();
     let mut outcomes: std::collections::BTreeMap<String, u64> = Default::default();
@@ -119,10 +125,12 @@ fn main() {
         if number == 10 {
             rss_10 = rss_kb();
         }
-        if number.is_multiple_of(100) {
+        if number.is_multiple_of(every) {
             eprintln!(
-                "cycle {number}: RSS {} kB, {:.0?}",
+                "cycle {number}: RSS {} kB (anon {}, file {}), {:.0?}",
                 rss_kb(),
+                status_kb("RssAnon"),
+                status_kb("RssFile"),
                 started.elapsed()
             );
         }

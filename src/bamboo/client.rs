@@ -208,6 +208,15 @@ impl BambooClient {
         *self.server_time.lock().expect("server time lock") = None;
     }
 
+    /// Closes the connections kept open to the server: `watch` between cycles, so that an idle
+    /// watcher holds no sockets, nor their buffers (hyper keeps up to 400 kB of read buffer on
+    /// each pooled connection: with eight, up to 3 MB held while the watcher sleeps). A cycle
+    /// every 30 s pays a handshake per connection; a server or proxy with a shorter keep-alive
+    /// timeout of its own would have closed them anyway.
+    pub fn close_idle_connections(&self) {
+        self.http.close_idle_connections();
+    }
+
     /// Keeps what an answer's `Date` says of the server's clock; `sent` is when the request
     /// left.
     pub(super) fn note_date(&self, answer: &Answer, sent: Instant) {

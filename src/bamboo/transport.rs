@@ -97,6 +97,9 @@ pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<Answer, SendError>> + 
 pub trait Transport: Send + Sync {
     /// Sends `request` and reads up to `limit` bytes of the answer's body.
     fn send(&self, request: Outgoing, limit: usize) -> Sending<'_>;
+
+    /// Closes the connections kept open for the next requests (nothing to close in memory).
+    fn close_idle_connections(&self) {}
 }
 
 /// The transport a new client uses: that of the command run in-process, if any (see
@@ -116,11 +119,25 @@ pub fn chosen(
     }
 }
 
-/// reqwest, with the timeouts, user agent and redirect policy the client wants.
-pub struct Reqwest(reqwest::Client);
+/// reqwest, with the timeouts, user agent and redirect policy the client wants. Its
+/// connection pool can be let go (`close_idle_connections`): requests in flight keep the
+/// client they started on, and new ones take a fresh one.
+pub struct Reqwest {
+    http: std::sync::RwLock<reqwest::Client>,
+    server: String,
+    timeout: Duration,
+}
 
 impl Reqwest {
     pub fn new(server: &str, timeout: Duration) -> Result<Reqwest, String> {
+        Ok(Reqwest {
+            http: std::sync::RwLock::new(Reqwest::client(server, timeout)?),
+            server: server.to_string(),
+            timeout,
+        })
+    }
+
+    fn client(server: &str, timeout: Duration) -> Result<reqwest::Client, String> {
         // reqwest is built without a default TLS provider; ring is the one we ship.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut http = reqwest::Client::builder()
@@ -135,14 +152,15 @@ impl Reqwest {
             // the costliest part of setting up the client.
             http = http.tls_certs_only([]);
         }
-        http.build().map(Reqwest).map_err(|e| e.to_string())
+        http.build().map_err(|e| e.to_string())
     }
 }
 
 impl Transport for Reqwest {
     fn send(&self, request: Outgoing, limit: usize) -> Sending<'_> {
+        let http = self.http.read().expect("client lock").clone();
         Box::pin(async move {
-            let mut builder = self.0.request(request.method, request.url);
+            let mut builder = http.request(request.method, request.url);
             for (name, value) in request.headers {
                 builder = builder.header(name, value);
             }
@@ -163,6 +181,13 @@ impl Transport for Reqwest {
                 body,
             })
         })
+    }
+
+    fn close_idle_connections(&self) {
+        // The same settings built once already; should they fail now, the old pool stays.
+        if let Ok(fresh) = Reqwest::client(&self.server, self.timeout) {
+            *self.http.write().expect("client lock") = fresh;
+        }
     }
 }
 
@@ -237,4 +262,59 @@ fn describe(error: &reqwest::Error) -> String {
         source = inner.source();
     }
     detail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers every request with 200 on the connection it came on, and counts
+    /// the connections made to it.
+    async fn counting_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 1024];
+                    while let Ok(n @ 1..) = socket.read(&mut buffer).await {
+                        request.extend_from_slice(&buffer[..n]);
+                        while let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                            request.drain(..end + 4);
+                            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                            if socket.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, connections)
+    }
+
+    #[tokio::test]
+    async fn closing_idle_connections_makes_the_next_request_connect_afresh() {
+        let (url, connections) = counting_server().await;
+        let http = Reqwest::new(&url, Duration::from_secs(5)).unwrap();
+        let get = || Outgoing::new(Method::GET, url::Url::parse(&url).unwrap());
+        let made = || connections.load(std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..2 {
+            let answer = http.send(get(), 1024).await.unwrap();
+            assert_eq!(answer.status, 200);
+        }
+        assert_eq!(
+            made(),
+            1,
+            "the second request reuses the first's connection"
+        );
+        http.close_idle_connections();
+        http.send(get(), 1024).await.unwrap();
+        assert_eq!(made(), 2, "after closing, a new connection");
+    }
 }

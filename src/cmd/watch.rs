@@ -33,7 +33,7 @@ use crate::watch::{self, Watch};
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 pub async fn run(args: &WatchArgs) -> u8 {
-    watch::memory::few_arenas();
+    watch::memory::one_arena();
     let json = if args.format == ApplyFormat::Json {
         Json::Event
     } else {
@@ -164,6 +164,7 @@ impl Watcher<'_> {
                 duration: started.elapsed(),
             };
             let requests = self.requests.load(Ordering::Relaxed) - sent_before;
+            self.connection.client.close_idle_connections();
             watch::memory::give_back_freed();
             self.say_cycle(&cycle, requests, next);
             self.watch.ended(cycle);

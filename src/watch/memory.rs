@@ -3,17 +3,18 @@
 //! an arena of its own (up to eight per core), keeps freed memory in them, and the watcher's
 //! resident size crept up with the arenas — 18 MB after the first cycle, 25 MB by the
 //! twentieth, 28 MB later (the soak, `docs/benchmarks.md`) — though nothing was kept. So a
-//! watcher uses two arenas, and gives free memory back between cycles, when nothing is in
-//! flight: the RSS a container's limit sees is then the memory in use, and a leak would stand
-//! out from it.
-
-/// Caps glibc's arenas at two, before the watcher's work starts (elsewhere, nothing to do).
-pub fn few_arenas() {
+//! watcher allocates from one arena (its threads wait on I/O, not on the allocator's lock),
+//! and gives free memory back between cycles, when nothing is in flight: the RSS a
+//! container's limit sees is then the memory in use, and a leak would stand out from it. The
+//! connections kept open between cycles are closed too (`BambooClient::close_idle_connections`).
+/// Makes glibc allocate from one arena, before the watcher's work starts (elsewhere, nothing
+/// to do).
+pub fn one_arena() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt sets an allocator parameter under the allocator's own lock; M_ARENA_MAX
     // only bounds how many arenas later threads may create.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
