@@ -48,6 +48,7 @@ pub(super) async fn read_builds(
         }
     }
     let (history, total) = client.history(plan, 0, HISTORY_DEPTH).await?;
+    let history = with_every_label(client, history).await?;
     let named = from_history(client, plan, &history, total, selectors).await?;
     Ok(PlanBuilds {
         named,
@@ -138,27 +139,27 @@ pub struct Newer<B> {
     pub marked: Option<(String, String)>,
 }
 
-/// The first build of `page` other than `n` with an unsettled mark. A page lists only the
-/// first labels of a build (25 on a real server): a build with more has the rest read, since
-/// a mark among them would go unseen.
-async fn unsettled_on(
+/// The first build of `page` other than `n` with an unsettled mark.
+fn unsettled_on(page: &[BuildResult], n: u32) -> Option<(String, String)> {
+    page.iter().filter(|b| b.number != n).find_map(|b| {
+        let observed = super::ObservedBuild::from_result(b.clone());
+        crate::tried_label::unsettled(&observed, None).map(|mark| (b.key.clone(), mark.to_string()))
+    })
+}
+
+/// A page of a history, each build with every label. A page lists only a build's first
+/// labels (25 on a real server): a watcher's mark or a gate among the rest would go unseen.
+/// One build at a time, since a write's last check reads in the one slot it holds; only a
+/// build with more labels than the page listed costs a read.
+async fn with_every_label(
     client: &impl BuildReader,
-    page: &[BuildResult],
-    n: u32,
-) -> Result<Option<(String, String)>, BambooError> {
-    for build in page.iter().filter(|b| b.number != n) {
-        let build = if build.labels.size > build.labels.items.len() {
-            client.with_all_labels(build.clone()).await?
-        } else {
-            build.clone()
-        };
-        let key = build.key.clone();
-        let observed = super::ObservedBuild::from_result(build);
-        if let Some(mark) = crate::tried_label::unsettled(&observed, None) {
-            return Ok(Some((key, mark.to_string())));
-        }
+    page: Vec<BuildResult>,
+) -> Result<Vec<BuildResult>, BambooError> {
+    let mut complete = Vec::with_capacity(page.len());
+    for build in page {
+        complete.push(client.with_all_labels(build).await?);
     }
-    Ok(None)
+    Ok(complete)
 }
 
 /// The builds of a plan newer than build `n`, newest first: history pages until one reaches
@@ -178,10 +179,8 @@ pub(super) async fn newer_than(
         let (page, _) = client.history(plan, start, HISTORY_DEPTH).await?;
         let reached = page.is_empty() || page.iter().any(|b| b.number <= n);
         start += page.len();
-        let page = pages.unseen(plan, page)?;
-        if marked.is_none() {
-            marked = unsettled_on(client, &page, n).await?;
-        }
+        let page = with_every_label(client, pages.unseen(plan, page)?).await?;
+        marked = marked.or_else(|| unsettled_on(&page, n));
         builds.extend(page.into_iter().filter(|b| b.number > n));
         if reached {
             let filled = fill_in(client, plan, n, builds).await?;
@@ -196,9 +195,10 @@ pub(super) async fn newer_than(
 }
 
 /// The builds of a plan newer than build `n` that one page of its history shows: `page`
-/// when already read, else the newest `HISTORY_DEPTH`. For what is said, not decided (a pin
-/// in sync that a newer build superseded): nothing is read build by build, and the list is
-/// complete only when the page reaches `n`.
+/// when already read (with every label, as `read_builds` leaves it), else the newest
+/// `HISTORY_DEPTH`. For what is said, not decided (a pin in sync that a newer build
+/// superseded): no build is read on its own, and the list is complete only when the page
+/// reaches `n`.
 pub(super) async fn newer_on_a_page(
     client: &BambooClient,
     plan: &str,
@@ -209,14 +209,15 @@ pub(super) async fn newer_on_a_page(
     let page = match page {
         Some(page) => page,
         None => {
-            read = client.history(plan, 0, HISTORY_DEPTH).await?.0;
+            let (page, _) = client.history(plan, 0, HISTORY_DEPTH).await?;
+            read = with_every_label(client, page).await?;
             &read
         }
     };
     Ok(Newer {
         builds: page.iter().filter(|b| b.number > n).cloned().collect(),
         complete: page.iter().any(|b| b.number <= n),
-        marked: unsettled_on(client, page, n).await?,
+        marked: unsettled_on(page, n),
     })
 }
 
