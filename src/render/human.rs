@@ -142,28 +142,33 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
                 let _ = writeln!(out, "{head}{whole}  {}", style.paint(colour, &words));
             }
         }
+        let detail = |out: &mut String, label: &str, text: &str| {
+            detail_line(out, &pad, label, text, style.width);
+        };
         if let (Some(newer), Some(build)) = (&item.superseded_by, item.build.as_deref()) {
-            let _ = writeln!(
-                out,
-                "{pad}superseded: {newer} has since run {stage}; Bamboo cannot run that stage again on {pinned}, so going back to it needs a new build",
+            let text = format!(
+                "{newer} has since run {stage}; Bamboo cannot run that stage again on {pinned}, so going back to it needs a new build",
                 stage = item.target.stage,
                 pinned = build.key,
             );
+            detail(&mut out, "superseded", &text);
         }
         if let (Some(lock), Some(build)) = (&item.locked_by, item.build.as_deref()) {
-            let _ = writeln!(
-                out,
-                "{pad}locked by another apply: {lock}; apply waits for it. If an apply exited 7 on {key}, check the build in Bamboo, then `bamboo-promote unlock {key} --force --reason …`",
+            let text = format!(
+                "{lock}; apply waits for it. If an apply exited 7 on {key}, check the build in Bamboo, then `bamboo-promote unlock {key} --force --reason …`",
                 key = build.key,
             );
+            detail(&mut out, "locked by another apply", &text);
         }
         if let (true, Status::Queue { action }) = (show_calls, &item.status) {
+            // The call on one line however narrow the terminal: it is copied whole.
             let _ = write!(out, "{pad}call: {} {}", action.method, action.path);
             for (i, (k, v)) in action.query.iter().enumerate() {
                 let separator = if i == 0 { '?' } else { '&' };
                 let _ = write!(out, "{separator}{k}={}", crate::bamboo::encode_segment(v));
             }
-            let _ = writeln!(out, "\n{pad}runs: {}", action.runs.join(", "));
+            let _ = writeln!(out);
+            detail(&mut out, "runs", &action.runs.join(", "));
         }
         if !item.gates.is_empty() {
             let gates: Vec<String> = item
@@ -184,7 +189,7 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
                     format!("{mark} {kind}{}{overridden}", g.label)
                 })
                 .collect();
-            let _ = writeln!(out, "{pad}gates: {}", gates.join(", "));
+            detail(&mut out, "gates", &gates.join(", "));
         }
         if !item.passed_over.is_empty() {
             let passed: Vec<String> = item
@@ -192,7 +197,7 @@ pub fn render(plan: &Plan, server: &str, show_calls: bool, style: Style) -> Stri
                 .iter()
                 .map(|p| format!("{} ({})", p.build, p.reason))
                 .collect();
-            let _ = writeln!(out, "{pad}passed over: {}", passed.join(", "));
+            detail(&mut out, "passed over", &passed.join(", "));
         }
     }
     let _ = writeln!(out, "\n{}", summary_line(&plan.summary(), show_calls));
@@ -257,6 +262,22 @@ fn plain_width(text: &str) -> usize {
         }
     }
     shown.width()
+}
+
+/// `{pad}{label}: {text}`; on a terminal too narrow for it, `text` wrapped at spaces, its
+/// later lines under its first.
+fn detail_line(out: &mut String, pad: &str, label: &str, text: &str, width: Option<usize>) {
+    let lead = format!("{pad}{label}: ");
+    let lines = match width {
+        Some(width) if lead.width() + text.width() > width => {
+            wrap(text, width.saturating_sub(lead.width()).max(20))
+        }
+        _ => vec![text.to_string()],
+    };
+    let indent = " ".repeat(lead.width());
+    for (i, line) in lines.iter().enumerate() {
+        let _ = writeln!(out, "{}{line}", if i == 0 { &lead } else { &indent });
+    }
 }
 
 /// `text` in lines of at most `room` columns, broken at spaces (a word longer than that has a
@@ -530,8 +551,18 @@ mod tests {
                     ),
                 },
             },
-            gates: Vec::new(),
-            passed_over: Vec::new(),
+            gates: vec![crate::manifest::GateCheck {
+                gate: "window".into(),
+                label: "office (Monday to Friday 09:00 to 17:00 Europe/Berlin)".into(),
+                passed: false,
+                overridden: false,
+            }],
+            passed_over: (231..234)
+                .map(|n| crate::reconcile::PassedOver {
+                    build: format!("SHOP-SEARCH-{n}"),
+                    reason: "still running short of Deploy Staging".into(),
+                })
+                .collect(),
             superseded_by: None,
             locked_by: None,
         };
