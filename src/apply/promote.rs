@@ -175,9 +175,10 @@ async fn last_check_and_send(
         why
     };
     // The plan's newer builds, in the same slot: a newer build that reached the stage since
-    // the plan (promoted by hand, by another run, or deploying now) makes the call a downgrade.
+    // the plan (promoted by hand, by another run, or deploying now) makes the call a downgrade,
+    // and one with a call that may still land could undo it.
     let newer_at = Instant::now();
-    let newer = match newer_in_turn(&turn, request, action).await {
+    let newer = match newer_in_turn(&turn, action).await {
         Ok(newer) => newer,
         Err(e) => {
             return Turn::ReadFailed(not_sent(format!("the newer builds' read failed: {e}")));
@@ -197,7 +198,7 @@ async fn last_check_and_send(
     let reads = Reads {
         build: &read,
         build_at: read_at,
-        newer: newer.as_ref(),
+        newer: &newer,
         newer_at,
         upstream: &upstream,
         upstream_at,
@@ -241,7 +242,7 @@ struct Reads<'a> {
     build: &'a ObservedBuild,
     /// When the build's read began.
     build_at: Instant,
-    newer: Option<&'a Newer<ObservedBuild>>,
+    newer: &'a Newer<ObservedBuild>,
     /// When the newer builds' read began.
     newer_at: Instant,
     /// The build each target this one is `after` names now, and when their reads began.
@@ -267,7 +268,7 @@ fn last_check(
     if reads.build_at.elapsed() > LAST_READ_AGE || !lease.fresh() {
         return Err(Check::Again("the last read is too old to write on".into()));
     }
-    if reads.newer.is_some() && reads.newer_at.elapsed() > NEWER_READ_AGE {
+    if reads.newer_at.elapsed() > NEWER_READ_AGE {
         return Err(Check::Again(
             "the newer builds took too long to read to rule out a downgrade".into(),
         ));
@@ -281,38 +282,39 @@ fn last_check(
     for named in reads.upstream {
         named.in_sync().map_err(Check::End)?;
     }
-    if let Some(newer) = reads.newer {
-        // Another build of the plan with a call that may still land: it could undo this one.
-        if let Some((build, label)) = &newer.marked {
-            let reason = BlockReason::TriedUnsettled {
-                build: build.clone(),
-                label: label.clone(),
-            };
-            return Err(Check::End(Box::new(Promotion::NotNeeded(
-                Status::Blocked { reason },
-            ))));
-        }
-        let now_ms = Moment::on_server(ctx.client, false).now.as_millisecond();
-        if let Some(reason) = downgrade(&newer.builds, newer.complete, action, now_ms) {
-            return Err(Check::End(Box::new(Promotion::NotNeeded(
-                Status::Blocked { reason },
-            ))));
-        }
-        // `latest` meant the newest build; a newer one (queued since the plan, or one still
-        // in its automatic stages that the server left out of `-latest` and its listings)
-        // makes the planned one no longer it.
-        if request.target.build == BuildSelector::Latest
-            && let Some(newest) = newer.builds.first()
-        {
-            let doing = match newest.life_cycle_state.as_str() {
-                "Finished" | "NotBuilt" => format!("{} is there", newest.key),
-                _ => format!("{} is {}", newest.key, running(newest)),
-            };
-            return Err(Check::End(Box::new(Promotion::Stale {
-                planned: format!("{} as the latest build", action.build_key),
-                found: format!("newer build {doing}; plan again"),
-            })));
-        }
+    let newer = reads.newer;
+    // Another build of the plan with a call that may still land: it could undo this one.
+    if let Some((build, label)) = &newer.marked {
+        let reason = BlockReason::TriedUnsettled {
+            build: build.clone(),
+            label: label.clone(),
+        };
+        return Err(Check::End(Box::new(Promotion::NotNeeded(
+            Status::Blocked { reason },
+        ))));
+    }
+    let now_ms = Moment::on_server(ctx.client, false).now.as_millisecond();
+    if !request.target.allow_downgrade
+        && let Some(reason) = downgrade(&newer.builds, newer.complete, action, now_ms)
+    {
+        return Err(Check::End(Box::new(Promotion::NotNeeded(
+            Status::Blocked { reason },
+        ))));
+    }
+    // `latest` meant the newest build; a newer one (queued since the plan, or one still
+    // in its automatic stages that the server left out of `-latest` and its listings)
+    // makes the planned one no longer it.
+    if request.target.build == BuildSelector::Latest
+        && let Some(newest) = newer.builds.first()
+    {
+        let doing = match newest.life_cycle_state.as_str() {
+            "Finished" | "NotBuilt" => format!("{} is there", newest.key),
+            _ => format!("{} is {}", newest.key, running(newest)),
+        };
+        return Err(Check::End(Box::new(Promotion::Stale {
+            planned: format!("{} as the latest build", action.build_key),
+            found: format!("newer build {doing}; plan again"),
+        })));
     }
     // The server's clock as the answers since the lock show it: readings that disagree by
     // more than the skew bound (a front end's clock, a clock set), or a clock that moved on
@@ -620,20 +622,16 @@ fn still_needed(
 }
 
 /// The newer builds of the build's plan, read in the call's turn, whatever the selector (a
-/// saved plan's `latest` is a pin by then); `None` with `allowDowngrade: true`.
+/// saved plan's `latest` is a pin by then). With `allowDowngrade: true` too: no downgrade is
+/// looked for then, but a newer build's call that may still land would undo this one.
 async fn newer_in_turn(
     turn: &WriteTurn<'_>,
-    request: &Request<'_>,
     action: &Action,
-) -> Result<Option<Newer<ObservedBuild>>, String> {
-    if request.target.allow_downgrade {
-        return Ok(None);
-    }
+) -> Result<Newer<ObservedBuild>, String> {
     let (plan, number) = split_build_key(&action.build_key)
         .ok_or_else(|| format!("{} is not a build key", action.build_key))?;
     newer_builds_of(turn, plan, number)
         .await
-        .map(Some)
         .map_err(|e| e.to_string())
 }
 

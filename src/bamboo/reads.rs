@@ -140,11 +140,40 @@ impl BambooClient {
             let listed = std::mem::take(&mut build.labels.items);
             let size = build.labels.size;
             build.labels.items = self
-                .rest_of_labels(&build.key, listed, size, reading)
+                .confirmed_labels(&build.key, listed, size, reading)
                 .await?;
             build.labels_paged = true;
         }
         Ok(build)
+    }
+
+    /// Every label of a build: the pages after `listed` (`rest_of_labels`), then the whole
+    /// list again from its start, until two reads agree. Pages are not one snapshot: a label
+    /// taken off before a page's end, while another is put on, moves the next label back into
+    /// the part already read, and neither read shows it — a watcher's mark or a lock, unseen.
+    async fn confirmed_labels(
+        &self,
+        build_key: &str,
+        listed: Vec<Label>,
+        size: usize,
+        reading: Reading,
+    ) -> Result<Vec<Label>, BambooError> {
+        let names = |labels: &[Label]| labels.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
+        let mut last = self
+            .rest_of_labels(build_key, listed, size, reading)
+            .await?;
+        for _ in 0..LABEL_RESTARTS {
+            let again = self
+                .rest_of_labels(build_key, Vec::new(), last.len(), reading)
+                .await?;
+            if names(&again) == names(&last) {
+                return Ok(again);
+            }
+            last = again;
+        }
+        Err(BambooError::Changing {
+            what: format!("read the labels of {build_key}"),
+        })
     }
 
     /// `GET result/{build}/label`, page after page from where `listed` (the first of `size`
@@ -152,8 +181,8 @@ impl BambooClient {
     /// count changes or a label shows twice (labels moved), the list is read again from its
     /// start. A page that begins where the list did (a server that ignores `start-index`) or
     /// comes back empty early is an error, never a shorter list: another apply's lock label
-    /// left out would go unseen. Pages are not one snapshot: the lease reads until two lists
-    /// agree (`apply::lease`).
+    /// left out would go unseen. Pages are not one snapshot: `confirmed_labels` reads until
+    /// two lists agree.
     async fn rest_of_labels(
         &self,
         build_key: &str,

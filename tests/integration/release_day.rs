@@ -105,7 +105,9 @@ spec:
         "{}",
         ran.stdout
     );
-    // The history, then the rest of build 42's labels: one page of up to 100.
+    // The history, then the rest of build 42's labels, then all of them again from the start
+    // (two pages of 25 at most, as this server pages them), to confirm the pages were one
+    // list.
     let paths: Vec<String> = sim
         .requests()
         .iter()
@@ -113,7 +115,12 @@ spec:
         .collect();
     assert_eq!(
         paths,
-        ["result/SHOP-APP", "result/SHOP-APP-42/label"],
+        [
+            "result/SHOP-APP",
+            "result/SHOP-APP-42/label",
+            "result/SHOP-APP-42/label",
+            "result/SHOP-APP-42/label"
+        ],
         "{paths:?}"
     );
 }
@@ -464,12 +471,14 @@ fn promoting_an_older_build_over_a_newer_one_is_a_downgrade_unless_allowed() {
         .run();
     assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
     assert_eq!(sim.queue_writes().len(), 1);
-    assert!(
-        !sim.requests()
-            .iter()
-            .any(|r| r["path"] == "result/SHOP-APP"),
-        "no history read when a downgrade is allowed"
-    );
+    // No downgrade is looked for, but the last check reads the newer builds once, for the
+    // mark of a watcher's call that may still land on one of them.
+    let history_reads = sim
+        .requests()
+        .iter()
+        .filter(|r| r["path"] == "result/SHOP-APP")
+        .count();
+    assert_eq!(history_reads, 1, "{:?}", sim.calls());
 }
 
 #[test]

@@ -1005,6 +1005,99 @@ fn an_older_builds_unsettled_mark_in_the_last_checks_page_holds_the_call() {
     }
 }
 
+/// Found by a red team (session 13): between the history page that lists build 41's first 25
+/// labels and the read of the rest, a label before the 25th was taken off and another put on.
+/// The mark, 26th, moved back to 25th: past the page already read, before the rest, and the
+/// count unchanged — no read showed it, and the call went to 42. The labels are now read
+/// again from the start until two reads agree.
+#[test]
+fn a_mark_moved_back_by_labels_changing_between_pages_is_still_seen() {
+    let notes: Vec<String> = (0..25).map(|i| format!("aa-note-{i:02}")).collect();
+    let world = TRAP
+        .replace(
+            "          - { number: 42,",
+            &format!(
+                "          - {{ number: 41, labels: [{}, bamboo-promote-tried-deploy-staging], state: {{ pausedBefore: Deploy Staging }} }}\n          - {{ number: 42,",
+                notes.join(", ")
+            ),
+        )
+        .replace("clock: manual", "clock: manual, labelPage: 25");
+    let sim = Sim::start(&world);
+    let dir = manifests(&one_target("latest", "Deploy Staging"));
+    let promotions = promotions(&dir);
+    let apply = || sim.cmd(&["apply", "--auto-approve", &promotions]);
+    // Which read of result/SHOP-APP… is the last check's history page: the last one of a run
+    // left alone, which the mark blocks.
+    assert_eq!(apply().run().code, 3);
+    let reads: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| r["method"] == "GET")
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .filter(|p| p.contains("result/SHOP-APP"))
+        .collect();
+    let page = reads.iter().rposition(|p| p == "result/SHOP-APP").unwrap();
+    sim.reset();
+    sim.set_faults(&format!(
+        r#"{{ "script": [ {{ "method": "GET", "path": "result/SHOP-APP", "skip": {page}, "fault": "hold", "afterMs": 5 }} ] }}"#
+    ));
+    let child = apply().spawn();
+    crate::support::wait_until("the last check's history page never came", || {
+        let log = sim.requests();
+        let lock = log
+            .iter()
+            .position(|r| r["method"] == "POST" && r["path"] == "result/SHOP-APP-42/label");
+        lock.is_some_and(|at| log[at..].iter().any(|r| r["path"] == "result/SHOP-APP"))
+    });
+    // While its answer is held: a note before the mark off, another on.
+    let (status, _) = sim.request(
+        "DELETE",
+        "/rest/api/latest/result/SHOP-APP-41/label/aa-note-00",
+        &[("X-Atlassian-Token", "no-check")],
+        "",
+    );
+    assert!(status < 300, "{status}");
+    add_label(&sim, "SHOP-APP-41", "zz-note");
+    sim.advance(10);
+    let ran = Ran::finish(child);
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("a watcher's call to SHOP-APP-41 may still land"),
+        "{}",
+        ran.stderr
+    );
+    assert!(sim.queued().is_empty(), "{:?}", sim.queued());
+    assert_eq!(sim.ran("SHOP-APP-42"), ["Build"]);
+}
+
+/// Found by a red team (session 13): with `allowDowngrade: true` the last check read no newer
+/// build, so a newer build's mark of a call that may still land went unseen, and the rollback
+/// to 41 was sent. The newer builds are read for their marks, downgrade or not.
+#[test]
+fn a_newer_builds_unsettled_mark_holds_a_rollback_allowed_to_downgrade() {
+    let sim = Sim::start(&TRAP.replace(
+        "          - { number: 42,",
+        "          - { number: 41, state: { pausedBefore: Deploy Staging } }\n          - { number: 42,",
+    ));
+    add_label(&sim, "SHOP-APP-42", "bamboo-promote-tried-deploy-staging");
+    let dir = manifests(
+        "apiVersion: bamboo-promote/v1\nkind: Promotion\nmetadata: { name: shop }\nspec:\n  targets:\n    - { id: app, plan: SHOP-APP, build: 41, stage: Deploy Staging, allowDowngrade: true }\n",
+    );
+    let ran = sim
+        .cmd(&["apply", "--auto-approve", &promotions(&dir)])
+        .run();
+    assert_eq!(ran.code, 3, "{}\n{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("a watcher's call to SHOP-APP-42 may still land"),
+        "{}",
+        ran.stderr
+    );
+    assert!(sim.queued().is_empty(), "{:?}", sim.queued());
+    assert_eq!(sim.ran("SHOP-APP-41"), ["Build"]);
+}
+
 fn older_builds_mark_holds_the_call(sim: &Sim) {
     let dir = manifests(&one_target("latest", "Deploy Staging"));
     for command in ["apply", "watch"] {
