@@ -87,10 +87,16 @@ pub(super) async fn settle(
             }
         }
         Err(WriteError::Refused { status, message }) => {
-            let detail = format!("{status}: {message}");
             let moved = reread(client, &action.build_key)
                 .await
                 .is_ok_and(|now| now.fingerprint() != before.fingerprint());
+            // A 429 comes from whatever counts requests, often a gateway in front of Bamboo,
+            // which may have passed the call on before answering so: then the move is ours.
+            let detail = if moved && status == 429 {
+                format!("{status}: {message}; a gateway may have passed this call on first")
+            } else {
+                format!("{status}: {message}")
+            };
             let promotion = if moved {
                 audit(Outcome::RefusedMoved, Some(detail.clone()));
                 Promotion::MovedByOther(detail)
