@@ -158,7 +158,6 @@ impl BambooClient {
         size: usize,
         reading: Reading,
     ) -> Result<Vec<Label>, BambooError> {
-        let names = |labels: &[Label]| labels.iter().map(|l| l.name.clone()).collect::<Vec<_>>();
         let mut last = self
             .rest_of_labels(build_key, listed, size, reading)
             .await?;
@@ -166,7 +165,7 @@ impl BambooClient {
             let again = self
                 .rest_of_labels(build_key, Vec::new(), last.len(), reading)
                 .await?;
-            if names(&again) == names(&last) {
+            if again == last {
                 return Ok(again);
             }
             last = again;
